@@ -1,0 +1,1 @@
+"""Stages that turn a manifest into clips and dataset splits."""

@@ -1,0 +1,1 @@
+"""Adapters: public annotation formats -> the project manifest schema."""

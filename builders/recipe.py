@@ -1,0 +1,97 @@
+"""Build recipes: one validated YAML that drives ingest, chunking and the splits.
+
+A bad recipe fails at load with the file and the dotted path of the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SampleConfig(Strict):
+    """Synthetic sample to generate before ingest (`manifest` then points into it)."""
+
+    videos: int = Field(12, ge=1)
+    seed: int = 0
+    duration: float = Field(20.0, gt=0)
+    width: int = Field(320, ge=32)
+    height: int = Field(180, ge=32)
+    fps: float = Field(30.0, gt=0)
+    gop: int = Field(30, ge=1, description="keyframe interval in frames")
+
+
+class ChunkConfig(Strict):
+    """Sliding windows and the labelling rule (see builders/windows.py)."""
+
+    window: float = Field(6.0, gt=0, description="clip length in seconds")
+    stride: float = Field(5.5, gt=0, description="seconds between window starts")
+    margin: float = Field(1.0, ge=0, description="context kept around the event moment")
+    ambiguous: Literal["drop", "event"] = "drop"
+    post_event: Literal["normal", "drop"] = "normal"
+    ensure_event_clip: bool = True
+    mode: Literal["copy", "reencode"] = "reencode"
+    crf: int = Field(23, ge=0, le=51)
+    preset: str = "veryfast"
+    workers: int = Field(0, ge=0, description="processes; 0 = one per core")
+
+    @model_validator(mode="after")
+    def _margin_fits(self) -> ChunkConfig:
+        if 2 * self.margin > self.window:
+            raise ValueError("margin must be at most half the window")
+        return self
+
+
+class BuildRecipe(Strict):
+    """A whole build: where the videos are, where the build goes, how to cut them."""
+
+    manifest: str
+    build_dir: str
+    taxonomy: str | None = None
+    sample: SampleConfig | None = None
+    chunk: ChunkConfig = ChunkConfig()
+
+
+def format_validation_error(source: str | Path, err: ValidationError) -> str:
+    """One line per problem: `file: dotted.key.path: message`."""
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"{source}: {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_recipe(path: str | Path, overrides: dict | None = None) -> BuildRecipe:
+    """Load a build recipe YAML; raise ValueError naming the file and key path."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: a recipe is a mapping of keys, got {type(data).__name__}")
+    data.update(overrides or {})
+    try:
+        return BuildRecipe.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(format_validation_error(p, e)) from None
+
+
+def worker_count(requested: int) -> int:
+    """Processes to use: `requested`, or one per available core when 0."""
+    if requested:
+        return requested
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

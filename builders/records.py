@@ -1,0 +1,228 @@
+"""Record types of the ingest and chunk stages.
+
+Each record's field names are the Arrow columns of the table the stage writes
+(`ingest/videos.parquet`, `chunk/clips.parquet`, the `rejects.jsonl` files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+class Actor(BaseModel):
+    """One road user involved in the video (the ego vehicle included)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="`ego` or `other`")
+    type: str | None = None
+    motion: str | None = None
+    impact_side: str | None = Field(None, description="side of this actor that was hit")
+
+
+class VideoMetadata(BaseModel):
+    """Structured metadata of a source video. Every field may be missing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weather: str | None = None
+    light: str | None = None
+    road: str | None = None
+    scene: str | None = None
+    blame: str | None = None
+    evasive_action: str | None = None
+    actors: list[Actor] = Field(default_factory=list)
+    source_class: str | None = Field(None, description="the source dataset's own label")
+
+
+class ManifestEntry(BaseModel):
+    """One row of a manifest in the project's own schema (JSONL, CSV or Parquet).
+
+    Times are seconds from the start of the video. Event videos need `event_time`
+    (the key moment: contact, or closest approach); `event_start`/`event_end` bound
+    the event and default to `event_time`. Normal Driving videos have no event.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: str
+    path: str
+    label: str
+    event_start: float | None = None
+    event_time: float | None = None
+    event_end: float | None = None
+    source: str = "manifest"
+    metadata: VideoMetadata = Field(default_factory=VideoMetadata)
+
+    @field_validator("video_id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if not v or v[0] in "._-" or not set(v) <= _ID_CHARS:
+            raise ValueError(f"video_id {v!r} must be letters, digits, '_', '.', '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _event_bounds(self) -> ManifestEntry:
+        times = [self.event_start, self.event_time, self.event_end]
+        if self.event_time is None and any(t is not None for t in times):
+            raise ValueError("event_start/event_end given without event_time")
+        if self.event_time is not None:
+            if self.event_start is None:
+                self.event_start = self.event_time
+            if self.event_end is None:
+                self.event_end = self.event_time
+            if not self.event_start <= self.event_time <= self.event_end:
+                raise ValueError("need event_start <= event_time <= event_end")
+            if self.event_start < 0:
+                raise ValueError("event times must be >= 0")
+        return self
+
+    @property
+    def has_event(self) -> bool:
+        return self.event_time is not None
+
+
+class VideoRecord(ManifestEntry):
+    """Ingest output: a validated manifest entry plus what probing the file found."""
+
+    duration: float
+    fps: float
+    frames: int
+    width: int
+    height: int
+    codec: str
+
+
+@dataclasses.dataclass
+class ClipRecord:
+    """Chunk output: one clip cut from a source video (a row of `chunk/clips.parquet`).
+
+    `path` is relative to the build folder. Times are seconds in the source video;
+    `event_offset` is the event moment relative to the clip start (None if outside).
+    """
+
+    clip_id: str
+    video_id: str
+    path: str
+    planned_start: float
+    planned_end: float
+    start: float
+    end: float
+    fps: float
+    frames: int
+    width: int
+    height: int
+    size_bytes: int
+    label: str
+    event_offset: float | None
+    cut_mode: str
+
+
+@dataclasses.dataclass
+class RejectRecord:
+    """An input that a stage could not use, with the reason (a row of `rejects.jsonl`)."""
+
+    stage: str
+    source: str
+    line: int | None
+    video_id: str | None
+    reason: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+
+ACTOR_TYPE = pa.struct(
+    [
+        ("role", pa.string()),
+        ("type", pa.string()),
+        ("motion", pa.string()),
+        ("impact_side", pa.string()),
+    ]
+)
+METADATA_TYPE = pa.struct(
+    [
+        ("weather", pa.string()),
+        ("light", pa.string()),
+        ("road", pa.string()),
+        ("scene", pa.string()),
+        ("blame", pa.string()),
+        ("evasive_action", pa.string()),
+        ("actors", pa.list_(ACTOR_TYPE)),
+        ("source_class", pa.string()),
+    ]
+)
+_MANIFEST_FIELDS = [
+    ("video_id", pa.string()),
+    ("path", pa.string()),
+    ("label", pa.string()),
+    ("event_start", pa.float64()),
+    ("event_time", pa.float64()),
+    ("event_end", pa.float64()),
+    ("source", pa.string()),
+    ("metadata", METADATA_TYPE),
+]
+MANIFEST_SCHEMA = pa.schema(_MANIFEST_FIELDS)
+VIDEO_SCHEMA = pa.schema(
+    [
+        *_MANIFEST_FIELDS,
+        ("duration", pa.float64()),
+        ("fps", pa.float64()),
+        ("frames", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("codec", pa.string()),
+    ]
+)
+CLIP_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("planned_start", pa.float64()),
+        ("planned_end", pa.float64()),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("fps", pa.float64()),
+        ("frames", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("size_bytes", pa.int64()),
+        ("label", pa.string()),
+        ("event_offset", pa.float64()),
+        ("cut_mode", pa.string()),
+    ]
+)
+
+
+def to_row(record: Any) -> dict[str, Any]:
+    """A record (pydantic model or dataclass) as a plain dict of its Arrow columns."""
+    if isinstance(record, BaseModel):
+        return record.model_dump()
+    return dataclasses.asdict(record)
+
+
+def write_table(records: list[Any], schema: pa.Schema, path: Path) -> None:
+    """Write records as Parquet atomically (temporary name, then rename)."""
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([to_row(r) for r in records], schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def read_videos(path: Path) -> list[VideoRecord]:
+    """Read `ingest/videos.parquet` back into records."""
+    import pyarrow.parquet as pq
+
+    return [VideoRecord.model_validate(r) for r in pq.read_table(path).to_pylist()]

@@ -1,0 +1,60 @@
+"""The label taxonomy (`templates/taxonomy.yaml`): event classes and metadata vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from vlm_autodrive.resources import bundled
+
+
+class EventClass(BaseModel):
+    """One class of the label set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    mcq_option: str
+    description: str
+    is_event: bool = True
+
+
+class Taxonomy(BaseModel):
+    """The label set, in the paper's option order, and the metadata vocabulary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classes: list[EventClass]
+    vocab: dict[str, list[str]] = {}
+
+    @model_validator(mode="after")
+    def _one_background(self) -> Taxonomy:
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"class names repeat: {names}")
+        if sum(not c.is_event for c in self.classes) != 1:
+            raise ValueError("exactly one class must have is_event: false (the background)")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def normal(self) -> str:
+        """The background class that clips away from any event receive."""
+        return next(c.name for c in self.classes if not c.is_event)
+
+    def is_event(self, label: str) -> bool:
+        return any(c.name == label and c.is_event for c in self.classes)
+
+
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    """Load and validate a taxonomy YAML (the bundled one when `path` is None)."""
+    p = Path(path) if path else bundled("templates", "taxonomy.yaml")
+    try:
+        return Taxonomy.model_validate(yaml.safe_load(p.read_text()))
+    except ValidationError as e:
+        raise ValueError(f"{p}: invalid taxonomy:\n{e}") from None

@@ -1,0 +1,1 @@
+"""Bundled recipes: data files shipped with the package (see README.md here)."""
