@@ -1,0 +1,235 @@
+"""The `autodrive` command line. Each subcommand is one stage, re-runnable on its own.
+
+Exit codes: 0 done; 3 done, but some inputs were rejected (listed in the rejects files);
+2 bad arguments, recipe or manifest; 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_REJECTS = 3
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autodrive",
+        description="Dashcam event videos -> clips and supervision for video VLMs.",
+        epilog="Run `autodrive COMMAND --help` for each command. Quick start: "
+        "`autodrive build recipes/quickstart.yaml`.",
+    )
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    s = sub.add_parser(
+        "sample",
+        help="generate synthetic dashcam videos and a manifest",
+        description="Write DIR/videos/*.mp4 (H.264, moving road scene, vehicles as shapes; "
+        "Collision = contact at the event time, Near-Collision = a close pass, Normal = "
+        "neither) and DIR/manifest.jsonl with realistic metadata. Deterministic for a seed.",
+    )
+    s.add_argument("--videos", type=int, default=12, help="number of videos (default 12)")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--duration", type=float, default=20.0, help="seconds per video")
+    s.add_argument("--width", type=int, default=320)
+    s.add_argument("--height", type=int, default=180)
+    s.add_argument("--fps", type=float, default=30.0)
+    s.add_argument("--gop", type=int, default=30, help="keyframe interval in frames")
+    s.set_defaults(func=_cmd_sample)
+
+    a = sub.add_parser(
+        "adapt",
+        help="convert public annotations (nexar, dota, ccd) to a manifest",
+        description="Turn a public dataset's annotation file into a manifest in the "
+        "project's schema. The label mapping is explicit configuration: see "
+        "recipes/adapters/NAME.yaml and recipes/adapters/README.md.",
+    )
+    a.add_argument("adapter", help="nexar, dota or ccd")
+    a.add_argument("source", type=Path, help="the annotation file or folder")
+    a.add_argument("--out", type=Path, required=True, help="manifest to write (.jsonl)")
+    a.add_argument("--config", type=Path, help="mapping YAML (default: the bundled one)")
+    a.add_argument("--video-root", type=Path, help="folder holding the videos")
+    a.set_defaults(func=_cmd_adapt)
+
+    i = sub.add_parser(
+        "ingest",
+        help="validate a manifest and probe its videos",
+        description="Read a manifest (.jsonl, .csv, .parquet), validate every row, probe "
+        "every video, and write BUILD/ingest/videos.parquet and rejects.jsonl.",
+    )
+    i.add_argument("manifest", type=Path)
+    i.add_argument("--build", type=Path, required=True, help="build folder")
+    i.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: bundled)")
+    i.add_argument("--workers", type=int, default=0, help="processes (0 = one per core)")
+    i.set_defaults(func=_cmd_ingest)
+
+    c = sub.add_parser(
+        "chunk",
+        help="cut ingested videos into labelled sliding-window clips",
+        description="Cut every ingested video into windows (settings from --recipe, "
+        "overridable here), label each clip from its actual cut times, and write "
+        "BUILD/clips/ and BUILD/chunk/clips.parquet. Resumable: re-running skips "
+        "finished videos.",
+    )
+    c.add_argument("--build", type=Path, required=True, help="build folder (after ingest)")
+    c.add_argument("--recipe", type=Path, help="build recipe whose `chunk:` section to use")
+    c.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: bundled)")
+    _chunk_overrides(c)
+    c.set_defaults(func=_cmd_chunk)
+
+    b = sub.add_parser(
+        "build",
+        help="run a whole build recipe (sample, ingest, chunk, splits)",
+        description="Run every stage a build recipe names, each resuming or skipping "
+        "finished work, and print a summary.",
+    )
+    b.add_argument("recipe", type=Path, help="e.g. recipes/quickstart.yaml")
+    b.add_argument("--build", type=Path, help="override the recipe's build_dir")
+    _chunk_overrides(b)
+    b.set_defaults(func=_cmd_build)
+    return p
+
+
+def _chunk_overrides(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("chunk settings (override the recipe)")
+    g.add_argument("--window", type=float, help="clip length, seconds")
+    g.add_argument("--stride", type=float, help="seconds between window starts")
+    g.add_argument("--margin", type=float, help="context around the event moment, seconds")
+    g.add_argument("--mode", choices=["copy", "reencode"], help="stream copy or frame exact")
+    g.add_argument("--crf", type=int, help="x264 quality for reencode (lower = better)")
+    g.add_argument("--preset", help="x264 preset for reencode")
+    g.add_argument("--ambiguous", choices=["drop", "event"], help="clips near the event")
+    g.add_argument("--workers", type=int, help="processes (0 = one per core)")
+    g.add_argument("--force", action="store_true", help="re-cut if settings changed")
+
+
+def _chunk_config(args, base):
+    from vlm_autodrive.builders.recipe import ChunkConfig
+
+    keys = ("window", "stride", "margin", "mode", "crf", "preset", "ambiguous", "workers")
+    data = base.model_dump() if base else {}
+    data.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
+    return ChunkConfig.model_validate(data)
+
+
+def _cmd_sample(args) -> int:
+    from vlm_autodrive.builders.sample import generate_sample
+
+    manifest = generate_sample(
+        args.out, args.videos, seed=args.seed, duration=args.duration, width=args.width,
+        height=args.height, fps=args.fps, gop=args.gop, progress=True,
+    )
+    print(f"wrote {args.videos} videos and {manifest}")
+    return 0
+
+
+def _cmd_adapt(args) -> int:
+    from vlm_autodrive.builders.adapters import run_adapter
+
+    result = run_adapter(args.adapter, args.source, args.out, args.config, args.video_root)
+    print(result)
+    return EXIT_REJECTS if result.rejects else 0
+
+
+def _cmd_ingest(args) -> int:
+    from vlm_autodrive.builders.ingest import run_ingest
+    from vlm_autodrive.builders.recipe import worker_count
+    from vlm_autodrive.builders.taxonomy import load_taxonomy
+
+    res = run_ingest(args.manifest, args.build, load_taxonomy(args.taxonomy),
+                     worker_count(args.workers))
+    _print_ingest(res)
+    return EXIT_REJECTS if res.rejects else 0
+
+
+def _cmd_chunk(args) -> int:
+    from vlm_autodrive.builders.recipe import load_recipe
+    from vlm_autodrive.builders.taxonomy import load_taxonomy
+
+    recipe = load_recipe(args.recipe) if args.recipe else None
+    config = _chunk_config(args, recipe.chunk if recipe else None)
+    res = _run_chunk_stage(args.build, config, load_taxonomy(args.taxonomy), args.force)
+    return EXIT_REJECTS if res.rejects else 0
+
+
+def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
+    from vlm_autodrive.builders.chunk import ChunkSettingsChanged, run_chunk
+    from vlm_autodrive.builders.recipe import worker_count
+
+    try:
+        res = run_chunk(build, config, taxonomy, worker_count(config.workers), force=force)
+    except ChunkSettingsChanged as e:
+        raise ValueError(str(e)) from None
+    _print_chunk(res)
+    return res
+
+
+def _cmd_build(args) -> int:
+    from vlm_autodrive.builders.ingest import run_ingest
+    from vlm_autodrive.builders.recipe import load_recipe, worker_count
+    from vlm_autodrive.builders.taxonomy import load_taxonomy
+    from vlm_autodrive.resources import resolve_recipe_path
+
+    path = resolve_recipe_path(args.recipe)
+    recipe = load_recipe(path)
+    build = args.build or Path(recipe.build_dir)
+    taxonomy = load_taxonomy(recipe.taxonomy)
+    manifest = Path(recipe.manifest)
+    if recipe.sample and not manifest.exists():
+        from vlm_autodrive.builders.sample import generate_sample
+
+        s = recipe.sample
+        print(f"[sample] generating {s.videos} synthetic videos in {manifest.parent}")
+        generate_sample(manifest.parent, s.videos, seed=s.seed, duration=s.duration,
+                        width=s.width, height=s.height, fps=s.fps, gop=s.gop, progress=True)
+    print(f"[ingest] {manifest}")
+    ing = run_ingest(manifest, build, taxonomy, worker_count(recipe.chunk.workers))
+    _print_ingest(ing)
+    print("[chunk]")
+    chunk = _run_chunk_stage(build, _chunk_config(args, recipe.chunk), taxonomy, args.force)
+    print(f"\nbuild folder: {build.resolve()}")
+    return EXIT_REJECTS if ing.rejects or chunk.rejects else 0
+
+
+def _print_ingest(res) -> None:
+    note = " (unchanged inputs: reused the finished ingest)" if res.skipped else ""
+    print(f"  manifest rows {res.rows} = videos {len(res.videos)} + rejected "
+          f"{len(res.rejects)}{note}")
+    for r in res.rejects:
+        where = f"{r.source}:{r.line}" if r.line else r.source
+        print(f"  rejected {r.video_id or '?'} ({where}): {r.reason}")
+
+
+def _print_chunk(res) -> None:
+    print(f"  videos {res.videos} (cut now {res.cut_now}, already done "
+          f"{res.videos - res.cut_now}), rejected {len(res.rejects)}")
+    drops = ", ".join(f"{k} {v}" for k, v in sorted(res.dropped.items())) or "none"
+    print(f"  windows planned {res.planned} = clips {len(res.clips)} + dropped ({drops})"
+          f" + windows of rejected videos")
+    for label, n in res.by_label.items():
+        print(f"    {label:<16} {n:>6} clips")
+    for r in res.rejects:
+        print(f"  rejected {r.video_id}: {r.reason}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
