@@ -85,8 +85,13 @@ def run_chunk(
     todo = [v for v in videos if not (parts / f"{v.video_id}.json").exists()]
     threads = max(1, workers // max(1, min(workers, len(todo))))
     jobs = [(v, config, taxonomy.normal, str(build_dir), threads) for v in todo]
-    bar = tqdm(total=len(videos), initial=len(videos) - len(todo), desc="chunk", unit="video",
-               disable=not progress)
+    bar = tqdm(
+        total=len(videos),
+        initial=len(videos) - len(todo),
+        desc="chunk",
+        unit="video",
+        disable=not progress,
+    )
     for outcome in _run_parallel(jobs, workers):
         write_json(parts / f"{outcome.video_id}.json", asdict(outcome))
         bar.update()
@@ -128,14 +133,16 @@ def chunk_video(
         else None
     )
     windows = plan_windows(
-        video.duration, config.window, config.stride, event, config.margin,
+        video.duration,
+        config.window,
+        config.stride,
+        event,
+        config.margin,
         config.ensure_event_clip,
     )
     outcome = VideoOutcome(video.video_id, planned=len(windows))
     if not windows:
-        outcome.reject = (
-            f"shorter ({video.duration:g} s) than one window ({config.window:g} s)"
-        )
+        outcome.reject = f"shorter ({video.duration:g} s) than one window ({config.window:g} s)"
         return outcome
     # Labels come from the times actually cut (copy mode starts at an earlier keyframe),
     # so every window is cut first and the rule then keeps or drops it.
@@ -156,8 +163,9 @@ def chunk_video(
     dropped: Counter[str] = Counter()
     for clip, r in zip(cut, rel):
         actual = Window(round(clip.start, 6), round(clip.end, 6))
-        label = label_window(actual, event, normal, config.margin, config.ambiguous,
-                             config.post_event)
+        label = label_window(
+            actual, event, normal, config.margin, config.ambiguous, config.post_event
+        )
         if label is None:
             where = place_window(actual, event, config.margin)
             dropped["post_event" if where == "after" else "ambiguous"] += 1

@@ -35,6 +35,15 @@ class CutError(Exception):
     """The source failed part-way (decode or demux error); the message says where."""
 
 
+def _open_source(source: str):
+    import av
+
+    try:
+        return av.open(source)
+    except av.error.FFmpegError as e:
+        raise CutError(f"cannot open the source: {e}") from None
+
+
 def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
@@ -51,7 +60,7 @@ def cut_reencode(
     import av
     from av.video.frame import PictureType
 
-    with av.open(source) as inp:
+    with _open_source(source) as inp:
         stream = inp.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
@@ -92,7 +101,9 @@ def cut_reencode(
                 container.close()
             raise CutError(f"decoding failed near frame {written and max(written)}: {e}") from None
         for i, enc in open_.items():  # the source ended before these windows did
-            done.append(_close(enc, windows[i], paths[i], (spans[i][0], spans[i][0] + written[i]), rate))
+            done.append(
+                _close(enc, windows[i], paths[i], (spans[i][0], spans[i][0] + written[i]), rate)
+            )
     return sorted(done, key=lambda c: c.window.start)
 
 
@@ -130,7 +141,7 @@ def cut_copy(source: str, windows: list[Window], paths: list[Path]) -> list[CutC
     """Stream-copied clips for `windows`; two demux passes (index, then copy), no decode."""
     import av
 
-    with av.open(source) as inp:
+    with _open_source(source) as inp:
         stream = inp.streams.video[0]
         tb = stream.time_base
         rate = Fraction(stream.average_rate or stream.guessed_rate)
@@ -149,7 +160,9 @@ def cut_copy(source: str, windows: list[Window], paths: list[Path]) -> list[CutC
         outputs = {}
         inp.seek(0)
         try:
-            for i, packet in enumerate(p for p in inp.demux(stream) if p.size and p.pts is not None):
+            for i, packet in enumerate(
+                p for p in inp.demux(stream) if p.size and p.pts is not None
+            ):
                 for k, (first, last, base) in enumerate(plans):
                     if first <= i <= last:
                         if k not in outputs:
@@ -188,6 +201,7 @@ def _plan_copy(index: list[_PacketInfo], w: Window, tb: Fraction, t0: int) -> tu
     packet in decode order whose frame shows before the planned end; frames decoded
     before it (references of B-frames) come along, so every kept frame decodes.
     """
+
     def time(p: _PacketInfo) -> float:
         return float((p.pts - t0) * tb)
 

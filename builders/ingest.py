@@ -61,7 +61,7 @@ def run_ingest(
         else:
             videos.append(video)
     videos.sort(key=lambda v: v.video_id)
-    rejects.sort(key=lambda r: (r.line or 0))
+    rejects.sort(key=lambda r: r.line or 0)
     assert len(videos) + len(rejects) == n_rows, "ingest lost or duplicated rows"
     write_table(videos, VIDEO_SCHEMA, out / "videos.parquet")
     write_rejects(out / "rejects.jsonl", rejects)

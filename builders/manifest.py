@@ -32,9 +32,7 @@ class ManifestRow:
     line: int
 
 
-def read_manifest(
-    path: Path, labels: list[str]
-) -> tuple[list[ManifestRow], list[RejectRecord]]:
+def read_manifest(path: Path, labels: list[str]) -> tuple[list[ManifestRow], list[RejectRecord]]:
     """Read and validate a manifest; returns the good rows and the rejects.
 
     Rejected: unreadable rows, schema errors, labels outside `labels`, and repeated

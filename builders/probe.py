@@ -7,6 +7,7 @@ variable-frame-rate files before any clip is cut.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -87,7 +88,7 @@ def _check_constant_rate(pts: list[int], tb: Fraction, rate: Fraction) -> None:
     if len(pts) < 3:
         return
     nominal = 1 / rate
-    deltas = [(b - a) * tb for a, b in zip(pts, pts[1:])]
+    deltas = [(b - a) * tb for a, b in itertools.pairwise(pts)]
     lo, hi = min(deltas), max(deltas)
     if abs(lo - nominal) > VFR_TOLERANCE * nominal or abs(hi - nominal) > VFR_TOLERANCE * nominal:
         raise ProbeError(

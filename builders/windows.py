@@ -60,7 +60,11 @@ def plan_windows(
         start = round(k * stride, 6)
         wins.append(Window(start, round(start + window, 6)))
         k += 1
-    if event is not None and ensure_event_clip and not any(holds_event(w, event, margin) for w in wins):
+    if (
+        event is not None
+        and ensure_event_clip
+        and not any(holds_event(w, event, margin) for w in wins)
+    ):
         start = min(max(event.time - window / 2, 0.0), duration - window)
         extra = Window(round(start, 6), round(start + window, 6))
         if holds_event(extra, event, margin):

@@ -135,8 +135,15 @@ def _cmd_sample(args) -> int:
     from vlm_autodrive.builders.sample import generate_sample
 
     manifest = generate_sample(
-        args.out, args.videos, seed=args.seed, duration=args.duration, width=args.width,
-        height=args.height, fps=args.fps, gop=args.gop, progress=True,
+        args.out,
+        args.videos,
+        seed=args.seed,
+        duration=args.duration,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        gop=args.gop,
+        progress=True,
     )
     print(f"wrote {args.videos} videos and {manifest}")
     return 0
@@ -155,8 +162,9 @@ def _cmd_ingest(args) -> int:
     from vlm_autodrive.builders.recipe import worker_count
     from vlm_autodrive.builders.taxonomy import load_taxonomy
 
-    res = run_ingest(args.manifest, args.build, load_taxonomy(args.taxonomy),
-                     worker_count(args.workers))
+    res = run_ingest(
+        args.manifest, args.build, load_taxonomy(args.taxonomy), worker_count(args.workers)
+    )
     _print_ingest(res)
     return EXIT_REJECTS if res.rejects else 0
 
@@ -199,8 +207,17 @@ def _cmd_build(args) -> int:
 
         s = recipe.sample
         print(f"[sample] generating {s.videos} synthetic videos in {manifest.parent}")
-        generate_sample(manifest.parent, s.videos, seed=s.seed, duration=s.duration,
-                        width=s.width, height=s.height, fps=s.fps, gop=s.gop, progress=True)
+        generate_sample(
+            manifest.parent,
+            s.videos,
+            seed=s.seed,
+            duration=s.duration,
+            width=s.width,
+            height=s.height,
+            fps=s.fps,
+            gop=s.gop,
+            progress=True,
+        )
     print(f"[ingest] {manifest}")
     ing = run_ingest(manifest, build, taxonomy, worker_count(recipe.chunk.workers))
     _print_ingest(ing)
@@ -212,19 +229,24 @@ def _cmd_build(args) -> int:
 
 def _print_ingest(res) -> None:
     note = " (unchanged inputs: reused the finished ingest)" if res.skipped else ""
-    print(f"  manifest rows {res.rows} = videos {len(res.videos)} + rejected "
-          f"{len(res.rejects)}{note}")
+    print(
+        f"  manifest rows {res.rows} = videos {len(res.videos)} + rejected {len(res.rejects)}{note}"
+    )
     for r in res.rejects:
         where = f"{r.source}:{r.line}" if r.line else r.source
         print(f"  rejected {r.video_id or '?'} ({where}): {r.reason}")
 
 
 def _print_chunk(res) -> None:
-    print(f"  videos {res.videos} (cut now {res.cut_now}, already done "
-          f"{res.videos - res.cut_now}), rejected {len(res.rejects)}")
+    print(
+        f"  videos {res.videos} (cut now {res.cut_now}, already done "
+        f"{res.videos - res.cut_now}), rejected {len(res.rejects)}"
+    )
     drops = ", ".join(f"{k} {v}" for k, v in sorted(res.dropped.items())) or "none"
-    print(f"  windows planned {res.planned} = clips {len(res.clips)} + dropped ({drops})"
-          f" + windows of rejected videos")
+    print(
+        f"  windows planned {res.planned} = clips {len(res.clips)} + dropped ({drops})"
+        f" + windows of rejected videos"
+    )
     for label, n in res.by_label.items():
         print(f"    {label:<16} {n:>6} clips")
     for r in res.rejects:

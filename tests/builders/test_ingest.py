@@ -6,12 +6,12 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from tests.conftest import make_audio_only, make_video, write_jsonl
 from vlm_autodrive.builders.ingest import run_ingest
 from vlm_autodrive.builders.manifest import read_manifest
 from vlm_autodrive.builders.probe import ProbeError, probe_video
 from vlm_autodrive.builders.taxonomy import load_taxonomy
+
+from tests.conftest import make_audio_only, make_video, write_jsonl
 from vlm_autodrive.cli import main
 
 TAX = load_taxonomy()
@@ -20,15 +20,20 @@ META = {"weather": "rain", "actors": [{"role": "ego", "type": "car", "motion": "
 
 def test_jsonl_csv_and_parquet_read_the_same(tmp_path):
     rows = [
-        {"video_id": "a", "path": "a.mp4", "label": "Collision", "event_time": 5.0,
-         "metadata": META},
+        {
+            "video_id": "a",
+            "path": "a.mp4",
+            "label": "Collision",
+            "event_time": 5.0,
+            "metadata": META,
+        },
         {"video_id": "b", "path": "b.mp4", "label": "Normal Driving"},
     ]
     jl = write_jsonl(tmp_path / "m.jsonl", rows)
     csv = tmp_path / "m.csv"
     csv.write_text(
         "video_id,path,label,event_time,weather,actors\n"
-        f"a,a.mp4,Collision,5.0,rain,\"{json.dumps(META['actors']).replace(chr(34), chr(34) * 2)}\"\n"
+        f'a,a.mp4,Collision,5.0,rain,"{json.dumps(META["actors"]).replace(chr(34), chr(34) * 2)}"\n'
         "b,b.mp4,Normal Driving,,,\n"
     )
     pqt = tmp_path / "m.parquet"
@@ -39,9 +44,7 @@ def test_jsonl_csv_and_parquet_read_the_same(tmp_path):
     got = [read_manifest(p, TAX.names) for p in (jl, csv, pqt)]
     for entries, rejects in got:
         assert rejects == []
-        assert [e.entry.model_dump() for e in entries] == [
-            e.entry.model_dump() for e in got[0][0]
-        ]
+        assert [e.entry.model_dump() for e in entries] == [e.entry.model_dump() for e in got[0][0]]
     a = got[0][0][0].entry
     assert a.event_start == a.event_end == 5.0
     assert a.path == str((tmp_path / "a.mp4").resolve())
@@ -150,8 +153,9 @@ def test_cli_exit_code_says_inputs_were_rejected(tmp_path, capsys):
 
 def test_rerun_with_same_inputs_does_no_work(tmp_path):
     make_video(tmp_path / "a.mp4", seconds=7)
-    m = write_jsonl(tmp_path / "m.jsonl", [{"video_id": "a", "path": "a.mp4",
-                                             "label": "Normal Driving"}])
+    m = write_jsonl(
+        tmp_path / "m.jsonl", [{"video_id": "a", "path": "a.mp4", "label": "Normal Driving"}]
+    )
     first = run_ingest(m, tmp_path / "b", TAX, progress=False)
     assert not first.skipped and first.videos[0].frames == 210
     (tmp_path / "a.mp4").unlink()  # would be rejected if probed again

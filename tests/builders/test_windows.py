@@ -1,7 +1,8 @@
 """The window planner and the labelling rule at window edges."""
 
-import pytest
+import itertools
 
+import pytest
 from vlm_autodrive.builders.windows import (
     Event,
     Window,
@@ -17,7 +18,7 @@ def test_paper_grid_gives_seven_overlapping_clips_for_40s():
     wins = plan_windows(40.0, 6.0, 5.5)
     assert len(wins) == 7
     assert wins[0] == Window(0.0, 6.0) and wins[-1] == Window(33.0, 39.0)
-    assert all(b.start < a.end for a, b in zip(wins, wins[1:]))  # overlapping
+    assert all(b.start < a.end for a, b in itertools.pairwise(wins))  # overlapping
 
 
 def test_too_short_video_has_no_window():
