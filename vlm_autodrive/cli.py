@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, required=True, help="manifest to write (.jsonl)")
     a.add_argument("--config", type=Path, help="mapping YAML (default: the bundled one)")
     a.add_argument("--video-root", type=Path, help="folder holding the videos")
+    a.add_argument("--rejects", type=Path, help="rejects file (default: OUT.rejects.jsonl)")
     a.set_defaults(func=_cmd_adapt)
 
     i = sub.add_parser(
@@ -150,10 +151,16 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_adapt(args) -> int:
-    from vlm_autodrive.builders.adapters import run_adapter
+    from vlm_autodrive.builders.adapters import run_adapter, write_manifest, write_rejects
 
-    result = run_adapter(args.adapter, args.source, args.out, args.config, args.video_root)
-    print(result)
+    # Absolute video paths, so the manifest works wherever it is moved or ingested from.
+    root = args.video_root.resolve() if args.video_root else None
+    result = run_adapter(args.adapter, args.source, args.config, root)
+    write_manifest(result.entries, args.out)
+    rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
+    write_rejects(result.rejects, rejects)
+    print(result.summary())
+    print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0
 
 
