@@ -134,7 +134,8 @@ def main() -> None:
             t = time.perf_counter()
             ffmpeg_cut(exe, jobs, codec, cores)
             theirs = time.perf_counter() - t
-            assert len(res.clips) == len(jobs) == len(list(out.glob("*.mp4")))
+            # every window is cut (the labelling rule may then drop some of ours)
+            assert res.planned == len(jobs) == len(list(out.glob("*.mp4")))
             rows.append(
                 {
                     "mode": mode,

@@ -10,13 +10,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+from .splits_config import RuleSplitsConfig
+from .strict import Strict, format_validation_error
 
 
 class SampleConfig(Strict):
@@ -53,22 +50,14 @@ class ChunkConfig(Strict):
 
 
 class BuildRecipe(Strict):
-    """A whole build: where the videos are, where the build goes, how to cut them."""
+    """A whole build: where the videos are, where the build goes, how to cut and split."""
 
     manifest: str
     build_dir: str
     taxonomy: str | None = None
     sample: SampleConfig | None = None
     chunk: ChunkConfig = ChunkConfig()
-
-
-def format_validation_error(source: str | Path, err: ValidationError) -> str:
-    """One line per problem: `file: dotted.key.path: message`."""
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"{source}: {where}: {e['msg']}")
-    return "\n".join(lines)
+    splits: RuleSplitsConfig = RuleSplitsConfig()
 
 
 def load_recipe(path: str | Path, overrides: dict | None = None) -> BuildRecipe:

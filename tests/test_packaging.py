@@ -34,6 +34,7 @@ def test_wheel_installs_without_the_checkout(tmp_path):
         "vlm_autodrive/builders/chunk.py",
         "vlm_autodrive/builders/adapters/dota.py",
         "vlm_autodrive/templates/taxonomy.yaml",
+        "vlm_autodrive/templates/captions/detailed.jinja",
         "vlm_autodrive/recipes/quickstart.yaml",
         "vlm_autodrive/recipes/adapters/dota.yaml",
     ):

@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "build",
-        help="run a whole build recipe (sample, ingest, chunk, splits)",
+        help="run a whole build recipe (sample, ingest, chunk, rule splits)",
         description="Run every stage a build recipe names, each resuming or skipping "
         "finished work, and print a summary.",
     )
@@ -230,7 +230,15 @@ def _cmd_build(args) -> int:
     _print_ingest(ing)
     print("[chunk]")
     chunk = _run_chunk_stage(build, _chunk_config(args, recipe.chunk), taxonomy, args.force)
+    print("[rule splits]")
+    from vlm_autodrive.builders.rule_splits import build_rule_splits
+
+    splits = build_rule_splits(build, recipe.splits, taxonomy, recipe.model_dump(mode="json"))
+    print(splits.format())
     print(f"\nbuild folder: {build.resolve()}")
+    print("load it with:")
+    for config in recipe.splits.configs:
+        print(f'  datasets.load_dataset("{build.resolve()}", "{config}")')
     return EXIT_REJECTS if ing.rejects or chunk.rejects else 0
 
 

@@ -1,0 +1,282 @@
+"""The one Jinja environment of the project: caption rules (`templates/`) and prompts.
+
+`load_template(name, folders, inputs, samples, blocks)` returns a `LoadedTemplate`: the
+compiled template, its name and a content hash that covers every template it includes
+or imports. A template that cannot work fails here, at load, with its file and line:
+
+- syntax errors and unknown filters or tests (Jinja reports these when compiling);
+- a variable that is neither a documented input nor set by the template itself
+  (static analysis of the template and everything it includes, over all branches);
+- anything that fails while rendering the caller's sample contexts under
+  `StrictUndefined`: a misspelt attribute (`ego.moton`), a phrase table that lacks a
+  value of the taxonomy, a required block that is missing.
+
+Output text is the template's own; callers strip the ends. Templates that produce
+prose wrap themselves in `{% filter prose %}` to collapse whitespace (see the filters).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+
+# Names every template may use without declaring them: Jinja's own globals.
+_JINJA_NAMES = {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop", "super"}
+
+
+class TemplateLoadError(ValueError):
+    """A template that cannot be used: the message names its file and the problem."""
+
+
+_SPACE_BEFORE_PUNCT = re.compile(r" ([.,;:!?])")
+
+
+def _prose(text: str) -> str:
+    """Collapse all whitespace to single spaces (templates write one sentence a line) and
+    drop a space before punctuation (left where an optional phrase came out empty)."""
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(str(text).split()))
+
+
+def _article(noun: str) -> str:
+    """`truck` -> `a truck`, `object` -> `an object` (by the first letter; good enough)."""
+    noun = str(noun)
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def _join_and(items: Iterable[Any]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    words = [str(i) for i in items]
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _sentence(text: str) -> str:
+    """Capitalise the first letter only (`capitalize` would lower-case the rest)."""
+    text = str(text)
+    return text[:1].upper() + text[1:]
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "prose": _prose,
+    "article": _article,
+    "join_and": _join_and,
+    "sentence": _sentence,
+}
+
+
+@functools.lru_cache(maxsize=16)
+def environment(folders: tuple[str, ...]) -> jinja2.Environment:
+    """The environment for a search path of template folders (first match wins).
+
+    Cached so that every template of one folder set shares one environment and its
+    compiled-template cache. `autoescape` is off: the output is text, not HTML.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(list(folders)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=True,  # an edited template is re-read in a long-lived process
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+@dataclass(frozen=True)
+class LoadedTemplate:
+    """A compiled template with its name and the hash of its source and dependencies."""
+
+    name: str
+    template: jinja2.Template = field(repr=False)
+    sha256: str
+    # (name, sha256 of its source) for this template and every one it includes/imports
+    source_hashes: tuple[tuple[str, str], ...]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.source_hashes)
+
+    @property
+    def ref(self) -> str:
+        """`name@hash12`: what a row's `template` column records."""
+        return f"{self.name}@{self.sha256[:12]}"
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """The whole template rendered, ends stripped."""
+        return self.template.render(context).strip()
+
+    def render_block(self, block: str, context: Mapping[str, Any]) -> str:
+        """One `{% block %}` rendered on its own, ends stripped."""
+        ctx = self.template.new_context(dict(context))
+        return "".join(self.template.blocks[block](ctx)).strip()
+
+
+def load_template(
+    name: str,
+    folders: Sequence[str | Path],
+    inputs: Collection[str],
+    samples: Iterable[Mapping[str, Any]] = (),
+    blocks: Collection[str] = (),
+) -> LoadedTemplate:
+    """Load `name` (a path relative to a folder, e.g. `captions/detailed.jinja`) and check it.
+
+    `inputs` are the variable names the caller will pass; `samples` are complete
+    contexts (every input present) rendered once each so that runtime errors surface
+    now; `blocks` are block names the template must define. Raises TemplateLoadError
+    naming the template file, the line and the problem.
+    """
+    env = environment(tuple(str(Path(f)) for f in folders))
+    template = _compile(env, name)
+    sources = _closure(env, name)
+    _check_names(env, name, sources, set(inputs))
+    missing = [b for b in blocks if b not in template.blocks]
+    if missing:
+        raise TemplateLoadError(
+            f"{_where(env, name)}: missing block(s) {missing}; it must define "
+            + ", ".join(f"{{% block {b} %}}" for b in blocks)
+        )
+    hashes = tuple(
+        (src, hashlib.sha256(_source(env, src).encode("utf-8")).hexdigest()) for src in sources
+    )
+    total = hashlib.sha256("\n".join(f"{n} {h}" for n, h in hashes).encode()).hexdigest()
+    loaded = LoadedTemplate(name, template, total, hashes)
+    for sample in samples:
+        _try_render(env, loaded, sample, blocks)
+    return loaded
+
+
+def _compile(env: jinja2.Environment, name: str) -> jinja2.Template:
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateNotFound as e:
+        where = ", ".join(env.loader.searchpath)  # type: ignore[union-attr]
+        raise TemplateLoadError(f"template {e.name!r} not found in {where}") from None
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateLoadError(
+            f"{e.filename or e.name}:{e.lineno}: {e.message}"
+            + (f" (in a template {name} uses)" if e.name != name else "")
+        ) from None
+
+
+def _source(env: jinja2.Environment, name: str) -> str:
+    return env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+
+
+def _where(env: jinja2.Environment, name: str) -> str:
+    try:
+        return env.loader.get_source(env, name)[1] or name  # type: ignore[union-attr]
+    except jinja2.TemplateNotFound:
+        return name
+
+
+def _closure(env: jinja2.Environment, name: str) -> list[str]:
+    """`name` and every template it includes/imports/extends, recursively, in a fixed order."""
+    seen: list[str] = []
+    todo = [name]
+    while todo:
+        n = todo.pop(0)
+        if n in seen:
+            continue
+        seen.append(n)
+        ast = env.parse(_source(env, n), n)
+        for ref in meta.find_referenced_templates(ast):
+            if ref is None:
+                raise TemplateLoadError(
+                    f"{_where(env, n)}: includes a template by a computed name; "
+                    "name included templates literally so they can be checked and hashed"
+                )
+            _compile(env, ref)
+            todo.append(ref)
+    return seen
+
+
+def _check_names(env: jinja2.Environment, name: str, sources: list[str], inputs: set[str]) -> None:
+    """Every free variable of every template in the closure is an input or set locally.
+
+    Names assigned anywhere in the closure count as known: included templates see the
+    including template's loop variables and `set` names, and Jinja's own analysis
+    reports a name set inside an `if` as free even where it is used in that branch.
+    """
+    local: set[str] = set()
+    asts = {src: env.parse(_source(env, src), src) for src in sources}
+    for ast in asts.values():
+        for node in ast.find_all((nodes.Assign, nodes.For, nodes.AssignBlock, nodes.Macro)):
+            target = node.name if isinstance(node, nodes.Macro) else node.target
+            if isinstance(target, str):
+                local.add(target)
+            elif isinstance(target, nodes.Name):
+                local.add(target.name)
+            else:  # a tuple of names: {% for a, b in ... %}
+                local.update(n.name for n in target.find_all(nodes.Name))
+    for src, ast in asts.items():
+        known = inputs | _JINJA_NAMES | local
+        unknown = sorted(meta.find_undeclared_variables(ast) - known)
+        if unknown:
+            line = _first_line(ast, unknown[0])
+            raise TemplateLoadError(
+                f"{_where(env, src)}:{line}: unknown variable(s) {', '.join(unknown)}"
+                + (f" (in a template {name} uses)" if src != name else "")
+                + f"; the inputs are: {', '.join(sorted(inputs))}"
+            )
+
+
+def _first_line(ast: nodes.Template, var: str) -> int:
+    lines = [n.lineno for n in ast.find_all(nodes.Name) if n.name == var and n.ctx == "load"]
+    return min(lines) if lines else 1
+
+
+def _try_render(
+    env: jinja2.Environment, t: LoadedTemplate, sample: Mapping[str, Any], blocks: Collection[str]
+) -> None:
+    try:
+        if blocks:
+            for b in blocks:
+                t.render_block(b, sample)
+        else:
+            t.render(sample)
+    except jinja2.TemplateError as e:
+        file, line = _template_frame(e, t.sources)
+        where = f"{_where(env, file)}:{line}" if file else _where(env, t.name)
+        raise TemplateLoadError(
+            f"{where}: {type(e).__name__}: {e} (while rendering {t.name} on the sample "
+            f"input {_short(sample)})"
+        ) from None
+
+
+def _template_frame(err: BaseException, sources: Sequence[str]) -> tuple[str | None, int]:
+    """The innermost template file and line in a rendering traceback (Jinja rewrites
+    tracebacks so template frames carry the template's own file name and line)."""
+    found: tuple[str | None, int] = (None, 0)
+    tb = err.__traceback__
+    while tb is not None:
+        fname = tb.tb_frame.f_code.co_filename
+        for src in sources:
+            if fname.endswith(src) or fname == src:
+                found = (src, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _short(sample: Mapping[str, Any], limit: int = 400) -> str:
+    text = json.dumps(sample, default=str, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SPACE = re.compile(r"[ \t]+\n")
+
+
+def tidy(text: str) -> str:
+    """Strip trailing spaces on lines and the text's ends (for multi-line outputs)."""
+    return _SPACE.sub("\n", text).strip()
