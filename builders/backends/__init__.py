@@ -1,0 +1,1 @@
+"""Model backends: one request/response shape for in-process vLLM and OpenAI-compatible servers."""
