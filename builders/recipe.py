@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from .generate_config import GenerateConfig
 from .splits_config import RuleSplitsConfig
 from .strict import Strict, format_validation_error
 
@@ -58,10 +59,15 @@ class BuildRecipe(Strict):
     sample: SampleConfig | None = None
     chunk: ChunkConfig = ChunkConfig()
     splits: RuleSplitsConfig = RuleSplitsConfig()
+    generate: GenerateConfig | None = None
 
 
-def load_recipe(path: str | Path, overrides: dict | None = None) -> BuildRecipe:
-    """Load a build recipe YAML; raise ValueError naming the file and key path."""
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> BuildRecipe:
+    """Load a build recipe YAML; raise ValueError naming the file and key path.
+
+    `overrides` are `dotted.key=value` strings (values parsed as YAML), applied before
+    validation, e.g. `generate.models.text.backend=vllm`.
+    """
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text()) or {}
@@ -69,11 +75,27 @@ def load_recipe(path: str | Path, overrides: dict | None = None) -> BuildRecipe:
         raise ValueError(f"{p}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{p}: a recipe is a mapping of keys, got {type(data).__name__}")
-    data.update(overrides or {})
+    for item in overrides or []:
+        apply_override(data, item)
     try:
         return BuildRecipe.model_validate(data)
     except ValidationError as e:
         raise ValueError(format_validation_error(p, e)) from None
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Set `a.b.c=value` in nested dicts (creating levels); the value is parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {item!r}: expected dotted.key=value")
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"override {item!r}: {part} is not a mapping")
+        node = child
+    node[leaf] = yaml.safe_load(raw)
 
 
 def worker_count(requested: int) -> int:

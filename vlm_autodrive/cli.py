@@ -105,6 +105,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("recipe", type=Path, help="e.g. recipes/quickstart.yaml")
     b.add_argument("--build", type=Path, help="override the recipe's build_dir")
+    b.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set generate.models.text.backend=vllm "
+        "(repeatable; values are YAML)",
+    )
+    b.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing, write nothing: print per model split the rows, cached "
+        "requests, requests to send and an estimate of prompt tokens",
+    )
+    b.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="re-send only the requests of the last build's error and parse failures",
+    )
     _chunk_overrides(b)
     b.set_defaults(func=_cmd_build)
     return p
@@ -205,9 +225,11 @@ def _cmd_build(args) -> int:
     from vlm_autodrive.resources import resolve_recipe_path
 
     path = resolve_recipe_path(args.recipe)
-    recipe = load_recipe(path)
+    recipe = load_recipe(path, args.overrides)
     build = args.build or Path(recipe.build_dir)
     taxonomy = load_taxonomy(recipe.taxonomy)
+    if args.dry_run:
+        return _model_splits_stage(build, recipe, taxonomy, dry_run=True)
     manifest = Path(recipe.manifest)
     if recipe.sample and not manifest.exists():
         from vlm_autodrive.builders.sample import generate_sample
@@ -235,11 +257,32 @@ def _cmd_build(args) -> int:
 
     splits = build_rule_splits(build, recipe.splits, taxonomy, recipe.model_dump(mode="json"))
     print(splits.format())
+    code = _model_splits_stage(build, recipe, taxonomy, retry_failed=args.retry_failed)
     print(f"\nbuild folder: {build.resolve()}")
     print("load it with:")
-    for config in recipe.splits.configs:
+    import json
+
+    configs = json.loads((build / "provenance.json").read_text())["configs"]
+    for config in configs:
         print(f'  datasets.load_dataset("{build.resolve()}", "{config}")')
-    return EXIT_REJECTS if ing.rejects or chunk.rejects else 0
+    return EXIT_REJECTS if ing.rejects or chunk.rejects or code else 0
+
+
+def _model_splits_stage(build: Path, recipe, taxonomy, dry_run=False, retry_failed=False) -> int:
+    """Run (or dry-run) the model splits; returns 0, or 3 when some samples failed."""
+    if not recipe.generate or not recipe.generate.splits:
+        if dry_run:
+            print("the recipe names no model splits (generate.splits): nothing to send")
+        return 0
+    from vlm_autodrive.builders.model_splits import format_reports, run_model_splits
+
+    print("[model splits]" + (" dry run: nothing is sent or written" if dry_run else ""))
+    reports = run_model_splits(
+        build, recipe.generate, taxonomy, dry_run=dry_run, retry_failed=retry_failed
+    )
+    print(format_reports(reports, dry_run=dry_run))
+    failed = sum(sum(v for k, v in r.failed.items() if k != "filtered") for r in reports)
+    return 0 if dry_run or not failed else EXIT_REJECTS
 
 
 def _print_ingest(res) -> None:

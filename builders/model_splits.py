@@ -1,0 +1,595 @@
+"""Model splits stage: prompts -> requests -> response cache -> backend -> parse -> rows.
+
+Reads the rule configs (`caption_metadata`, `mcq`) and the train/test assignment;
+writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
+`caption_vlm`) and the `failures` config. For each split, in order:
+
+1. render the prompt template per clip (a render error fails that clip, kind `render`);
+2. key each request on model, sampling, rendered messages and constraint; clips with
+   identical prompts share one request;
+3. look the keys up in the response cache; send only the misses, storing each response
+   as it arrives (a killed run keeps what it received);
+4. parse every sample; well-formed rows go to the split's config, the rest to `failures`
+   with the raw output and the reason.
+
+Counts are conserved and checked per split: samples = kept + failures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from vlm_autodrive.resources import bundled
+
+from .assign import read_assignment
+from .backends.base import Backend, Completion, GenerationRequest, GenerationResponse, Sampling
+from .dataset_folder import DATA_DIR, ConfigTables, data_files, write_dataset_folder
+from .failures import CONFIG as FAILURES
+from .failures import FAILURES_SCHEMA, RETRYABLE, FailureRow, failure_id
+from .generate_config import GenerateConfig, ModelConfig, SplitGenConfig
+from .jinja_env import LoadedTemplate, load_template
+from .parsing import ParseError
+from .response_cache import ResponseCache, request_key
+from .rows import rows_to_table
+from .splits import MODEL_SPLITS
+from .splits.base import ClipInput, Filtered, ModelSplit
+from .taxonomy import Taxonomy
+
+CACHE_PATH = Path("cache") / "responses.sqlite"
+BLOCKS = ("system", "user")
+_FLUSH_EVERY, _FLUSH_SECONDS = 64, 1.0
+
+
+@dataclass
+class SplitReport:
+    """Counts of one split; `samples == kept + failed` (all kinds) always holds."""
+
+    name: str
+    clips: int = 0
+    requests: int = 0
+    cached: int = 0
+    to_send: int = 0
+    sent: int = 0
+    prompt_tokens_est: int = 0
+    samples: int = 0
+    kept: int = 0
+    rows: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    completion_tokens: int = 0
+
+    @property
+    def yield_(self) -> float:
+        return self.kept / self.samples if self.samples else 0.0
+
+
+BackendOpener = Callable[[ModelConfig, ExitStack], Backend]
+
+
+def run_model_splits(
+    build_dir: Path,
+    gen: GenerateConfig,
+    taxonomy: Taxonomy,
+    *,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    open_backend: BackendOpener | None = None,
+    progress: bool = True,
+) -> list[SplitReport]:
+    """Build every split of `gen.splits` (in MODEL_SPLITS order); returns their reports.
+
+    `dry_run` sends nothing and writes nothing: it counts rows, cached and to-send
+    requests per split. `retry_failed` re-sends the requests of `error` and `parse`
+    failures with a new attempt (a new seed and cache key). `open_backend` builds a
+    backend for a model config (default: `backend_factory.open_backend`), opened only
+    for a split that has requests to send.
+    """
+    if open_backend is None:
+        from .backend_factory import open_backend
+    folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
+    sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
+    clips = _clip_inputs(build_dir, sides)
+    cache = ResponseCache(build_dir / CACHE_PATH)
+    retry = _failed_request_ids(build_dir) if retry_failed else set()
+    reports, configs, failures = [], [], []
+    backends: dict[str, Backend] = {}
+    try:
+        with ExitStack() as stack:
+            for name, split in MODEL_SPLITS.items():
+                if name not in gen.splits:
+                    continue
+                sgen = gen.splits[name]
+                template = load_template(
+                    split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
+                )
+                if sgen.import_file:
+                    model_cfg, model_id = None, f"import:{Path(sgen.import_file).name}"
+                else:
+                    model_cfg = gen.models[sgen.model]
+                    model_id = model_cfg.model_id
+
+                def backend_for(cfg=model_cfg, key=sgen.model) -> Backend:
+                    if key not in backends:
+                        backends[key] = open_backend(cfg, stack)
+                    return backends[key]
+
+                report, rows, fails = _run_split(
+                    split,
+                    sgen,
+                    model_cfg,
+                    model_id,
+                    template,
+                    clips,
+                    taxonomy,
+                    cache,
+                    backend_for,
+                    retry,
+                    dry_run,
+                    progress,
+                    build_dir,
+                )
+                reports.append(report)
+                failures.extend(fails)
+                if name == "caption_vlm":  # later prompts read the VLM captions
+                    vlm = {r.clip_id: r.answer for r in rows if r.sample == 0}
+                    clips = [replace(c, vlm_caption=vlm.get(c.clip_id)) for c in clips]
+                configs.append(
+                    ConfigTables(
+                        name,
+                        split.description,
+                        model_id,
+                        template.ref,
+                        _by_side(rows, split.schema),
+                    )
+                )
+    finally:
+        cache.close()
+    if not dry_run:
+        configs.append(
+            ConfigTables(
+                FAILURES,
+                "Every generated sample that did not become rows: the raw output, "
+                "the reason and the attempts.",
+                "pipeline",
+                "",
+                _by_side(failures, FAILURES_SCHEMA),
+            )
+        )
+        stage_info = {
+            "models": {
+                k: m.model_dump(exclude={"engine_args"}) | {"id": m.model_id}
+                for k, m in gen.models.items()
+            },
+            "splits": {k: s.model_dump() for k, s in gen.splits.items()},
+            "counts": {
+                r.name: {"samples": r.samples, "kept": r.kept, "rows": r.rows, "failed": r.failed}
+                for r in reports
+            },
+        }
+        made = {c.name for c in configs}
+        stale = [n for n in (*MODEL_SPLITS, FAILURES) if n not in made]
+        write_dataset_folder(
+            build_dir, configs, stage="model_splits", stage_info=stage_info, top={}, drop=stale
+        )
+    return reports
+
+
+def _run_split(
+    split: ModelSplit,
+    sgen: SplitGenConfig,
+    model_cfg: ModelConfig | None,
+    model_id: str,
+    template: LoadedTemplate,
+    clips: list[ClipInput],
+    taxonomy: Taxonomy,
+    cache: ResponseCache,
+    backend_for,
+    retry: set[str],
+    dry_run: bool,
+    progress: bool,
+    build_dir: Path,
+):
+    t0 = time.perf_counter()
+    report = SplitReport(split.name)
+    common_base = {"generator": model_id, "template": template.ref}
+    fails: list[FailureRow] = []
+    # 1. render: clip -> (request, key for the cache)
+    plan: list[tuple[ClipInput, str]] = []
+    requests: dict[str, GenerationRequest] = {}
+    base_keys: dict[str, str] = {}
+    imported = _read_import(sgen.import_file) if sgen.import_file else None
+    for clip in clips:
+        ctx = split.context(clip, taxonomy)
+        if ctx is None:
+            continue
+        report.clips += 1
+        try:
+            req = _request(split, sgen, model_cfg, template, ctx, clip)
+        except Exception as e:  # a template error for this clip only; the rest go on
+            for s in range(sgen.n):
+                fails.append(
+                    _failure(
+                        split,
+                        clip,
+                        s,
+                        "render",
+                        f"{type(e).__name__}: {e}",
+                        None,
+                        0,
+                        common_base,
+                        "",
+                    )
+                )
+            continue
+        base = request_key(model_id, _keyed(req, clip, build_dir))
+        base_keys[clip.clip_id] = base
+        plan.append((clip, base))
+        requests.setdefault(base, req)
+    attempts = cache.attempts(requests)
+    for base in retry & set(requests):
+        attempts[base] = attempts.get(base, 0) + 1
+    keyed: dict[str, GenerationRequest] = {}
+    key_of: dict[str, str] = {}
+    for base, req in requests.items():
+        a = attempts.get(base, 0)
+        if a:
+            seed = (sgen.seed or 0) + a
+            req = replace(req, sampling=replace(req.sampling, seed=seed))
+        key = request_key(model_id, _keyed(req, None, build_dir), a) if a else base
+        key_of[base] = key
+        keyed[key] = replace(req, request_id=key)
+    report.requests = len(keyed)
+    # 2. the cache, then the backend for the misses
+    if imported is not None:
+        responses = {
+            base: GenerationResponse(base, [Completion(imported[c.clip_id])])
+            for c, base in plan
+            if c.clip_id in imported
+        }
+        for c, base in plan:
+            if c.clip_id not in imported:
+                responses.setdefault(
+                    base,
+                    GenerationResponse(
+                        base, error=f"no caption for clip {c.clip_id} in {sgen.import_file}"
+                    ),
+                )
+        by_key = {key_of[b]: r for b, r in responses.items()}
+        report.cached = len(by_key)
+    else:
+        by_key = cache.get_many(keyed, sgen.n)
+        report.cached = len(by_key)
+        misses = [r for k, r in keyed.items() if k not in by_key]
+        report.to_send = len(misses)
+        report.prompt_tokens_est = sum(_estimate_tokens(r) for r in misses)
+        if misses and not dry_run:
+            by_key.update(
+                _send(split.name, backend_for(), misses, cache, model_id, report, progress)
+            )
+            if retry:
+                cache.set_attempts({b: a for b, a in attempts.items() if a})
+    if dry_run:
+        report.seconds = time.perf_counter() - t0
+        rows = _parse_all(
+            split,
+            plan,
+            key_of,
+            by_key,
+            sgen,
+            taxonomy,
+            common_base,
+            report,
+            fails,
+            cached_only=True,
+        )
+        return report, rows, fails
+    rows = _parse_all(split, plan, key_of, by_key, sgen, taxonomy, common_base, report, fails)
+    report.seconds = time.perf_counter() - t0
+    return report, rows, fails
+
+
+def _parse_all(
+    split,
+    plan,
+    key_of,
+    by_key,
+    sgen,
+    taxonomy,
+    common_base,
+    report,
+    fails,
+    cached_only: bool = False,
+):
+    rows = []
+    for clip, base in plan:
+        key = key_of[base]
+        resp = by_key.get(key)
+        if resp is None and cached_only:
+            continue
+        common = {
+            "clip_id": clip.clip_id,
+            "video_id": clip.video_id,
+            "label": clip.label,
+            "split": clip.split,
+            "video": clip.video,
+            **common_base,
+        }
+        for s in range(sgen.n):
+            report.samples += 1
+            if resp is None or resp.error is not None:
+                reason = resp.error if resp is not None else "no response"
+                fails.append(
+                    _failure(
+                        split,
+                        clip,
+                        s,
+                        "error",
+                        reason,
+                        None,
+                        resp.attempts if resp else 0,
+                        common_base,
+                        key,
+                    )
+                )
+                continue
+            comp = resp.completions[s]
+            try:
+                new = split.parse(comp, clip, s, dict(common), taxonomy)
+            except Filtered as e:
+                fails.append(
+                    _failure(split, clip, s, "filtered", str(e), comp, 1, common_base, key)
+                )
+                continue
+            except ParseError as e:
+                fails.append(_failure(split, clip, s, "parse", str(e), comp, 1, common_base, key))
+                continue
+            report.kept += 1
+            rows.extend(new)
+    counts = Counter(f.kind for f in fails)
+    report.samples += counts.get("render", 0)  # samples whose prompt never rendered
+    report.failed = dict(sorted(counts.items()))
+    report.rows = len(rows)
+    if not cached_only:
+        assert report.samples == report.kept + len(fails), f"{split.name}: samples lost"
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _send(
+    name: str,
+    backend: Backend,
+    misses: list[GenerationRequest],
+    cache: ResponseCache,
+    model_id: str,
+    report: SplitReport,
+    progress: bool,
+) -> dict[str, GenerationResponse]:
+    """Send the misses; store each success in the cache as it arrives."""
+    got: dict[str, GenerationResponse] = {}
+    pending: list[GenerationResponse] = []
+    last = time.perf_counter()
+    start = last
+    bar = tqdm(total=len(misses), desc=name, unit="req", disable=not progress)
+    failed = 0
+    for resp in backend.generate(misses):
+        got[resp.request_id] = resp
+        report.sent += 1
+        if resp.error is None:
+            pending.append(resp)
+            report.completion_tokens += sum(c.completion_tokens for c in resp.completions)
+        else:
+            failed += 1
+        now = time.perf_counter()
+        if len(pending) >= _FLUSH_EVERY or now - last > _FLUSH_SECONDS:
+            cache.put_many(model_id, pending)
+            pending, last = [], now
+        bar.update()
+        bar.set_postfix(
+            tok_s=f"{report.completion_tokens / max(now - start, 1e-9):.0f}",
+            cached=report.cached,
+            failed=failed,
+            refresh=False,
+        )
+    cache.put_many(model_id, pending)
+    bar.close()
+    return got
+
+
+def _request(
+    split: ModelSplit,
+    sgen: SplitGenConfig,
+    model_cfg: ModelConfig | None,
+    template: LoadedTemplate,
+    ctx: dict[str, Any],
+    clip: ClipInput,
+) -> GenerationRequest:
+    system = template.render_block("system", ctx)
+    user = template.render_block("user", ctx)
+    if model_cfg is not None and model_cfg.fold_system_prompt and system:
+        user, system = f"{system}\n\n{user}", ""
+    content: Any = user
+    if split.needs_video:
+        content = [
+            {"type": "video_url", "video_url": {"url": f"file://{clip.video_path}"}},
+            {"type": "text", "text": user},
+        ]
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": content}
+    ]
+    reasoning_parser = bool(model_cfg and model_cfg.reasoning_parser)
+    return GenerationRequest(
+        request_id="",
+        messages=messages,
+        sampling=Sampling(sgen.temperature, sgen.top_p, sgen.max_tokens, sgen.n, sgen.seed),
+        constraint=split.constraint(clip, reasoning_parser),
+    )
+
+
+def _keyed(req: GenerationRequest, clip: ClipInput | None, build_dir: Path) -> GenerationRequest:
+    """The request as the cache key sees it: video URLs relative to the build folder, so
+    a moved build folder still hits its cache."""
+    prefix = f"file://{build_dir.resolve()}/"
+
+    def rel(part):
+        if part.get("type") == "video_url":
+            url = part["video_url"]["url"]
+            return {"type": "video_url", "video_url": {"url": url.replace(prefix, "clip:")}}
+        return part
+
+    msgs = [
+        m if isinstance(m["content"], str) else {**m, "content": [rel(p) for p in m["content"]]}
+        for m in req.messages
+    ]
+    return replace(req, messages=msgs)
+
+
+def _estimate_tokens(req: GenerationRequest) -> int:
+    """About 4 characters a token; video parts are not counted."""
+    chars = 0
+    for m in req.messages:
+        c = m["content"]
+        chars += len(c) if isinstance(c, str) else sum(len(p.get("text", "")) for p in c)
+    return chars // 4  # the prompt is processed once for all n samples
+
+
+def _failure(
+    split, clip, sample, kind, reason, comp: Completion | None, attempts, common_base, key
+) -> FailureRow:
+    return FailureRow(
+        id=failure_id(split.name, clip.clip_id, sample),
+        request_id=key,
+        config=split.name,
+        clip_id=clip.clip_id,
+        video_id=clip.video_id,
+        label=clip.label,
+        split=clip.split,
+        sample=sample,
+        kind=kind,
+        reason=reason,
+        raw_output=comp.text if comp else None,
+        reasoning=comp.reasoning if comp else None,
+        attempts=attempts,
+        generator=common_base["generator"],
+        template=common_base["template"],
+        video=clip.video,
+    )
+
+
+def _by_side(rows: list[Any], schema) -> dict[str, Any]:
+    return {
+        side: rows_to_table([r for r in rows if r.split == side], schema)
+        for side in ("train", "test")
+    }
+
+
+def _read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for rel in data_files(name).values():
+        path = build_dir / rel
+        if path.exists():
+            yield from pq.read_table(path, columns=columns).to_pylist()
+
+
+def _clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
+    """Every train/test clip with the texts the prompts need, sorted by clip id."""
+    import pyarrow.parquet as pq
+
+    if not (build_dir / DATA_DIR / "caption_metadata").is_dir():
+        raise FileNotFoundError(
+            f"{build_dir}: no caption_metadata config; the model splits are made from it "
+            "(add it to splits.configs and build the rule splits first)"
+        )
+    captions = {
+        r["clip_id"]: r["answer"]
+        for r in _read_config(build_dir, "caption_metadata", ["clip_id", "answer"])
+    }
+    mcq = {
+        r["clip_id"]: r
+        for r in _read_config(build_dir, "mcq", ["clip_id", "question", "options", "answer_letter"])
+    }
+    table = pq.read_table(
+        build_dir / "chunk" / "clips.parquet", columns=["clip_id", "video_id", "label", "path"]
+    ).to_pylist()
+    out = []
+    for c in sorted(table, key=lambda c: c["clip_id"]):
+        side = sides.get(c["clip_id"])
+        if side is None:
+            continue
+        m = mcq.get(c["clip_id"], {})
+        out.append(
+            ClipInput(
+                clip_id=c["clip_id"],
+                video_id=c["video_id"],
+                label=c["label"],
+                split=side,
+                video=c["path"],
+                video_path=str((build_dir / c["path"]).resolve()),
+                caption=captions.get(c["clip_id"]),
+                vlm_caption=None,
+                mcq_question=m.get("question"),
+                mcq_options=tuple(m.get("options") or ()),
+                mcq_answer_letter=m.get("answer_letter"),
+            )
+        )
+    return out
+
+
+def _failed_request_ids(build_dir: Path) -> set[str]:
+    """Cache keys of the requests behind the retryable failures of the last build."""
+    return {
+        r["request_id"]
+        for r in _read_config(build_dir, FAILURES, ["request_id", "kind"])
+        if r["kind"] in RETRYABLE and r["request_id"]
+    }
+
+
+def _read_import(path: str) -> dict[str, str]:
+    import json
+
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                out[str(obj["clip_id"])] = str(obj["caption"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{i}: need {{clip_id, caption}}: {e}") from None
+    return out
+
+
+def format_reports(reports: Iterable[SplitReport], dry_run: bool = False) -> str:
+    """The summary table printed at the end (or by --dry-run)."""
+    if dry_run:
+        head = (
+            f"  {'split':<14}{'rows':>7}{'requests':>10}{'cached':>8}"
+            f"{'to send':>9}{'~prompt tok':>13}"
+        )
+        lines = [head]
+        for r in reports:
+            lines.append(
+                f"  {r.name:<14}{r.clips:>7}{r.requests:>10}{r.cached:>8}"
+                f"{r.to_send:>9}{r.prompt_tokens_est:>13}"
+            )
+        return "\n".join(lines)
+    head = (
+        f"  {'split':<14}{'clips':>6}{'requests':>9}{'cached':>7}{'sent':>6}{'samples':>8}"
+        f"{'kept':>6}{'rows':>6}{'yield':>7}  failures"
+    )
+    lines = [head]
+    for r in reports:
+        fails = ", ".join(f"{k} {v}" for k, v in r.failed.items()) or "none"
+        lines.append(
+            f"  {r.name:<14}{r.clips:>6}{r.requests:>9}{r.cached:>7}{r.sent:>6}"
+            f"{r.samples:>8}{r.kept:>6}{r.rows:>6}{r.yield_:>7.0%}  {fails}"
+        )
+    return "\n".join(lines)

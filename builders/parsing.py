@@ -1,0 +1,64 @@
+"""Parsing model outputs: JSON objects and `<answer>` letters, with a reason on failure.
+
+Parsers never guess: an output that does not say one thing clearly raises ParseError
+with the reason, and the caller keeps the raw output in the `failures` config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+
+class ParseError(ValueError):
+    """The output cannot be used; the message is the reason stored with it."""
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+_ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL | re.IGNORECASE)
+
+
+def extract_json(text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    """The JSON object in `text` (code fences and text around it are tolerated)."""
+    if not text.strip():
+        raise ParseError("empty output")
+    body = _FENCE.sub("", text.strip())
+    start = body.find("{")
+    if start < 0:
+        raise ParseError("no JSON object in the output")
+    end = body.rfind("}")
+    if end < start:
+        cut = " (cut off at max_tokens)" if finish_reason == "length" else ""
+        raise ParseError(f"truncated JSON: no closing brace{cut}")
+    try:
+        obj = json.loads(body[start : end + 1])
+    except json.JSONDecodeError as e:
+        cut = " (cut off at max_tokens)" if finish_reason == "length" else ""
+        raise ParseError(f"invalid JSON: {e.msg} at char {e.pos}{cut}") from None
+    if not isinstance(obj, dict):
+        raise ParseError("the JSON is not an object")
+    return obj
+
+
+def extract_answer_letter(text: str, letters: str) -> str:
+    """The single letter inside `<answer>...</answer>` tags, one of `letters`."""
+    found = [m.strip().strip("().*").upper() for m in _ANSWER.findall(text)]
+    if not found:
+        raise ParseError("no <answer>...</answer> in the output")
+    distinct = sorted(set(found))
+    if len(distinct) > 1:
+        raise ParseError(f"several different answers: {distinct}")
+    letter = distinct[0]
+    if len(letter) != 1 or letter not in letters:
+        raise ParseError(f"answer {found[0]!r} is not one of the options {list(letters)}")
+    return letter
+
+
+def letters_for(n: int) -> str:
+    return "ABCDEFGHIJ"[:n]
+
+
+def require(cond: bool, reason: str) -> None:
+    if not cond:
+        raise ParseError(reason)

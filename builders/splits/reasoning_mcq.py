@@ -1,0 +1,111 @@
+"""The `reasoning_mcq` split: reasoning traces that end in the answer to the clip's MCQ.
+
+In: the clip's detailed caption, its VLM caption when built, and its MCQ (the `mcq`
+config's question, so the options are in the same order). Out: one
+`ReasoningMcqRow` per sample whose answer is the ground truth (the paper's filter);
+samples with another answer are `Filtered` (kept in `failures`, kind `filtered`), so
+`yield = rows / samples` is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from ..backends.base import split_reasoning
+from ..parsing import extract_answer_letter, letters_for, require
+from ..rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from ..taxonomy import Taxonomy
+from .base import ClipInput, Filtered, ModelSplit, cosmos_target
+
+
+@dataclass(slots=True)
+class ReasoningMcqRow(SplitRow):
+    """A kept trace: the MCQ as asked, its answer, the reasoning and the training target."""
+
+    sample: int
+    question: str
+    options: list[str]
+    answer_letter: str
+    answer: str
+    reasoning: str
+    target: str
+
+
+REASONING_MCQ_SCHEMA = pa.schema(
+    [
+        *COMMON_FIELDS,
+        ("sample", pa.int32()),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("answer_letter", pa.string()),
+        ("answer", pa.string()),
+        ("reasoning", pa.string()),
+        ("target", pa.string()),
+    ]
+)
+
+
+def answer_regex(letters: str, with_think: bool) -> str:
+    """The answer format; without a server-side reasoning parser the think block is part
+    of it, so the model still writes its reasoning before the constrained answer."""
+    answer = rf"<answer>\n?[{letters}]\n?</answer>"
+    return rf"<think>\n[^<]{{20,2000}}\n</think>\n\n{answer}" if with_think else answer
+
+
+class ReasoningMcq(ModelSplit):
+    name = "reasoning_mcq"
+    prompt = "reasoning_mcq.jinja"
+    inputs = ("caption", "vlm_caption", "question")
+    row_type = ReasoningMcqRow
+    schema = REASONING_MCQ_SCHEMA
+    description = (
+        "Step-by-step reasoning that ends in the answer to each clip's event question, "
+        "written by a reasoning LLM from the clip's captions; kept only when the answer "
+        "is the ground truth."
+    )
+
+    def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
+        if not clip.caption or not clip.mcq_question:
+            return None
+        return {
+            "caption": clip.caption,
+            "vlm_caption": clip.vlm_caption,
+            "question": clip.mcq_question,
+        }
+
+    def sample_contexts(self, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+        base = {"caption": "A car brakes.", "question": "Which event? A. x B. y C. z"}
+        return [{**base, "vlm_caption": None}, {**base, "vlm_caption": "A road."}]
+
+    def constraint(self, clip: ClipInput, reasoning_parser: bool) -> dict[str, Any] | None:
+        return {"regex": answer_regex(letters_for(len(clip.mcq_options)), not reasoning_parser)}
+
+    def parse(self, completion, clip, sample, common, taxonomy) -> list[SplitRow]:
+        reasoning, answer_text = split_reasoning(completion.text, completion.reasoning)
+        letters = letters_for(len(clip.mcq_options))
+        letter = extract_answer_letter(answer_text, letters)
+        require(bool(reasoning and reasoning.strip()), "no reasoning before the answer")
+        if letter != clip.mcq_answer_letter:
+            raise Filtered(f"answered {letter}, the ground truth is {clip.mcq_answer_letter}")
+        answer = f"{letter}. {clip.mcq_options[letters.index(letter)]}"
+        target = cosmos_target(reasoning, letter)
+        return [
+            ReasoningMcqRow(
+                id=row_id(self.name, clip.clip_id, sample),
+                content_hash=content_hash(clip.mcq_question, target, clip.video),
+                sample=sample,
+                question=clip.mcq_question,
+                options=list(clip.mcq_options),
+                answer_letter=letter,
+                answer=answer,
+                reasoning=reasoning.strip(),
+                target=target,
+                **common,
+            )
+        ]
+
+
+SPLIT = ReasoningMcq()

@@ -1,0 +1,128 @@
+"""The `reasoning_vqa` split: one multi-step question per clip with 4 options, the
+answer and the reasons, written by a reasoning LLM from the clip's captions.
+
+Out: one `ReasoningVqaRow` per sample; its training target is the Cosmos-Reason1 form
+with the reasons (numbered) as the thinking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from ..parsing import extract_json, require
+from ..rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from ..taxonomy import Taxonomy
+from .base import ClipInput, ModelSplit, cosmos_target, lettered
+
+INSTRUCTION = "Think step by step, then answer with the letter of the correct option."
+JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "question": {"type": "string"},
+        "options": {"type": "array", "items": {"type": "string"}, "minItems": 4, "maxItems": 4},
+        "answer": {"type": "string", "enum": ["A", "B", "C", "D"]},
+        "reasons": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 8},
+    },
+    "required": ["question", "options", "answer", "reasons"],
+}
+
+
+@dataclass(slots=True)
+class ReasoningVqaRow(SplitRow):
+    """`question` as asked, `answer` as `X. text`, `reasoning` the numbered reasons."""
+
+    sample: int
+    question: str
+    options: list[str]
+    answer_letter: str
+    answer: str
+    reasoning: str
+    target: str
+
+
+REASONING_VQA_SCHEMA = pa.schema(
+    [
+        *COMMON_FIELDS,
+        ("sample", pa.int32()),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("answer_letter", pa.string()),
+        ("answer", pa.string()),
+        ("reasoning", pa.string()),
+        ("target", pa.string()),
+    ]
+)
+
+
+class ReasoningVqa(ModelSplit):
+    name = "reasoning_vqa"
+    prompt = "reasoning_vqa.jinja"
+    inputs = ("caption", "vlm_caption", "label")
+    row_type = ReasoningVqaRow
+    schema = REASONING_VQA_SCHEMA
+    description = (
+        "One multi-step question per clip with four options, its answer and the reasons, "
+        "written by a reasoning LLM from the clip's captions."
+    )
+
+    def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
+        if not clip.caption:
+            return None
+        return {"caption": clip.caption, "vlm_caption": clip.vlm_caption, "label": clip.label}
+
+    def sample_contexts(self, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+        return [
+            {"caption": "A car brakes.", "vlm_caption": v, "label": taxonomy.names[0]}
+            for v in (None, "A road.")
+        ]
+
+    def constraint(self, clip: ClipInput, reasoning_parser: bool) -> dict[str, Any] | None:
+        return {"json": JSON_SCHEMA}
+
+    def parse(self, completion, clip, sample, common, taxonomy) -> list[SplitRow]:
+        obj = extract_json(completion.text, completion.finish_reason)
+        q, opts, ans, reasons = (obj.get(k) for k in ("question", "options", "answer", "reasons"))
+        require(isinstance(q, str) and q.strip() != "", "empty question")
+        require(
+            isinstance(opts, list)
+            and len(opts) == 4
+            and all(isinstance(o, str) and o.strip() for o in opts),
+            "need exactly four non-empty options",
+        )
+        opts = [o.strip() for o in opts]
+        require(len({o.lower() for o in opts}) == 4, "options repeat")
+        require(
+            isinstance(ans, str) and ans.strip().upper() in "ABCD" and len(ans.strip()) == 1,
+            f"answer {ans!r} is not a letter A-D",
+        )
+        require(
+            isinstance(reasons, list) and any(isinstance(r, str) and r.strip() for r in reasons),
+            "no reasons",
+        )
+        letter = ans.strip().upper()
+        reasoning = "\n".join(
+            f"{i + 1}. {r.strip()}"
+            for i, r in enumerate(r for r in reasons if isinstance(r, str) and r.strip())
+        )
+        question = lettered(q, opts, INSTRUCTION)
+        target = cosmos_target(reasoning, letter)
+        return [
+            ReasoningVqaRow(
+                id=row_id(self.name, clip.clip_id, sample),
+                content_hash=content_hash(question, target, clip.video),
+                sample=sample,
+                question=question,
+                options=opts,
+                answer_letter=letter,
+                answer=f"{letter}. {opts['ABCD'.index(letter)]}",
+                reasoning=reasoning,
+                target=target,
+                **common,
+            )
+        ]
+
+
+SPLIT = ReasoningVqa()
