@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from vlm_autodrive.builders.backends.base import Completion, GenerationResponse
 from vlm_autodrive.builders.chunk import run_chunk
 from vlm_autodrive.builders.generate_config import GenerateConfig
@@ -27,6 +26,7 @@ from vlm_autodrive.builders.sample import generate_sample
 from vlm_autodrive.builders.splits import vqa
 from vlm_autodrive.builders.splits_config import RuleSplitsConfig
 from vlm_autodrive.builders.taxonomy import load_taxonomy
+
 from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()
