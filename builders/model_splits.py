@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,13 @@ from vlm_autodrive.resources import bundled
 
 from .assign import read_assignment
 from .backends.base import Backend, Completion, GenerationRequest, GenerationResponse, Sampling
-from .dataset_folder import DATA_DIR, ConfigTables, data_files, write_dataset_folder
+from .dataset_folder import ConfigTables, write_dataset_folder
 from .failures import CONFIG as FAILURES
-from .failures import FAILURES_SCHEMA, RETRYABLE, FailureRow, failure_id
+from .failures import FAILURES_SCHEMA, FailureRow, failure_id
 from .generate_config import GenerateConfig, ModelConfig, SplitGenConfig
 from .jinja_env import LoadedTemplate, load_template
+from .model_inputs import clip_inputs, failed_request_ids, read_import
+from .model_report import SplitReport
 from .parsing import ParseError
 from .response_cache import ResponseCache, request_key
 from .rows import rows_to_table
@@ -46,29 +48,6 @@ from .taxonomy import Taxonomy
 CACHE_PATH = Path("cache") / "responses.sqlite"
 BLOCKS = ("system", "user")
 _FLUSH_EVERY, _FLUSH_SECONDS = 64, 1.0
-
-
-@dataclass
-class SplitReport:
-    """Counts of one split; `samples == kept + failed` (all kinds) always holds."""
-
-    name: str
-    clips: int = 0
-    requests: int = 0
-    cached: int = 0
-    to_send: int = 0
-    sent: int = 0
-    prompt_tokens_est: int = 0
-    samples: int = 0
-    kept: int = 0
-    rows: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    completion_tokens: int = 0
-
-    @property
-    def yield_(self) -> float:
-        return self.kept / self.samples if self.samples else 0.0
 
 
 BackendOpener = Callable[[ModelConfig, ExitStack], Backend]
@@ -96,9 +75,9 @@ def run_model_splits(
         from .backend_factory import open_backend
     folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
     sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
-    clips = _clip_inputs(build_dir, sides)
+    clips = clip_inputs(build_dir, sides)
     cache = ResponseCache(build_dir / CACHE_PATH)
-    retry = _failed_request_ids(build_dir) if retry_failed else set()
+    retry = failed_request_ids(build_dir) if retry_failed else set()
     reports, configs, failures = [], [], []
     backends: dict[str, Backend] = {}
     try:
@@ -205,7 +184,7 @@ def _run_split(
     plan: list[tuple[ClipInput, str]] = []
     requests: dict[str, GenerationRequest] = {}
     base_keys: dict[str, str] = {}
-    imported = _read_import(sgen.import_file) if sgen.import_file else None
+    imported = read_import(sgen.import_file) if sgen.import_file else None
     for clip in clips:
         ctx = split.context(clip, taxonomy)
         if ctx is None:
@@ -487,109 +466,3 @@ def _by_side(rows: list[Any], schema) -> dict[str, Any]:
         side: rows_to_table([r for r in rows if r.split == side], schema)
         for side in ("train", "test")
     }
-
-
-def _read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    for rel in data_files(name).values():
-        path = build_dir / rel
-        if path.exists():
-            yield from pq.read_table(path, columns=columns).to_pylist()
-
-
-def _clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
-    """Every train/test clip with the texts the prompts need, sorted by clip id."""
-    import pyarrow.parquet as pq
-
-    if not (build_dir / DATA_DIR / "caption_metadata").is_dir():
-        raise FileNotFoundError(
-            f"{build_dir}: no caption_metadata config; the model splits are made from it "
-            "(add it to splits.configs and build the rule splits first)"
-        )
-    captions = {
-        r["clip_id"]: r["answer"]
-        for r in _read_config(build_dir, "caption_metadata", ["clip_id", "answer"])
-    }
-    mcq = {
-        r["clip_id"]: r
-        for r in _read_config(build_dir, "mcq", ["clip_id", "question", "options", "answer_letter"])
-    }
-    table = pq.read_table(
-        build_dir / "chunk" / "clips.parquet", columns=["clip_id", "video_id", "label", "path"]
-    ).to_pylist()
-    out = []
-    for c in sorted(table, key=lambda c: c["clip_id"]):
-        side = sides.get(c["clip_id"])
-        if side is None:
-            continue
-        m = mcq.get(c["clip_id"], {})
-        out.append(
-            ClipInput(
-                clip_id=c["clip_id"],
-                video_id=c["video_id"],
-                label=c["label"],
-                split=side,
-                video=c["path"],
-                video_path=str((build_dir / c["path"]).resolve()),
-                caption=captions.get(c["clip_id"]),
-                vlm_caption=None,
-                mcq_question=m.get("question"),
-                mcq_options=tuple(m.get("options") or ()),
-                mcq_answer_letter=m.get("answer_letter"),
-            )
-        )
-    return out
-
-
-def _failed_request_ids(build_dir: Path) -> set[str]:
-    """Cache keys of the requests behind the retryable failures of the last build."""
-    return {
-        r["request_id"]
-        for r in _read_config(build_dir, FAILURES, ["request_id", "kind"])
-        if r["kind"] in RETRYABLE and r["request_id"]
-    }
-
-
-def _read_import(path: str) -> dict[str, str]:
-    import json
-
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                out[str(obj["clip_id"])] = str(obj["caption"])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{i}: need {{clip_id, caption}}: {e}") from None
-    return out
-
-
-def format_reports(reports: Iterable[SplitReport], dry_run: bool = False) -> str:
-    """The summary table printed at the end (or by --dry-run)."""
-    if dry_run:
-        head = (
-            f"  {'split':<14}{'rows':>7}{'requests':>10}{'cached':>8}"
-            f"{'to send':>9}{'~prompt tok':>13}"
-        )
-        lines = [head]
-        for r in reports:
-            lines.append(
-                f"  {r.name:<14}{r.clips:>7}{r.requests:>10}{r.cached:>8}"
-                f"{r.to_send:>9}{r.prompt_tokens_est:>13}"
-            )
-        return "\n".join(lines)
-    head = (
-        f"  {'split':<14}{'clips':>6}{'requests':>9}{'cached':>7}{'sent':>6}{'samples':>8}"
-        f"{'kept':>6}{'rows':>6}{'yield':>7}  failures"
-    )
-    lines = [head]
-    for r in reports:
-        fails = ", ".join(f"{k} {v}" for k, v in r.failed.items()) or "none"
-        lines.append(
-            f"  {r.name:<14}{r.clips:>6}{r.requests:>9}{r.cached:>7}{r.sent:>6}"
-            f"{r.samples:>8}{r.kept:>6}{r.rows:>6}{r.yield_:>7.0%}  {fails}"
-        )
-    return "\n".join(lines)

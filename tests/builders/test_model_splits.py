@@ -18,7 +18,8 @@ from vlm_autodrive.builders.backends.base import Completion, GenerationResponse
 from vlm_autodrive.builders.chunk import run_chunk
 from vlm_autodrive.builders.generate_config import GenerateConfig
 from vlm_autodrive.builders.ingest import run_ingest
-from vlm_autodrive.builders.model_splits import format_reports, run_model_splits
+from vlm_autodrive.builders.model_report import format_reports
+from vlm_autodrive.builders.model_splits import run_model_splits
 from vlm_autodrive.builders.parsing import ParseError
 from vlm_autodrive.builders.recipe import ChunkConfig
 from vlm_autodrive.builders.rule_splits import build_rule_splits
