@@ -275,7 +275,7 @@ def _model_splits_stage(build: Path, recipe, taxonomy, dry_run=False, retry_fail
             print("the recipe names no model splits (generate.splits): nothing to send")
         return 0
     from vlm_autodrive.builders.model_report import format_reports
-from vlm_autodrive.builders.model_splits import run_model_splits
+    from vlm_autodrive.builders.model_splits import run_model_splits
 
     print("[model splits]" + (" dry run: nothing is sent or written" if dry_run else ""))
     reports = run_model_splits(
