@@ -183,33 +183,29 @@ def _run_split(
     # 1. render: clip -> (request, key for the cache)
     plan: list[tuple[ClipInput, str]] = []
     requests: dict[str, GenerationRequest] = {}
-    base_keys: dict[str, str] = {}
     imported = read_import(sgen.import_file) if sgen.import_file else None
+    rendered: dict[tuple, tuple[str, str]] = {}
     for clip in clips:
         ctx = split.context(clip, taxonomy)
         if ctx is None:
             continue
         report.clips += 1
+        # A context is made from these clip fields only: clips that share them (the
+        # scene-level clips of a video) share one render.
+        memo = (clip.caption, clip.vlm_caption, clip.mcq_question, clip.label)
         try:
-            req = _request(split, sgen, model_cfg, template, ctx, clip)
-        except Exception as e:  # a template error for this clip only; the rest go on
-            for s in range(sgen.n):
-                fails.append(
-                    _failure(
-                        split,
-                        clip,
-                        s,
-                        "render",
-                        f"{type(e).__name__}: {e}",
-                        None,
-                        0,
-                        common_base,
-                        "",
-                    )
+            if memo not in rendered:
+                rendered[memo] = (
+                    template.render_block("system", ctx),
+                    template.render_block("user", ctx),
                 )
+            req = _request(split, sgen, model_cfg, *rendered[memo], clip)
+        except Exception as e:  # a template error for this clip only; the rest go on
+            reason = f"{type(e).__name__}: {e}"
+            for s in range(sgen.n):
+                fails.append(_failure(split, clip, s, "render", reason, None, 0, common_base, ""))
             continue
-        base = request_key(model_id, _keyed(req, clip, build_dir))
-        base_keys[clip.clip_id] = base
+        base = request_key(model_id, req)
         plan.append((clip, base))
         requests.setdefault(base, req)
     attempts = cache.attempts(requests)
@@ -222,7 +218,7 @@ def _run_split(
         if a:
             seed = (sgen.seed or 0) + a
             req = replace(req, sampling=replace(req.sampling, seed=seed))
-        key = request_key(model_id, _keyed(req, None, build_dir), a) if a else base
+        key = request_key(model_id, req, a) if a else base
         key_of[base] = key
         keyed[key] = replace(req, request_id=key)
     report.requests = len(keyed)
@@ -251,7 +247,15 @@ def _run_split(
         report.prompt_tokens_est = sum(_estimate_tokens(r) for r in misses)
         if misses and not dry_run:
             by_key.update(
-                _send(split.name, backend_for(), misses, cache, model_id, report, progress)
+                _send(
+                    split.name,
+                    backend_for(),
+                    [_local_paths(r, build_dir) if split.needs_video else r for r in misses],
+                    cache,
+                    model_id,
+                    report,
+                    progress,
+                )
             )
             if retry:
                 cache.set_attempts({b: a for b, a in attempts.items() if a})
@@ -385,18 +389,19 @@ def _request(
     split: ModelSplit,
     sgen: SplitGenConfig,
     model_cfg: ModelConfig | None,
-    template: LoadedTemplate,
-    ctx: dict[str, Any],
+    system: str,
+    user: str,
     clip: ClipInput,
 ) -> GenerationRequest:
-    system = template.render_block("system", ctx)
-    user = template.render_block("user", ctx)
+    """The request for one clip. A video is referenced as `clip:<path in the build>` so
+    that the cache key does not depend on where the build folder lies; `_local_paths`
+    turns it into a file URL just before sending."""
     if model_cfg is not None and model_cfg.fold_system_prompt and system:
         user, system = f"{system}\n\n{user}", ""
     content: Any = user
     if split.needs_video:
         content = [
-            {"type": "video_url", "video_url": {"url": f"file://{clip.video_path}"}},
+            {"type": "video_url", "video_url": {"url": f"clip:{clip.video}"}},
             {"type": "text", "text": user},
         ]
     messages = ([{"role": "system", "content": system}] if system else []) + [
@@ -411,19 +416,18 @@ def _request(
     )
 
 
-def _keyed(req: GenerationRequest, clip: ClipInput | None, build_dir: Path) -> GenerationRequest:
-    """The request as the cache key sees it: video URLs relative to the build folder, so
-    a moved build folder still hits its cache."""
+def _local_paths(req: GenerationRequest, build_dir: Path) -> GenerationRequest:
+    """`clip:<relative path>` video URLs as `file://<absolute path>` for the backend."""
     prefix = f"file://{build_dir.resolve()}/"
 
-    def rel(part):
-        if part.get("type") == "video_url":
-            url = part["video_url"]["url"]
-            return {"type": "video_url", "video_url": {"url": url.replace(prefix, "clip:")}}
-        return part
+    def part(p: dict[str, Any]) -> dict[str, Any]:
+        url = p.get("video_url", {}).get("url", "")
+        if url.startswith("clip:"):
+            return {"type": "video_url", "video_url": {"url": prefix + url[5:]}}
+        return p
 
     msgs = [
-        m if isinstance(m["content"], str) else {**m, "content": [rel(p) for p in m["content"]]}
+        m if isinstance(m["content"], str) else {**m, "content": [part(p) for p in m["content"]]}
         for m in req.messages
     ]
     return replace(req, messages=msgs)

@@ -8,13 +8,12 @@ in test_backends.py.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from vlm_autodrive.builders.backends.base import Completion, GenerationResponse
+from vlm_autodrive.builders.backends.scripted import ScriptedBackend
 from vlm_autodrive.builders.chunk import run_chunk
 from vlm_autodrive.builders.generate_config import GenerateConfig
 from vlm_autodrive.builders.ingest import run_ingest
@@ -31,68 +30,6 @@ from vlm_autodrive.builders.taxonomy import load_taxonomy
 from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()
-
-
-class ScriptedBackend:
-    """Answers like a well-behaved model, except for the prompts `garble` matches."""
-
-    model_id = "scripted@1"
-
-    def __init__(self, garble=None, error=None):
-        self.sent: list[str] = []
-        self.garble = garble or (lambda req: False)
-        self.error = error or (lambda req: False)
-
-    def generate(self, requests):
-        for req in requests:
-            self.sent.append(req.request_id)
-            if self.error(req):
-                yield GenerationResponse(req.request_id, error="HTTP 500 after 3 tries", attempts=3)
-                continue
-            text = "{not json" if self.garble(req) else self._answer(req)
-            comps = [Completion(text, None, "stop", 10) for _ in range(req.sampling.n)]
-            yield GenerationResponse(req.request_id, comps, prompt_tokens=100)
-
-    def close(self):
-        pass
-
-    @staticmethod
-    def _answer(req) -> str:
-        user = req.messages[-1]["content"]
-        user = user if isinstance(user, str) else user[-1]["text"]
-        c = req.constraint or {}
-        if "json" in c and "questions" in c["json"]["properties"]:
-            label = re.search(r'The correct answer is\s+"([^"]+)"', user).group(1)
-            qs = [
-                {
-                    "dimension": "event_type",
-                    "question": "What happens?",
-                    "options": TAX.names,
-                    "answer": "ABC"[TAX.names.index(label)],
-                }
-            ]
-            for d in ("weather", "lighting", "road_type", "scene"):
-                qs.append(
-                    {
-                        "dimension": d,
-                        "question": f"Which {d}?",
-                        "options": ["one", "two", "three"],
-                        "answer": "B",
-                    }
-                )
-            return json.dumps({"questions": qs})
-        if "json" in c:
-            return json.dumps(
-                {
-                    "question": "Why?",
-                    "options": ["a", "b", "c", "d"],
-                    "answer": "C",
-                    "reasons": ["first", "second"],
-                }
-            )
-        if "regex" in c:  # reasoning_mcq: answers A for every sample
-            return "<think>\nThe car ahead brakes hard.\n</think>\n\n<answer>\nA\n</answer>"
-        return "A car drives along a wet road."
 
 
 @pytest.fixture(scope="module")
