@@ -12,7 +12,9 @@ made them, and that stage's provenance. Out, under the build folder:
 
 Stages write their configs through `write_dataset_folder`; the card always describes
 every config in the folder, so a later stage (model splits) adds configs without losing
-the earlier ones. Nothing here has a timestamp: a rebuild writes identical bytes.
+the earlier ones. A stage that streams its Parquet files itself (the mixer) declares
+them with `register_config`. The card's text is builders/card.py's. Nothing here has a
+timestamp: a rebuild writes identical bytes.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import yaml
 
+from .card import COLUMN_DOCS  # noqa: F401  (re-exported: the card's column glossary)
 from .stagefiles import atomic_write_text, file_sha256, read_json, write_json
 
 DATA_DIR = "data"
@@ -33,22 +35,6 @@ CARD = "README.md"
 PROVENANCE = "provenance.json"
 SPLITS = ("train", "test")
 DEFAULT_CONFIG = "mcq"
-
-COLUMN_DOCS = {
-    "id": "stable row id: hash of (config, clip_id, row key); same across rebuilds and edits",
-    "clip_id": "the clip (one row of chunk/clips.parquet)",
-    "video_id": "the source video the clip was cut from",
-    "label": "the clip's class",
-    "split": "train or test (the side of the clip's source video)",
-    "generator": "what made the row: rule:<name>, or model id and revision",
-    "template": "template name@hash (the hash covers every template it includes)",
-    "content_hash": "hash of the row's generated content; changes when the text changes",
-    "video": "the clip file, relative to this folder",
-    "question": "the user turn",
-    "answer": "the assistant turn",
-    "options": "class names in the order the question lists them (A, B, ...)",
-    "answer_letter": "the letter of the correct option",
-}
 
 
 @dataclass
@@ -118,128 +104,64 @@ def write_dataset_folder(
             "template": cfg.template,
             "splits": splits,
         }
+    return _save(build_dir, prov)
+
+
+def register_config(
+    build_dir: Path,
+    name: str,
+    *,
+    description: str,
+    generator: str,
+    template: str,
+    stage: str,
+    stage_info: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Declare a config whose Parquet files its stage wrote itself, at `data_files(name)`
+    (a mixture, streamed batch by batch rather than held as one table).
+
+    The files that exist are recorded in provenance.json with their rows and hashes,
+    `stage_info` goes to `provenance.stages[stage]`, and the card is rewritten. A config
+    with no file left is undeclared. Returns the provenance.
+    """
+    import pyarrow.parquet as pq
+
+    prov_path = build_dir / PROVENANCE
+    prov: dict[str, Any] = read_json(prov_path) if prov_path.exists() else {}
+    prov.setdefault("stages", {})[stage] = dict(stage_info)
+    entries = prov.setdefault("configs", {})
+    splits = {}
+    for split, rel in data_files(name).items():
+        path = build_dir / rel
+        if path.exists():
+            rows = pq.ParquetFile(path).metadata.num_rows
+            splits[split] = {"path": rel, "rows": rows, "sha256": file_sha256(path)}
+    entries.pop(name, None)
+    if splits:
+        entries[name] = {
+            "stage": stage,
+            "description": description,
+            "generator": generator,
+            "template": template,
+            "splits": splits,
+        }
+    return _save(build_dir, prov)
+
+
+def _save(build_dir: Path, prov: dict[str, Any]) -> dict[str, Any]:
+    """Drop configs whose files are gone, write provenance.json, rewrite the card."""
+    entries = prov.setdefault("configs", {})
     # A config whose files someone deleted is not declared (load_dataset would fail).
     for name in [n for n in entries if not (build_dir / DATA_DIR / n).is_dir()]:
         entries.pop(name)
     prov["configs"] = dict(sorted(entries.items()))
-    write_json(prov_path, prov)
+    write_json(build_dir / PROVENANCE, prov)
     atomic_write_text(build_dir / CARD, render_card(build_dir, prov))
     return prov
 
 
-def _card_header(prov: Mapping[str, Any]) -> str:
-    names = list(prov["configs"])
-    default = DEFAULT_CONFIG if DEFAULT_CONFIG in names else (names[0] if names else None)
-    configs = []
-    for name in names:
-        entry: dict[str, Any] = {"config_name": name}
-        if name == default:
-            entry["default"] = True
-        entry["data_files"] = [
-            {"split": s, "path": v["path"]} for s, v in prov["configs"][name]["splits"].items()
-        ]
-        configs.append(entry)
-    header = {
-        "configs": configs,
-        "pretty_name": "vlm-autodrive dashcam event supervision",
-        "task_categories": ["video-text-to-text"],
-        "tags": ["autonomous-driving", "dashcam", "video", "vlm-autodrive"],
-    }
-    return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n"
-
-
 def render_card(build_dir: Path, prov: Mapping[str, Any]) -> str:
-    """The dataset card: YAML header with every config, then counts, columns, provenance."""
-    import pyarrow.parquet as pq
+    """The dataset card of the folder (builders/card.py renders it)."""
+    from .card import render_card as _render
 
-    out = [_card_header(prov)]
-    toolkit = prov.get("toolkit", {})
-    out.append(
-        "# Dashcam event supervision for video VLMs\n\n"
-        f"Built by {toolkit.get('name', 'vlm-autodrive')} {toolkit.get('version', '')} "
-        "from labelled dashcam videos cut into clips. Each config below is one kind of "
-        "supervision; every row points at its clip by a path relative to this folder "
-        "(column `video`), and clips are stored once under `clips/`.\n"
-    )
-    out.append(
-        "## Load\n\n```python\nfrom datasets import load_dataset\n\n"
-        'ds = load_dataset("path/to/this/folder", "mcq")  # or any config below\n'
-        'row = ds["test"][0]\n'
-        'clip = "path/to/this/folder/" + row["video"]\n```\n'
-    )
-    labels: dict[str, dict[str, dict[str, int]]] = {}
-    out.append("## Configs\n\n| config | description | train | test | generator | template |")
-    out.append("|---|---|---:|---:|---|---|")
-    schemas = {}
-    for name, c in prov["configs"].items():
-        rows = {s: c["splits"][s]["rows"] for s in c["splits"]}
-        out.append(
-            f"| `{name}` | {c['description']} | {rows.get('train', 0)} | {rows.get('test', 0)} "
-            f"| `{c['generator']}` | `{c['template']}` |"
-        )
-        for s, v in c["splits"].items():
-            t = pq.read_table(build_dir / v["path"], columns=["label"])
-            schemas.setdefault(name, pq.read_schema(build_dir / v["path"]))
-            for lab, n in _value_counts(t.column("label")).items():
-                labels.setdefault(lab, {}).setdefault(name, {})[s] = n
-    out.append("")
-    if labels:
-        names = list(prov["configs"])
-        out.append("### Rows per class\n")
-        out.append("| class | " + " | ".join(f"{n} train | {n} test" for n in names) + " |")
-        out.append("|---|" + "---:|---:|" * len(names))
-        for lab in sorted(labels):
-            per = labels[lab]
-            cells = [
-                f"{per.get(n, {}).get('train', 0)} | {per.get(n, {}).get('test', 0)}" for n in names
-            ]
-            out.append(f"| {lab} | " + " | ".join(cells) + " |")
-        out.append("")
-    out.append("## Columns\n")
-    for name, schema in schemas.items():
-        cols = ", ".join(f"`{f.name}` ({f.type})" for f in schema)
-        out.append(f"- `{name}`: {cols}")
-    out.append("")
-    for col, doc in COLUMN_DOCS.items():
-        out.append(f"- `{col}`: {doc}")
-    out.append("")
-    out.append(_split_section(prov))
-    out.append(_provenance_section(prov))
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:
-    counts = col.value_counts().to_pylist()
-    return {c["values"]: c["counts"] for c in counts}
-
-
-def _split_section(prov: Mapping[str, Any]) -> str:
-    split = prov.get("stages", {}).get("rule_splits", {}).get("assignment")
-    if not split:
-        return ""
-    return (
-        "## Train and test\n\n"
-        "Split by source video: no video has clips on both sides. The test set has "
-        f"{split['test_per_class']} clips per class (seed {split['seed']}) drawn from "
-        "held-out videos; their other clips are in no split. Every config follows the same "
-        f"assignment: `{split['path']}` (clip_id -> train/test/held_out).\n"
-    )
-
-
-def _provenance_section(prov: Mapping[str, Any]) -> str:
-    lines = ["## Provenance\n", "Full record: `provenance.json`.\n"]
-    toolkit = prov.get("toolkit", {})
-    lines.append(f"- toolkit: {toolkit.get('name')} {toolkit.get('version')}")
-    manifest = prov.get("manifest") or {}
-    if manifest:
-        sha = manifest.get("sha256")
-        lines.append(
-            f"- manifest: `{manifest.get('path')}`"
-            + (f" sha256 `{sha[:12]}`" if sha else " (not a file: no hash)")
-        )
-    for stage, info in prov.get("stages", {}).items():
-        if "taxonomy_sha256" in info:
-            lines.append(f"- {stage}: taxonomy sha256 `{info['taxonomy_sha256'][:12]}`")
-        for name, sha in info.get("templates", {}).items():
-            lines.append(f"- {stage}: template `{name}` sha256 `{sha[:12]}`")
-    return "\n".join(lines) + "\n"
+    return _render(build_dir, prov)

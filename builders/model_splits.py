@@ -80,6 +80,7 @@ def run_model_splits(
     retry = failed_request_ids(build_dir) if retry_failed else set()
     reports, configs, failures = [], [], []
     backends: dict[str, Backend] = {}
+    prompt_hashes: dict[str, str] = {}
     try:
         with ExitStack() as stack:
             for name, split in MODEL_SPLITS.items():
@@ -89,6 +90,7 @@ def run_model_splits(
                 template = load_template(
                     split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
                 )
+                prompt_hashes[split.prompt] = template.sha256
                 if sgen.import_file:
                     model_cfg, model_id = None, f"import:{Path(sgen.import_file).name}"
                 else:
@@ -143,11 +145,21 @@ def run_model_splits(
             )
         )
         stage_info = {
+            # config -> the model that wrote it and how it was sampled (the card lists these)
             "models": {
-                k: m.model_dump(exclude={"engine_args"}) | {"id": m.model_id}
-                for k, m in gen.models.items()
+                name: (
+                    {"model": f"import:{sgen.import_file}"}
+                    if sgen.import_file
+                    else {
+                        "model": gen.models[sgen.model].model,
+                        "revision": gen.models[sgen.model].revision,
+                        "backend": gen.models[sgen.model].backend,
+                        "sampling": sgen.model_dump(exclude={"model", "import_file"}),
+                    }
+                )
+                for name, sgen in gen.splits.items()
             },
-            "splits": {k: s.model_dump() for k, s in gen.splits.items()},
+            "prompts": prompt_hashes,
             "counts": {
                 r.name: {"samples": r.samples, "kept": r.kept, "rows": r.rows, "failed": r.failed}
                 for r in reports

@@ -127,6 +127,58 @@ def _parser() -> argparse.ArgumentParser:
     )
     _chunk_overrides(b)
     b.set_defaults(func=_cmd_build)
+
+    m = sub.add_parser(
+        "mix",
+        help="mix configs into SFT conversations by a mixture recipe (per-class upsampling)",
+        description="Draw rows from the build's configs as a mixture recipe says "
+        "(recipes/mixtures/*.yaml: per config a count, a fraction, all rows, or per-class "
+        "upsampling factors), turn them into conversations (`messages`: the recipe's system "
+        "prompt, the clip as a video part, the question; the answer, or the "
+        "<think>...</think> <answer>...</answer> form for reasoning rows) and write them as "
+        "the config mix-NAME of the build folder. Prints rows per component and class "
+        "against what the recipe asked and plots the class distribution before and after "
+        "upsampling (BUILD/mix/NAME/class_distribution.png); both go into the dataset card. "
+        "Re-running with unchanged recipe, rows and prompts does nothing.",
+    )
+    m.add_argument("recipe", type=Path, help="e.g. recipes/mixtures/paper_table1.yaml")
+    m.add_argument("--build", type=Path, required=True, help="build folder (after build)")
+    m.add_argument("--force", action="store_true", help="mix again even if up to date")
+    m.set_defaults(func=_cmd_mix)
+
+    pub = sub.add_parser(
+        "publish",
+        help="publish a build folder as a versioned dataset (Hub repo or local folder)",
+        description="Release the build folder as version X.Y.Z: its configs, the clips "
+        "their rows use, the train/test assignment, mixture plots, and a card, provenance "
+        "and changelog (rows added, removed and changed per config since the previous "
+        "version) written for the release. To the Hub: refuses an existing tag first, "
+        "creates the dataset repo if needed, uploads resumably (files already there are "
+        "not sent again; re-run the same command to resume), then tags vX.Y.Z once every "
+        "file is committed. The token is read as huggingface_hub reads it (HF_TOKEN or "
+        "`hf auth login`) and never printed. --to FOLDER writes FOLDER/vX.Y.Z/ instead, "
+        "with the same layout, loadable with datasets.load_dataset.",
+    )
+    pub.add_argument("build", type=Path, help="build folder")
+    pub.add_argument("--repo", help="Hub dataset repo ORG/NAME (with --to: for the card)")
+    pub.add_argument("--version", required=True, help="semantic version X.Y.Z (tag vX.Y.Z)")
+    pub.add_argument("--to", type=Path, metavar="FOLDER", help="local target instead of the Hub")
+    pub.add_argument(
+        "--dry-run", action="store_true", help="list every step and file; no network, no writes"
+    )
+    pub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    pub.add_argument(
+        "--license",
+        default="other",
+        help="license id for the card (default: other, the source videos' terms)",
+    )
+    pub.add_argument(
+        "--previous",
+        type=Path,
+        metavar="FOLDER",
+        help="release folder to compare with (default: the newest earlier version)",
+    )
+    pub.set_defaults(func=_cmd_publish)
     return p
 
 
@@ -284,6 +336,35 @@ def _model_splits_stage(build: Path, recipe, taxonomy, dry_run=False, retry_fail
     print(format_reports(reports, dry_run=dry_run))
     failed = sum(sum(v for k, v in r.failed.items() if k != "filtered") for r in reports)
     return 0 if dry_run or not failed else EXIT_REJECTS
+
+
+def _cmd_mix(args) -> int:
+    from vlm_autodrive.builders.mixture import mix
+    from vlm_autodrive.resources import resolve_recipe_path
+
+    print(mix(resolve_recipe_path(args.recipe), args.build, force=args.force).format())
+    return 0
+
+
+def _cmd_publish(args) -> int:
+    from vlm_autodrive.builders.publish import PublishError, publish
+
+    try:
+        res = publish(
+            args.build,
+            args.version,
+            repo=args.repo,
+            to=args.to,
+            dry_run=args.dry_run,
+            private=args.private,
+            license=args.license,
+            previous=args.previous,
+        )
+    except PublishError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(res.format())
+    return 0
 
 
 def _print_ingest(res) -> None:

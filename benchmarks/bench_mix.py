@@ -1,0 +1,179 @@
+"""Mixing 350,000 rows: the streaming mixer against a naive one and a plain copy.
+
+A synthetic build (no videos) with the paper's configs at the sizes its text gives,
+VQA enlarged so that `recipes/mixtures/paper_table1.yaml` yields 350,000 rows (balanced
+MCQ ~68k, 10k VLM captions, ~218k VQA, doubled reasoning MCQ...), with realistic text
+lengths. Three ways to produce the mixture's Parquet file, each in a fresh process so
+its peak RSS (`ru_maxrss`) is its own:
+
+- stream: `autodrive mix` (builders/mixture.py): record batches in, Arrow kernels,
+  ParquetWriter out; the card and the class plot included;
+- naive: what a first version would do: pandas reads every config whole, rows become
+  Python dicts with their `messages`, upsampling repeats them, one DataFrame is written;
+- copy: read every source config and write it back with pyarrow, nothing else: the
+  I/O floor for these bytes.
+
+Printed: seconds (stage only, and whole process with imports), rows/s, peak RSS, and the
+ratios stream/naive and stream/copy. Target (issue 5): stream under 30 s and 2 GB here.
+
+    python benchmarks/bench_mix.py [--rows 350000] [--skip-naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def bench_sizes(total: int) -> dict[str, dict[str, int]]:
+    """PAPER_SIZES with VQA grown (or shrunk) so the Table 1 recipe yields `total` rows."""
+    from vlm_autodrive.builders.synthetic_configs import PAPER_SIZES
+
+    sizes = {k: dict(v) for k, v in PAPER_SIZES.items()}
+    mcq = sizes["mcq"]
+    fixed = (
+        15 * mcq["Collision"] + 2 * mcq["Near-Collision"] + mcq["Normal Driving"]
+        + sum(sizes["caption_metadata"].values()) + 10_000
+        + 2 * sum(sizes["reasoning_mcq"].values()) + sum(sizes["reasoning_vqa"].values())
+    )  # fmt: skip
+    vqa = total - fixed
+    share = {"Collision": 0.05, "Near-Collision": 0.40}
+    sizes["vqa"] = {k: int(vqa * f) for k, f in share.items()}
+    sizes["vqa"]["Normal Driving"] = vqa - sum(sizes["vqa"].values())
+    return sizes
+
+
+def run_stream(build: Path) -> int:
+    from vlm_autodrive.builders.mixture import mix
+
+    from vlm_autodrive.resources import bundled
+
+    res = mix(bundled("recipes", "mixtures/paper_table1.yaml"), build, force=True)
+    return res.report["sides"]["train"]["written"]
+
+
+def run_naive(build: Path) -> int:
+    import pandas as pd
+    from vlm_autodrive.builders.conversations import load_system_prompt, row_messages
+    from vlm_autodrive.builders.mixture_recipe import load_mixture
+
+    from vlm_autodrive.resources import bundled
+
+    recipe = load_mixture(bundled("recipes", "mixtures/paper_table1.yaml"))
+    prompts = {
+        False: load_system_prompt(recipe.conversation.system_prompt),
+        True: load_system_prompt(recipe.conversation.reasoning_system_prompt),
+    }
+    out = []
+    for comp in recipe.components:
+        df = pd.read_parquet(build / "data" / comp.split / "train-00000-of-00001.parquet")
+        if comp.count is not None:
+            df = df.sample(n=comp.count, random_state=recipe.seed)
+        reasoning = "target" in df.columns
+        for row in df.to_dict("records"):
+            msgs = row_messages(row, prompts[reasoning], reasoning)
+            for copy in range(comp.factor(row["label"])):
+                out.append(
+                    {
+                        "id": f"{row['id']}:{copy}",
+                        "source_id": row["id"],
+                        "source_config": comp.split,
+                        "copy": copy,
+                        "clip_id": row["clip_id"],
+                        "video_id": row["video_id"],
+                        "label": row["label"],
+                        "split": "train",
+                        "video": row["video"],
+                        "messages": msgs,
+                    }
+                )
+    pd.DataFrame(out).to_parquet(build / "naive.parquet")
+    return len(out)
+
+
+def run_copy(build: Path) -> int:
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for path in sorted((build / "data").glob("*/train-*.parquet")):
+        if path.parent.name.startswith("mix-"):
+            continue
+        t = pq.read_table(path)
+        pq.write_table(t, build / f"copy-{path.parent.name}.parquet")
+        rows += t.num_rows
+    return rows
+
+
+def child(mode: str, build: Path) -> None:
+    t0 = time.perf_counter()
+    rows = {"stream": run_stream, "naive": run_naive, "copy": run_copy}[mode](build)
+    t1 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
+    print(json.dumps({"rows": rows, "stage_s": t1 - t0, "peak_rss_mib": peak}))
+
+
+def measure(mode: str, build: Path) -> dict:
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(build)], capture_output=True, text=True
+    )
+    wall = time.perf_counter() - t0
+    if out.returncode:
+        raise SystemExit(f"{mode} failed:\n{out.stderr}")
+    return {"mode": mode, "process_s": wall, **json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=350_000, help="rows the mixture should have")
+    ap.add_argument("--skip-naive", action="store_true", help="the naive run takes minutes")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return
+    from vlm_autodrive.builders.synthetic_configs import write_synthetic_configs
+
+    with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
+        build = Path(tmp) / "build"
+        t0 = time.perf_counter()
+        write_synthetic_configs(build, bench_sizes(args.rows), test_per_class=0)
+        source_rows = sum(sum(v.values()) for v in bench_sizes(args.rows).values())
+        data = sum(p.stat().st_size for p in (build / "data").rglob("*.parquet"))
+        print(
+            f"synthetic build: {source_rows:,} source rows, {data / 2**20:.0f} MiB of Parquet "
+            f"({time.perf_counter() - t0:.1f} s to write)"
+        )
+        modes = ["copy", "stream"] + ([] if args.skip_naive else ["naive"])
+        results = {m: measure(m, build) for m in modes}
+        out = build / "data" / "mix-paper_table1" / "train-00000-of-00001.parquet"
+        print(f"mixture file: {out.stat().st_size / 2**20:.0f} MiB")
+    print(f"{'mode':<7} {'rows':>9} {'stage s':>8} {'process s':>9} {'rows/s':>9} {'peak MiB':>9}")
+    for r in results.values():
+        print(
+            f"{r['mode']:<7} {r['rows']:>9,} {r['stage_s']:>8.2f} {r['process_s']:>9.2f} "
+            f"{r['rows'] / r['stage_s']:>9,.0f} {r['peak_rss_mib']:>9.0f}"
+        )
+    s = results["stream"]
+    for other in ("naive", "copy"):
+        if other in results:
+            o = results[other]
+            print(
+                f"stream vs {other}: time x{s['stage_s'] / o['stage_s']:.2f}, "
+                f"peak memory x{s['peak_rss_mib'] / o['peak_rss_mib']:.2f}"
+            )
+    ok = s["process_s"] < 30 and s["peak_rss_mib"] < 2048
+    print(
+        f"target (stream: {s['rows']:,} rows in < 30 s, peak RSS < 2 GiB): "
+        + ("met" if ok else "NOT met")
+    )
+
+
+if __name__ == "__main__":
+    main()
