@@ -179,6 +179,10 @@ def _parser() -> argparse.ArgumentParser:
         help="release folder to compare with (default: the newest earlier version)",
     )
     pub.set_defaults(func=_cmd_publish)
+
+    from vlm_autodrive.trainer.eval_cli import add_eval_parser
+
+    add_eval_parser(sub)  # `autodrive eval ...` and `autodrive eval compare ...`
     return p
 
 
