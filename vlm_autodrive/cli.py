@@ -183,6 +183,10 @@ def _parser() -> argparse.ArgumentParser:
     from vlm_autodrive.trainer.eval_cli import add_eval_parser
 
     add_eval_parser(sub)  # `autodrive eval ...` and `autodrive eval compare ...`
+
+    from vlm_autodrive.trainer.train_cli import add_train_parser
+
+    add_train_parser(sub)
     return p
 
 
