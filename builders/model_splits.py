@@ -97,7 +97,9 @@ def run_model_splits(
                     model_cfg = gen.models[sgen.model]
                     model_id = model_cfg.model_id
 
-                def backend_for(cfg=model_cfg, key=sgen.model) -> Backend:
+                def backend_for(cfg=model_cfg) -> Backend:
+                    # Roles that name the same served model share one backend (and server).
+                    key = cfg.model_dump_json(exclude={"fold_system_prompt"})
                     if key not in backends:
                         backends[key] = open_backend(cfg, stack)
                     return backends[key]
