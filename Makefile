@@ -1,29 +1,49 @@
 # Two commands: `make demo` (the main job) and `make test` (lint + tests).
-# Each creates what it needs from nothing, idempotently, then runs.
+# Each creates what it needs from nothing, idempotently, then runs:
+#   .venv        the toolkit (ingest, clips, splits, mixing, publishing, eval scoring)
+#   .venv-vllm   vLLM's CPU build: the engine and the local OpenAI-compatible server
+#   .venv-train  PyPI's CUDA torch + torchvision (they run on a CPU), TRL, DeepSpeed
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+TINY_TEXT := build/models/tiny-llama
+
+include mk/vllm.mk
+include mk/train.mk
 
 .PHONY: demo test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,eval,publish]'
 	touch $@
 
-demo: $(BIN)/.installed
+# The tiny random models the demo serves with vLLM (no weights can be downloaded).
+$(TINY_TEXT)/config.json: $(VLLM_VENV)/.installed
+	$(VLLM_PYTHON) -m vlm_autodrive.builders.tiny_models --out $(TINY_TEXT)
+
+$(TINY_VLM)/tiny_vlm.json: $(VLLM_VENV)/.installed
+	$(VLLM_PYTHON) -m vlm_autodrive.trainer.tiny_vlm --out $(TINY_VLM)
+
+demo: $(BIN)/.installed $(VLLM_VENV)/.installed $(TINY_TEXT)/config.json $(TINY_VLM)/tiny_vlm.json
 	$(BIN)/autodrive build recipes/quickstart.yaml
+	$(BIN)/autodrive mix recipes/mixtures/quickstart.yaml --build build/quickstart
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(VLLM_VENV)/.installed $(TRAIN_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_chunk.py
+	$(BIN)/python benchmarks/bench_rule_splits.py
+	$(BIN)/python benchmarks/bench_model_splits.py
+	$(BIN)/python benchmarks/bench_openai_backend.py
+	$(BIN)/python benchmarks/bench_mix.py
+	$(TRAIN_BIN)/python benchmarks/bench_train.py
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(VLLM_VENV) $(TRAIN_VENV)

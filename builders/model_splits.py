@@ -72,7 +72,11 @@ def run_model_splits(
     for a split that has requests to send.
     """
     if open_backend is None:
-        from .backend_factory import open_backend
+        from functools import partial
+
+        from .backend_factory import open_backend as opener
+
+        open_backend = partial(opener, log_dir=build_dir / "logs", media_dir=build_dir)
     folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
     sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
     clips = clip_inputs(build_dir, sides)
@@ -230,7 +234,9 @@ def _run_split(
     for base, req in requests.items():
         a = attempts.get(base, 0)
         if a:
-            seed = (sgen.seed or 0) + a
+            # vLLM samples request seed s as s, s+1, ..., s+n-1: step attempts by n so
+            # a retry never repeats an earlier attempt's samples.
+            seed = (sgen.seed or 0) + a * sgen.n
             req = replace(req, sampling=replace(req.sampling, seed=seed))
         key = request_key(model_id, req, a) if a else base
         key_of[base] = key

@@ -22,9 +22,8 @@ $(TRAIN_STAMP): pyproject.toml mk/train.mk
 		--disable-pip-version-check $(TRAIN_PINS) -e '.[train,eval]'
 	touch $@
 
-# A tiny random Qwen2.5-VL for CPU runs (no weights can be downloaded here).
-$(TINY_VLM)/tiny_vlm.json: $(TRAIN_STAMP)
-	$(TRAIN_BIN)/python -m vlm_autodrive.trainer.tiny_vlm --out $(TINY_VLM)
+# The tiny random Qwen2.5-VL ($(TINY_VLM)) is built by the Makefile's rule (in .venv-vllm,
+# which the demo needs anyway).
 
 # A few real SFT steps on the CPU: needs the quickstart build with its mix-quickstart
 # config (`make demo`, then the mixing stage).

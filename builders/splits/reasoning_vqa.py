@@ -21,10 +21,20 @@ INSTRUCTION = "Think step by step, then answer with the letter of the correct op
 JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "question": {"type": "string"},
-        "options": {"type": "array", "items": {"type": "string"}, "minItems": 4, "maxItems": 4},
+        "question": {"type": "string", "minLength": 8, "maxLength": 300},
+        "options": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 120},
+            "minItems": 4,
+            "maxItems": 4,
+        },
         "answer": {"type": "string", "enum": ["A", "B", "C", "D"]},
-        "reasons": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 8},
+        "reasons": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 300},
+            "minItems": 1,
+            "maxItems": 8,
+        },
     },
     "required": ["question", "options", "answer", "reasons"],
 }

@@ -71,10 +71,10 @@ JSON_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "dimension": {"type": "string", "enum": DIMENSIONS},
-                    "question": {"type": "string"},
+                    "question": {"type": "string", "minLength": 8, "maxLength": 200},
                     "options": {
                         "type": "array",
-                        "items": {"type": "string"},
+                        "items": {"type": "string", "minLength": 1, "maxLength": 80},
                         "minItems": 3,
                         "maxItems": 4,
                     },
