@@ -1,7 +1,8 @@
 """The `autodrive` command line. Each subcommand is one stage, re-runnable on its own.
 
-Exit codes: 0 done; 3 done, but some inputs were rejected (listed in the rejects files);
-2 bad arguments, recipe or manifest; 1 anything unexpected.
+Exit codes: 0 done; 3 done, but some inputs were rejected or some samples failed (listed
+in the rejects files and the `failures` config); 2 bad arguments, recipe or manifest;
+4 a model server could not be reached; 1 anything unexpected.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 EXIT_REJECTS = 3
 EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 4
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    from vlm_autodrive.builders.backends.common import BackendUnavailable
+
     try:
         return args.func(args)
+    except BackendUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
