@@ -51,7 +51,6 @@ def bench_sizes(total: int) -> dict[str, dict[str, int]]:
 
 def run_stream(build: Path) -> int:
     from vlm_autodrive.builders.mixture import mix
-
     from vlm_autodrive.resources import bundled
 
     res = mix(bundled("recipes", "mixtures/paper_table1.yaml"), build, force=True)
@@ -60,9 +59,9 @@ def run_stream(build: Path) -> int:
 
 def run_naive(build: Path) -> int:
     import pandas as pd
+
     from vlm_autodrive.builders.conversations import load_system_prompt, row_messages
     from vlm_autodrive.builders.mixture_recipe import load_mixture
-
     from vlm_autodrive.resources import bundled
 
     recipe = load_mixture(bundled("recipes", "mixtures/paper_table1.yaml"))

@@ -200,6 +200,7 @@ def _child(args) -> int:
     """One measured run in this process; writes WORK/<run>.json."""
     import torch
     from transformers import TrainerCallback
+
     from vlm_autodrive.trainer import sft
     from vlm_autodrive.trainer.train_data import load_rows, resolve_dataset
 

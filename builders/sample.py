@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
 from vlm_autodrive.builders.records import Actor, ManifestEntry, VideoMetadata
 from vlm_autodrive.builders.sample_scene import Scene
 from vlm_autodrive.builders.taxonomy import Taxonomy, load_taxonomy

@@ -235,7 +235,6 @@ def _classes(data: EvalData, taxonomy_names: list[str]) -> list[str]:
 
 def _load_prompt(mode: str, folder: Path | None):
     from vlm_autodrive.builders.jinja_env import load_template
-
     from vlm_autodrive.resources import bundled
 
     folders = [folder] if folder else []

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
+
 from vlm_autodrive.builders.strict import Strict, format_validation_error
 
 # SFTConfig fields the wrapper owns, and why a recipe may not set them.

@@ -16,7 +16,6 @@ from vlm_autodrive.builders.adapters.mapping import (
     write_rejects,
 )
 from vlm_autodrive.builders.taxonomy import Taxonomy
-
 from vlm_autodrive.resources import bundled
 
 

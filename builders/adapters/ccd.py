@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from pydantic import Field, field_validator
+
 from vlm_autodrive.builders.adapters.mapping import (
     AdapterError,
     AdapterResult,

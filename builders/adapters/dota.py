@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
+
 from vlm_autodrive.builders.adapters.mapping import (
     AdapterError,
     AdapterResult,

@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError
+
 from vlm_autodrive.builders.recipe import Strict, format_validation_error
 from vlm_autodrive.builders.records import Actor, ManifestEntry, RejectRecord, VideoMetadata
 from vlm_autodrive.builders.taxonomy import Taxonomy, load_taxonomy

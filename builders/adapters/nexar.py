@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import Field
+
 from vlm_autodrive.builders.adapters.mapping import (
     AdapterConfig,
     AdapterError,

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
 from vlm_autodrive.builders.rule_splits import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.builders.synthetic_configs import write_synthetic_configs
 from vlm_autodrive.builders.synthetic_tables import write_synthetic_tables

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from vlm_autodrive.builders.adapters import (
     ADAPTERS,
     AdapterError,
@@ -18,7 +19,6 @@ from vlm_autodrive.builders.adapters import (
 from vlm_autodrive.builders.adapters.dota import iter_top_level
 from vlm_autodrive.builders.records import ManifestEntry
 from vlm_autodrive.builders.taxonomy import load_taxonomy
-
 from vlm_autodrive.resources import bundled
 
 # The real annotation files live in the `shared` folder beside the repository checkout.

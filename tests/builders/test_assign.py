@@ -7,6 +7,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
+
 from vlm_autodrive.builders.assign import (
     ShortClassError,
     assign_splits,

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import REPO
 from vlm_autodrive.builders.backends.base import GenerationRequest, Sampling
 from vlm_autodrive.builders.backends.common import fold_system_prompt
 from vlm_autodrive.builders.backends.fake_server import FakeOpenAIServer
 from vlm_autodrive.builders.backends.local_server import LocalVLLMServer, free_port
 from vlm_autodrive.builders.backends.openai_backend import BackendUnavailable, OpenAIBackend
-
-from tests.conftest import REPO
 
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 needs_vllm = pytest.mark.skipif(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from vlm_autodrive.builders.backends.fake_server import FakeOpenAIServer
 
 

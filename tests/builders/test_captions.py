@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from vlm_autodrive.builders.captions import (
     MetadataNormalizer,
     caption_samples,
@@ -14,7 +15,6 @@ from vlm_autodrive.builders.captions import (
 )
 from vlm_autodrive.builders.synthetic_tables import synthetic_video
 from vlm_autodrive.builders.taxonomy import EventClass, Taxonomy, load_taxonomy
-
 from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()

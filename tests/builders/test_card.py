@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import yaml
 from huggingface_hub import DatasetCard
+
+from tests.builders.mix_helpers import small_build
 from vlm_autodrive.builders.card import Release, render_card, size_category
 from vlm_autodrive.builders.changelog import Changelog, ConfigChanges
 from vlm_autodrive.builders.stagefiles import read_json
-
-from tests.builders.mix_helpers import small_build
 
 SIZES = {
     "mcq": {"Collision": 2, "Near-Collision": 3, "Normal Driving": 5},

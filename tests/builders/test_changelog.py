@@ -7,11 +7,11 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tests.builders.mix_helpers import read, recipe, rule_build
 from vlm_autodrive.builders.changelog import Changelog, compare
 from vlm_autodrive.builders.mixture import mix
 from vlm_autodrive.builders.publish import publish
-
-from tests.builders.mix_helpers import read, recipe, rule_build
 from vlm_autodrive.resources import bundled
 
 

@@ -10,12 +10,12 @@ import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+
+from tests.conftest import make_video, write_jsonl
 from vlm_autodrive.builders.chunk import ChunkSettingsChanged, run_chunk
 from vlm_autodrive.builders.ingest import run_ingest
 from vlm_autodrive.builders.recipe import ChunkConfig
 from vlm_autodrive.builders.taxonomy import load_taxonomy
-
-from tests.conftest import make_video, write_jsonl
 
 TAX = load_taxonomy()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+
 from vlm_autodrive.builders.conversations import (
     MESSAGES_TYPE,
     batch_messages,

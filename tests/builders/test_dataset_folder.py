@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import yaml
+
 from vlm_autodrive.builders.dataset_folder import ConfigTables, write_dataset_folder
 from vlm_autodrive.builders.rule_splits import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.builders.synthetic_tables import write_synthetic_tables

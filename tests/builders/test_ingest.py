@@ -6,12 +6,12 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from tests.conftest import make_audio_only, make_video, write_jsonl
 from vlm_autodrive.builders.ingest import run_ingest
 from vlm_autodrive.builders.manifest import read_manifest
 from vlm_autodrive.builders.probe import ProbeError, probe_video
 from vlm_autodrive.builders.taxonomy import load_taxonomy
-
-from tests.conftest import make_audio_only, make_video, write_jsonl
 from vlm_autodrive.cli import main
 
 TAX = load_taxonomy()

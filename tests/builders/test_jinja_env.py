@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from vlm_autodrive.builders.captions import load_caption_template
 from vlm_autodrive.builders.jinja_env import TemplateLoadError, load_template
 from vlm_autodrive.builders.taxonomy import Taxonomy, load_taxonomy
-
 from vlm_autodrive.resources import bundled
 
 

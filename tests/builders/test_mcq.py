@@ -7,9 +7,9 @@ import itertools
 from collections import Counter
 
 import pytest
+
 from vlm_autodrive.builders.mcq import build_mcq, load_mcq_template, option_order
 from vlm_autodrive.builders.taxonomy import load_taxonomy
-
 from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()

@@ -7,14 +7,14 @@ from collections import Counter
 
 import pytest
 from huggingface_hub import DatasetCard
+
+from tests.builders.mix_helpers import SMALL, read, recipe, small_build
 from vlm_autodrive.builders.conversations import load_system_prompt
 from vlm_autodrive.builders.mixture import mix
 from vlm_autodrive.builders.mixture_recipe import MixtureError, load_mixture
 from vlm_autodrive.builders.rows import content_hash, row_id
 from vlm_autodrive.builders.stagefiles import text_sha256
 from vlm_autodrive.builders.synthetic_configs import PAPER_SIZES
-
-from tests.builders.mix_helpers import SMALL, read, recipe, small_build
 from vlm_autodrive.resources import bundled
 
 BALANCE = """

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from vlm_autodrive.builders.backends.scripted import ScriptedBackend
 from vlm_autodrive.builders.chunk import run_chunk
 from vlm_autodrive.builders.generate_config import GenerateConfig
@@ -26,7 +27,6 @@ from vlm_autodrive.builders.sample import generate_sample
 from vlm_autodrive.builders.splits import vqa
 from vlm_autodrive.builders.splits_config import RuleSplitsConfig
 from vlm_autodrive.builders.taxonomy import load_taxonomy
-
 from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()

@@ -9,14 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 from huggingface_hub import DatasetCard, DatasetCardData
+
+from tests.builders.mix_helpers import recipe, rule_build
 from vlm_autodrive.builders.dataset_folder import register_config
 from vlm_autodrive.builders.mixture import mix
 from vlm_autodrive.builders.publish import PublishError, hub_plan, local_plan, publish
 from vlm_autodrive.builders.release import ReleaseError, release_files
 from vlm_autodrive.builders.semver import parse_version, previous_version
 from vlm_autodrive.builders.synthetic_configs import write_config
-
-from tests.builders.mix_helpers import recipe, rule_build
 
 MIX = "components:\n  - split: mcq\n    upsample: {Collision: 3}\n"
 

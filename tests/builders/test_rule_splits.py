@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from pydantic import ValidationError
+
+from vlm_autodrive import __version__
 from vlm_autodrive.builders.jinja_env import TemplateLoadError
 from vlm_autodrive.builders.rows import COMMON_FIELDS
 from vlm_autodrive.builders.rule_splits import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.builders.synthetic_tables import write_synthetic_tables
 from vlm_autodrive.builders.taxonomy import load_taxonomy
-
-from vlm_autodrive import __version__
 from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()
@@ -194,6 +194,7 @@ def test_bad_inputs(tmp_path):
     t = pq.read_table(build / "chunk/clips.parquet").to_pylist()
     t[0]["label"] = "Crash"
     import pyarrow as pa
+
     from vlm_autodrive.builders.records import CLIP_SCHEMA
 
     pq.write_table(pa.Table.from_pylist(t, schema=CLIP_SCHEMA), build / "chunk/clips.parquet")

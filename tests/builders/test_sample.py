@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from vlm_autodrive.builders.records import ManifestEntry
 from vlm_autodrive.builders.sample import assign_labels, generate_sample, plan_sample
 from vlm_autodrive.builders.sample_scene import Scene

@@ -3,6 +3,7 @@
 import itertools
 
 import pytest
+
 from vlm_autodrive.builders.windows import (
     Event,
     Window,

@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fixtures import REPO, mixture_rows, train_recipe, write_mixture  # noqa: E402
+
 from vlm_autodrive.trainer.collator import IGNORE, SKIPPED  # noqa: E402
 from vlm_autodrive.trainer.recipe import load_train_recipe  # noqa: E402
 from vlm_autodrive.trainer.sft import _prepare_collator, train  # noqa: E402

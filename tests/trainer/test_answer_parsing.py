@@ -5,6 +5,7 @@ B Collision, C Normal Driving (so letter and taxonomy order differ on purpose)."
 from __future__ import annotations
 
 import pytest
+
 from vlm_autodrive.builders.taxonomy import load_taxonomy
 from vlm_autodrive.trainer.answer_parsing import (
     AMBIGUOUS,

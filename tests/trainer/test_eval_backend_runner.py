@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from vlm_autodrive.builders.backends.base import Completion, GenerationResponse
 from vlm_autodrive.trainer.runners import backend_runner
 from vlm_autodrive.trainer.runners.backend_runner import (

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from vlm_autodrive.trainer import eval_cli
 from vlm_autodrive.trainer.answer_parsing import STATUSES, UNPARSEABLE
 from vlm_autodrive.trainer.eval import EvalConfig, run_eval

@@ -10,6 +10,7 @@ print its matrices); every other number is computed here by hand, as fractions.
 from __future__ import annotations
 
 import pytest
+
 from vlm_autodrive.trainer.answer_parsing import UNPARSEABLE
 from vlm_autodrive.trainer.metrics import compute_metrics, expand_confusion
 from vlm_autodrive.trainer.report import compare_markdown, report_markdown, table2

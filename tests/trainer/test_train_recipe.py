@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from vlm_autodrive.trainer.recipe import load_train_recipe
 from vlm_autodrive.trainer.train_data import check_rows, config_files, load_rows
 
@@ -172,9 +173,8 @@ def test_hub_dataset_is_pinned_and_downloads_its_config_and_clips(tmp_path, monk
 
 def test_autodrive_train_is_a_cli_command():
     """`autodrive train RECIPE [--output-dir] [--max-steps] [--resume]`, in the main CLI."""
-    from vlm_autodrive.trainer.train_cli import run_train
-
     from vlm_autodrive.cli import _parser
+    from vlm_autodrive.trainer.train_cli import run_train
 
     argv = ["train", "recipes/train/tiny_cpu.yaml", "--max-steps", "3", "--resume"]
     args = _parser().parse_args(argv)

@@ -90,6 +90,7 @@ class TransformersRunner:
 
     def _one(self, item: EvalItem) -> RunnerOutput:
         import torch
+
         from vlm_autodrive.trainer.video import sample_video
 
         clip = sample_video(item.video, self._sampling)
