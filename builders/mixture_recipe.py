@@ -24,10 +24,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .strict import Strict, format_validation_error
+from .strict import Strict, read_yaml_mapping, validate_model
 
 AMOUNTS = ("count", "fraction", "upsample", "all")
 OTHER_CLASSES = "*"
@@ -144,15 +143,9 @@ def load_mixture(path: str | Path) -> MixtureRecipe:
     """Load and validate a mixture recipe; MixtureError names the file and key path."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise MixtureError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise MixtureError(f"{p}: a mixture recipe is a mapping of keys")
-    try:
-        recipe = MixtureRecipe.model_validate(data)
-    except ValidationError as e:
-        raise MixtureError(format_validation_error(p, e)) from None
+        recipe = validate_model(p, MixtureRecipe, read_yaml_mapping(p, "a mixture recipe"))
+    except ValueError as e:
+        raise MixtureError(str(e)) from None
     seen: dict[str, int] = {}
     problems = []
     for i, c in enumerate(recipe.components):

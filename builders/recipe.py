@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from .generate_config import GenerateConfig
 from .splits_config import RuleSplitsConfig
-from .strict import Strict, format_validation_error
+from .strict import Strict, read_yaml_mapping, validate_model
 
 
 class SampleConfig(Strict):
@@ -68,19 +68,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> BuildRe
     `overrides` are `dotted.key=value` strings (values parsed as YAML), applied before
     validation, e.g. `generate.models.text.backend=vllm`.
     """
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: a recipe is a mapping of keys, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "a build recipe")
     for item in overrides or []:
         apply_override(data, item)
-    try:
-        return BuildRecipe.model_validate(data)
-    except ValidationError as e:
-        raise ValueError(format_validation_error(p, e)) from None
+    return validate_model(path, BuildRecipe, data)
 
 
 def apply_override(data: dict, item: str) -> None:

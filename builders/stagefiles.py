@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,35 @@ def file_sha256(path: Path) -> str:
 
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_stamped_folder(
+    out_dir: Path, stamp_name: str, params: dict, write: Callable[[Path], None]
+) -> Path:
+    """Build a folder once per `params`: `write(tmp)` fills a temporary sibling, which is
+    stamped with `params` and renamed into place, so a killed build leaves nothing
+    half-written. A folder already stamped with the same params is reused untouched; a
+    non-empty folder without a stamp is refused (it is not ours)."""
+    out_dir = Path(out_dir)
+    stamp = out_dir / stamp_name
+    if stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()) == params:
+                return out_dir
+        except (OSError, ValueError):
+            pass
+    if out_dir.exists() and any(out_dir.iterdir()) and not stamp.is_file():
+        raise FileExistsError(f"{out_dir} exists and is not a tiny model folder; not touching it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the folder is for every user
+        write(tmp)
+        (tmp / stamp_name).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

@@ -22,10 +22,9 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from vlm_autodrive.builders.strict import Strict, format_validation_error
+from vlm_autodrive.builders.strict import Strict, read_yaml_mapping, validate_model
 
 # SFTConfig fields the wrapper owns, and why a recipe may not set them.
 MANAGED_SFT_FIELDS = {
@@ -135,21 +134,11 @@ def load_train_recipe(path: str | Path, *, check_sft: bool = True) -> TrainRecip
     With `check_sft` (the default), `sft:` keys are checked against TRL's `SFTConfig`,
     which needs TRL installed (`.venv-train`); without TRL the check is skipped.
     """
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: a recipe is a mapping of keys, got {type(data).__name__}")
-    try:
-        recipe = TrainRecipe.model_validate(data)
-    except ValidationError as e:
-        raise ValueError(format_validation_error(p, e)) from None
+    recipe = validate_model(path, TrainRecipe, read_yaml_mapping(path, "a training recipe"))
     if check_sft:
         problems = check_sft_fields(recipe.sft)
         if problems:
-            raise ValueError("\n".join(f"{p}: sft.{key}: {why}" for key, why in problems))
+            raise ValueError("\n".join(f"{path}: sft.{key}: {why}" for key, why in problems))
     return recipe
 
 

@@ -23,12 +23,11 @@ environment. Heavy imports live inside the functions.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from vlm_autodrive.builders.stagefiles import build_stamped_folder
 
 STAMP = "tiny_vlm.json"  # written last: its presence means the folder is complete
 
@@ -118,31 +117,8 @@ def build_tiny_qwen2_5_vl(out_dir: Path, seed: int = 0) -> Path:
     to a temporary sibling and renamed into place, so a killed build leaves nothing
     half-written behind.
     """
-    out_dir = Path(out_dir)
     params = tiny_vlm_params(seed)
-    stamp = out_dir / STAMP
-    if stamp.is_file():
-        try:
-            if json.loads(stamp.read_text()) == params:
-                return out_dir
-        except (OSError, ValueError):
-            pass
-    if out_dir.exists() and any(out_dir.iterdir()) and not stamp.is_file():
-        raise FileExistsError(f"{out_dir} exists and is not a tiny model folder; not touching it")
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the model is for every user of the build
-    try:
-        _write_model(tmp, params)
-        (tmp / STAMP).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return build_stamped_folder(Path(out_dir), STAMP, params, lambda tmp: _write_model(tmp, params))
 
 
 def _train_tokenizer(vocab_size: int):

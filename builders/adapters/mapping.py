@@ -17,11 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import yaml
 from pydantic import Field, ValidationError
 
-from vlm_autodrive.builders.recipe import Strict, format_validation_error
 from vlm_autodrive.builders.records import Actor, ManifestEntry, RejectRecord, VideoMetadata
+from vlm_autodrive.builders.strict import Strict, read_yaml_mapping, validate_model
 from vlm_autodrive.builders.taxonomy import Taxonomy, load_taxonomy
 
 DROP = "drop"
@@ -108,20 +107,10 @@ def render_path(template: str, video_root: Path | None, **fields: str) -> str:
 
 def load_config(path: str | Path, model: type[C], taxonomy: Taxonomy | None = None) -> C:
     """Load an adapter YAML into `model`; ValueError naming the file and key path."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: an adapter config is a mapping of keys")
-    try:
-        config = model.model_validate(data)
-    except ValidationError as e:
-        raise ValueError(format_validation_error(p, e)) from None
+    config = validate_model(path, model, read_yaml_mapping(path, "an adapter config"))
     bad = config.problems(taxonomy or load_taxonomy())
     if bad:
-        raise ValueError("\n".join(f"{p}: {b}" for b in bad))
+        raise ValueError("\n".join(f"{path}: {b}" for b in bad))
     return config
 
 
