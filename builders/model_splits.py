@@ -279,22 +279,11 @@ def _run_split(
             )
             if retry:
                 cache.set_attempts({b: a for b, a in attempts.items() if a})
-    if dry_run:
-        report.seconds = time.perf_counter() - t0
-        rows = _parse_all(
-            split,
-            plan,
-            key_of,
-            by_key,
-            sgen,
-            taxonomy,
-            common_base,
-            report,
-            fails,
-            cached_only=True,
-        )
-        return report, rows, fails
-    rows = _parse_all(split, plan, key_of, by_key, sgen, taxonomy, common_base, report, fails)
+    # A dry run parses what the cache holds (so later splits see the VLM captions), and
+    # counts nothing it does not hold.
+    rows = _parse_all(
+        split, plan, key_of, by_key, sgen, taxonomy, common_base, report, fails, dry_run
+    )
     report.seconds = time.perf_counter() - t0
     return report, rows, fails
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from ..backends.base import Completion
-from ..rows import SplitRow
+from ..rows import COMMON_FIELDS, SplitRow
 from ..taxonomy import Taxonomy
 
 
@@ -83,3 +83,31 @@ class ModelSplit:
 
 class Filtered(ValueError):
     """A well-formed output that the split's rule does not keep (e.g. a wrong answer)."""
+
+
+@dataclass(slots=True)
+class ReasoningRow(SplitRow):
+    """A row answered with reasoning: the question as asked (lettered options), the
+    answer as `X. text`, the reasoning, and the Cosmos-Reason1 training `target`."""
+
+    sample: int
+    question: str
+    options: list[str]
+    answer_letter: str
+    answer: str
+    reasoning: str
+    target: str
+
+
+REASONING_SCHEMA = pa.schema(
+    [
+        *COMMON_FIELDS,
+        ("sample", pa.int32()),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("answer_letter", pa.string()),
+        ("answer", pa.string()),
+        ("reasoning", pa.string()),
+        ("target", pa.string()),
+    ]
+)

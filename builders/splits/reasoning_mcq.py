@@ -2,50 +2,20 @@
 
 In: the clip's detailed caption, its VLM caption when built, and its MCQ (the `mcq`
 config's question, so the options are in the same order). Out: one
-`ReasoningMcqRow` per sample whose answer is the ground truth (the paper's filter);
+`ReasoningRow` per sample whose answer is the ground truth (the paper's filter);
 samples with another answer are `Filtered` (kept in `failures`, kind `filtered`), so
 `yield = rows / samples` is reported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
-
-import pyarrow as pa
 
 from ..backends.base import split_reasoning
 from ..parsing import extract_answer_letter, letters_for, require
-from ..rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from ..rows import SplitRow, content_hash, row_id
 from ..taxonomy import Taxonomy
-from .base import ClipInput, Filtered, ModelSplit, cosmos_target
-
-
-@dataclass(slots=True)
-class ReasoningMcqRow(SplitRow):
-    """A kept trace: the MCQ as asked, its answer, the reasoning and the training target."""
-
-    sample: int
-    question: str
-    options: list[str]
-    answer_letter: str
-    answer: str
-    reasoning: str
-    target: str
-
-
-REASONING_MCQ_SCHEMA = pa.schema(
-    [
-        *COMMON_FIELDS,
-        ("sample", pa.int32()),
-        ("question", pa.string()),
-        ("options", pa.list_(pa.string())),
-        ("answer_letter", pa.string()),
-        ("answer", pa.string()),
-        ("reasoning", pa.string()),
-        ("target", pa.string()),
-    ]
-)
+from .base import REASONING_SCHEMA, ClipInput, Filtered, ModelSplit, ReasoningRow, cosmos_target
 
 
 def answer_regex(letters: str, with_think: bool) -> str:
@@ -59,8 +29,8 @@ class ReasoningMcq(ModelSplit):
     name = "reasoning_mcq"
     prompt = "reasoning_mcq.jinja"
     inputs = ("caption", "vlm_caption", "question")
-    row_type = ReasoningMcqRow
-    schema = REASONING_MCQ_SCHEMA
+    row_type = ReasoningRow
+    schema = REASONING_SCHEMA
     description = (
         "Step-by-step reasoning that ends in the answer to each clip's event question, "
         "written by a reasoning LLM from the clip's captions; kept only when the answer "
@@ -93,7 +63,7 @@ class ReasoningMcq(ModelSplit):
         answer = f"{letter}. {clip.mcq_options[letters.index(letter)]}"
         target = cosmos_target(reasoning, letter)
         return [
-            ReasoningMcqRow(
+            ReasoningRow(
                 id=row_id(self.name, clip.clip_id, sample),
                 content_hash=content_hash(clip.mcq_question, target, clip.video),
                 sample=sample,

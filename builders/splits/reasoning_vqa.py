@@ -1,21 +1,18 @@
 """The `reasoning_vqa` split: one multi-step question per clip with 4 options, the
 answer and the reasons, written by a reasoning LLM from the clip's captions.
 
-Out: one `ReasoningVqaRow` per sample; its training target is the Cosmos-Reason1 form
+Out: one `ReasoningRow` per sample; its training target is the Cosmos-Reason1 form
 with the reasons (numbered) as the thinking.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from ..parsing import extract_json, require
-from ..rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from ..rows import SplitRow, content_hash, row_id
 from ..taxonomy import Taxonomy
-from .base import ClipInput, ModelSplit, cosmos_target, lettered
+from .base import REASONING_SCHEMA, ClipInput, ModelSplit, ReasoningRow, cosmos_target, lettered
 
 INSTRUCTION = "Think step by step, then answer with the letter of the correct option."
 JSON_SCHEMA: dict[str, Any] = {
@@ -40,39 +37,12 @@ JSON_SCHEMA: dict[str, Any] = {
 }
 
 
-@dataclass(slots=True)
-class ReasoningVqaRow(SplitRow):
-    """`question` as asked, `answer` as `X. text`, `reasoning` the numbered reasons."""
-
-    sample: int
-    question: str
-    options: list[str]
-    answer_letter: str
-    answer: str
-    reasoning: str
-    target: str
-
-
-REASONING_VQA_SCHEMA = pa.schema(
-    [
-        *COMMON_FIELDS,
-        ("sample", pa.int32()),
-        ("question", pa.string()),
-        ("options", pa.list_(pa.string())),
-        ("answer_letter", pa.string()),
-        ("answer", pa.string()),
-        ("reasoning", pa.string()),
-        ("target", pa.string()),
-    ]
-)
-
-
 class ReasoningVqa(ModelSplit):
     name = "reasoning_vqa"
     prompt = "reasoning_vqa.jinja"
     inputs = ("caption", "vlm_caption", "label")
-    row_type = ReasoningVqaRow
-    schema = REASONING_VQA_SCHEMA
+    row_type = ReasoningRow
+    schema = REASONING_SCHEMA
     description = (
         "One multi-step question per clip with four options, its answer and the reasons, "
         "written by a reasoning LLM from the clip's captions."
@@ -120,7 +90,7 @@ class ReasoningVqa(ModelSplit):
         question = lettered(q, opts, INSTRUCTION)
         target = cosmos_target(reasoning, letter)
         return [
-            ReasoningVqaRow(
+            ReasoningRow(
                 id=row_id(self.name, clip.clip_id, sample),
                 content_hash=content_hash(question, target, clip.video),
                 sample=sample,
