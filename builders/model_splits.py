@@ -265,6 +265,11 @@ def _run_split(
         misses = [r for k, r in keyed.items() if k not in by_key]
         report.to_send = len(misses)
         report.prompt_tokens_est = sum(_estimate_tokens(r) for r in misses)
+        if progress and not dry_run:
+            tqdm.write(
+                f"{split.name}: {report.clips} clips, {report.requests} requests: "
+                f"{report.cached} cached, {report.to_send} to send"
+            )
         if misses and not dry_run:
             by_key.update(
                 _send(
