@@ -118,6 +118,9 @@ def _open_encoder(path: Path, template, rate: Fraction, crf: int, preset: str, t
     out.pix_fmt = "yuv420p"
     out.options = {"crf": str(crf), "preset": preset}
     out.codec_context.thread_count = threads
+    # Frame threads, as the ffmpeg command line uses for x264: PyAV's default (slice
+    # threads) splits each frame and was measured ~15% slower at the same settings.
+    out.codec_context.thread_type = "FRAME"
     return container, out
 
 
