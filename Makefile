@@ -26,8 +26,10 @@ $(TINY_TEXT)/config.json: $(VLLM_VENV)/.installed
 $(TINY_VLM)/tiny_vlm.json: $(VLLM_VENV)/.installed
 	$(VLLM_PYTHON) -m vlm_autodrive.trainer.tiny_vlm --out $(TINY_VLM)
 
+# Exit code 3 means "done, and some samples failed" (listed in the failures config): with
+# the tiny random models most of their outputs do, so the demo carries on to the mixture.
 demo: $(BIN)/.installed $(VLLM_VENV)/.installed $(TINY_TEXT)/config.json $(TINY_VLM)/tiny_vlm.json
-	$(BIN)/autodrive build recipes/quickstart.yaml
+	$(BIN)/autodrive build recipes/quickstart.yaml || test $$? -eq 3
 	$(BIN)/autodrive mix recipes/mixtures/quickstart.yaml --build build/quickstart
 
 lint: $(BIN)/.installed
