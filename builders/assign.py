@@ -38,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 
 from .rows import rows_to_table
+from .stagefiles import write_parquet
 
 SIDES = ("train", "test", "held_out")
 ASSIGNMENT_PATH = Path("split") / "assignment.parquet"
@@ -203,7 +204,6 @@ def _draw_test(
 
 def write_assignment(build_dir: Path, clips: Sequence[Mapping[str, Any]], a: Assignment) -> Path:
     """Write `split/assignment.parquet` (sorted by clip id) atomically; return its path."""
-    import pyarrow.parquet as pq
 
     rows = [
         AssignmentRow(c["clip_id"], c["video_id"], c["label"], a.sides[c["clip_id"]])
@@ -211,10 +211,7 @@ def write_assignment(build_dir: Path, clips: Sequence[Mapping[str, Any]], a: Ass
     ]
     table = rows_to_table(rows, ASSIGNMENT_SCHEMA)
     path = build_dir / ASSIGNMENT_PATH
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    write_parquet(table, path)
     return path
 
 

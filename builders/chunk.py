@@ -213,7 +213,7 @@ def _merge(build_dir: Path, videos: list[VideoRecord], cut_now: int) -> ChunkRes
     out = build_dir / "chunk"
     clips: list[ClipRecord] = []
     rejects: list[RejectRecord] = []
-    planned = 0
+    planned = failed_windows = 0
     dropped: Counter[str] = Counter()
     for v in videos:
         o = read_json(out / "parts" / f"{v.video_id}.json")
@@ -222,10 +222,8 @@ def _merge(build_dir: Path, videos: list[VideoRecord], cut_now: int) -> ChunkRes
         clips.extend(ClipRecord(**c) for c in o["clips"])
         if o["reject"]:
             rejects.append(RejectRecord("chunk", v.path, None, v.video_id, o["reject"]))
+            failed_windows += o["planned"]
     # Conservation: every planned window is a clip or a counted drop (or its video failed).
-    failed_windows = sum(
-        read_json(out / "parts" / f"{r.video_id}.json")["planned"] for r in rejects
-    )
     assert planned == len(clips) + sum(dropped.values()) + failed_windows, "windows lost"
     write_table(clips, CLIP_SCHEMA, out / "clips.parquet")
     write_rejects(out / "rejects.jsonl", rejects)

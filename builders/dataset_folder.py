@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from .card import COLUMN_DOCS  # noqa: F401  (re-exported: the card's column glossary)
-from .stagefiles import atomic_write_text, file_sha256, read_json, write_json
+from .stagefiles import atomic_write_text, file_sha256, read_json, write_json, write_parquet
 
 DATA_DIR = "data"
 CARD = "README.md"
@@ -68,7 +68,6 @@ def write_dataset_folder(
     (toolkit, recipe, manifest). Configs named in `drop` (made by this stage earlier but
     not now) are deleted, so the folder never serves stale rows. Returns the provenance.
     """
-    import pyarrow.parquet as pq
 
     prov_path = build_dir / PROVENANCE
     prov: dict[str, Any] = read_json(prov_path) if prov_path.exists() else {}
@@ -88,10 +87,7 @@ def write_dataset_folder(
                 # (test_per_class: 0) is left out of the folder and the card.
                 path.unlink(missing_ok=True)
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            pq.write_table(table, tmp)
-            tmp.replace(path)
+            write_parquet(table, path)
             splits[split] = {"path": rel, "rows": table.num_rows, "sha256": file_sha256(path)}
         if not splits:
             shutil.rmtree(build_dir / DATA_DIR / cfg.name, ignore_errors=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .stagefiles import atomic_path
+
 HEAD = ("#", "config", "amount", "class", "source", "taken", "factor", "asked", "written", "share")
 
 
@@ -121,8 +123,6 @@ def plot_distribution(report: dict[str, Any], path: Path, title: str = "") -> Pa
         ax.margins(y=0.15)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", metadata={"Software": None})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     return path

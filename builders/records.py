@@ -212,13 +212,9 @@ def to_row(record: Any) -> dict[str, Any]:
 
 def write_table(records: list[Any], schema: pa.Schema, path: Path) -> None:
     """Write records as Parquet atomically (temporary name, then rename)."""
-    import pyarrow.parquet as pq
+    from .stagefiles import write_parquet
 
-    table = pa.Table.from_pylist([to_row(r) for r in records], schema=schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    write_parquet(pa.Table.from_pylist([to_row(r) for r in records], schema=schema), path)
 
 
 def read_videos(path: Path) -> list[VideoRecord]:

@@ -360,12 +360,7 @@ def encode_video(plan: SamplePlan, path: Path, width: int, height: int, gop: int
             params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:threads=1"
             stream.options = {**X264_OPTIONS, "x264-params": params}
             for i, rgb in enumerate(Scene(plan, width, height).frames()):
-                # Convert to yuv420p here, on one thread: swscale's automatic slice
-                # threading was seen to change a few chroma values between two runs in
-                # one process, and with them the bytes of the file.
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                    format="yuv420p", threads=1
-                )
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 frame.pts = i
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))

@@ -7,19 +7,40 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .records import RejectRecord
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text so that `path` is either the old file or the whole new one."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary sibling of `path` to write; renamed to `path` when the block ends
+    without an error, removed otherwise. So `path` is always the old file or the whole
+    new one, never a half-written one (a killed run leaves only a hidden `.tmp`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text so that `path` is either the old file or the whole new one."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_parquet(table: Any, path: Path) -> None:
+    """Write an Arrow table as Parquet, atomically."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.stagefiles import write_parquet
+
 from .answer_parsing import UNPARSEABLE, option_texts_from_question, parse_answer
 from .eval_data import EvalData, balanced_subset, clips_hash, open_dataset
 from .report import REPORT_FORMAT, UNPARSEABLE_RULE
@@ -379,14 +381,11 @@ PREDICTION_COLUMNS = [
 
 def _write_predictions(preds: list[dict[str, Any]], path: Path) -> None:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     types = {"string": pa.string(), "bool": pa.bool_(), "list<string>": pa.list_(pa.string())}
     schema = pa.schema([(n, types[t]) for n, t in PREDICTION_COLUMNS])
     table = pa.Table.from_pylist(preds, schema=schema)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    write_parquet(table, path)
 
 
 # --- report ------------------------------------------------------------------------------

@@ -238,14 +238,15 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_adapt(args) -> int:
-    from vlm_autodrive.builders.adapters import run_adapter, write_manifest, write_rejects
+    from vlm_autodrive.builders.adapters import run_adapter, write_manifest
+    from vlm_autodrive.builders.stagefiles import write_rejects
 
     # Absolute video paths, so the manifest works wherever it is moved or ingested from.
     root = args.video_root.resolve() if args.video_root else None
     result = run_adapter(args.adapter, args.source, args.config, root)
     write_manifest(result.entries, args.out)
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
-    write_rejects(result.rejects, rejects)
+    write_rejects(rejects, result.rejects)
     print(result.summary())
     print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0

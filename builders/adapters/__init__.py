@@ -13,7 +13,6 @@ from vlm_autodrive.builders.adapters.mapping import (
     AdapterResult,
     load_config,
     write_manifest,
-    write_rejects,
 )
 from vlm_autodrive.builders.taxonomy import Taxonomy
 from vlm_autodrive.resources import bundled
@@ -76,5 +75,4 @@ __all__ = [
     "load_adapter_config",
     "run_adapter",
     "write_manifest",
-    "write_rejects",
 ]

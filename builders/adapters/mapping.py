@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError
 
 from vlm_autodrive.builders.records import Actor, ManifestEntry, RejectRecord, VideoMetadata
+from vlm_autodrive.builders.stagefiles import atomic_path
 from vlm_autodrive.builders.strict import Strict, read_yaml_mapping, validate_model
 from vlm_autodrive.builders.taxonomy import Taxonomy, load_taxonomy
 
@@ -236,22 +237,9 @@ def write_manifest(entries: Iterable[ManifestEntry], path: str | Path) -> int:
 
     Returns the number of lines written.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(Path(path)) as tmp, tmp.open("w", encoding="utf-8") as f:
         for e in entries:
             f.write(e.model_dump_json() + "\n")
             n += 1
-    tmp.replace(p)
     return n
-
-
-def write_rejects(rejects: Iterable[RejectRecord], path: str | Path) -> int:
-    """Write rejects as JSONL (`rejects.jsonl` rows); returns the number written."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    rows = [r.to_json() for r in rejects]
-    p.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-    return len(rows)

@@ -14,10 +14,10 @@ from vlm_autodrive.builders.adapters import (
     load_adapter_config,
     run_adapter,
     write_manifest,
-    write_rejects,
 )
 from vlm_autodrive.builders.adapters.dota import iter_top_level
 from vlm_autodrive.builders.records import ManifestEntry
+from vlm_autodrive.builders.stagefiles import read_rejects, write_rejects
 from vlm_autodrive.builders.taxonomy import load_taxonomy
 from vlm_autodrive.resources import bundled
 
@@ -396,7 +396,9 @@ def test_write_manifest_and_rejects_round_trip(tmp_path):
     assert write_manifest(result.entries, out) == 1
     back = [ManifestEntry.model_validate_json(t) for t in out.read_text().splitlines()]
     assert back == result.entries
-    assert write_rejects(result.rejects, tmp_path / "out" / "rejects.jsonl") == 1
+    out = tmp_path / "out" / "rejects.jsonl"
+    write_rejects(out, result.rejects)
+    assert len(read_rejects(out)) == 1
     row = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
     assert row["stage"] == "adapt" and row["line"] == 3 and row["video_id"] == "00999"
     assert result.summary() == "2 rows: 1 entries {'Collision': 1}; 1 rejected"
