@@ -21,10 +21,10 @@ $(BIN)/.installed: pyproject.toml
 
 # The tiny random models the demo serves with vLLM (no weights can be downloaded).
 $(TINY_TEXT)/config.json: $(VLLM_VENV)/.installed
-	$(VLLM_PYTHON) -m vlm_autodrive.builders.tiny_models --out $(TINY_TEXT)
+	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.tiny_models --out $(TINY_TEXT)
 
 $(TINY_VLM)/tiny_vlm.json: $(VLLM_VENV)/.installed
-	$(VLLM_PYTHON) -m vlm_autodrive.trainer.tiny_vlm --out $(TINY_VLM)
+	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.tiny_vlm --out $(TINY_VLM)
 
 # Exit code 3 means "done, and some samples failed" (listed in the failures config): with
 # the tiny random models most of their outputs do, so the demo carries on to the mixture.

@@ -22,13 +22,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vlm_autodrive.builders.chunk import run_chunk
-from vlm_autodrive.builders.ingest import run_ingest
-from vlm_autodrive.builders.recipe import ChunkConfig, worker_count
-from vlm_autodrive.builders.records import read_videos
-from vlm_autodrive.builders.sample import generate_sample
-from vlm_autodrive.builders.taxonomy import load_taxonomy
-from vlm_autodrive.builders.windows import plan_windows
+from vlm_autodrive.builders.clips.stage import run_chunk
+from vlm_autodrive.builders.clips.windows import plan_windows
+from vlm_autodrive.builders.core.recipe import ChunkConfig, worker_count
+from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.ingest.records import read_videos
+from vlm_autodrive.builders.ingest.stage import run_ingest
+from vlm_autodrive.builders.synthetic.sample import generate_sample
 
 CACHE = Path(tempfile.gettempdir()) / "vlm-autodrive-bench-videos"
 

@@ -6,7 +6,7 @@ MCQ ~68k, 10k VLM captions, ~218k VQA, doubled reasoning MCQ...), with realistic
 lengths. Three ways to produce the mixture's Parquet file, each in a fresh process so
 its peak RSS (`ru_maxrss`) is its own:
 
-- stream: `autodrive mix` (builders/mixture.py): record batches in, Arrow kernels,
+- stream: `autodrive mix` (builders/mix/stage.py): record batches in, Arrow kernels,
   ParquetWriter out; the card and the class plot included;
 - naive: what a first version would do: pandas reads every config whole, rows become
   Python dicts with their `messages`, upsampling repeats them, one DataFrame is written;
@@ -33,7 +33,7 @@ from pathlib import Path
 
 def bench_sizes(total: int) -> dict[str, dict[str, int]]:
     """PAPER_SIZES with VQA grown (or shrunk) so the Table 1 recipe yields `total` rows."""
-    from vlm_autodrive.builders.synthetic_configs import PAPER_SIZES
+    from vlm_autodrive.builders.synthetic.configs import PAPER_SIZES
 
     sizes = {k: dict(v) for k, v in PAPER_SIZES.items()}
     mcq = sizes["mcq"]
@@ -50,7 +50,7 @@ def bench_sizes(total: int) -> dict[str, dict[str, int]]:
 
 
 def run_stream(build: Path) -> int:
-    from vlm_autodrive.builders.mixture import mix
+    from vlm_autodrive.builders.mix.stage import mix
     from vlm_autodrive.resources import bundled
 
     res = mix(bundled("recipes", "mixtures/paper_table1.yaml"), build, force=True)
@@ -60,8 +60,8 @@ def run_stream(build: Path) -> int:
 def run_naive(build: Path) -> int:
     import pandas as pd
 
-    from vlm_autodrive.builders.conversations import load_system_prompt, row_messages
-    from vlm_autodrive.builders.mixture_recipe import load_mixture
+    from vlm_autodrive.builders.mix.conversations import load_system_prompt, row_messages
+    from vlm_autodrive.builders.mix.recipe import load_mixture
     from vlm_autodrive.resources import bundled
 
     recipe = load_mixture(bundled("recipes", "mixtures/paper_table1.yaml"))
@@ -137,7 +137,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return
-    from vlm_autodrive.builders.synthetic_configs import write_synthetic_configs
+    from vlm_autodrive.builders.synthetic.configs import write_synthetic_configs
 
     with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
         build = Path(tmp) / "build"

@@ -25,13 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
+# The scripted backend is a test double: it lives under tests/, importable from the repo root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def child(build: Path) -> None:
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    from vlm_autodrive.builders.backends.scripted import ScriptedBackend
-    from vlm_autodrive.builders.generate_config import GenerateConfig
-    from vlm_autodrive.builders.model_splits import run_model_splits
-    from vlm_autodrive.builders.taxonomy import load_taxonomy
+    from tests.doubles.scripted import ScriptedBackend
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.generate.config import GenerateConfig
+    from vlm_autodrive.builders.generate.stage import run_model_splits
 
     taxonomy = load_taxonomy()
     gen = GenerateConfig.model_validate(
@@ -92,9 +95,9 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    from vlm_autodrive.builders.rule_splits import RuleSplitsConfig, build_rule_splits
-    from vlm_autodrive.builders.synthetic_tables import write_synthetic_tables
-    from vlm_autodrive.builders.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
+    from vlm_autodrive.builders.synthetic.tables import write_synthetic_tables
 
     with tempfile.TemporaryDirectory(prefix="bench-model-splits-") as tmp:
         build = Path(tmp)

@@ -16,10 +16,11 @@ import argparse
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from vlm_autodrive.builders.backends.base import GenerationRequest, Sampling
-from vlm_autodrive.builders.backends.local_server import free_port
-from vlm_autodrive.builders.backends.openai_backend import OpenAIBackend
+from vlm_autodrive.builders.generate.backends.base import GenerationRequest, Sampling
+from vlm_autodrive.builders.generate.backends.local_server import free_port
+from vlm_autodrive.builders.generate.backends.openai_backend import OpenAIBackend
 
 
 def main() -> int:
@@ -30,11 +31,12 @@ def main() -> int:
     args = p.parse_args()
 
     port = free_port()
-    module = "vlm_autodrive.builders.backends.fake_server"
+    module = "tests.doubles.fake_server"
     server = subprocess.Popen(
         [sys.executable, "-m", module, "--port", str(port), "--delay", str(args.delay)],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[1],  # the fake server is a test double in tests/
     )
     try:
         if not server.stdout.readline().startswith("listening"):

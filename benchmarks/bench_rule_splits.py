@@ -27,8 +27,8 @@ from pathlib import Path
 def child(build: Path, profile: bool) -> None:
     """Run the stage once in this process and print its figures as one JSON line."""
     t0 = time.perf_counter()
-    from vlm_autodrive.builders.rule_splits import RuleSplitsConfig, build_rule_splits
-    from vlm_autodrive.builders.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 
     taxonomy = load_taxonomy()
     t1 = time.perf_counter()
@@ -63,7 +63,7 @@ def child(build: Path, profile: bool) -> None:
 
 
 def measure(videos: int, profile: bool) -> dict:
-    from vlm_autodrive.builders.synthetic_tables import write_synthetic_tables
+    from vlm_autodrive.builders.synthetic.tables import write_synthetic_tables
 
     with tempfile.TemporaryDirectory(prefix="bench-rule-splits-") as tmp:
         build = Path(tmp) / "build"

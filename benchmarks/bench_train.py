@@ -8,7 +8,7 @@ sampler: `--frames` frames of at most `--max-pixels` each from 6 s, 30 fps clips
 the same SFTConfig (bf16, activation checkpointing, batch 1, AdamW), for `--warmup`
 untimed steps then `--steps` timed ones, each run in its own process:
 
-- `ours`: `autodrive train`'s path (trainer/sft.py): VideoSFTCollator (per-row encoding,
+- `ours`: `autodrive train`'s path (trainer/train/trainer.py): VideoSFTCollator (per-row encoding,
   assistant-only labels from the template's generation marks, skip accounting) and the
   SFTTrainer subclass;
 - `trl`: plain `trl.SFTTrainer` with the collate function of TRL's video SFT example
@@ -116,7 +116,7 @@ def _device() -> str:
 
 def _make_clips(work: Path, n: int, size: str) -> None:
     """n synthetic 6 s, 30 fps clips and a mixture of 64 rows over them, in our format."""
-    from vlm_autodrive.builders.sample import generate_sample
+    from vlm_autodrive.builders.synthetic.sample import generate_sample
 
     width, height = (int(x) for x in size.split("x"))
     generate_sample(work, n, duration=6.0, width=width, height=height, fps=30.0)
@@ -144,7 +144,7 @@ def _model(shape: str, text_layers: int) -> Path:
     Full fine-tuning costs ~16 bytes a parameter (bf16 weights and grads, fp32 Adam), so
     the whole 7B (~120 GB) needs several GPUs under ZeRO-3 or offloading; `text_layers`
     shrinks the LLM for one GPU, keeping the full vision tower and sequence lengths."""
-    from vlm_autodrive.trainer.tiny_vlm import build_tiny_qwen2_5_vl
+    from vlm_autodrive.builders.synthetic.tiny_vlm import build_tiny_qwen2_5_vl
 
     tiny = build_tiny_qwen2_5_vl(MODELS / "tiny-qwen2_5_vl")
     if shape == "tiny":
@@ -175,7 +175,7 @@ def _model(shape: str, text_layers: int) -> Path:
 
 
 def _recipe(args, work: Path):
-    from vlm_autodrive.trainer.recipe import TrainRecipe
+    from vlm_autodrive.trainer.train.config import TrainRecipe
 
     bf16 = not args.cpu_smoke
     return TrainRecipe.model_validate({
@@ -201,8 +201,8 @@ def _child(args) -> int:
     import torch
     from transformers import TrainerCallback
 
-    from vlm_autodrive.trainer import sft
-    from vlm_autodrive.trainer.train_data import load_rows, resolve_dataset
+    from vlm_autodrive.trainer.train import trainer as sft
+    from vlm_autodrive.trainer.train.data import load_rows, resolve_dataset
 
     recipe = _recipe(args, args.work)
     root, files = resolve_dataset(recipe.dataset)

@@ -60,7 +60,7 @@ def test_wheel_installs_without_the_checkout(tmp_path):
     deps = sysconfig.get_paths()["purelib"]
     code = (
         "import vlm_autodrive, sys;"
-        "from vlm_autodrive.builders.taxonomy import load_taxonomy;"
+        "from vlm_autodrive.builders.core.taxonomy import load_taxonomy;"
         "from vlm_autodrive.resources import resolve_recipe_path;"
         "assert str(vlm_autodrive.__file__).startswith(sys.argv[1]), vlm_autodrive.__file__;"
         "print(load_taxonomy().names, resolve_recipe_path('recipes/quickstart.yaml').name)"

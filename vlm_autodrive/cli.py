@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
-    from vlm_autodrive.builders.backends.common import BackendUnavailable
+    from vlm_autodrive.builders.generate.backends.common import BackendUnavailable
 
     try:
         return args.func(args)
@@ -187,11 +187,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     pub.set_defaults(func=_cmd_publish)
 
-    from vlm_autodrive.trainer.eval_cli import add_eval_parser
+    from vlm_autodrive.trainer.eval.cli import add_eval_parser
 
     add_eval_parser(sub)  # `autodrive eval ...` and `autodrive eval compare ...`
 
-    from vlm_autodrive.trainer.train_cli import add_train_parser
+    from vlm_autodrive.trainer.train.cli import add_train_parser
 
     add_train_parser(sub)
     return p
@@ -211,7 +211,7 @@ def _chunk_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def _chunk_config(args, base):
-    from vlm_autodrive.builders.recipe import ChunkConfig
+    from vlm_autodrive.builders.core.recipe import ChunkConfig
 
     keys = ("window", "stride", "margin", "mode", "crf", "preset", "ambiguous", "workers")
     data = base.model_dump() if base else {}
@@ -220,7 +220,7 @@ def _chunk_config(args, base):
 
 
 def _cmd_sample(args) -> int:
-    from vlm_autodrive.builders.sample import generate_sample
+    from vlm_autodrive.builders.synthetic.sample import generate_sample
 
     manifest = generate_sample(
         args.out,
@@ -238,8 +238,8 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_adapt(args) -> int:
-    from vlm_autodrive.builders.adapters import run_adapter, write_manifest
-    from vlm_autodrive.builders.stagefiles import write_rejects
+    from vlm_autodrive.builders.core.stage import write_rejects
+    from vlm_autodrive.builders.ingest.adapters import run_adapter, write_manifest
 
     # Absolute video paths, so the manifest works wherever it is moved or ingested from.
     root = args.video_root.resolve() if args.video_root else None
@@ -253,9 +253,9 @@ def _cmd_adapt(args) -> int:
 
 
 def _cmd_ingest(args) -> int:
-    from vlm_autodrive.builders.ingest import run_ingest
-    from vlm_autodrive.builders.recipe import worker_count
-    from vlm_autodrive.builders.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.recipe import worker_count
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.ingest.stage import run_ingest
 
     res = run_ingest(
         args.manifest, args.build, load_taxonomy(args.taxonomy), worker_count(args.workers)
@@ -265,8 +265,8 @@ def _cmd_ingest(args) -> int:
 
 
 def _cmd_chunk(args) -> int:
-    from vlm_autodrive.builders.recipe import load_recipe
-    from vlm_autodrive.builders.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
@@ -275,8 +275,8 @@ def _cmd_chunk(args) -> int:
 
 
 def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
-    from vlm_autodrive.builders.chunk import ChunkSettingsChanged, run_chunk
-    from vlm_autodrive.builders.recipe import worker_count
+    from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged, run_chunk
+    from vlm_autodrive.builders.core.recipe import worker_count
 
     try:
         res = run_chunk(build, config, taxonomy, worker_count(config.workers), force=force)
@@ -287,9 +287,9 @@ def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
 
 
 def _cmd_build(args) -> int:
-    from vlm_autodrive.builders.ingest import run_ingest
-    from vlm_autodrive.builders.recipe import load_recipe, worker_count
-    from vlm_autodrive.builders.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.recipe import load_recipe, worker_count
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.ingest.stage import run_ingest
     from vlm_autodrive.resources import resolve_recipe_path
 
     path = resolve_recipe_path(args.recipe)
@@ -300,7 +300,7 @@ def _cmd_build(args) -> int:
         return _model_splits_stage(build, recipe, taxonomy, dry_run=True)
     manifest = Path(recipe.manifest)
     if recipe.sample and not manifest.exists():
-        from vlm_autodrive.builders.sample import generate_sample
+        from vlm_autodrive.builders.synthetic.sample import generate_sample
 
         s = recipe.sample
         print(f"[sample] generating {s.videos} synthetic videos in {manifest.parent}")
@@ -321,7 +321,7 @@ def _cmd_build(args) -> int:
     print("[chunk]")
     chunk = _run_chunk_stage(build, _chunk_config(args, recipe.chunk), taxonomy, args.force)
     print("[rule splits]")
-    from vlm_autodrive.builders.rule_splits import build_rule_splits
+    from vlm_autodrive.builders.rules.stage import build_rule_splits
 
     splits = build_rule_splits(build, recipe.splits, taxonomy, recipe.model_dump(mode="json"))
     print(splits.format())
@@ -342,8 +342,8 @@ def _model_splits_stage(build: Path, recipe, taxonomy, dry_run=False, retry_fail
         if dry_run:
             print("the recipe names no model splits (generate.splits): nothing to send")
         return 0
-    from vlm_autodrive.builders.model_report import format_reports
-    from vlm_autodrive.builders.model_splits import run_model_splits
+    from vlm_autodrive.builders.generate.report import format_reports
+    from vlm_autodrive.builders.generate.stage import run_model_splits
 
     print("[model splits]" + (" dry run: nothing is sent or written" if dry_run else ""))
     reports = run_model_splits(
@@ -355,7 +355,7 @@ def _model_splits_stage(build: Path, recipe, taxonomy, dry_run=False, retry_fail
 
 
 def _cmd_mix(args) -> int:
-    from vlm_autodrive.builders.mixture import mix
+    from vlm_autodrive.builders.mix.stage import mix
     from vlm_autodrive.resources import resolve_recipe_path
 
     print(mix(resolve_recipe_path(args.recipe), args.build, force=args.force).format())
@@ -363,7 +363,7 @@ def _cmd_mix(args) -> int:
 
 
 def _cmd_publish(args) -> int:
-    from vlm_autodrive.builders.publish import PublishError, publish
+    from vlm_autodrive.builders.release.publish import PublishError, publish
 
     try:
         res = publish(

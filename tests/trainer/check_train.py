@@ -18,10 +18,10 @@ sys.path.insert(0, str(HERE))
 
 from fixtures import REPO, mixture_rows, train_recipe, write_mixture  # noqa: E402
 
-from vlm_autodrive.trainer.collator import IGNORE, SKIPPED  # noqa: E402
-from vlm_autodrive.trainer.recipe import load_train_recipe  # noqa: E402
-from vlm_autodrive.trainer.sft import _prepare_collator, train  # noqa: E402
-from vlm_autodrive.trainer.train_data import load_rows, resolve_dataset  # noqa: E402
+from vlm_autodrive.trainer.train.collator import IGNORE, SKIPPED  # noqa: E402
+from vlm_autodrive.trainer.train.config import load_train_recipe  # noqa: E402
+from vlm_autodrive.trainer.train.data import load_rows, resolve_dataset  # noqa: E402
+from vlm_autodrive.trainer.train.trainer import _prepare_collator, train  # noqa: E402
 from vlm_autodrive.trainer.video import VideoDecodeError, sample_video  # noqa: E402
 
 

@@ -1,0 +1,3 @@
+"""Clips stage (`chunk`): sliding-window planning, the labelling rule, cutting with PyAV, the
+clip table.
+"""

@@ -1,0 +1,108 @@
+"""Small file helpers shared by the stages: atomic writes, record tables, content hashes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary sibling of `path` to write; renamed to `path` when the block ends
+    without an error, removed otherwise. So `path` is always the old file or the whole
+    new one, never a half-written one (a killed run leaves only a hidden `.tmp`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text so that `path` is either the old file or the whole new one."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_parquet(table: Any, path: Path) -> None:
+    """Write an Arrow table as Parquet, atomically."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def to_row(record: Any) -> dict[str, Any]:
+    """A record (pydantic model or dataclass) as a plain dict of its Arrow columns."""
+    if dataclasses.is_dataclass(record):
+        return dataclasses.asdict(record)
+    return record.model_dump()  # a pydantic model
+
+
+def write_table(records: list[Any], schema: Any, path: Path) -> None:
+    """Write records as Parquet atomically (temporary name, then rename)."""
+    import pyarrow as pa
+
+    write_parquet(pa.Table.from_pylist([to_row(r) for r in records], schema=schema), path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_stamped_folder(
+    out_dir: Path, stamp_name: str, params: dict, write: Callable[[Path], None]
+) -> Path:
+    """Build a folder once per `params`: `write(tmp)` fills a temporary sibling, which is
+    stamped with `params` and renamed into place, so a killed build leaves nothing
+    half-written. A folder already stamped with the same params is reused untouched; a
+    non-empty folder without a stamp is refused (it is not ours)."""
+    out_dir = Path(out_dir)
+    stamp = out_dir / stamp_name
+    if stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()) == params:
+                return out_dir
+        except (OSError, ValueError):
+            pass
+    if out_dir.exists() and any(out_dir.iterdir()) and not stamp.is_file():
+        raise FileExistsError(f"{out_dir} exists and is not a tiny model folder; not touching it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the folder is for every user
+        write(tmp)
+        (tmp / stamp_name).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

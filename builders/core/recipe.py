@@ -1,0 +1,99 @@
+"""Build recipes: one validated YAML that drives ingest, chunking and the splits.
+
+A bad recipe fails at load with the file and the dotted path of the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, model_validator
+
+from vlm_autodrive.builders.core.strict import Strict, read_yaml_mapping, validate_model
+from vlm_autodrive.builders.generate.config import GenerateConfig
+from vlm_autodrive.builders.rules.config import RuleSplitsConfig
+
+
+class SampleConfig(Strict):
+    """Synthetic sample to generate before ingest (`manifest` then points into it)."""
+
+    videos: int = Field(12, ge=1)
+    seed: int = 0
+    duration: float = Field(20.0, gt=0)
+    width: int = Field(320, ge=32)
+    height: int = Field(180, ge=32)
+    fps: float = Field(30.0, gt=0)
+    gop: int = Field(30, ge=1, description="keyframe interval in frames")
+
+
+class ChunkConfig(Strict):
+    """Sliding windows and the labelling rule (see builders/clips/windows.py)."""
+
+    window: float = Field(6.0, gt=0, description="clip length in seconds")
+    stride: float = Field(5.5, gt=0, description="seconds between window starts")
+    margin: float = Field(1.0, ge=0, description="context kept around the event moment")
+    ambiguous: Literal["drop", "event"] = "drop"
+    post_event: Literal["normal", "drop"] = "normal"
+    ensure_event_clip: bool = True
+    mode: Literal["copy", "reencode"] = "reencode"
+    crf: int = Field(23, ge=0, le=51)
+    preset: str = "veryfast"
+    workers: int = Field(0, ge=0, description="processes; 0 = one per core")
+
+    @model_validator(mode="after")
+    def _margin_fits(self) -> ChunkConfig:
+        if 2 * self.margin > self.window:
+            raise ValueError("margin must be at most half the window")
+        return self
+
+
+class BuildRecipe(Strict):
+    """A whole build: where the videos are, where the build goes, how to cut and split."""
+
+    manifest: str
+    build_dir: str
+    taxonomy: str | None = None
+    sample: SampleConfig | None = None
+    chunk: ChunkConfig = ChunkConfig()
+    splits: RuleSplitsConfig = RuleSplitsConfig()
+    generate: GenerateConfig | None = None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> BuildRecipe:
+    """Load a build recipe YAML; raise ValueError naming the file and key path.
+
+    `overrides` are `dotted.key=value` strings (values parsed as YAML), applied before
+    validation, e.g. `generate.models.text.backend=vllm`.
+    """
+    data = read_yaml_mapping(path, "a build recipe")
+    for item in overrides or []:
+        apply_override(data, item)
+    return validate_model(path, BuildRecipe, data)
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Set `a.b.c=value` in nested dicts (creating levels); the value is parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {item!r}: expected dotted.key=value")
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"override {item!r}: {part} is not a mapping")
+        node = child
+    node[leaf] = yaml.safe_load(raw)
+
+
+def worker_count(requested: int) -> int:
+    """Processes to use: `requested`, or one per available core when 0."""
+    if requested:
+        return requested
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,345 @@
+"""The dataset card (`README.md` of the dataset folder and of every release).
+
+In: the build folder and its provenance (`provenance.json` as a dict), and for a release
+the version, Hub repo, license and changelog. Out: the card's text: a YAML header the Hub
+and `huggingface_hub.DatasetCard` accept (license, language, task categories, tags, size
+category, every config with its data files), then how to load each config (pinned to the
+release's tag), rows per config and class in the layout of the paper's Table 1, the
+configs, mixtures (counts per component and class, class-distribution plot), columns,
+train/test assignment, provenance (toolkit, manifest, taxonomy, template and prompt
+hashes, models with revision and sampling, recipes) and the changelog.
+
+The card has no timestamp: the same folder renders the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = "mcq"
+MIX_PREFIX = "mix-"
+DEFAULT_LICENSE = "other"
+TASKS = ["video-text-to-text", "visual-question-answering", "video-classification"]
+TAGS = ["autonomous-driving", "dashcam", "video", "safety-critical-events", "vlm-autodrive"]
+
+COLUMN_DOCS = {
+    "id": "stable row id: hash of (config, clip_id, row key); same across rebuilds and edits",
+    "clip_id": "the clip (one row of chunk/clips.parquet)",
+    "video_id": "the source video the clip was cut from",
+    "label": "the clip's class",
+    "split": "train or test (the side of the clip's source video)",
+    "generator": "what made the row: rule:<name>, or model id and revision",
+    "template": "template name@hash (the hash covers every template it includes)",
+    "content_hash": "hash of the row's generated content; changes when the text changes",
+    "video": "the clip file, relative to this folder",
+    "question": "the user turn",
+    "answer": "the assistant turn",
+    "options": "class names in the order the question lists them (A, B, ...)",
+    "answer_letter": "the letter of the correct option",
+    "messages": "mixtures: system, user (video part + question) and assistant turns",
+    "source_id": "mixtures: the id of the row this one was made from",
+    "source_config": "mixtures: the config of that row",
+    "copy": "mixtures: 0 for the row itself, 1.. for its upsampled copies",
+}
+
+
+@dataclass
+class Release:
+    """What a published version adds to the card."""
+
+    version: str
+    repo: str | None = None
+    license: str = DEFAULT_LICENSE
+    changelog: Any = None  # changelog.Changelog, or None when not computed
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size category of a dataset with `rows` rows."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if rows < limit:
+            return name
+    return "100K<n<1M" if rows < 1_000_000 else "1M<n<10M"
+
+
+def card_header(prov: Mapping[str, Any], license: str = DEFAULT_LICENSE) -> dict[str, Any]:
+    """The YAML header as a dict (the Hub's dataset card metadata)."""
+    names = list(prov["configs"])
+    default = DEFAULT_CONFIG if DEFAULT_CONFIG in names else (names[0] if names else None)
+    configs = []
+    for name in names:
+        entry: dict[str, Any] = {"config_name": name}
+        if name == default:
+            entry["default"] = True
+        entry["data_files"] = [
+            {"split": s, "path": v["path"]} for s, v in prov["configs"][name]["splits"].items()
+        ]
+        configs.append(entry)
+    rows = sum(v["rows"] for c in prov["configs"].values() for v in c["splits"].values())
+    header: dict[str, Any] = {"license": license}
+    if license == "other":
+        # The Hub asks `other` licenses for a name; the clips keep their sources' terms.
+        header["license_name"] = "source-video-terms"
+    header.update(
+        {
+            "pretty_name": "vlm-autodrive dashcam event supervision",
+            "language": ["en"],
+            "task_categories": TASKS,
+            "tags": TAGS,
+            "size_categories": [size_category(rows)],
+            "configs": configs,
+        }
+    )
+    return header
+
+
+def render_card(build_dir: Path, prov: Mapping[str, Any], release: Release | None = None) -> str:
+    """The whole card of the folder `build_dir` (or of a release made from it)."""
+    counts = _label_counts(build_dir, prov)
+    classes = _class_order(prov, counts)
+    license = release.license if release else DEFAULT_LICENSE
+    out = ["---\n" + yaml.safe_dump(card_header(prov, license), sort_keys=False) + "---\n"]
+    toolkit = prov.get("toolkit", {})
+    title = "# Dashcam event supervision for video VLMs"
+    out.append(title + (f" (v{release.version})" if release else "") + "\n")
+    out.append(
+        f"Built by {toolkit.get('name', 'vlm-autodrive')} {toolkit.get('version', '')} "
+        "from labelled dashcam videos cut into clips. Each config below is one kind of "
+        "supervision; every row points at its clip by a path relative to this folder "
+        "(column `video`), and clips are stored once under `clips/`.\n"
+    )
+    out.append(_load_section(prov, release))
+    out.append(_table1_section(prov, counts, classes))
+    out.append(_configs_section(prov))
+    out.append(_mixtures_section(prov))
+    out.append(_columns_section(build_dir, prov))
+    out.append(_split_section(prov))
+    out.append(_provenance_section(prov))
+    if release is not None:
+        out.append(_license_section(license))
+        if release.changelog is not None:
+            out.append("## Changelog\n\n" + release.changelog.to_markdown())
+    return "\n".join(s for s in out if s).rstrip() + "\n"
+
+
+def _load_section(prov: Mapping[str, Any], release: Release | None) -> str:
+    names = list(prov["configs"])
+    if release and release.repo:
+        where, pin = f'"{release.repo}"', f', revision="v{release.version}"'
+    elif release:
+        where, pin = f'"path/to/v{release.version}"', ""
+    else:
+        where, pin = '"path/to/this/folder"', ""
+    lines = ["## Load\n", "```python", "from datasets import load_dataset", ""]
+    lines += [f'{_var(n)} = load_dataset({where}, "{n}"{pin})' for n in names]
+    lines.append("```\n")
+    if release and release.repo:
+        lines.append(
+            f'`revision="v{release.version}"` pins this release; without it you get the '
+            "newest. The clips are files of the repository: download the ones you need "
+            'with `huggingface_hub.hf_hub_download(repo, row["video"], '
+            f'repo_type="dataset", revision="v{release.version}")`, or the folder with '
+            "`snapshot_download`.\n"
+        )
+    else:
+        folder = where.strip('"')
+        lines.append(
+            f'A row\'s clip is `{folder}/` + `row["video"]`. On the Hub, a version is pinned '
+            'with `revision="vX.Y.Z"` (`autodrive publish` tags each release).\n'
+        )
+    if any(n.startswith(MIX_PREFIX) for n in names):
+        lines.append(
+            "Mixture configs (`mix-*`) hold `messages` for TRL's `SFTTrainer`. Their "
+            "content parts are Arrow structs, so `datasets` returns every part with all of "
+            "`type`, `text` and `video` (absent ones None): drop the None keys before a "
+            "chat template sees them (`vlm_autodrive.builders.mix.conversations.chat_ready`).\n"
+        )
+    return "\n".join(lines)
+
+
+def _var(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _table1_section(prov: Mapping[str, Any], counts: dict, classes: list[str]) -> str:
+    """Rows per config (rows) and class (columns), train and test, as the paper's Table 1."""
+    if not counts:
+        return ""
+    lines = ["## Rows per config and class\n"]
+    for side in ("train", "test"):
+        names = [n for n in prov["configs"] if counts.get(n, {}).get(side)]
+        if not names:
+            continue
+        lines.append(f"**{side}**\n")
+        lines.append("| config | " + " | ".join(classes) + " | total |")
+        lines.append("|---|" + "---:|" * (len(classes) + 1))
+        totals = dict.fromkeys(classes, 0)
+        for n in names:
+            per = counts[n][side]
+            for c in classes:
+                totals[c] += per.get(c, 0) if not n.startswith(MIX_PREFIX) else 0
+            cells = " | ".join(f"{per.get(c, 0):,}" for c in classes)
+            lines.append(f"| `{n}` | {cells} | {sum(per.values()):,} |")
+        if sum(not n.startswith(MIX_PREFIX) for n in names) > 1:
+            cells = " | ".join(f"{totals[c]:,}" for c in classes)
+            lines.append(f"| all configs (no mixtures) | {cells} | {sum(totals.values()):,} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _configs_section(prov: Mapping[str, Any]) -> str:
+    lines = ["## Configs\n", "| config | description | train | test | generator | template |"]
+    lines.append("|---|---|---:|---:|---|---|")
+    for name, c in prov["configs"].items():
+        rows = {s: c["splits"][s]["rows"] for s in c["splits"]}
+        lines.append(
+            f"| `{name}` | {c['description']} | {rows.get('train', 0)} | {rows.get('test', 0)} "
+            f"| `{c['generator']}` | `{c['template']}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _mixtures_section(prov: Mapping[str, Any]) -> str:
+    from vlm_autodrive.builders.mix.report import markdown_table
+
+    mixes = [(k, v) for k, v in prov.get("stages", {}).items() if v.get("kind") == "mixture"]
+    mixes = [(k, v) for k, v in mixes if v.get("config") in prov["configs"]]
+    if not mixes:
+        return ""
+    lines = ["## Mixtures\n"]
+    for _, info in mixes:
+        fmt = info["recipe"]["conversation"]
+        lines.append(f"### `{info['config']}`\n")
+        lines.append(
+            f"From `{info['recipe_path']}` (seed {info['recipe']['seed']}, sides "
+            f"{', '.join(info['recipe']['splits'])}). System prompt "
+            f"`{fmt['system_prompt']}`; reasoning rows: "
+            + (f"`{fmt['reasoning_system_prompt']}`, think form" if fmt["reasoning"] else
+               "answer only")
+            + ". Rows are grouped by component; shuffle when training (the Trainer's "
+            "sampler does).\n"
+        )  # fmt: skip
+        lines.append(markdown_table(info["report"]))
+        if info.get("plot"):
+            lines.append(f"![class distribution of {info['config']}]({info['plot']})\n")
+    return "\n".join(lines)
+
+
+def _columns_section(build_dir: Path, prov: Mapping[str, Any]) -> str:
+    import pyarrow.parquet as pq
+
+    lines = ["## Columns\n"]
+    seen: set[str] = set()
+    for name, c in prov["configs"].items():
+        first = next(iter(c["splits"].values()))
+        schema = pq.read_schema(Path(build_dir) / first["path"])
+        lines.append(f"- `{name}`: " + ", ".join(f"`{f.name}` ({f.type})" for f in schema))
+        seen.update(schema.names)
+    lines.append("")
+    lines += [f"- `{col}`: {doc}" for col, doc in COLUMN_DOCS.items() if col in seen]
+    return "\n".join(lines) + "\n"
+
+
+def _split_section(prov: Mapping[str, Any]) -> str:
+    split = prov.get("stages", {}).get("rule_splits", {}).get("assignment")
+    if not split:
+        return ""
+    return (
+        "## Train and test\n\n"
+        "Split by source video: no video has clips on both sides. The test set has "
+        f"{split['test_per_class']} clips per class (seed {split['seed']}) drawn from "
+        "held-out videos; their other clips are in no split. Every config follows the same "
+        f"assignment: `{split['path']}` (clip_id -> train/test/held_out).\n"
+    )
+
+
+def _provenance_section(prov: Mapping[str, Any]) -> str:
+    lines = ["## Provenance\n", "Full record: `provenance.json`.\n"]
+    toolkit = prov.get("toolkit", {})
+    lines.append(f"- toolkit: {toolkit.get('name', 'vlm-autodrive')} {toolkit.get('version', '?')}")
+    manifest = prov.get("manifest") or {}
+    if manifest:
+        sha = manifest.get("sha256")
+        lines.append(
+            f"- manifest: `{manifest.get('path')}`"
+            + (f" sha256 `{sha[:12]}`" if sha else " (not a file: no hash)")
+        )
+    for stage, info in prov.get("stages", {}).items():
+        if "taxonomy_sha256" in info:
+            lines.append(f"- {stage}: taxonomy sha256 `{info['taxonomy_sha256'][:12]}`")
+        for kind in ("templates", "prompts", "system_prompts"):
+            what = kind[:-1].replace("_", " ")
+            for name, sha in (info.get(kind) or {}).items():
+                lines.append(f"- {stage}: {what} `{name}` sha256 `{sha[:12]}`")
+        lines += [f"- {stage}: {m}" for m in _models(info)]
+    recipe = prov.get("recipe")
+    if recipe:
+        lines.append("\n<details><summary>build recipe</summary>\n")
+        lines.append("```yaml\n" + yaml.safe_dump(recipe, sort_keys=True).rstrip() + "\n```")
+        lines.append("</details>")
+    return "\n".join(lines) + "\n"
+
+
+def _models(info: Mapping[str, Any]) -> list[str]:
+    """Model lines of a stage: `models` (config -> settings, or a list) or `model`."""
+    models = info.get("models")
+    if models is None and info.get("model"):
+        models = {"": {"model": info["model"], "sampling": info.get("sampling")}}
+    if isinstance(models, list):
+        models = {str(i): m for i, m in enumerate(models)}
+    out = []
+    for name, m in (models or {}).items():
+        if not isinstance(m, Mapping):
+            out.append(f"model {f'for `{name}` ' if name else ''}`{m}`")
+            continue
+        ident = m.get("model") or m.get("id") or m.get("model_id")
+        rev = m.get("revision")
+        rest = {k: v for k, v in m.items() if k not in ("model", "id", "model_id", "revision")}
+        out.append(
+            f"model {f'for `{name}` ' if name else ''}`{ident}`"
+            + (f" revision `{rev}`" if rev else "")
+            + (f" {json.dumps(rest, sort_keys=True)}" if rest else "")
+        )
+    return out
+
+
+def _license_section(license: str) -> str:
+    if license == "other":
+        return (
+            "## License\n\nThe clips are cut from the source videos, whose terms apply to "
+            "them and to everything derived from them. The publisher chose no other license "
+            "(`autodrive publish --license`).\n"
+        )
+    return f"## License\n\n`{license}`; the source videos' terms also apply to the clips.\n"
+
+
+def _label_counts(build_dir: Path, prov: Mapping[str, Any]) -> dict[str, dict[str, dict]]:
+    """config -> side -> class -> rows, read from the `label` column of every data file."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for name, c in prov["configs"].items():
+        for side, v in c["splits"].items():
+            path = Path(build_dir) / v["path"]
+            if "label" not in pq.read_schema(path).names:
+                continue
+            counts = pq.read_table(path, columns=["label"]).column("label").value_counts()
+            out.setdefault(name, {})[side] = {d["values"]: d["counts"] for d in counts.to_pylist()}
+    return out
+
+
+def _class_order(prov: Mapping[str, Any], counts: dict) -> list[str]:
+    """The taxonomy's (the paper's) order for known classes, then any others by name."""
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+
+    seen = {c for per_side in counts.values() for per in per_side.values() for c in per}
+    try:
+        order = load_taxonomy((prov.get("recipe") or {}).get("taxonomy")).names
+    except (OSError, ValueError):
+        order = []
+    return [c for c in order if c in seen] + sorted(seen - set(order))

@@ -1,0 +1,3 @@
+"""Model splits stage: prompts -> requests -> response cache -> backend -> parse -> rows or
+failures.
+"""

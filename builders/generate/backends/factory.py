@@ -1,0 +1,80 @@
+"""Opening the backend a model config names (the only place that knows the backends)."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from pathlib import Path
+
+from vlm_autodrive.builders.generate.backends.base import Backend
+from vlm_autodrive.builders.generate.config import ModelConfig
+
+
+def open_backend(
+    cfg: ModelConfig, stack: ExitStack, log_dir: Path | None = None, media_dir: Path | None = None
+) -> Backend:
+    """A ready backend for `cfg`; servers or engines it starts are closed by `stack`.
+
+    A local server's log goes to `log_dir` (the build folder's `logs/`) when given, and
+    it may read video files under `media_dir` (the build folder: the clips).
+    """
+    if cfg.backend == "vllm":
+        from vlm_autodrive.builders.generate.backends.vllm_backend import VLLMBackend
+
+        engine_args = dict(cfg.engine_args)
+        if cfg.reasoning_parser:
+            engine_args.setdefault("reasoning_parser", cfg.reasoning_parser)
+        backend = VLLMBackend(
+            cfg.model,
+            revision=cfg.revision,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            max_model_len=cfg.max_model_len,
+            model_id=cfg.model_id,
+            **engine_args,
+        )
+        stack.callback(backend.close)
+        return backend
+    from vlm_autodrive.builders.generate.backends.openai_backend import OpenAIBackend
+
+    urls = list(cfg.base_urls)
+    if cfg.local_server:
+        from vlm_autodrive.builders.generate.backends.local_server import LocalVLLMServer
+
+        # engine_args become server flags: {"limit_mm_per_prompt": {...}} ->
+        # --limit-mm-per-prompt '{...}' (mappings as JSON, as vLLM's CLI takes them).
+        extra: list[str] = []
+        for k, v in cfg.engine_args.items():
+            flag = f"--{k.replace('_', '-')}"
+            if v is True:
+                extra.append(flag)
+            elif v is not False and v is not None:
+                extra += [flag, json.dumps(v) if isinstance(v, dict | list) else str(v)]
+        if media_dir is not None:
+            extra += ["--allowed-local-media-path", str(Path(media_dir).resolve())]
+        server = stack.enter_context(
+            LocalVLLMServer(
+                cfg.model,
+                served_model_name=cfg.served_model_name,
+                max_model_len=cfg.max_model_len,
+                reasoning_parser=cfg.reasoning_parser,
+                extra_args=extra,
+                log_path=log_dir / f"vllm-server-{Path(cfg.model).name}.log" if log_dir else None,
+            )
+        )
+        urls = [server.base_url]
+    if not urls:
+        raise ValueError(f"model {cfg.model}: backend openai needs base_urls or local_server")
+    served = cfg.served_model_name or (Path(cfg.model).name if cfg.local_server else cfg.model)
+    backend = OpenAIBackend(
+        served,
+        base_urls=urls,
+        api_key=os.environ.get(cfg.api_key_env, "EMPTY"),
+        max_concurrency=cfg.max_concurrency,
+        timeout=cfg.timeout,
+        max_retries=cfg.max_retries,
+        model_id=cfg.model_id,
+    )
+    stack.callback(backend.close)
+    backend.check()
+    return backend

@@ -1,0 +1,84 @@
+"""The `generate:` section of a build recipe: models, backends and the model-made splits.
+
+Every field can be overridden on the command line (`--set generate.models.text.backend=vllm`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from vlm_autodrive.builders.core.strict import Strict
+
+MODEL_SPLIT_NAMES = ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa")
+
+
+class ModelConfig(Strict):
+    """One model and the backend that serves it."""
+
+    backend: Literal["openai", "vllm"] = "openai"
+    model: str = Field(description="model id (Hub id or local folder)")
+    revision: str | None = Field(None, description="pinned revision; part of the cache key")
+    served_model_name: str | None = Field(None, description="name the server knows it by")
+    base_urls: list[str] = Field(
+        default_factory=list, description="openai: one URL per replica, e.g. http://h:8000/v1"
+    )
+    local_server: bool = Field(
+        False, description="openai: start `vllm` on 127.0.0.1 for `model` during the build"
+    )
+    api_key_env: str = Field("OPENAI_API_KEY", description="variable holding the API key")
+    max_concurrency: int = Field(64, ge=1)
+    timeout: float = Field(600.0, gt=0, description="seconds per request")
+    max_retries: int = Field(3, ge=0)
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm backend")
+    max_model_len: int | None = None
+    reasoning_parser: str | None = Field(
+        None, description="server/engine splits the reasoning off (e.g. deepseek_r1)"
+    )
+    fold_system_prompt: bool = Field(
+        False, description="put the system prompt into the user turn (DeepSeek-R1 distills)"
+    )
+    engine_args: dict[str, object] = Field(
+        default_factory=dict, description="extra vllm.LLM / server arguments"
+    )
+
+    @property
+    def model_id(self) -> str:
+        """Backend-independent id for the cache key and the rows' `generator`."""
+        return f"{self.model}@{self.revision or 'unpinned'}"
+
+
+class SplitGenConfig(Strict):
+    """Sampling and model choice for one model-made split."""
+
+    model: str = Field(description="a key of generate.models")
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(1024, ge=1)
+    n: int = Field(1, ge=1, description="samples per clip (reasoning_mcq keeps the correct)")
+    seed: int = 0
+    fps: float | None = Field(None, gt=0, description="caption_vlm: frames per second sent")
+    import_file: str | None = Field(
+        None, description="caption_vlm: JSONL of {clip_id, caption} made elsewhere, no model"
+    )
+
+
+class GenerateConfig(Strict):
+    """Models and the model-made splits to build (in dependency order)."""
+
+    prompts: str | None = Field(None, description="folder searched before bundled prompts")
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    splits: dict[
+        Literal["caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa"], SplitGenConfig
+    ] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _models_exist(self) -> GenerateConfig:
+        for name, split in self.splits.items():
+            if split.model not in self.models and not split.import_file:
+                raise ValueError(
+                    f"splits.{name}.model: {split.model!r} is not in generate.models "
+                    f"({sorted(self.models)})"
+                )
+        return self

@@ -1,0 +1,94 @@
+"""The `failures` config: every sample that did not become rows, with its raw output.
+
+Kinds: `error` (the backend gave up after its retries), `parse` (the output is not
+usable: the reason says why), `filtered` (well formed but not kept by the split's rule,
+e.g. a reasoning trace with a wrong answer), `render` (the prompt template failed for
+this clip). `autodrive build --retry-failed` re-sends `error` and `parse` failures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from vlm_autodrive.builders.dataset.rows import row_id
+
+if TYPE_CHECKING:
+    from vlm_autodrive.builders.generate.backends.base import Completion
+
+CONFIG = "failures"
+RETRYABLE = ("error", "parse")
+
+
+@dataclass(slots=True)
+class FailureRow:
+    """One failed sample; `request_id` is the cache key of the request it belongs to."""
+
+    id: str
+    request_id: str
+    config: str
+    clip_id: str
+    video_id: str
+    label: str
+    split: str
+    sample: int
+    kind: str
+    reason: str
+    raw_output: str | None
+    reasoning: str | None
+    attempts: int
+    generator: str
+    template: str
+    video: str
+
+
+FAILURES_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("request_id", pa.string()),
+        ("config", pa.string()),
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("sample", pa.int32()),
+        ("kind", pa.string()),
+        ("reason", pa.string()),
+        ("raw_output", pa.string()),
+        ("reasoning", pa.string()),
+        ("attempts", pa.int32()),
+        ("generator", pa.string()),
+        ("template", pa.string()),
+        ("video", pa.string()),
+    ]
+)
+
+
+def failure_id(config: str, clip_id: str, sample: int) -> str:
+    return row_id(CONFIG, clip_id, config, sample)
+
+
+def failure_row(
+    split, clip, sample, kind, reason, comp: Completion | None, attempts, common_base, key
+) -> FailureRow:
+    """The failure row of one sample of a clip (`kind`: render, error, parse, filtered)."""
+    return FailureRow(
+        id=failure_id(split.name, clip.clip_id, sample),
+        request_id=key,
+        config=split.name,
+        clip_id=clip.clip_id,
+        video_id=clip.video_id,
+        label=clip.label,
+        split=clip.split,
+        sample=sample,
+        kind=kind,
+        reason=reason,
+        raw_output=comp.text if comp else None,
+        reasoning=comp.reasoning if comp else None,
+        attempts=attempts,
+        generator=common_base["generator"],
+        template=common_base["template"],
+        video=clip.video,
+    )

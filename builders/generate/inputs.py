@@ -1,0 +1,90 @@
+"""What the model splits read: the clips with their texts from the rule configs, the
+failures of the last build, and captions imported from a file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vlm_autodrive.builders.dataset.folder import DATA_DIR, data_files
+from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
+from vlm_autodrive.builders.generate.failures import RETRYABLE
+from vlm_autodrive.builders.generate.tasks.base import ClipInput
+
+
+def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for rel in data_files(name).values():
+        path = build_dir / rel
+        if path.exists():
+            yield from pq.read_table(path, columns=columns).to_pylist()
+
+
+def clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
+    """Every train/test clip with the texts the prompts need, sorted by clip id."""
+    import pyarrow.parquet as pq
+
+    if not (build_dir / DATA_DIR / "caption_metadata").is_dir():
+        raise FileNotFoundError(
+            f"{build_dir}: no caption_metadata config; the model splits are made from it "
+            "(add it to splits.configs and build the rule splits first)"
+        )
+    captions = {
+        r["clip_id"]: r["answer"]
+        for r in read_config(build_dir, "caption_metadata", ["clip_id", "answer"])
+    }
+    mcq = {
+        r["clip_id"]: r
+        for r in read_config(build_dir, "mcq", ["clip_id", "question", "options", "answer_letter"])
+    }
+    table = pq.read_table(
+        build_dir / "chunk" / "clips.parquet", columns=["clip_id", "video_id", "label", "path"]
+    ).to_pylist()
+    out = []
+    for c in sorted(table, key=lambda c: c["clip_id"]):
+        side = sides.get(c["clip_id"])
+        if side is None:
+            continue
+        m = mcq.get(c["clip_id"], {})
+        out.append(
+            ClipInput(
+                clip_id=c["clip_id"],
+                video_id=c["video_id"],
+                label=c["label"],
+                split=side,
+                video=c["path"],
+                video_path=str((build_dir / c["path"]).resolve()),
+                caption=captions.get(c["clip_id"]),
+                vlm_caption=None,
+                mcq_question=m.get("question"),
+                mcq_options=tuple(m.get("options") or ()),
+                mcq_answer_letter=m.get("answer_letter"),
+            )
+        )
+    return out
+
+
+def failed_request_ids(build_dir: Path) -> set[str]:
+    """Cache keys of the requests behind the retryable failures of the last build."""
+    return {
+        r["request_id"]
+        for r in read_config(build_dir, FAILURES, ["request_id", "kind"])
+        if r["kind"] in RETRYABLE and r["request_id"]
+    }
+
+
+def read_import(path: str) -> dict[str, str]:
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                out[str(obj["clip_id"])] = str(obj["caption"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{i}: need {{clip_id, caption}}: {e}") from None
+    return out

@@ -1,0 +1,396 @@
+"""Model splits stage: prompts -> requests -> response cache -> backend -> parse -> rows.
+
+Reads the rule configs (`caption_metadata`, `mcq`) and the train/test assignment;
+writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
+`caption_vlm`) and the `failures` config. For each split, in order:
+
+1. render the prompt template per clip (a render error fails that clip, kind `render`);
+2. key each request on model, sampling, rendered messages and constraint; clips with
+   identical prompts share one request;
+3. look the keys up in the response cache; send only the misses, storing each response
+   as it arrives (a killed run keeps what it received);
+4. parse every sample; well-formed rows go to the split's config, the rest to `failures`
+   with the raw output and the reason.
+
+Counts are conserved and checked per split: samples = kept + failures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from vlm_autodrive.builders.core.jinja_env import LoadedTemplate, load_template
+from vlm_autodrive.builders.core.stage import Counts
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
+from vlm_autodrive.builders.dataset.assign import read_assignment
+from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
+from vlm_autodrive.builders.dataset.rows import rows_to_table
+from vlm_autodrive.builders.generate.backends.base import (
+    Backend,
+    Completion,
+    GenerationRequest,
+    GenerationResponse,
+)
+from vlm_autodrive.builders.generate.cache import ResponseCache, request_key
+from vlm_autodrive.builders.generate.config import GenerateConfig, ModelConfig, SplitGenConfig
+from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
+from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, FailureRow, failure_row
+from vlm_autodrive.builders.generate.inputs import clip_inputs, failed_request_ids, read_import
+from vlm_autodrive.builders.generate.parsing import ParseError
+from vlm_autodrive.builders.generate.report import SplitReport
+from vlm_autodrive.builders.generate.requests import (
+    build_request,
+    estimate_tokens,
+    local_paths,
+    send_misses,
+)
+from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
+from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
+from vlm_autodrive.resources import bundled
+
+CACHE_PATH = Path("cache") / "responses.sqlite"
+BLOCKS = ("system", "user")
+
+
+BackendOpener = Callable[[ModelConfig, ExitStack], Backend]
+
+
+@dataclass
+class SplitJob:
+    """One model split to build: the split, its settings, its prompt, and its model
+    (`model_cfg` None for captions imported from a file)."""
+
+    split: ModelSplit
+    sgen: SplitGenConfig
+    model_cfg: ModelConfig | None
+    model_id: str
+    template: LoadedTemplate
+
+
+@dataclass
+class RunContext:
+    """What every split of one run shares."""
+
+    build_dir: Path
+    taxonomy: Taxonomy
+    cache: ResponseCache
+    backend_for: Callable[[ModelConfig], Backend]
+    retry: set[str]
+    dry_run: bool
+    progress: bool
+
+
+def run_model_splits(
+    build_dir: Path,
+    gen: GenerateConfig,
+    taxonomy: Taxonomy,
+    *,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    open_backend: BackendOpener | None = None,
+    progress: bool = True,
+) -> list[SplitReport]:
+    """Build every split of `gen.splits` (in MODEL_SPLITS order); returns their reports.
+
+    `dry_run` sends nothing and writes nothing: it counts rows, cached and to-send
+    requests per split. `retry_failed` re-sends the requests of `error` and `parse`
+    failures with a new attempt (a new seed and cache key). `open_backend` builds a
+    backend for a model config (default: `backend_factory.open_backend`), opened only
+    for a split that has requests to send.
+    """
+    if open_backend is None:
+        from functools import partial
+
+        from vlm_autodrive.builders.generate.backends.factory import open_backend as opener
+
+        open_backend = partial(opener, log_dir=build_dir / "logs", media_dir=build_dir)
+    folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
+    sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
+    clips = clip_inputs(build_dir, sides)
+    cache = ResponseCache(build_dir / CACHE_PATH)
+    retry = failed_request_ids(build_dir) if retry_failed else set()
+    reports, configs, failures = [], [], []
+    backends: dict[str, Backend] = {}
+    prompt_hashes: dict[str, str] = {}
+    try:
+        with ExitStack() as stack:
+
+            def backend_for(cfg: ModelConfig) -> Backend:
+                # Roles that name the same served model share one backend (and server).
+                key = cfg.model_dump_json(exclude={"fold_system_prompt"})
+                if key not in backends:
+                    backends[key] = open_backend(cfg, stack)
+                return backends[key]
+
+            ctx = RunContext(build_dir, taxonomy, cache, backend_for, retry, dry_run, progress)
+            for name, split in MODEL_SPLITS.items():
+                if name not in gen.splits:
+                    continue
+                sgen = gen.splits[name]
+                template = load_template(
+                    split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
+                )
+                prompt_hashes[split.prompt] = template.sha256
+                if sgen.import_file:
+                    model_cfg, model_id = None, f"import:{Path(sgen.import_file).name}"
+                else:
+                    model_cfg = gen.models[sgen.model]
+                    model_id = model_cfg.model_id
+                job = SplitJob(split, sgen, model_cfg, model_id, template)
+                report, rows, fails = _run_split(job, clips, ctx)
+                reports.append(report)
+                failures.extend(fails)
+                if name == "caption_vlm":  # later prompts read the VLM captions
+                    vlm = {r.clip_id: r.answer for r in rows if r.sample == 0}
+                    clips = [replace(c, vlm_caption=vlm.get(c.clip_id)) for c in clips]
+                configs.append(
+                    ConfigTables(
+                        name,
+                        split.description,
+                        model_id,
+                        template.ref,
+                        _by_side(rows, split.schema),
+                    )
+                )
+    finally:
+        cache.close()
+    if not dry_run:
+        configs.append(
+            ConfigTables(
+                FAILURES,
+                "Every generated sample that did not become rows: the raw output, "
+                "the reason and the attempts.",
+                "pipeline",
+                "",
+                _by_side(failures, FAILURES_SCHEMA),
+            )
+        )
+        stage_info = {
+            # config -> the model that wrote it and how it was sampled (the card lists these)
+            "models": {
+                name: (
+                    {"model": f"import:{sgen.import_file}"}
+                    if sgen.import_file
+                    else {
+                        "model": gen.models[sgen.model].model,
+                        "revision": gen.models[sgen.model].revision,
+                        "backend": gen.models[sgen.model].backend,
+                        "sampling": sgen.model_dump(exclude={"model", "import_file"}),
+                    }
+                )
+                for name, sgen in gen.splits.items()
+            },
+            "prompts": prompt_hashes,
+            "counts": {
+                r.name: {"samples": r.samples, "kept": r.kept, "rows": r.rows, "failed": r.failed}
+                for r in reports
+            },
+        }
+        made = {c.name for c in configs}
+        stale = [n for n in (*MODEL_SPLITS, FAILURES) if n not in made]
+        write_dataset_folder(
+            build_dir, configs, stage="model_splits", stage_info=stage_info, top={}, drop=stale
+        )
+    return reports
+
+
+def _run_split(
+    job: SplitJob, clips: list[ClipInput], ctx: RunContext
+) -> tuple[SplitReport, list[Any], list[FailureRow]]:
+    """Render, key, look up, send and parse one split; its report, rows and failures."""
+    split, sgen, model_cfg, model_id, template = (
+        job.split,
+        job.sgen,
+        job.model_cfg,
+        job.model_id,
+        job.template,
+    )
+    taxonomy, cache, retry, dry_run, progress = (
+        ctx.taxonomy,
+        ctx.cache,
+        ctx.retry,
+        ctx.dry_run,
+        ctx.progress,
+    )
+    t0 = time.perf_counter()
+    report = SplitReport(split.name)
+    common_base = {"generator": model_id, "template": template.ref}
+    fails: list[FailureRow] = []
+    # 1. render: clip -> (request, key for the cache)
+    plan: list[tuple[ClipInput, str]] = []
+    requests: dict[str, GenerationRequest] = {}
+    imported = read_import(sgen.import_file) if sgen.import_file else None
+    rendered: dict[tuple, tuple[str, str]] = {}
+    for clip in clips:
+        context = split.context(clip, taxonomy)
+        if context is None:
+            continue
+        report.clips += 1
+        # A context is made from these clip fields only: clips that share them (the
+        # scene-level clips of a video) share one render.
+        memo = (clip.caption, clip.vlm_caption, clip.mcq_question, clip.label)
+        try:
+            if memo not in rendered:
+                rendered[memo] = (
+                    template.render_block("system", context),
+                    template.render_block("user", context),
+                )
+            req = build_request(split, sgen, model_cfg, *rendered[memo], clip)
+        except Exception as e:  # a template error for this clip only; the rest go on
+            reason = f"{type(e).__name__}: {e}"
+            for s in range(sgen.n):
+                fails.append(
+                    failure_row(split, clip, s, "render", reason, None, 0, common_base, "")
+                )
+            continue
+        base = request_key(model_id, req)
+        plan.append((clip, base))
+        requests.setdefault(base, req)
+    attempts = cache.attempts(requests)
+    for base in retry & set(requests):
+        attempts[base] = attempts.get(base, 0) + 1
+    keyed: dict[str, GenerationRequest] = {}
+    key_of: dict[str, str] = {}
+    for base, req in requests.items():
+        a = attempts.get(base, 0)
+        if a:
+            # vLLM samples request seed s as s, s+1, ..., s+n-1: step attempts by n so
+            # a retry never repeats an earlier attempt's samples.
+            seed = (sgen.seed or 0) + a * sgen.n
+            req = replace(req, sampling=replace(req.sampling, seed=seed))
+        key = request_key(model_id, req, a) if a else base
+        key_of[base] = key
+        keyed[key] = replace(req, request_id=key)
+    report.requests = len(keyed)
+    # 2. the cache, then the backend for the misses
+    if imported is not None:
+        responses = {
+            base: GenerationResponse(base, [Completion(imported[c.clip_id])])
+            for c, base in plan
+            if c.clip_id in imported
+        }
+        for c, base in plan:
+            if c.clip_id not in imported:
+                responses.setdefault(
+                    base,
+                    GenerationResponse(
+                        base, error=f"no caption for clip {c.clip_id} in {sgen.import_file}"
+                    ),
+                )
+        by_key = {key_of[b]: r for b, r in responses.items()}
+        report.cached = len(by_key)
+    else:
+        by_key = cache.get_many(keyed, sgen.n)
+        report.cached = len(by_key)
+        misses = [r for k, r in keyed.items() if k not in by_key]
+        report.to_send = len(misses)
+        report.prompt_tokens_est = sum(estimate_tokens(r) for r in misses)
+        if progress and not dry_run:
+            tqdm.write(
+                f"{split.name}: {report.clips} clips, {report.requests} requests: "
+                f"{report.cached} cached, {report.to_send} to send"
+            )
+        if misses and not dry_run:
+            by_key.update(
+                send_misses(
+                    split.name,
+                    ctx.backend_for(model_cfg),
+                    [local_paths(r, ctx.build_dir) if split.needs_video else r for r in misses],
+                    cache,
+                    model_id,
+                    report,
+                    progress,
+                )
+            )
+            if retry:
+                cache.set_attempts({b: a for b, a in attempts.items() if a})
+    # A dry run parses what the cache holds (so later splits see the VLM captions), and
+    # counts nothing it does not hold.
+    rows = _parse_all(
+        split, plan, key_of, by_key, sgen, taxonomy, common_base, report, fails, dry_run
+    )
+    report.seconds = time.perf_counter() - t0
+    return report, rows, fails
+
+
+def _parse_all(
+    split,
+    plan,
+    key_of,
+    by_key,
+    sgen,
+    taxonomy,
+    common_base,
+    report,
+    fails,
+    cached_only: bool = False,
+):
+    rows = []
+    for clip, base in plan:
+        key = key_of[base]
+        resp = by_key.get(key)
+        if resp is None and cached_only:
+            continue
+        common = {
+            "clip_id": clip.clip_id,
+            "video_id": clip.video_id,
+            "label": clip.label,
+            "split": clip.split,
+            "video": clip.video,
+            **common_base,
+        }
+        for s in range(sgen.n):
+            report.samples += 1
+            if resp is None or resp.error is not None:
+                reason = resp.error if resp is not None else "no response"
+                fails.append(
+                    failure_row(
+                        split,
+                        clip,
+                        s,
+                        "error",
+                        reason,
+                        None,
+                        resp.attempts if resp else 0,
+                        common_base,
+                        key,
+                    )
+                )
+                continue
+            comp = resp.completions[s]
+            try:
+                new = split.parse(comp, clip, s, dict(common), taxonomy)
+            except Filtered as e:
+                fails.append(
+                    failure_row(split, clip, s, "filtered", str(e), comp, 1, common_base, key)
+                )
+                continue
+            except ParseError as e:
+                fails.append(
+                    failure_row(split, clip, s, "parse", str(e), comp, 1, common_base, key)
+                )
+                continue
+            report.kept += 1
+            rows.extend(new)
+    counts = Counter(f.kind for f in fails)
+    report.samples += counts.get("render", 0)  # samples whose prompt never rendered
+    report.failed = dict(sorted(counts.items()))
+    report.rows = len(rows)
+    if not cached_only:
+        Counts(f"{split.name} samples", report.samples, report.kept, failures=len(fails)).check()
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _by_side(rows: list[Any], schema) -> dict[str, Any]:
+    return {
+        side: rows_to_table([r for r in rows if r.split == side], schema)
+        for side in ("train", "test")
+    }

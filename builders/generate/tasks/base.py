@@ -1,0 +1,117 @@
+"""What every model-made split module provides, and the clip inputs they share.
+
+A split module defines one `ModelSplit` subclass: how to fill its prompt template for a
+clip, which output constraint to send, and how to parse one completion into rows (or
+raise ParseError with the reason). The stage (`builders/generate/stage.py`) does the rest:
+rendering, the cache, the backend, failures and writing the config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from vlm_autodrive.builders.core.answers import option_letters
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
+from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow
+from vlm_autodrive.builders.generate.backends.base import Completion
+
+
+@dataclass(frozen=True)
+class ClipInput:
+    """One clip and the texts the prompts are made from (rows of earlier configs)."""
+
+    clip_id: str
+    video_id: str
+    label: str
+    split: str  # train | test
+    video: str  # clip path relative to the build folder
+    video_path: str  # absolute, for video backends
+    caption: str | None  # the detailed caption (caption_metadata config)
+    vlm_caption: str | None  # the short VLM caption (caption_vlm config), when built
+    mcq_question: str | None  # the clip's MCQ (mcq config), when built
+    mcq_options: tuple[str, ...] = ()
+    mcq_answer_letter: str | None = None
+
+
+def cosmos_target(reasoning: str, letter: str) -> str:
+    """The Cosmos-Reason1 training target: reasoning in <think>, the letter in <answer>."""
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n<answer>\n{letter}\n</answer>"
+
+
+def lettered(question: str, options: list[str], instruction: str) -> str:
+    """A question with its options as `A. ...` lines, as the model will be asked it."""
+    lines = [
+        question.strip(),
+        *(f"{x}. {o}" for x, o in zip(option_letters(len(options)), options)),
+    ]
+    return "\n".join([*lines, instruction])
+
+
+class ModelSplit:
+    """Base of the split modules' classes; subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    prompt: ClassVar[str]  # template file in prompts/
+    inputs: ClassVar[tuple[str, ...]]  # the template's variables
+    row_type: ClassVar[type[SplitRow]]
+    schema: ClassVar[pa.Schema]
+    description: ClassVar[str]
+    needs_video: ClassVar[bool] = False
+
+    def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
+        """Template inputs for a clip, or None when the clip has nothing to ask about."""
+        raise NotImplementedError
+
+    def sample_contexts(self, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+        """Complete contexts rendered once at load, so a broken template fails early."""
+        raise NotImplementedError
+
+    def constraint(self, clip: ClipInput, reasoning_parser: bool) -> dict[str, Any] | None:
+        """The output constraint (see GenerationRequest), or None."""
+        return None
+
+    def parse(
+        self,
+        completion: Completion,
+        clip: ClipInput,
+        sample: int,
+        common: dict[str, Any],
+        taxonomy: Taxonomy,
+    ) -> list[SplitRow]:
+        """Rows from one completion; raises ParseError (bad output) or Filtered."""
+        raise NotImplementedError
+
+
+class Filtered(ValueError):
+    """A well-formed output that the split's rule does not keep (e.g. a wrong answer)."""
+
+
+@dataclass(slots=True)
+class ReasoningRow(SplitRow):
+    """A row answered with reasoning: the question as asked (lettered options), the
+    answer as `X. text`, the reasoning, and the Cosmos-Reason1 training `target`."""
+
+    sample: int
+    question: str
+    options: list[str]
+    answer_letter: str
+    answer: str
+    reasoning: str
+    target: str
+
+
+REASONING_SCHEMA = pa.schema(
+    [
+        *COMMON_FIELDS,
+        ("sample", pa.int32()),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("answer_letter", pa.string()),
+        ("answer", pa.string()),
+        ("reasoning", pa.string()),
+        ("target", pa.string()),
+    ]
+)

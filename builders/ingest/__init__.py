@@ -1,0 +1,3 @@
+"""Ingest stage: manifests (own schema or a public dataset's, through `adapters/`) -> probed,
+validated video records.
+"""

@@ -1,0 +1,175 @@
+"""Reading manifests in the project's own schema: JSONL, CSV or Parquet.
+
+Every row is validated into a `ManifestEntry`; a row that cannot be read or validated
+becomes a `RejectRecord` naming the file, the line (or Parquet row) and the key, and
+reading goes on. Relative video paths are resolved against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from vlm_autodrive.builders.core.stage import RejectRecord
+from vlm_autodrive.builders.ingest.records import ManifestEntry, VideoMetadata
+
+# CSV has no nesting: metadata comes either as one JSON column `metadata`, or as flat
+# columns named after its fields (with `actors` as a JSON list).
+_METADATA_FIELDS = set(VideoMetadata.model_fields)
+_TIME_FIELDS = ("event_start", "event_time", "event_end")
+
+
+@dataclass
+class ManifestRow:
+    """A validated manifest entry and where it came from (`line` is 1-based)."""
+
+    entry: ManifestEntry
+    line: int
+
+
+def read_manifest(path: Path, labels: list[str]) -> tuple[list[ManifestRow], list[RejectRecord]]:
+    """Read and validate a manifest; returns the good rows and the rejects.
+
+    Rejected: unreadable rows, schema errors, labels outside `labels`, and repeated
+    video ids (the first occurrence is kept; the reject names both lines).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    rows: list[ManifestRow] = []
+    rejects: list[RejectRecord] = []
+    first_line: dict[str, int] = {}
+    known = set(labels)
+    for line, raw in _raw_rows(path):
+        if isinstance(raw, Exception):
+            rejects.append(RejectRecord("ingest", str(path), line, None, f"unreadable row: {raw}"))
+            continue
+        vid = raw.get("video_id") if isinstance(raw, dict) else None
+        try:
+            entry = ManifestEntry.model_validate(raw)
+        except ValidationError as e:
+            reason = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}"
+                for err in e.errors()
+            )
+            rejects.append(RejectRecord("ingest", str(path), line, _str_or_none(vid), reason))
+            continue
+        if entry.label not in known:
+            rejects.append(
+                RejectRecord(
+                    "ingest",
+                    str(path),
+                    line,
+                    entry.video_id,
+                    f"unknown label {entry.label!r} (the taxonomy has {sorted(known)})",
+                )
+            )
+            continue
+        if entry.video_id in first_line:
+            rejects.append(
+                RejectRecord(
+                    "ingest",
+                    str(path),
+                    line,
+                    entry.video_id,
+                    f"duplicate video_id (first seen on line {first_line[entry.video_id]})",
+                )
+            )
+            continue
+        first_line[entry.video_id] = line
+        p = Path(entry.path)
+        entry.path = str(p if p.is_absolute() else (path.parent / p).resolve())
+        rows.append(ManifestRow(entry, line))
+    return rows, rejects
+
+
+def _str_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        yield from _jsonl_rows(path)
+    elif suffix == ".csv":
+        yield from _csv_rows(path)
+    elif suffix == ".parquet":
+        yield from _parquet_rows(path)
+    else:
+        raise ValueError(f"{path}: unknown manifest format {suffix!r} (use .jsonl, .csv, .parquet)")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+    with path.open(encoding="utf-8") as f:
+        for i, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                yield i, ValueError(f"not valid JSON ({e.msg} at column {e.colno})")
+                continue
+            yield i, obj if isinstance(obj, dict) else ValueError("a row must be a JSON object")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            line = reader.line_num  # the physical line the row ended on
+            if None in row:
+                yield line, ValueError("more fields than the header has columns")
+                continue
+            try:
+                yield line, _from_flat(row)
+            except ValueError as e:
+                yield line, e
+
+
+def _from_flat(row: dict[str, str | None]) -> dict[str, Any]:
+    """A CSV row (all strings) as a nested manifest dict; empty cells are missing."""
+    out: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    for key, value in row.items():
+        if value is None or value.strip() == "":
+            continue
+        if key == "metadata":
+            meta.update(_json_cell(key, value))
+        elif key == "actors":
+            meta["actors"] = _json_cell(key, value)
+        elif key in _METADATA_FIELDS:
+            meta[key] = value
+        else:
+            out[key] = value
+    if meta:
+        out["metadata"] = meta
+    return out
+
+
+def _json_cell(key: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"column {key!r} is not valid JSON ({e.msg})") from None
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+    import pyarrow.parquet as pq
+
+    for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+        row = {k: v for k, v in row.items() if v is not None}
+        if isinstance(row.get("metadata"), str):
+            try:
+                row["metadata"] = _json_cell("metadata", row["metadata"])
+            except ValueError as e:
+                yield i, e
+                continue
+        if isinstance(row.get("metadata"), dict):
+            row["metadata"] = {k: v for k, v in row["metadata"].items() if v is not None}
+        yield i, row

@@ -1,0 +1,149 @@
+"""Record types of the ingest stage: manifest entries and probed video records.
+
+Each record's field names are the Arrow columns of the table the stage writes
+(`ingest/videos.parquet`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+class Actor(BaseModel):
+    """One road user involved in the video (the ego vehicle included)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="`ego` or `other`")
+    type: str | None = None
+    motion: str | None = None
+    impact_side: str | None = Field(None, description="side of this actor that was hit")
+
+
+class VideoMetadata(BaseModel):
+    """Structured metadata of a source video. Every field may be missing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weather: str | None = None
+    light: str | None = None
+    road: str | None = None
+    scene: str | None = None
+    blame: str | None = None
+    evasive_action: str | None = None
+    actors: list[Actor] = Field(default_factory=list)
+    source_class: str | None = Field(None, description="the source dataset's own label")
+
+
+class ManifestEntry(BaseModel):
+    """One row of a manifest in the project's own schema (JSONL, CSV or Parquet).
+
+    Times are seconds from the start of the video. Event videos need `event_time`
+    (the key moment: contact, or closest approach); `event_start`/`event_end` bound
+    the event and default to `event_time`. Normal Driving videos have no event.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: str
+    path: str
+    label: str
+    event_start: float | None = None
+    event_time: float | None = None
+    event_end: float | None = None
+    source: str = "manifest"
+    metadata: VideoMetadata = Field(default_factory=VideoMetadata)
+
+    @field_validator("video_id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if not v or v[0] in "._-" or not set(v) <= _ID_CHARS:
+            raise ValueError(f"video_id {v!r} must be letters, digits, '_', '.', '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _event_bounds(self) -> ManifestEntry:
+        times = [self.event_start, self.event_time, self.event_end]
+        if self.event_time is None and any(t is not None for t in times):
+            raise ValueError("event_start/event_end given without event_time")
+        if self.event_time is not None:
+            if self.event_start is None:
+                self.event_start = self.event_time
+            if self.event_end is None:
+                self.event_end = self.event_time
+            if not self.event_start <= self.event_time <= self.event_end:
+                raise ValueError("need event_start <= event_time <= event_end")
+            if self.event_start < 0:
+                raise ValueError("event times must be >= 0")
+        return self
+
+    @property
+    def has_event(self) -> bool:
+        return self.event_time is not None
+
+
+class VideoRecord(ManifestEntry):
+    """Ingest output: a validated manifest entry plus what probing the file found."""
+
+    duration: float
+    fps: float
+    frames: int
+    width: int
+    height: int
+    codec: str
+
+
+ACTOR_TYPE = pa.struct(
+    [
+        ("role", pa.string()),
+        ("type", pa.string()),
+        ("motion", pa.string()),
+        ("impact_side", pa.string()),
+    ]
+)
+METADATA_TYPE = pa.struct(
+    [
+        ("weather", pa.string()),
+        ("light", pa.string()),
+        ("road", pa.string()),
+        ("scene", pa.string()),
+        ("blame", pa.string()),
+        ("evasive_action", pa.string()),
+        ("actors", pa.list_(ACTOR_TYPE)),
+        ("source_class", pa.string()),
+    ]
+)
+_MANIFEST_FIELDS = [
+    ("video_id", pa.string()),
+    ("path", pa.string()),
+    ("label", pa.string()),
+    ("event_start", pa.float64()),
+    ("event_time", pa.float64()),
+    ("event_end", pa.float64()),
+    ("source", pa.string()),
+    ("metadata", METADATA_TYPE),
+]
+MANIFEST_SCHEMA = pa.schema(_MANIFEST_FIELDS)
+VIDEO_SCHEMA = pa.schema(
+    [
+        *_MANIFEST_FIELDS,
+        ("duration", pa.float64()),
+        ("fps", pa.float64()),
+        ("frames", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("codec", pa.string()),
+    ]
+)
+
+
+def read_videos(path: Path) -> list[VideoRecord]:
+    """Read `ingest/videos.parquet` back into records."""
+    import pyarrow.parquet as pq
+
+    return [VideoRecord.model_validate(r) for r in pq.read_table(path).to_pylist()]

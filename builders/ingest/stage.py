@@ -1,0 +1,110 @@
+"""Ingest stage: manifest -> validated, probed video records (`ingest/videos.parquet`).
+
+Writes `ingest/videos.parquet` (one `VideoRecord` per usable video), `ingest/rejects.jsonl`
+(one `RejectRecord` per unusable row or file) and `ingest/stamp.json` (the stage base,
+`core/stage.py`). Re-running with the same manifest and taxonomy does no work.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vlm_autodrive.builders.core.files import file_sha256, write_table
+from vlm_autodrive.builders.core.stage import Counts, RejectRecord, Stage, content_key
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
+from vlm_autodrive.builders.ingest.manifest import ManifestRow, read_manifest
+from vlm_autodrive.builders.ingest.probe import ProbeError, StreamFacts, probe_video
+from vlm_autodrive.builders.ingest.records import VIDEO_SCHEMA, VideoRecord, read_videos
+
+
+@dataclass
+class IngestResult:
+    """What ingest produced; `rows == len(videos) + len(rejects)` always holds."""
+
+    rows: int
+    videos: list[VideoRecord]
+    rejects: list[RejectRecord]
+    skipped: bool  # True when a finished ingest with the same inputs was reused
+
+
+def run_ingest(
+    manifest: Path,
+    build_dir: Path,
+    taxonomy: Taxonomy,
+    workers: int = 1,
+    progress: bool = True,
+) -> IngestResult:
+    """Validate and probe every manifest row; write the stage's files under `build_dir`."""
+    if not manifest.exists():
+        raise FileNotFoundError(f"manifest not found: {manifest}")
+    stage = Stage(build_dir, "ingest")
+    key = content_key({"manifest_sha256": file_sha256(manifest), "labels": taxonomy.names})
+    if stage.finished(key) is not None:
+        videos = read_videos(stage.dir / "videos.parquet")
+        rejects = stage.read_rejects()
+        return IngestResult(len(videos) + len(rejects), videos, rejects, skipped=True)
+
+    rows, rejects = read_manifest(manifest, taxonomy.names)
+    n_rows = len(rows) + len(rejects)
+    videos: list[VideoRecord] = []
+    for row, facts in _probe_all(rows, workers, progress):
+        if isinstance(facts, ProbeError):
+            rejects.append(_reject(manifest, row, str(facts)))
+            continue
+        video = VideoRecord(**row.entry.model_dump(), **facts.__dict__)
+        problem = _event_problem(video)
+        if problem:
+            rejects.append(_reject(manifest, row, problem))
+        else:
+            videos.append(video)
+    videos.sort(key=lambda v: v.video_id)
+    rejects.sort(key=lambda r: r.line or 0)
+    Counts("manifest rows", n_rows, len(videos), rejects=len(rejects)).check()
+    write_table(videos, VIDEO_SCHEMA, stage.dir / "videos.parquet")
+    rejects_rel = stage.write_rejects(rejects)
+    stage.commit(key, ["ingest/videos.parquet", rejects_rel], {"rows": n_rows})
+    return IngestResult(n_rows, videos, rejects, skipped=False)
+
+
+def _reject(manifest: Path, row: ManifestRow, reason: str) -> RejectRecord:
+    return RejectRecord("ingest", str(manifest), row.line, row.entry.video_id, reason)
+
+
+def _event_problem(video: VideoRecord) -> str | None:
+    """Why the event times do not fit the video, or None."""
+    if not video.has_event:
+        return None
+    slack = 1.0 / video.fps  # the last frame's timestamp is one interval before the end
+    if video.event_end > video.duration + slack:
+        return (
+            f"event at {video.event_start:g}-{video.event_end:g} s lies outside the video "
+            f"({video.duration:g} s long)"
+        )
+    return None
+
+
+def _probe_one(path: str) -> StreamFacts | ProbeError:
+    try:
+        return probe_video(path)
+    except ProbeError as e:
+        return e
+
+
+def _probe_all(rows: list[ManifestRow], workers: int, progress: bool):
+    paths = [r.entry.path for r in rows]
+    bar = tqdm(total=len(rows), desc="probe", unit="video", disable=not progress)
+    if workers <= 1 or len(rows) < 4:
+        results = map(_probe_one, paths)
+        for row, facts in zip(rows, results):
+            bar.update()
+            yield row, facts
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for row, facts in zip(rows, pool.map(_probe_one, paths, chunksize=8)):
+                bar.update()
+                yield row, facts
+    bar.close()

@@ -1,0 +1,1 @@
+"""Mix stage: mixture recipes with per-class upsampling -> `mix-<name>` conversation configs."""

@@ -1,0 +1,44 @@
+"""`RuleSplitsConfig`: the `splits:` section of a build recipe (rule splits and test set).
+
+Its own small module so that `recipe.py` can import it for `BuildRecipe.splits` without
+importing the whole rule splits stage.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from vlm_autodrive.builders.core.strict import Strict
+
+RULE_CONFIGS = ("mcq", "caption_metadata")
+
+
+class RuleSplitsConfig(Strict):
+    """Which rule configs to build, how to draw the test set, how to order MCQ options."""
+
+    configs: list[Literal["mcq", "caption_metadata"]] = Field(
+        default_factory=lambda: list(RULE_CONFIGS), description="rule configs to build"
+    )
+    test_per_class: int = Field(66, ge=0, description="test clips per class (paper: 66)")
+    seed: int = Field(0, description="seeds the held-out videos, test clips and MCQ orders")
+    on_short: Literal["error", "take_available"] = Field(
+        "error", description="a class too small for the test: stop, or take what the cap allows"
+    )
+    max_test_fraction: float = Field(
+        0.5, gt=0, le=1, description="largest share of a class's clips the test may take"
+    )
+    mcq_options: Literal["fixed", "balanced"] = Field(
+        "balanced", description="fixed: taxonomy (paper) order; balanced: seeded per clip"
+    )
+    templates: str | None = Field(
+        None, description="folder searched before the bundled templates (edited copies)"
+    )
+
+    @field_validator("configs")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"configs repeat: {v}")
+        return v

@@ -1,0 +1,308 @@
+"""Rule splits stage: clip table + metadata -> the `mcq` and `caption_metadata` configs.
+
+Reads `ingest/videos.parquet` and `chunk/clips.parquet`; writes `split/assignment.parquet`
+(each clip's side, reused by every later split), `data/<config>/{train,test}-*.parquet`,
+`provenance.json`, the dataset card `README.md`, and `rule_splits/summary.json`. No model
+is involved: the text comes from the Jinja templates in `templates/` and the taxonomy.
+
+Re-running with the same inputs, settings, taxonomy and templates does no work (the
+stage key in the summary matches and the outputs are intact); anything else rebuilds,
+and a rebuild writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlm_autodrive import __version__
+from vlm_autodrive.builders.core.files import file_sha256, write_json
+from vlm_autodrive.builders.core.stage import Stage, content_key
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
+from vlm_autodrive.builders.dataset.assign import ASSIGNMENT_PATH, assign_splits, write_assignment
+from vlm_autodrive.builders.dataset.folder import ConfigTables, data_files, write_dataset_folder
+from vlm_autodrive.builders.dataset.rows import rows_to_table
+from vlm_autodrive.builders.rules.caption_metadata import (
+    CAPTION_METADATA_SCHEMA,
+    build_caption_metadata,
+    load_caption_metadata_template,
+)
+from vlm_autodrive.builders.rules.captions import MetadataNormalizer
+from vlm_autodrive.builders.rules.config import RULE_CONFIGS, RuleSplitsConfig
+from vlm_autodrive.builders.rules.mcq import MCQ_SCHEMA, build_mcq, load_mcq_template
+from vlm_autodrive.resources import bundled
+
+SUMMARY_PATH = Path("rule_splits") / "summary.json"
+__all__ = ["RuleSplitsConfig", "RuleSplitsSummary", "build_rule_splits"]
+
+
+@dataclass
+class RuleSplitsSummary:
+    """What the stage did; `format()` is the text the CLI prints."""
+
+    build_dir: str
+    stage_key: str
+    videos: int
+    clips: int
+    assignment: dict[str, Any]
+    configs: dict[str, dict[str, dict[str, int]]]  # config -> split -> class -> rows
+    answer_letters: dict[str, dict[str, int]]  # split -> letter -> mcq rows
+    oov: dict[str, dict[str, int]]  # field -> raw value -> occurrences
+    missing: dict[str, int]  # field -> videos without it
+    templates: dict[str, str]  # name -> ref (name@hash12)
+    empty_captions: int = 0  # caption_metadata rows skipped: nothing to say about the clip
+    warnings: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """What summary.json stores: no folder path, so two builds compare byte for byte."""
+        d = asdict(self)
+        d.pop("skipped")
+        d.pop("build_dir")
+        return d
+
+    def format(self) -> str:
+        lines = [
+            f"rule splits -> {self.build_dir}" + ("  (up to date, nothing to do)" * self.skipped)
+        ]
+        v = self.assignment["videos"]
+        lines.append(
+            f"  {self.clips} clips of {self.videos} videos; videos: {v['train']} train, "
+            f"{v['test']} test (held out)"
+        )
+        lines.append("  clips per class: train / test / held out (in no split)")
+        for k, c in self.assignment["clips"].items():
+            lines.append(f"    {k:<20} {c['train']:>8} {c['test']:>6} {c['held_out']:>6}")
+        for name, splits in self.configs.items():
+            sizes = ", ".join(f"{s} {sum(c.values())}" for s, c in splits.items())
+            lines.append(f"  {name}: {sizes}  ({self.templates.get(name, '')})")
+        for split, letters in self.answer_letters.items():
+            total = sum(letters.values()) or 1
+            dist = "  ".join(f"{k} {100 * n / total:.1f}%" for k, n in letters.items())
+            lines.append(f"  mcq answer letters ({split}): {dist}")
+        if self.oov:
+            lines.append("  values outside the taxonomy (phrased generically):")
+            for f, values in self.oov.items():
+                top = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+                more = f" (+{len(values) - 5} more)" if len(values) > 5 else ""
+                lines.append(f"    {f}: " + ", ".join(f"{k!r} x{n}" for k, n in top) + more)
+        if self.missing:
+            miss = ", ".join(f"{k} {n}" for k, n in self.missing.items())
+            lines.append(f"  videos missing a metadata field (sentence dropped): {miss}")
+        if self.empty_captions:
+            lines.append(
+                f"  caption_metadata: {self.empty_captions} clips skipped, their caption was "
+                "empty (no metadata and no event)"
+            )
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+def build_rule_splits(
+    build_dir: Path,
+    config: RuleSplitsConfig,
+    taxonomy: Taxonomy,
+    recipe_dict: dict[str, Any],
+    *,
+    force: bool = False,
+) -> RuleSplitsSummary:
+    """Build the rule configs of `config` from the ingest and chunk tables in `build_dir`.
+
+    `recipe_dict` is recorded in provenance.json (and part of the stage key). Raises,
+    with a message for the user: FileNotFoundError when a table or the templates folder
+    is missing; ValueError on bad input: unknown labels, a broken template
+    (TemplateLoadError), a class too small for the test (ShortClassError).
+    Returns the summary; when nothing changed since the last run, the stored one with
+    `skipped=True` (unless `force`).
+    """
+    build_dir = Path(build_dir)
+    # As JSON will store it (paths become strings), so the stage key matches on re-runs.
+    recipe_dict = json.loads(json.dumps(recipe_dict, default=str, sort_keys=True))
+    folders = [bundled("templates")]
+    if config.templates:
+        if not Path(config.templates).is_dir():
+            raise FileNotFoundError(f"splits.templates: {config.templates} is not a folder")
+        folders.insert(0, Path(config.templates))
+    templates = {}
+    if "mcq" in config.configs:
+        templates["mcq"] = load_mcq_template(taxonomy, folders)
+    if "caption_metadata" in config.configs:
+        templates["caption_metadata"] = load_caption_metadata_template(taxonomy, folders)
+
+    inputs = {
+        rel: file_sha256(build_dir / rel)
+        for rel in ("ingest/videos.parquet", "chunk/clips.parquet")
+        if _require(build_dir / rel)
+    }
+    taxonomy_sha = content_key(taxonomy.model_dump())
+    key = content_key(
+        {
+            "toolkit": __version__,
+            "config": config.model_dump(),
+            "taxonomy": taxonomy_sha,
+            "templates": {n: t.sha256 for n, t in templates.items()},
+            "inputs": inputs,
+            "recipe": recipe_dict,
+        }
+    )
+    stage = Stage(build_dir, "rule_splits")
+    if not force and (done := stage.finished(key)) is not None:
+        return RuleSplitsSummary(build_dir=str(build_dir), **done, skipped=True)
+    stage.invalidate()
+
+    clips, videos = _read_inputs(build_dir, taxonomy)
+    a = assign_splits(
+        clips,
+        taxonomy.names,
+        per_class=config.test_per_class,
+        seed=config.seed,
+        on_short=config.on_short,
+        max_test_fraction=config.max_test_fraction,
+    )
+    write_assignment(build_dir, clips, a)
+    sides = {cid: s for cid, s in a.sides.items() if s != "held_out"}
+
+    made: list[ConfigTables] = []
+    empty_captions = 0
+    letters: dict[str, dict[str, int]] = {}
+    normalizer = MetadataNormalizer(taxonomy)
+    video_inputs = {vid: normalizer.video_inputs(v["metadata"]) for vid, v in videos.items()}
+    if "mcq" in templates:
+        rows, letters = build_mcq(
+            clips, sides, taxonomy, templates["mcq"], config.mcq_options, config.seed
+        )
+        made.append(
+            ConfigTables(
+                "mcq",
+                "The event-type question of each clip, one option per class "
+                f"({config.mcq_options} option order).",
+                "rule:mcq",
+                templates["mcq"].ref,
+                _by_side(rows, MCQ_SCHEMA),
+            )
+        )
+    if "caption_metadata" in templates:
+        rows, empty_captions = build_caption_metadata(
+            clips, sides, videos, video_inputs, taxonomy, templates["caption_metadata"]
+        )
+        made.append(
+            ConfigTables(
+                "caption_metadata",
+                "An instruction to describe each clip, answered by the detailed caption "
+                "that rules make from its video's metadata.",
+                "rule:caption_metadata",
+                templates["caption_metadata"].ref,
+                _by_side(rows, CAPTION_METADATA_SCHEMA),
+            )
+        )
+
+    stage_info = {
+        "key": key,
+        "configs": sorted(templates),
+        "settings": config.model_dump(),
+        "inputs": inputs,
+        "taxonomy_sha256": taxonomy_sha,
+        "templates": dict(sorted(h for t in templates.values() for h in t.source_hashes)),
+        "assignment": {
+            "path": ASSIGNMENT_PATH.as_posix(),
+            "sha256": file_sha256(build_dir / ASSIGNMENT_PATH),
+            "test_per_class": config.test_per_class,
+            "seed": config.seed,
+        },
+    }
+    write_dataset_folder(
+        build_dir,
+        made,
+        stage="rule_splits",
+        stage_info=stage_info,
+        top={
+            "toolkit": {"name": "vlm-autodrive", "version": __version__},
+            "recipe": recipe_dict,
+            "manifest": _manifest_info(recipe_dict),
+        },
+        drop=[c for c in RULE_CONFIGS if c not in templates],
+    )
+    summary = RuleSplitsSummary(
+        build_dir=str(build_dir),
+        stage_key=key,
+        videos=len(videos),
+        clips=len(clips),
+        assignment={"videos": a.videos, "clips": a.counts},
+        configs={c.name: _class_counts(c.tables) for c in made},
+        answer_letters=letters,
+        oov=normalizer.report(),
+        missing=dict(sorted(normalizer.missing.items())),
+        templates={n: t.ref for n, t in templates.items()},
+        warnings=a.warnings,
+        empty_captions=empty_captions,
+    )
+    write_json(build_dir / SUMMARY_PATH, summary.to_dict())
+    outputs = [ASSIGNMENT_PATH.as_posix(), SUMMARY_PATH.as_posix()]
+    outputs += [
+        rel for c in made for rel in data_files(c.name).values() if (build_dir / rel).exists()
+    ]
+    stage.commit(key, outputs, summary.to_dict())
+    return summary
+
+
+def _require(path: Path) -> bool:
+    if not path.exists():
+        stage = "ingest" if path.parent.name == "ingest" else "chunk"
+        raise FileNotFoundError(f"{path} not found: run the {stage} stage first")
+    return True
+
+
+def _read_inputs(
+    build_dir: Path, taxonomy: Taxonomy
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Clips (sorted by clip id, so row order never depends on the chunker's) and videos
+    by id, checked against each other and the taxonomy."""
+    import pyarrow.parquet as pq
+
+    clip_cols = ["clip_id", "video_id", "path", "label", "event_offset"]
+    clips = pq.read_table(build_dir / "chunk" / "clips.parquet", columns=clip_cols).to_pylist()
+    clips.sort(key=lambda c: c["clip_id"])
+    video_cols = ["video_id", "label", "event_time", "metadata"]
+    vt = pq.read_table(build_dir / "ingest" / "videos.parquet", columns=video_cols)
+    videos = {v["video_id"]: v for v in vt.to_pylist()}
+
+    ids = Counter(c["clip_id"] for c in clips)
+    dups = [i for i, n in ids.items() if n > 1]
+    if dups:
+        raise ValueError(f"chunk/clips.parquet: clip ids repeat: {dups[:5]}")
+    labels = Counter(c["label"] for c in clips)
+    unknown = {k: n for k, n in labels.items() if k not in taxonomy.names}
+    if unknown:
+        raise ValueError(
+            f"chunk/clips.parquet: labels not in the taxonomy {taxonomy.names}: {unknown}"
+        )
+    orphans = sorted({c["video_id"] for c in clips} - videos.keys())
+    if orphans:
+        raise ValueError(f"chunk/clips.parquet: clips of videos not ingested: {orphans[:5]}")
+    if not clips:
+        raise ValueError("chunk/clips.parquet has no clips: nothing to build")
+    return clips, videos
+
+
+def _by_side(rows: list[Any], schema: Any) -> dict[str, Any]:
+    return {s: rows_to_table([r for r in rows if r.split == s], schema) for s in ("train", "test")}
+
+
+def _class_counts(tables: dict[str, Any]) -> dict[str, dict[str, int]]:
+    out = {}
+    for split, t in tables.items():
+        counts = t.column("label").value_counts().to_pylist()
+        out[split] = dict(sorted((c["values"], c["counts"]) for c in counts))
+    return out
+
+
+def _manifest_info(recipe_dict: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest named by the recipe and its hash (None for a folder or a missing file)."""
+    m = recipe_dict.get("manifest")
+    if not m:
+        return None
+    p = Path(m)
+    return {"path": str(m), "sha256": file_sha256(p) if p.is_file() else None}

@@ -1,0 +1,3 @@
+"""Synthetic inputs for demos, tests and benchmarks: sampled dashcam videos, tables, configs,
+tiny models.
+"""

@@ -1,0 +1,169 @@
+"""Manifest reading (JSONL, CSV, Parquet) and ingest, including every kind of bad input."""
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import make_audio_only, make_video, write_jsonl
+from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.ingest.manifest import read_manifest
+from vlm_autodrive.builders.ingest.probe import ProbeError, probe_video
+from vlm_autodrive.builders.ingest.stage import run_ingest
+from vlm_autodrive.cli import main
+
+TAX = load_taxonomy()
+META = {"weather": "rain", "actors": [{"role": "ego", "type": "car", "motion": "braking"}]}
+
+
+def test_jsonl_csv_and_parquet_read_the_same(tmp_path):
+    rows = [
+        {
+            "video_id": "a",
+            "path": "a.mp4",
+            "label": "Collision",
+            "event_time": 5.0,
+            "metadata": META,
+        },
+        {"video_id": "b", "path": "b.mp4", "label": "Normal Driving"},
+    ]
+    jl = write_jsonl(tmp_path / "m.jsonl", rows)
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "video_id,path,label,event_time,weather,actors\n"
+        f'a,a.mp4,Collision,5.0,rain,"{json.dumps(META["actors"]).replace(chr(34), chr(34) * 2)}"\n'
+        "b,b.mp4,Normal Driving,,,\n"
+    )
+    pqt = tmp_path / "m.parquet"
+    pq.write_table(
+        pa.Table.from_pylist([{**r, "metadata": json.dumps(r.get("metadata", {}))} for r in rows]),
+        pqt,
+    )
+    got = [read_manifest(p, TAX.names) for p in (jl, csv, pqt)]
+    for entries, rejects in got:
+        assert rejects == []
+        assert [e.entry.model_dump() for e in entries] == [e.entry.model_dump() for e in got[0][0]]
+    a = got[0][0][0].entry
+    assert a.event_start == a.event_end == 5.0
+    assert a.path == str((tmp_path / "a.mp4").resolve())
+    assert a.metadata.actors[0].motion == "braking"
+
+
+def test_bad_manifest_rows_name_their_line(tmp_path):
+    m = tmp_path / "m.jsonl"
+    m.write_text(
+        '{"video_id": "a", "path": "a.mp4", "label": "Collision", "event_time": 3}\n'
+        "{not json\n"
+        '{"video_id": "b", "path": "b.mp4", "label": "Sudden Stop"}\n'
+        '{"video_id": "a", "path": "c.mp4", "label": "Normal Driving"}\n'
+        '{"video_id": "d", "path": "d.mp4", "label": "Collision", "event_time": "soon"}\n'
+        '{"video_id": "e", "path": "e.mp4", "label": "Collision", "event_time": 5,'
+        ' "event_end": 4}\n'
+        '{"video_id": "f", "path": "f.mp4", "label": "Normal Driving", "colour": "red"}\n'
+    )
+    rows, rejects = read_manifest(m, TAX.names)
+    assert [r.entry.video_id for r in rows] == ["a"]
+    by_line = {r.line: r.reason for r in rejects}
+    assert set(by_line) == {2, 3, 4, 5, 6, 7}
+    assert "not valid JSON" in by_line[2]
+    assert "unknown label 'Sudden Stop'" in by_line[3]
+    assert "duplicate video_id (first seen on line 1)" in by_line[4]
+    assert by_line[5].startswith("event_time:")
+    assert "event_start <= event_time <= event_end" in by_line[6]
+    assert "colour" in by_line[7]
+
+
+def test_csv_row_with_extra_fields_is_rejected(tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text("video_id,path,label\na,a.mp4,Normal Driving\nb,b.mp4,Normal Driving,oops\n")
+    rows, rejects = read_manifest(m, TAX.names)
+    assert len(rows) == 1 and rejects[0].line == 3
+
+
+def _bad_inputs(d):
+    """One usable video and one file for each kind of bad input, with a manifest."""
+    make_video(d / "good.mp4", seconds=8)
+    make_video(d / "vfr.mp4", seconds=4, vfr=True)
+    make_audio_only(d / "audio.m4a")
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "junk.mp4").write_bytes(b"this is not a video at all" * 50)
+    full = (d / "good.mp4").read_bytes()
+    (d / "truncated.mp4").write_bytes(full[: len(full) // 2])
+    rows = [
+        {"video_id": "good", "path": "good.mp4", "label": "Collision", "event_time": 4.0},
+        {"video_id": "missing", "path": "nope.mp4", "label": "Normal Driving"},
+        {"video_id": "empty", "path": "empty.mp4", "label": "Normal Driving"},
+        {"video_id": "junk", "path": "junk.mp4", "label": "Normal Driving"},
+        {"video_id": "truncated", "path": "truncated.mp4", "label": "Normal Driving"},
+        {"video_id": "audio", "path": "audio.m4a", "label": "Normal Driving"},
+        {"video_id": "vfr", "path": "vfr.mp4", "label": "Normal Driving"},
+        {"video_id": "late", "path": "good.mp4", "label": "Collision", "event_time": 9.5},
+        {"video_id": "odd", "path": "good.mp4", "label": "Unknown Class"},
+        {"video_id": "good", "path": "good.mp4", "label": "Normal Driving"},
+    ]
+    return write_jsonl(d / "manifest.jsonl", rows)
+
+
+def test_each_bad_input_is_rejected_with_its_reason(tmp_path):
+    manifest = _bad_inputs(tmp_path)
+    res = run_ingest(manifest, tmp_path / "build", TAX, progress=False)
+    assert res.rows == 10 == len(res.videos) + len(res.rejects)
+    assert [v.video_id for v in res.videos] == ["good"]
+    reasons = {r.video_id + f"@{r.line}": r.reason for r in res.rejects}
+    assert "file not found" in reasons["missing@2"]
+    assert "empty file (0 bytes)" in reasons["empty@3"]
+    assert "cannot open as a video" in reasons["junk@4"]
+    assert "truncated" in reasons["truncated@5"] or "cannot open" in reasons["truncated@5"]
+    assert "no video stream (has: audio)" in reasons["audio@6"]
+    assert "variable frame rate" in reasons["vfr@7"]
+    assert "outside the video (8 s long)" in reasons["late@8"]
+    assert "unknown label" in reasons["odd@9"]
+    assert "duplicate video_id" in reasons["good@10"]
+    lines = (tmp_path / "build/ingest/rejects.jsonl").read_text().splitlines()
+    assert len(lines) == 9 and all(json.loads(x)["source"] == str(manifest) for x in lines)
+
+
+def test_truncated_faststart_mp4_is_caught(tmp_path):
+    src = make_video(tmp_path / "src.mp4", seconds=6)
+    import av
+
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(src)) as i, av.open(str(fast), "w", options={"movflags": "faststart"}) as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    data = fast.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(ProbeError, match="truncated"):
+        probe_video(cut)
+
+
+def test_cli_exit_code_says_inputs_were_rejected(tmp_path, capsys):
+    manifest = _bad_inputs(tmp_path)
+    assert main(["ingest", str(manifest), "--build", str(tmp_path / "b"), "--workers", "2"]) == 3
+    out = capsys.readouterr().out
+    assert "manifest rows 10 = videos 1 + rejected 9" in out
+    assert f"{manifest}:7" in out  # names the manifest line
+
+
+def test_rerun_with_same_inputs_does_no_work(tmp_path):
+    make_video(tmp_path / "a.mp4", seconds=7)
+    m = write_jsonl(
+        tmp_path / "m.jsonl", [{"video_id": "a", "path": "a.mp4", "label": "Normal Driving"}]
+    )
+    first = run_ingest(m, tmp_path / "b", TAX, progress=False)
+    assert not first.skipped and first.videos[0].frames == 210
+    (tmp_path / "a.mp4").unlink()  # would be rejected if probed again
+    again = run_ingest(m, tmp_path / "b", TAX, progress=False)
+    assert again.skipped and [v.video_id for v in again.videos] == ["a"]
+    shutil.rmtree(tmp_path / "b")
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path, capsys):
+    assert main(["ingest", str(tmp_path / "none.jsonl"), "--build", str(tmp_path)]) == 2
+    assert "manifest not found" in capsys.readouterr().err

@@ -1,0 +1,488 @@
+"""`autodrive eval`: ask a model each test clip's multiple-choice question and score it.
+
+In: a model (a local folder for the transformers runner, or a served model behind an
+OpenAI-compatible endpoint such as `vllm serve`), a dataset (a build/publish folder or a
+Hub id `owner/name[@rev]`) and its MCQ config, answer modes (`direct`, `reasoning`).
+Out, under `--out`:
+
+- `outputs.jsonl`: every raw model output as it arrives, keyed by what produced it
+  (model, runner, mode, prompt, clip, video and token settings). A re-run generates only
+  what is missing, so a killed eval resumes, and a changed parse rule re-scores stored
+  outputs without loading the model. Failed requests are retried on the next run.
+  `runner.json` records the runner that made them (device, versions, server).
+- `predictions.parquet`: one row per clip and mode: gold, raw output, parsed answer,
+  parse status and rule.
+- `report.json`, `report.md`: the paper's Table 2 (one row per mode), confusion matrices,
+  parse outcomes; `confusion_<mode>.png`.
+
+`autodrive eval compare A/report.json B/report.json` puts several runs side by side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlm_autodrive.builders.core.answers import (
+    UNPARSEABLE,
+    option_texts_from_question,
+    parse_answer,
+)
+from vlm_autodrive.builders.core.files import write_parquet
+from vlm_autodrive.trainer.eval.data import EvalData, balanced_subset, clips_hash, open_dataset
+from vlm_autodrive.trainer.eval.report import REPORT_FORMAT, UNPARSEABLE_RULE
+from vlm_autodrive.trainer.eval.runners.base import EvalItem, Runner, RunnerOutput, VideoSettings
+
+MODES = ("direct", "reasoning")
+DEFAULT_MAX_NEW_TOKENS = {"direct": 32, "reasoning": 1024}
+# The system turns of the bundled mixture recipes (builders/mix/recipe.py).
+DEFAULT_SYSTEM_PROMPTS: dict[str, str | None] = {
+    "direct": "driving_assistant",
+    "reasoning": "driving_reasoner",
+}
+OUTPUTS = "outputs.jsonl"
+RUNNER = "runner.json"
+PREDICTIONS = "predictions.parquet"
+EXIT_ERRORS = 3  # done, but some requests failed (scored as unparseable, listed)
+
+
+@dataclass
+class EvalConfig:
+    """Everything one evaluation run needs; the CLI flags map one to one onto it.
+
+    `runner`: `transformers` (in process), `vllm` (vLLM's in-process engine), `openai`
+    (servers at `base_url`, comma-separated for replicas; without one, a vLLM server is
+    started on 127.0.0.1 for `model`), or `auto` (openai when `base_url` is set, else
+    transformers).
+    `served_model`: the model name the server knows (default: `model`).
+    `video_url`: `file` sends file:// URLs (the server needs read access to the clips
+    and `--allowed-local-media-path` covering them), `data` sends the bytes inline.
+    `max_new_tokens`: None uses 32 for direct and 1024 for reasoning.
+    `system_prompts`: per mode, a bundled system prompt's name (`prompts/system/`), a file
+    path, or None for no system turn; the defaults are the ones the bundled mixtures
+    train with, so a model fine-tuned here is asked as it was taught.
+    """
+
+    model: str
+    dataset: str
+    config: str = "mcq"
+    split: str = "test"
+    modes: tuple[str, ...] = ("direct",)
+    runner: str = "auto"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    served_model: str | None = None
+    video_url: str = "file"
+    video: VideoSettings = field(default_factory=VideoSettings)
+    out: Path | None = None
+    limit: int | None = None
+    max_new_tokens: int | None = None
+    name: str | None = None
+    taxonomy: Path | None = None
+    prompts: Path | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    concurrency: int = 8
+    system_prompts: dict[str, str | None] = field(
+        default_factory=lambda: dict(DEFAULT_SYSTEM_PROMPTS)
+    )
+
+    @property
+    def runner_kind(self) -> str:
+        if self.runner == "auto":
+            return "openai" if self.base_url else "transformers"
+        return self.runner
+
+    @property
+    def display_name(self) -> str:
+        return self.name or Path(self.model.rstrip("/")).name or self.model
+
+    def out_dir(self) -> Path:
+        return self.out or Path("build") / "eval" / _slug(self.display_name)
+
+
+@dataclass
+class EvalResult:
+    """What a run wrote and did: the report dict, its folder, and the request counts."""
+
+    out: Path
+    report: dict[str, Any]
+    generated: int
+    reused: int
+    errors: int
+
+
+def run_eval(
+    cfg: EvalConfig,
+    log: Callable[[str], None] = print,
+    runner_factory: Callable[[EvalConfig, Path], Runner] | None = None,
+) -> EvalResult:
+    """Run (or resume) one evaluation and write its outputs; see the module docstring.
+
+    `runner_factory` replaces `make_runner` (tests pass a scripted runner). The model is
+    only loaded when some outputs are missing.
+    """
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+
+    for mode in cfg.modes:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use {', '.join(MODES)} or both")
+    data = open_dataset(cfg.dataset, cfg.config, cfg.split)
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    classes = _classes(data, taxonomy.names)
+    rows = balanced_subset(data.rows, classes, cfg.limit)
+    if not rows:
+        raise ValueError(f"{cfg.dataset}: split {cfg.split!r} of {cfg.config!r} has no rows")
+    data.ensure_videos(rows)
+    templates = {mode: _load_prompt(mode, cfg.prompts) for mode in cfg.modes}
+    systems = {mode: _system_prompt(cfg.system_prompts.get(mode)) for mode in cfg.modes}
+    items = {}
+    for mode in cfg.modes:
+        for row in rows:
+            item = _item(cfg, data, row, mode, templates[mode], systems[mode])
+            items[item.key] = (item, row)
+
+    out = cfg.out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    done = _read_outputs(out / OUTPUTS)
+    todo = [it for key, (it, _) in items.items() if key not in done or done[key]["error"]]
+    reused = len(items) - len(todo)
+    log(
+        f"[eval] {len(rows)} clips x {len(cfg.modes)} mode(s): {reused} outputs stored, "
+        f"{len(todo)} to generate"
+    )
+    # With nothing to generate, the runner that made the stored outputs is the one to name.
+    runner_info = _previous_runner(out) or {"kind": cfg.runner_kind}
+    started = time.monotonic()
+    if todo:
+        runner = (runner_factory or make_runner)(cfg, data.root)
+        runner_info = {"kind": cfg.runner_kind, **runner.describe()}
+        # Kept beside the outputs, so a later re-scoring (maybe in another environment)
+        # still names the runner that produced them.
+        (out / RUNNER).write_text(json.dumps(runner_info, indent=2) + "\n")
+        try:
+            _generate(runner, todo, out / OUTPUTS, done, log)
+        finally:
+            runner.close()
+    seconds = time.monotonic() - started
+
+    preds = [
+        _prediction(item, row, done.get(key), cfg, templates[item.mode].ref)
+        for key, (item, row) in items.items()
+    ]
+    errors = sum(p["parse_status"] == "error" for p in preds)
+    _write_predictions(preds, out / PREDICTIONS)
+    report = _build_report(cfg, data, rows, classes, taxonomy.normal, preds, templates, systems)
+    report["runner"] = runner_info
+    report["timing"] = {"generated": len(todo), "reused": reused, "seconds": round(seconds, 3)}
+    _write_reports(report, out)
+    if errors:
+        log(f"[eval] {errors} request(s) failed; they count as unparseable. Run again to retry.")
+    return EvalResult(out, report, len(todo), reused, errors)
+
+
+def _previous_runner(out: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out / RUNNER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def make_runner(cfg: EvalConfig, media_root: Path) -> Runner:
+    """The runner `cfg` asks for (imports only that runner's dependencies); `media_root`
+    is the folder the clips are under, which a vLLM engine or server must be allowed to
+    read."""
+    kind = cfg.runner_kind
+    if kind == "transformers":
+        from vlm_autodrive.trainer.eval.runners.transformers_runner import TransformersRunner
+
+        return TransformersRunner(cfg.model, cfg.video, device=cfg.device, dtype=cfg.dtype)
+    if kind in ("vllm", "openai"):
+        from vlm_autodrive.trainer.eval.runners.backend_runner import BackendRunner, backend_config
+
+        urls = [u.strip() for u in (cfg.base_url or "").split(",") if u.strip()]
+        backend = backend_config(
+            kind,
+            cfg.model,
+            cfg.video,
+            media_root,
+            base_urls=urls,
+            served_model=cfg.served_model,
+            api_key_env=cfg.api_key_env,
+            concurrency=cfg.concurrency,
+        )
+        return BackendRunner(backend, cfg.video, cfg.video_url)
+    raise ValueError(f"unknown runner {kind!r}; use transformers, vllm or openai")
+
+
+# --- items, outputs and predictions --------------------------------------------------------
+
+
+def _classes(data: EvalData, taxonomy_names: list[str]) -> list[str]:
+    """The classes the questions offer, in the taxonomy's order; every label among them."""
+    offered = {o for r in data.rows for o in r["options"]}
+    unknown = sorted(offered - set(taxonomy_names))
+    if unknown:
+        raise ValueError(f"options {unknown} are not in the taxonomy; pass --taxonomy")
+    labels = {r["label"] for r in data.rows}
+    if labels - offered:
+        raise ValueError(f"labels {sorted(labels - offered)} are never offered as options")
+    return [c for c in taxonomy_names if c in offered]
+
+
+def _load_prompt(mode: str, folder: Path | None):
+    from vlm_autodrive.builders.core.jinja_env import load_template
+    from vlm_autodrive.resources import bundled
+
+    folders = [folder] if folder else []
+    sample = {"question": "Q?\nA. x\nB. y", "options": [{"letter": "A", "name": "x"}]}
+    return load_template(
+        f"{mode}.jinja", [*folders, bundled("prompts", "eval")], ("question", "options"), [sample]
+    )
+
+
+def _system_prompt(name: str | None) -> str | None:
+    if not name or name.lower() == "none":
+        return None
+    from vlm_autodrive.builders.mix.conversations import load_system_prompt
+
+    return load_system_prompt(name)
+
+
+def _item(
+    cfg: EvalConfig,
+    data: EvalData,
+    row: dict[str, Any],
+    mode: str,
+    template,
+    system: str | None,
+) -> EvalItem:
+    letters = [chr(ord("A") + i) for i in range(len(row["options"]))]
+    options = [{"letter": ltr, "name": n} for ltr, n in zip(letters, row["options"])]
+    prompt = template.render({"question": row["question"], "options": options})
+    max_new = cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode]
+    # The key names everything that shapes the output, so a changed setting regenerates.
+    ident = [
+        cfg.runner_kind,
+        cfg.served_model or cfg.model,
+        mode,
+        system,
+        prompt,
+        row["video"],
+        cfg.video.as_dict(),
+        max_new,
+    ]
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+    return EvalItem(key, data.video_path(row), prompt, mode, max_new, system)
+
+
+def _read_outputs(path: Path) -> dict[str, dict[str, Any]]:
+    done: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill mid-write: that item is generated again
+        done[rec["key"]] = rec
+    return done
+
+
+def _generate(
+    runner: Runner,
+    todo: list[EvalItem],
+    path: Path,
+    done: dict[str, dict[str, Any]],
+    log: Callable[[str], None],
+) -> None:
+    from tqdm import tqdm
+
+    with path.open("a") as f, tqdm(total=len(todo), desc="eval", file=sys.stderr) as bar:
+        for o in runner.generate(todo):
+            rec = _output_record(o)
+            f.write(json.dumps(rec) + "\n")
+            f.flush()  # each answer is kept the moment it exists: a kill loses none
+            done[o.key] = rec
+            bar.update(1)
+
+
+def _output_record(o: RunnerOutput) -> dict[str, Any]:
+    return {
+        "key": o.key,
+        "text": o.text,
+        "reasoning": o.reasoning,
+        "error": o.error,
+        "finish_reason": o.finish_reason,
+    }
+
+
+def _prediction(
+    item: EvalItem, row: dict[str, Any], rec: dict[str, Any] | None, cfg: EvalConfig, ref: str
+) -> dict[str, Any]:
+    error = "no output" if rec is None else rec["error"]
+    text = "" if rec is None else rec["text"]
+    if error:
+        parsed_label, letter, status, method, detail = None, None, "error", "", error
+    else:
+        texts = option_texts_from_question(row["question"], len(row["options"]))
+        parsed = parse_answer(text, row["options"], texts)
+        parsed_label, letter = parsed.label, parsed.letter
+        status, method, detail = parsed.status, parsed.method, parsed.detail
+    prediction = parsed_label if parsed_label is not None else UNPARSEABLE
+    return {
+        "id": row.get("id"),
+        "clip_id": row["clip_id"],
+        "video": row["video"],
+        "mode": item.mode,
+        "model": cfg.display_name,
+        "gold": row["label"],
+        "gold_letter": row["answer_letter"],
+        "options": list(row["options"]),
+        "raw_output": text,
+        "reasoning": None if rec is None else rec.get("reasoning"),
+        "finish_reason": None if rec is None else rec.get("finish_reason"),
+        "prediction": prediction,
+        "parsed_letter": letter,
+        "parse_status": status,
+        "parse_method": method,
+        "parse_detail": detail,
+        "correct": prediction == row["label"],
+        "prompt_template": ref,
+    }
+
+
+PREDICTION_COLUMNS = [
+    ("id", "string"),
+    ("clip_id", "string"),
+    ("video", "string"),
+    ("mode", "string"),
+    ("model", "string"),
+    ("gold", "string"),
+    ("gold_letter", "string"),
+    ("options", "list<string>"),
+    ("raw_output", "string"),
+    ("reasoning", "string"),
+    ("finish_reason", "string"),
+    ("prediction", "string"),
+    ("parsed_letter", "string"),
+    ("parse_status", "string"),
+    ("parse_method", "string"),
+    ("parse_detail", "string"),
+    ("correct", "bool"),
+    ("prompt_template", "string"),
+]
+
+
+def _write_predictions(preds: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "bool": pa.bool_(), "list<string>": pa.list_(pa.string())}
+    schema = pa.schema([(n, types[t]) for n, t in PREDICTION_COLUMNS])
+    table = pa.Table.from_pylist(preds, schema=schema)
+    write_parquet(table, path)
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def _build_report(
+    cfg: EvalConfig,
+    data: EvalData,
+    rows: list[dict[str, Any]],
+    classes: list[str],
+    normal: str,
+    preds: list[dict[str, Any]],
+    templates: dict[str, Any],
+    systems: dict[str, str | None],
+) -> dict[str, Any]:
+    from vlm_autodrive import __version__
+    from vlm_autodrive.trainer.eval.metrics import compute_metrics
+
+    per_class = Counter(r["label"] for r in rows)
+    results = []
+    for mode in cfg.modes:
+        mine = [p for p in preds if p["mode"] == mode]
+        ok = [p for p in mine if p["parse_status"] == "ok"]
+        metrics = compute_metrics(
+            [p["gold"] for p in mine], [p["prediction"] for p in mine], classes, normal
+        )
+        results.append(
+            {
+                "mode": mode,
+                "prompt_template": templates[mode].ref,
+                "system_prompt": _system_ref(cfg.system_prompts.get(mode), systems[mode]),
+                "max_new_tokens": cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode],
+                "metrics": metrics,
+                "parse_status": dict(Counter(p["parse_status"] for p in mine).most_common()),
+                "parse_method": dict(Counter(p["parse_method"] for p in ok).most_common()),
+                "confusion_png": f"confusion_{mode}.png",
+            }
+        )
+    return {
+        "format": REPORT_FORMAT,
+        "toolkit_version": __version__,
+        "name": cfg.display_name,
+        "model": cfg.served_model or cfg.model,
+        "dataset": {
+            "source": data.source,
+            "revision": data.revision,
+            "config": data.config,
+            "split": data.split,
+            "rows": len(rows),
+            "rows_in_split": len(data.rows),
+            "limited": len(rows) < len(data.rows),
+            "per_class": {c: per_class.get(c, 0) for c in classes},
+            "clips_sha256": clips_hash(rows),
+        },
+        "classes": classes,
+        "normal": normal,
+        "video": cfg.video.as_dict(),
+        "unparseable_rule": UNPARSEABLE_RULE,
+        "results": results,
+        "files": {"predictions": PREDICTIONS, "outputs": OUTPUTS, "markdown": "report.md"},
+    }
+
+
+def _system_ref(name: str | None, text: str | None) -> str | None:
+    """`name@hash12` of a system prompt, like template refs; None when none was sent."""
+    if text is None:
+        return None
+    return f"{Path(str(name)).name}@{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def _write_reports(report: dict[str, Any], out: Path) -> None:
+    from vlm_autodrive.trainer.eval.report import report_markdown, write_confusion_png
+
+    for res in report["results"]:
+        acc = 100 * res["metrics"]["accuracy"]
+        title = f"{report['name']}, {res['mode']}: accuracy {acc:.2f}%"
+        write_confusion_png(res["metrics"], title, out / res["confusion_png"])
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(report_markdown(report))
+
+
+def compare_reports(paths: Iterable[Path], out: Path | None = None) -> str:
+    """The Markdown comparison of several `report.json` files (written to `out` if given)."""
+    from vlm_autodrive.trainer.eval.report import compare_markdown, load_report
+
+    paths = list(paths)
+    if not paths:
+        raise ValueError("give at least one report.json")
+    text = compare_markdown([load_report(p) for p in paths], [str(p) for p in paths])
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return text
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"

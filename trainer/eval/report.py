@@ -1,0 +1,214 @@
+"""Evaluation reports: Markdown in the paper's Table 2 layout, confusion-matrix PNGs, and
+`eval compare` (several reports side by side).
+
+In: report dicts as `trainer/eval/harness.py` writes them to `report.json` (one model, one row
+per answer mode; see `REPORT_FORMAT`). Out: Markdown text and PNG files. Nothing here
+runs a model; a report can be re-rendered or compared anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPORT_FORMAT = "vlm-autodrive/eval-report/1"
+
+UNPARSEABLE_RULE = (
+    "Unparseable answers (no option found, several options, a letter that is no option, a "
+    "letter whose text names another class, truncated reasoning, or a runner error) are "
+    "scored as the label `unparseable`: wrong for accuracy and for binary accuracy, a miss "
+    "against the recall of the clip's gold class, and no class's prediction, so they do not "
+    "change any class's precision. A class never predicted has precision 0."
+)
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a `report.json`, checking that it is an evaluation report of a known format."""
+    p = Path(path)
+    data = json.loads(p.read_text())
+    if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
+        raise ValueError(f"{p}: not an evaluation report ({REPORT_FORMAT})")
+    return data
+
+
+def table2(reports: Sequence[Mapping[str, Any]], classes: Sequence[str] | None = None) -> str:
+    """The Table 2 rows of several reports as one Markdown table.
+
+    One row per (model, mode): per-class precision / recall / F1 (two decimals), accuracy
+    and binary anomaly accuracy (percent, two decimals), then unparseable answers and the
+    number of clips. `classes` sets the column order (default: the first report's, then
+    any class only later reports have); a class a report lacks shows `–`.
+    """
+    if classes is None:
+        classes = []
+        for r in reports:
+            classes += [c for c in r["classes"] if c not in classes]
+    head = ["Model", "Mode"]
+    for c in classes:
+        head += [f"{c} P", f"{c} R", f"{c} F1"]
+    head += ["Accuracy", "Binary acc.", "Unparseable", "N"]
+    lines = [_row(head), _row(["---"] * 2 + ["---:"] * (len(head) - 2))]
+    for r in reports:
+        for res in r["results"]:
+            m = res["metrics"]
+            cells = [_escape(r["name"]), res["mode"]]
+            for c in classes:
+                pc = m["per_class"].get(c)
+                cells += (
+                    [f"{pc['precision']:.2f}", f"{pc['recall']:.2f}", f"{pc['f1']:.2f}"]
+                    if pc
+                    else ["–"] * 3
+                )
+            cells += [
+                f"{100 * m['accuracy']:.2f}%",
+                f"{100 * m['binary_accuracy']:.2f}%",
+                str(m["unparseable"]),
+                str(m["n"]),
+            ]
+            lines.append(_row(cells))
+    return "\n".join(lines)
+
+
+def confusion_markdown(metrics: Mapping[str, Any]) -> str:
+    """The confusion matrix as a Markdown table: rows gold, columns predicted."""
+    conf = metrics["confusion"]
+    lines = [
+        _row(["gold \\ predicted", *conf["columns"], "total"]),
+        _row(["---"] + ["---:"] * (len(conf["columns"]) + 1)),
+    ]
+    for gold, counts in zip(conf["rows"], conf["matrix"]):
+        lines.append(_row([gold, *map(str, counts), str(sum(counts))]))
+    return "\n".join(lines)
+
+
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """The whole Markdown report of one evaluation run (one model, one or two modes)."""
+    ds = report["dataset"]
+    video = report["video"]
+    per_class = ", ".join(f"{c} {n}" for c, n in ds["per_class"].items())
+    limited = f", the first {ds['rows']} of a class-balanced order (`--limit`)"
+    lines = [
+        f"# Evaluation: {report['name']}",
+        "",
+        f"Model `{report['model']}` ({report['runner']['kind']} runner) on `{ds['source']}`"
+        + (f" (revision `{ds['revision']}`)" if ds.get("revision") else "")
+        + f", config `{ds['config']}`, split `{ds['split']}`: {ds['rows']} clips ({per_class})"
+        + (limited if ds["limited"] else "")
+        + ".",
+        f"Video input: {_video_words(video)}." + _runner_words(report["runner"]),
+        "",
+        "## Results (the paper's Table 2 layout)",
+        "",
+        table2([report]),
+        "",
+        "P, R, F1: precision, recall and F1 per class. Accuracy: share of clips whose answer "
+        "is the gold class. Binary acc.: normal driving vs. any event class. "
+        "Unparseable: answers no option could be read from (counted as wrong).",
+    ]
+    for res in report["results"]:
+        parse = ", ".join(f"{k} {v}" for k, v in res["parse_status"].items())
+        rules = ", ".join(f"{k} {v}" for k, v in res["parse_method"].items()) or "none"
+        lines += [
+            "",
+            f"## Mode `{res['mode']}`",
+            "",
+            f"Prompt `{res['prompt_template']}`, system prompt "
+            f"{_code(res.get('system_prompt'))}, at most {res['max_new_tokens']} new tokens. "
+            f"Answers: {parse} (read by rule: {rules}).",
+            "",
+            "Confusion matrix (rows: gold class, columns: parsed answer):",
+            "",
+            confusion_markdown(res["metrics"]),
+        ]
+        if res.get("confusion_png"):
+            lines += ["", f"![confusion matrix, {res['mode']}]({res['confusion_png']})"]
+    lines += ["", "## How unparseable answers count", "", UNPARSEABLE_RULE, ""]
+    return "\n".join(lines)
+
+
+def compare_markdown(reports: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
+    """Several reports side by side: one Table 2, then what each row was measured on.
+
+    Warns when the reports were not measured on the same clips (their clip-set hashes
+    differ), since their numbers are then not comparable.
+    """
+    lines = ["# Evaluation comparison", "", table2(reports), "", "Measured on:", ""]
+    for r, name in zip(reports, names):
+        ds = r["dataset"]
+        prompts = ", ".join(f"{x['mode']} `{x['prompt_template']}`" for x in r["results"])
+        lines.append(
+            f"- {_escape(r['name'])} (`{name}`): `{ds['source']}` {ds['config']}/{ds['split']}, "
+            f"{ds['rows']} clips (set `{ds['clips_sha256'][:12]}`); {_video_words(r['video'])}; "
+            f"prompts {prompts}"
+        )
+    if len({r["dataset"]["clips_sha256"] for r in reports}) > 1:
+        lines += [
+            "",
+            "**Warning:** these reports were measured on different sets of clips; "
+            "their numbers are not directly comparable.",
+        ]
+    lines += ["", UNPARSEABLE_RULE, ""]
+    return "\n".join(lines)
+
+
+def write_confusion_png(metrics: Mapping[str, Any], title: str, path: Path) -> Path:
+    """Draw the confusion matrix (counts, rows gold, columns predicted) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display here or on training nodes
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    conf = metrics["confusion"]
+    m = np.array(conf["matrix"], dtype=int)
+    rows, cols = conf["rows"], conf["columns"]
+    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2.2, 1.2 * len(rows) + 1.8), dpi=110)
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=max(int(m.max()), 1))
+    # Dark text on light cells, white on dark ones, so every count stays legible.
+    limit = m.max() / 2 if m.size else 0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            color = "white" if m[i, j] > limit else "black"
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color=color, fontsize=12)
+    if len(cols) > len(rows):  # set the unparseable column apart from the classes
+        ax.axvline(len(rows) - 0.5, color="grey", linewidth=2, linestyle="--")
+    ax.set_xticks(range(len(cols)), [c.replace(" ", "\n") for c in cols])
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted (parsed answer)")
+    ax.set_ylabel("gold")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _video_words(video: Mapping[str, Any]) -> str:
+    fps = f"{video['fps']:g} fps" if video.get("fps") else "the processor's default frame rate"
+    frames = f"at most {video['max_frames']} frames" if video.get("max_frames") else "no frame cap"
+    pixels = (
+        f"at most {video['max_pixels']} pixels a frame"
+        if video.get("max_pixels")
+        else "the processor's default pixel budget"
+    )
+    return f"{fps}, {frames}, {pixels}"
+
+
+def _runner_words(runner: Mapping[str, Any]) -> str:
+    details = ", ".join(f"{k} `{v}`" for k, v in runner.items() if k != "kind")
+    return f"\nRunner: {details}." if details else ""
+
+
+def _code(text: str | None) -> str:
+    return f"`{text}`" if text else "none"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|")

@@ -1,0 +1,1 @@
+"""Training: the recipe (config) and the thin TRL SFT trainer, data, collator."""

@@ -1,0 +1,73 @@
+"""The `autodrive train` command: its arguments and its handler.
+
+`vlm_autodrive.cli` registers it with `add_train_parser(sub)`; it also runs on its own
+as `python -m vlm_autodrive.trainer.train.cli RECIPE ...` (the same arguments). One
+process trains on one device; `accelerate launch ... -m vlm_autodrive.cli train RECIPE`
+starts one process per GPU (see the README for the multi-node command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_train_parser(sub) -> argparse.ArgumentParser:
+    """Add the `train` subcommand to an argparse subparsers object; return its parser."""
+    t = sub.add_parser(
+        "train",
+        help="fine-tune a video VLM on a mixture (TRL SFTTrainer, DeepSpeed ZeRO-3)",
+        description="Run a training recipe (recipes/train/*.yaml): load the mixture, check "
+        "every clip path and the frame budget, then fine-tune with assistant-only loss. "
+        "Checkpoints and the final model are written in Hugging Face format. Needs the "
+        "training environment (`make .venv-train/.installed`). For several GPUs or nodes: "
+        "`accelerate launch ... -m vlm_autodrive.cli train RECIPE`.",
+    )
+    _arguments(t)
+    t.set_defaults(func=run_train)
+    return t
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", type=Path, help="e.g. recipes/train/cosmos_reason1_7b.yaml")
+    p.add_argument("--output-dir", help="override the recipe's output_dir")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in the output folder (fresh start if none)",
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler: load the recipe, train, print the summary. Bad input raises ValueError
+    (the CLI prints it and exits 2)."""
+    from vlm_autodrive.resources import resolve_recipe_path
+    from vlm_autodrive.trainer.train.config import load_train_recipe
+    from vlm_autodrive.trainer.train.trainer import train
+
+    recipe = load_train_recipe(resolve_recipe_path(args.recipe))
+    result = train(recipe, output_dir=args.output_dir, max_steps=args.max_steps, resume=args.resume)
+    loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
+    print(
+        f"done: step {result.global_step}, train loss {loss}; model in {result.output_dir}; "
+        f"skipped {result.skipped_decode} undecodable, {result.skipped_too_long} too long"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point with the same arguments as `autodrive train`."""
+    p = argparse.ArgumentParser(prog="autodrive train")
+    _arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run_train(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
