@@ -24,7 +24,7 @@ $(TINY_TEXT)/config.json: $(VLLM_VENV)/.installed
 	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.tiny_models --out $(TINY_TEXT)
 
 $(TINY_VLM)/tiny_vlm.json: $(VLLM_VENV)/.installed
-	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.tiny_vlm --out $(TINY_VLM)
+	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.tiny_models --kind vlm --out $(TINY_VLM)
 
 # Exit code 3 means "done, and some samples failed" (listed in the failures config): with
 # the tiny random models most of their outputs do, so the demo carries on to the mixture.

@@ -1,4 +1,4 @@
-"""The columns every row of every split carries (DESIGN.md, data model), and their helpers.
+"""The columns every row of every split carries (README, "Data model"), and their helpers.
 
 `SplitRow` is the base of each split's record type (`McqRow`, `CaptionMetadataRow`, and
 the model-generated splits later); its fields are the first Arrow columns of every config:

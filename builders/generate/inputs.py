@@ -23,7 +23,7 @@ def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict
             yield from pq.read_table(path, columns=columns).to_pylist()
 
 
-def clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
+def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
     """Every train/test clip with the texts the prompts need, sorted by clip id."""
     import pyarrow.parquet as pq
 

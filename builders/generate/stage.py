@@ -43,7 +43,7 @@ from vlm_autodrive.builders.generate.cache import ResponseCache, request_key
 from vlm_autodrive.builders.generate.config import GenerateConfig, ModelConfig, SplitGenConfig
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, FailureRow, failure_row
-from vlm_autodrive.builders.generate.inputs import clip_inputs, failed_request_ids, read_import
+from vlm_autodrive.builders.generate.inputs import failed_request_ids, read_clip_inputs, read_import
 from vlm_autodrive.builders.generate.parsing import ParseError
 from vlm_autodrive.builders.generate.report import SplitReport
 from vlm_autodrive.builders.generate.requests import (
@@ -114,7 +114,7 @@ def run_model_splits(
         open_backend = partial(opener, log_dir=build_dir / "logs", media_dir=build_dir)
     folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
     sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
-    clips = clip_inputs(build_dir, sides)
+    clips = read_clip_inputs(build_dir, sides)
     cache = ResponseCache(build_dir / CACHE_PATH)
     retry = failed_request_ids(build_dir) if retry_failed else set()
     reports, configs, failures = [], [], []

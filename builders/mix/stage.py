@@ -1,6 +1,6 @@
 """The mix stage: a mixture recipe + a build folder -> the config `mix-<name>` of the dataset.
 
-In: `recipes/mixtures/<name>.yaml` (see mixture_recipe.py) and a build folder whose
+In: `recipes/mixtures/<name>.yaml` (see builders/mix/recipe.py) and a build folder whose
 configs it names. Out, in the build folder:
 
 - `data/mix-<name>/<side>-00000-of-00001.parquet`: one row per drawn row and copy, with
@@ -22,6 +22,9 @@ on the seed and the ids only, not on row order, and a rebuild that adds or drops
 rows keeps the rest of the draw (so the changelog of a mixture stays small).
 Rows are written grouped by component, in source order; training shuffles them.
 Re-running with the same recipe, sources and prompts does no work.
+
+Over 400 lines on purpose: the two passes (plan every side, then stream rows) share
+per-component state that splitting would pass around in long signatures.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content
 from vlm_autodrive.builders.rules.captions import (
     CAPTION_INPUTS,
     CaptionRenderer,
+    caption_inputs,
     caption_samples,
-    clip_inputs,
 )
 
 CONFIG = "caption_metadata"
@@ -75,7 +75,7 @@ def build_caption_metadata(
         if side is None:
             continue
         vid = clip["video_id"]
-        inputs = clip_inputs(
+        inputs = caption_inputs(
             videos[vid], video_inputs[vid], clip["label"], clip["event_offset"], taxonomy
         )
         # Clips of one video with the same event state share inputs: one render each.

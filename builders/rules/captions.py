@@ -100,7 +100,7 @@ class MetadataNormalizer:
         return {f: dict(sorted(c.items())) for f, c in sorted(self.oov.items())}
 
 
-def clip_inputs(
+def caption_inputs(
     video: Mapping[str, Any],
     video_inputs: Mapping[str, Any],
     label: str,

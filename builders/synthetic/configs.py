@@ -26,7 +26,7 @@ from vlm_autodrive.builders.mix.conversations import reasoning_form
 
 CLASSES = ("Collision", "Near-Collision", "Normal Driving")
 
-# Train rows per config and class at the sizes the paper's text gives (DESIGN.md): MCQ
+# Train rows per config and class at the sizes the paper gives (README, "The paper"): MCQ
 # one per clip (~1k / 9k / 35k after the test split), ~20k metadata captions, ~50k VLM
 # captions, ~132k VQA (124-140k), ~12k valid reasoning MCQ traces, ~10k reasoning VQA.
 PAPER_SIZES: dict[str, dict[str, int]] = {

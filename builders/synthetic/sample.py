@@ -7,6 +7,9 @@ files. The drawing follows the plan's labels and metadata: a Collision actor gro
 covers the bottom centre of the frame at `event_time` (flash and shake), a Near-Collision actor
 comes close and veers away while the ego brakes or swerves, night frames are dark, rain, snow
 and fog show.
+
+Over 400 lines on purpose: the plan (labels, metadata, actor paths) is one seeded
+walk; split across modules its random draws would be easy to reorder by accident.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ skyline, road, verges, light and fog) is drawn once per video; each frame copies
 background and adds what moves: lane dashes and crossings (scrolling with the ego's
 distance), roadside props, road users, rain or snow, then the collision flash and the
 sideways shift of a swerve or a crash.
+
+About 400 lines: one scene drawer; its parts share the camera model.
 """
 
 from __future__ import annotations

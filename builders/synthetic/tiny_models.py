@@ -9,6 +9,10 @@ Needs torch, transformers and tokenizers (the `.venv-vllm` environment has them)
 are imported inside the functions so importing this module stays cheap.
 
     python -m vlm_autodrive.builders.synthetic.tiny_models --out build/models/tiny-llama
+    python -m vlm_autodrive.builders.synthetic.tiny_models --kind vlm --out DIR
+
+Both builders (this text model and `tiny_vlm.py`'s Qwen2.5-VL) share the tokenizer
+trainer and the stamped, atomic folder build (`core/files.py`), and this one command.
 """
 
 from __future__ import annotations
@@ -91,22 +95,31 @@ def build_tiny_text_model(out_dir: Path, seed: int = 0, **overrides: Any) -> Pat
     return build_stamped_folder(Path(out_dir), STAMP, params, lambda tmp: _write_model(tmp, params))
 
 
-def _train_tokenizer(vocab_size: int):
+def train_bpe_tokenizer(
+    corpus: list[str],
+    vocab_size: int,
+    special_tokens: list[str],
+    added_tokens: list[str] = (),
+    post_processor: bool = False,
+):
+    """A byte-level BPE tokenizer trained on `corpus` (every input encodes: no unknown
+    token), as Llama-3's and Qwen's are; `added_tokens` are added as plain tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
-    # Byte level: every input encodes (no unknown token), as in Llama-3's tokenizer.
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    if post_processor:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
-    tok.add_tokens(THINK_TOKENS)
+    tok.train_from_iterator(corpus * 4, trainer=trainer)
+    if added_tokens:
+        tok.add_tokens(list(added_tokens))
     return tok
 
 
@@ -121,7 +134,9 @@ def _write_model(out: Path, params: dict[str, Any]) -> None:
 
     torch.manual_seed(params["seed"])
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_train_tokenizer(params["vocab_size"]),
+        tokenizer_object=train_bpe_tokenizer(
+            CORPUS, params["vocab_size"], SPECIAL_TOKENS, THINK_TOKENS, post_processor=True
+        ),
         bos_token=BOS,
         eos_token=EOT,  # a chat turn ends with <|eot_id|>
         pad_token=EOS,
@@ -156,12 +171,19 @@ def _write_model(out: Path, params: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m vlm_autodrive.builders.synthetic.tiny_models --out DIR [--seed N]`: prints DIR."""
-    p = argparse.ArgumentParser(description="Build a tiny random Llama-style chat model.")
+    """`python -m vlm_autodrive.builders.synthetic.tiny_models [--kind text|vlm] --out DIR`:
+    builds (or reuses) the tiny model and prints DIR."""
+    p = argparse.ArgumentParser(description="Build a tiny random model (tests, demos).")
+    p.add_argument("--kind", choices=["text", "vlm"], default="text", help="Llama or Qwen2.5-VL")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    print(build_tiny_text_model(args.out, seed=args.seed))
+    if args.kind == "vlm":
+        from vlm_autodrive.builders.synthetic.tiny_vlm import build_tiny_qwen2_5_vl
+
+        print(build_tiny_qwen2_5_vl(args.out, seed=args.seed))
+    else:
+        print(build_tiny_text_model(args.out, seed=args.seed))
     return 0
 
 

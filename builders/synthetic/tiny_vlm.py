@@ -17,17 +17,17 @@ code (trainer/video.py, or vLLM) samples the frames.
 Needs torch, transformers (with torchvision) and tokenizers: the `.venv-train`
 environment. Heavy imports live inside the functions.
 
-    python -m vlm_autodrive.builders.synthetic.tiny_vlm --out build/models/tiny-qwen2_5_vl
+    python -m vlm_autodrive.builders.synthetic.tiny_models --kind vlm \
+        --out build/models/tiny-qwen2_5_vl
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.files import build_stamped_folder
+from vlm_autodrive.builders.synthetic.tiny_models import train_bpe_tokenizer
 
 STAMP = "tiny_vlm.json"  # written last: its presence means the folder is complete
 
@@ -121,23 +121,6 @@ def build_tiny_qwen2_5_vl(out_dir: Path, seed: int = 0) -> Path:
     return build_stamped_folder(Path(out_dir), STAMP, params, lambda tmp: _write_model(tmp, params))
 
 
-def _train_tokenizer(vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    # Byte level, as Qwen's: every input encodes, there is no unknown token.
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
-    return tok
-
-
 def _write_model(out: Path, params: dict[str, Any]) -> None:
     import torch
     from transformers import (
@@ -153,7 +136,7 @@ def _write_model(out: Path, params: dict[str, Any]) -> None:
     torch.manual_seed(params["seed"])
     text, vision = params["text"], params["vision"]
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_train_tokenizer(params["bpe_vocab"]),
+        tokenizer_object=train_bpe_tokenizer(CORPUS, params["bpe_vocab"], SPECIAL_TOKENS),
         eos_token=IM_END,  # a chat turn ends with <|im_end|>
         pad_token=ENDOFTEXT,
         model_max_length=text["max_len"],
@@ -227,17 +210,3 @@ def _write_model(out: Path, params: dict[str, Any]) -> None:
         eos_token_id=[ids(IM_END), ids(ENDOFTEXT)],
         pad_token_id=ids(ENDOFTEXT),
     ).save_pretrained(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m vlm_autodrive.builders.synthetic.tiny_vlm --out DIR [--seed N]`: prints DIR."""
-    p = argparse.ArgumentParser(description="Build a tiny random Qwen2.5-VL (tests, demos).")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    print(build_tiny_qwen2_5_vl(args.out, seed=args.seed))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -184,7 +184,7 @@ def video_settings(args) -> VideoSettings:
 
 def cmd_eval_compare(args) -> int:
     """Handler of `autodrive eval compare`."""
-    from vlm_autodrive.trainer.eval.harness import compare_reports
+    from vlm_autodrive.trainer.eval.report import compare_reports
 
     paths = [p / "report.json" if p.is_dir() else p for p in args.reports]
     text = compare_reports(paths, args.out)

@@ -26,18 +26,13 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlm_autodrive.builders.core.answers import (
-    UNPARSEABLE,
-    option_texts_from_question,
-    parse_answer,
-)
-from vlm_autodrive.builders.core.files import write_parquet
 from vlm_autodrive.trainer.eval.data import EvalData, balanced_subset, clips_hash, open_dataset
+from vlm_autodrive.trainer.eval.predictions import prediction_row, write_predictions
 from vlm_autodrive.trainer.eval.report import REPORT_FORMAT, UNPARSEABLE_RULE
 from vlm_autodrive.trainer.eval.runners.base import EvalItem, Runner, RunnerOutput, VideoSettings
 
@@ -175,11 +170,11 @@ def run_eval(
     seconds = time.monotonic() - started
 
     preds = [
-        _prediction(item, row, done.get(key), cfg, templates[item.mode].ref)
+        prediction_row(item, row, done.get(key), cfg.display_name, templates[item.mode].ref)
         for key, (item, row) in items.items()
     ]
     errors = sum(p["parse_status"] == "error" for p in preds)
-    _write_predictions(preds, out / PREDICTIONS)
+    write_predictions(preds, out / PREDICTIONS)
     report = _build_report(cfg, data, rows, classes, taxonomy.normal, preds, templates, systems)
     report["runner"] = runner_info
     report["timing"] = {"generated": len(todo), "reused": reused, "seconds": round(seconds, 3)}
@@ -325,72 +320,6 @@ def _output_record(o: RunnerOutput) -> dict[str, Any]:
     }
 
 
-def _prediction(
-    item: EvalItem, row: dict[str, Any], rec: dict[str, Any] | None, cfg: EvalConfig, ref: str
-) -> dict[str, Any]:
-    error = "no output" if rec is None else rec["error"]
-    text = "" if rec is None else rec["text"]
-    if error:
-        parsed_label, letter, status, method, detail = None, None, "error", "", error
-    else:
-        texts = option_texts_from_question(row["question"], len(row["options"]))
-        parsed = parse_answer(text, row["options"], texts)
-        parsed_label, letter = parsed.label, parsed.letter
-        status, method, detail = parsed.status, parsed.method, parsed.detail
-    prediction = parsed_label if parsed_label is not None else UNPARSEABLE
-    return {
-        "id": row.get("id"),
-        "clip_id": row["clip_id"],
-        "video": row["video"],
-        "mode": item.mode,
-        "model": cfg.display_name,
-        "gold": row["label"],
-        "gold_letter": row["answer_letter"],
-        "options": list(row["options"]),
-        "raw_output": text,
-        "reasoning": None if rec is None else rec.get("reasoning"),
-        "finish_reason": None if rec is None else rec.get("finish_reason"),
-        "prediction": prediction,
-        "parsed_letter": letter,
-        "parse_status": status,
-        "parse_method": method,
-        "parse_detail": detail,
-        "correct": prediction == row["label"],
-        "prompt_template": ref,
-    }
-
-
-PREDICTION_COLUMNS = [
-    ("id", "string"),
-    ("clip_id", "string"),
-    ("video", "string"),
-    ("mode", "string"),
-    ("model", "string"),
-    ("gold", "string"),
-    ("gold_letter", "string"),
-    ("options", "list<string>"),
-    ("raw_output", "string"),
-    ("reasoning", "string"),
-    ("finish_reason", "string"),
-    ("prediction", "string"),
-    ("parsed_letter", "string"),
-    ("parse_status", "string"),
-    ("parse_method", "string"),
-    ("parse_detail", "string"),
-    ("correct", "bool"),
-    ("prompt_template", "string"),
-]
-
-
-def _write_predictions(preds: list[dict[str, Any]], path: Path) -> None:
-    import pyarrow as pa
-
-    types = {"string": pa.string(), "bool": pa.bool_(), "list<string>": pa.list_(pa.string())}
-    schema = pa.schema([(n, types[t]) for n, t in PREDICTION_COLUMNS])
-    table = pa.Table.from_pylist(preds, schema=schema)
-    write_parquet(table, path)
-
-
 # --- report ------------------------------------------------------------------------------
 
 
@@ -468,20 +397,6 @@ def _write_reports(report: dict[str, Any], out: Path) -> None:
         write_confusion_png(res["metrics"], title, out / res["confusion_png"])
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(report_markdown(report))
-
-
-def compare_reports(paths: Iterable[Path], out: Path | None = None) -> str:
-    """The Markdown comparison of several `report.json` files (written to `out` if given)."""
-    from vlm_autodrive.trainer.eval.report import compare_markdown, load_report
-
-    paths = list(paths)
-    if not paths:
-        raise ValueError("give at least one report.json")
-    text = compare_markdown([load_report(p) for p in paths], [str(p) for p in paths])
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    return text
 
 
 def _slug(text: str) -> str:

@@ -9,7 +9,7 @@ runs a model; a report can be re-rendered or compared anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +212,15 @@ def _row(cells: Sequence[str]) -> str:
 
 def _escape(text: str) -> str:
     return str(text).replace("|", "\\|")
+
+
+def compare_reports(paths: Iterable[Path], out: Path | None = None) -> str:
+    """The Markdown comparison of several `report.json` files (written to `out` if given)."""
+    paths = list(paths)
+    if not paths:
+        raise ValueError("give at least one report.json")
+    text = compare_markdown([load_report(p) for p in paths], [str(p) for p in paths])
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return text

@@ -30,7 +30,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vlm_autodrive.trainer.train.collator import SKIPPED, VideoSFTCollator
+from vlm_autodrive.trainer.train.collator import VideoSFTCollator
 from vlm_autodrive.trainer.train.config import TrainRecipe
 from vlm_autodrive.trainer.train.data import check_rows, load_rows, resolve_dataset
 from vlm_autodrive.trainer.video import VideoSettings, vision_tokens_upper_bound
@@ -93,7 +93,9 @@ def train(
         _single_process_group()
     args = _sft_config(recipe, out, int(max_length), max_steps)
     model = _load_model(recipe)
-    trainer = _trainer_class()(
+    from vlm_autodrive.trainer.train.video_trainer import VideoSFTTrainer  # imports TRL
+
+    trainer = VideoSFTTrainer(
         model=model,
         args=args,
         data_collator=collator,
@@ -232,34 +234,6 @@ def _load_model(recipe: TrainRecipe):
     if conversions:
         model._weight_conversions = [c for c in conversions if c.was_used()]
     return model
-
-
-def _trainer_class():
-    """SFTTrainer, plus taking the collator's skip counts out of each batch."""
-    import torch
-    from trl import SFTTrainer
-
-    class VideoSFTTrainer(SFTTrainer):
-        skipped = torch.zeros(2, dtype=torch.long)  # decode failures, too long (this run)
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            counts = inputs.pop(SKIPPED, None)
-            if counts is not None:
-                self.skipped = self.skipped + counts.detach().cpu()
-            return super().training_step(model, inputs, num_items_in_batch)
-
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            # Without DeepSpeed/FSDP, transformers' Trainer reloads a checkpoint's weights
-            # with a plain `load_state_dict(strict=False)`, skipping the key renaming that
-            # `from_pretrained` applies; Qwen2.5-VL saves its original key layout, so every
-            # weight would silently keep its initial value. Load through from_pretrained.
-            if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-                return super()._load_from_checkpoint(resume_from_checkpoint, model)
-            model = model if model is not None else self.model
-            saved = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype)
-            model.load_state_dict(saved.state_dict(), strict=True)
-
-    return VideoSFTTrainer
 
 
 def _finish(trainer, result, out: Path, rows: int, clips: int, resumed: str | None) -> TrainResult:

@@ -10,8 +10,8 @@ import pytest
 from vlm_autodrive.builders.core.taxonomy import EventClass, Taxonomy, load_taxonomy
 from vlm_autodrive.builders.rules.captions import (
     MetadataNormalizer,
+    caption_inputs,
     caption_samples,
-    clip_inputs,
     load_caption_template,
 )
 from vlm_autodrive.builders.synthetic.tables import synthetic_video
@@ -35,7 +35,7 @@ def actor(role, type=None, motion=None, impact_side=None):
 def caption(metadata, label, event_offset=None, event_time=3.0, taxonomy=TAX, template=TEMPLATE):
     norm = MetadataNormalizer(taxonomy)
     video = {"event_time": event_time}
-    inputs = clip_inputs(video, norm.video_inputs(metadata), label, event_offset, taxonomy)
+    inputs = caption_inputs(video, norm.video_inputs(metadata), label, event_offset, taxonomy)
     return template.render(inputs), norm
 
 
@@ -188,7 +188,7 @@ def test_clip_awareness_over_many_synthetic_videos():
         norm = MetadataNormalizer(TAX)
         vin = norm.video_inputs(video["metadata"])
         for c in clips:
-            text = TEMPLATE.render(clip_inputs(video, vin, c["label"], c["event_offset"], TAX))
+            text = TEMPLATE.render(caption_inputs(video, vin, c["label"], c["event_offset"], TAX))
             if c["label"] == TAX.normal:
                 normal += 1
                 assert not EVENT_WORDS.search(text), (c["clip_id"], text)

@@ -189,7 +189,9 @@ def test_tiny_qwen2_5_vl_transformers_runner_end_to_end(build, tmp_path):
     make = [
         str(TRAIN_PYTHON),
         "-m",
-        "vlm_autodrive.builders.synthetic.tiny_vlm",
+        "vlm_autodrive.builders.synthetic.tiny_models",
+        "--kind",
+        "vlm",
         "--out",
         str(model),
     ]

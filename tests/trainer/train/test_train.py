@@ -61,7 +61,9 @@ def data(tmp_path_factory):
         run(
             str(TRAIN_PYTHON),
             "-m",
-            "vlm_autodrive.builders.synthetic.tiny_vlm",
+            "vlm_autodrive.builders.synthetic.tiny_models",
+            "--kind",
+            "vlm",
             "--out",
             str(model),
         )
