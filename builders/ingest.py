@@ -41,13 +41,17 @@ def run_ingest(
     if not manifest.exists():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     out = build_dir / "ingest"
-    stamp = {"manifest_sha256": file_sha256(manifest), "labels": taxonomy.names}
+    stamp = {
+        "manifest_sha256": file_sha256(manifest),
+        "labels": taxonomy.names,
+        "normal": taxonomy.normal,  # the event-time checks depend on it
+    }
     if (out / "stamp.json").exists() and read_json(out / "stamp.json") == stamp:
         videos = read_videos(out / "videos.parquet")
         rejects = read_rejects(out / "rejects.jsonl")
         return IngestResult(len(videos) + len(rejects), videos, rejects, skipped=True)
 
-    rows, rejects = read_manifest(manifest, taxonomy.names)
+    rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
     n_rows = len(rows) + len(rejects)
     videos: list[VideoRecord] = []
     for row, facts in _probe_all(rows, workers, progress):
