@@ -248,6 +248,11 @@ def _cmd_adapt(args) -> int:
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
     write_rejects(rejects, result.rejects)
     print(result.summary())
+    shown = 20
+    for r in result.rejects[:shown]:
+        print(f"  rejected {r.video_id or '?'} ({r.source}:{r.line}): {r.reason}")
+    if len(result.rejects) > shown:
+        print(f"  ... and {len(result.rejects) - shown} more rejects, all in {rejects}")
     print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0
 
