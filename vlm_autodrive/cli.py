@@ -65,12 +65,12 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser(
         "adapt",
-        help="convert public annotations (nexar, dota, ccd) to a manifest",
+        help="convert public annotations (nexar, dota, ccd, mmau) to a manifest",
         description="Turn a public dataset's annotation file into a manifest in the "
         "project's schema. The label mapping is explicit configuration: see "
         "recipes/adapters/NAME.yaml and recipes/adapters/README.md.",
     )
-    a.add_argument("adapter", help="nexar, dota or ccd")
+    a.add_argument("adapter", help="nexar, dota, ccd or mmau")
     a.add_argument("source", type=Path, help="the annotation file or folder")
     a.add_argument("--out", type=Path, required=True, help="manifest to write (.jsonl)")
     a.add_argument("--config", type=Path, help="mapping YAML (default: the bundled one)")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from vlm_autodrive.builders.adapters import ccd, dota, nexar
+from vlm_autodrive.builders.adapters import ccd, dota, mmau, nexar
 from vlm_autodrive.builders.adapters.mapping import (
     AdapterConfig,
     AdapterError,
@@ -30,6 +30,7 @@ ADAPTERS: dict[str, Adapter] = {
     "nexar": Adapter(nexar.convert, nexar.NexarConfig, "adapters/nexar.yaml"),
     "dota": Adapter(dota.convert, dota.DotaConfig, "adapters/dota.yaml"),
     "ccd": Adapter(ccd.convert, ccd.CcdConfig, "adapters/ccd.yaml"),
+    "mmau": Adapter(mmau.convert, mmau.MmauConfig, "adapters/mmau.yaml"),
 }
 
 

@@ -37,7 +37,7 @@ def _line_of(path: Path, needle: str) -> int:
 
 
 def test_registry_and_bundled_configs_load():
-    assert set(ADAPTERS) == {"nexar", "dota", "ccd"}
+    assert set(ADAPTERS) == {"nexar", "dota", "ccd", "mmau"}
     for name, adapter in ADAPTERS.items():
         config = load_adapter_config(name)
         assert isinstance(config, adapter.config_model)
@@ -314,7 +314,7 @@ def test_template_fields_checked(tmp_path):
 
 
 def test_run_adapter_guards():
-    with pytest.raises(AdapterError, match="unknown adapter 'mmau'"):
-        run_adapter("mmau", "x")
+    with pytest.raises(AdapterError, match="unknown adapter 'waymo'"):
+        run_adapter("waymo", "x")
     with pytest.raises(AdapterError, match="not a config for adapter 'dota'"):
         run_adapter("dota", "x", load_adapter_config("ccd"))
