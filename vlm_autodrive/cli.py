@@ -78,6 +78,24 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--rejects", type=Path, help="rejects file (default: OUT.rejects.jsonl)")
     a.set_defaults(func=_cmd_adapt)
 
+    f = sub.add_parser(
+        "frames-to-video",
+        help="encode folders of numbered frames (DoTA, MM-AU) as H.264 mp4s",
+        description="Turn every folder of numbered frames (.jpg/.png) at or below SRC_DIR "
+        "into OUT/<folder>.mp4 (a last `images` folder dropped from the name): H.264, "
+        "yuv420p, the given frame rate, frames in numeric order. Same frames and settings, "
+        "same bytes. Resumable: a video whose mp4 carries the same stamp is skipped. A gap "
+        "in the numbering or an unreadable frame rejects the folder, naming the file.",
+    )
+    f.add_argument("src", type=Path, metavar="SRC_DIR", help="folder of frame folders")
+    f.add_argument("--out", type=Path, required=True, help="folder for the mp4s")
+    f.add_argument("--fps", type=float, required=True, help="frame rate (DoTA 10, MM-AU 30)")
+    f.add_argument("--workers", type=int, default=0, help="processes (0 = one per core)")
+    f.add_argument("--crf", type=int, default=18, help="x264 quality (default 18)")
+    f.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    f.add_argument("--rejects", type=Path, help="rejects file (default: OUT/rejects.jsonl)")
+    f.set_defaults(func=_cmd_frames_to_video)
+
     i = sub.add_parser(
         "ingest",
         help="validate a manifest and probe its videos",
@@ -255,6 +273,23 @@ def _cmd_adapt(args) -> int:
         print(f"  ... and {len(result.rejects) - shown} more rejects, all in {rejects}")
     print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0
+
+
+def _cmd_frames_to_video(args) -> int:
+    from vlm_autodrive.builders.frames_to_video import FramesConfig, frames_to_video
+    from vlm_autodrive.builders.stagefiles import write_rejects
+    from vlm_autodrive.builders.strict import validate_model
+
+    settings = {k: getattr(args, k) for k in ("fps", "crf", "preset", "workers")}
+    config = validate_model("command line", FramesConfig, settings)
+    res = frames_to_video(args.src, args.out, config)
+    rejects = args.rejects or args.out / "rejects.jsonl"
+    write_rejects(rejects, res.rejects)
+    print(res.summary())
+    for r in res.rejects:
+        print(f"  rejected {r.video_id}: {r.reason}")
+    print(f"wrote {args.out} and {rejects}")
+    return EXIT_REJECTS if res.rejects else 0
 
 
 def _cmd_ingest(args) -> int:
