@@ -40,10 +40,10 @@ from vlm_autodrive.builders.adapters.mapping import (
 from vlm_autodrive.builders.adapters.sheets import (
     SUFFIXES,
     CellError,
+    Sheet,
     normalize_header,
     read_workbook,
 )
-from vlm_autodrive.builders.adapters.sheets import Sheet as SheetData
 from vlm_autodrive.builders.records import Actor, CauseQuestion
 from vlm_autodrive.builders.strict import Strict
 from vlm_autodrive.builders.taxonomy import Taxonomy
@@ -194,7 +194,7 @@ def convert(
     return out.finish()
 
 
-def _header(path: Path, sheet: SheetData, config: MmauConfig) -> dict[str, int] | None:
+def _header(path: Path, sheet: Sheet, config: MmauConfig) -> dict[str, int] | None:
     """Column name -> cell index from the sheet's first row; None if not a data sheet."""
     if not sheet.rows:
         return None
@@ -222,7 +222,18 @@ def _header(path: Path, sheet: SheetData, config: MmauConfig) -> dict[str, int] 
 class _Reader:
     """Turns the rows of one sheet into entries or rejects."""
 
-    def __init__(self, out, config, path, sheet, header, subset, video_root, ego, known):
+    def __init__(
+        self,
+        out: ResultBuilder,
+        config: MmauConfig,
+        path: Path,
+        sheet: Sheet,
+        header: dict[str, int],
+        subset: str,
+        video_root: Path | None,
+        ego: set[int],
+        known: set[int],
+    ):
         self.out, self.config, self.path, self.sheet = out, config, path, sheet.name
         self.header, self.subset, self.video_root = header, config.subsets[subset], video_root
         self.texts = [str(c) for c in sheet.rows[0][1]]
