@@ -68,18 +68,36 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser(
         "adapt",
-        help="convert public annotations (nexar, dota, ccd) to a manifest",
+        help="convert public annotations (nexar, dota, ccd, mmau) to a manifest",
         description="Turn a public dataset's annotation file into a manifest in the "
         "project's schema. The label mapping is explicit configuration: see "
         "recipes/adapters/NAME.yaml and recipes/adapters/README.md.",
     )
-    a.add_argument("adapter", help="nexar, dota or ccd")
+    a.add_argument("adapter", help="nexar, dota, ccd or mmau")
     a.add_argument("source", type=Path, help="the annotation file or folder")
     a.add_argument("--out", type=Path, required=True, help="manifest to write (.jsonl)")
     a.add_argument("--config", type=Path, help="mapping YAML (default: the bundled one)")
     a.add_argument("--video-root", type=Path, help="folder holding the videos")
     a.add_argument("--rejects", type=Path, help="rejects file (default: OUT.rejects.jsonl)")
     a.set_defaults(func=_cmd_adapt)
+
+    f = sub.add_parser(
+        "frames-to-video",
+        help="encode folders of numbered frames (DoTA, MM-AU) as H.264 mp4s",
+        description="Turn every folder of numbered frames (.jpg/.png) at or below SRC_DIR "
+        "into OUT/<folder>.mp4 (a last `images` folder dropped from the name): H.264, "
+        "yuv420p, the given frame rate, frames in numeric order. Same frames and settings, "
+        "same bytes. Resumable: a video whose mp4 carries the same stamp is skipped. A gap "
+        "in the numbering or an unreadable frame rejects the folder, naming the file.",
+    )
+    f.add_argument("src", type=Path, metavar="SRC_DIR", help="folder of frame folders")
+    f.add_argument("--out", type=Path, required=True, help="folder for the mp4s")
+    f.add_argument("--fps", type=float, required=True, help="frame rate (DoTA 10, MM-AU 30)")
+    f.add_argument("--workers", type=int, default=0, help="processes (0 = one per core)")
+    f.add_argument("--crf", type=int, default=18, help="x264 quality (default 18)")
+    f.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    f.add_argument("--rejects", type=Path, help="rejects file (default: OUT/rejects.jsonl)")
+    f.set_defaults(func=_cmd_frames_to_video)
 
     i = sub.add_parser(
         "ingest",
@@ -251,8 +269,30 @@ def _cmd_adapt(args) -> int:
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
     write_rejects(rejects, result.rejects)
     print(result.summary())
+    shown = 20
+    for r in result.rejects[:shown]:
+        print(f"  rejected {r.video_id or '?'} ({r.source}:{r.line}): {r.reason}")
+    if len(result.rejects) > shown:
+        print(f"  ... and {len(result.rejects) - shown} more rejects, all in {rejects}")
     print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0
+
+
+def _cmd_frames_to_video(args) -> int:
+    from vlm_autodrive.builders.core.stage import write_rejects
+    from vlm_autodrive.builders.core.strict import validate_model
+    from vlm_autodrive.builders.ingest.frames_to_video import FramesConfig, frames_to_video
+
+    settings = {k: getattr(args, k) for k in ("fps", "crf", "preset", "workers")}
+    config = validate_model("command line", FramesConfig, settings)
+    res = frames_to_video(args.src, args.out, config)
+    rejects = args.rejects or args.out / "rejects.jsonl"
+    write_rejects(rejects, res.rejects)
+    print(res.summary())
+    for r in res.rejects:
+        print(f"  rejected {r.video_id}: {r.reason}")
+    print(f"wrote {args.out} and {rejects}")
+    return EXIT_REJECTS if res.rejects else 0
 
 
 def _cmd_ingest(args) -> int:

@@ -20,7 +20,7 @@ from vlm_autodrive.builders.core.stage import RejectRecord
 from vlm_autodrive.builders.ingest.records import ManifestEntry, VideoMetadata
 
 # CSV has no nesting: metadata comes either as one JSON column `metadata`, or as flat
-# columns named after its fields (with `actors` as a JSON list).
+# columns named after its fields (with `actors` as a JSON list, `cause` a JSON object).
 _METADATA_FIELDS = set(VideoMetadata.model_fields)
 _TIME_FIELDS = ("event_start", "event_time", "event_end")
 
@@ -33,11 +33,15 @@ class ManifestRow:
     line: int
 
 
-def read_manifest(path: Path, labels: list[str]) -> tuple[list[ManifestRow], list[RejectRecord]]:
+def read_manifest(
+    path: Path, labels: list[str], normal: str | None = None
+) -> tuple[list[ManifestRow], list[RejectRecord]]:
     """Read and validate a manifest; returns the good rows and the rejects.
 
-    Rejected: unreadable rows, schema errors, labels outside `labels`, and repeated
-    video ids (the first occurrence is kept; the reject names both lines).
+    Rejected: unreadable rows, schema errors, labels outside `labels`, repeated video
+    ids (the first occurrence is kept; the reject names both lines), and, when `normal`
+    (the taxonomy's background class) is given, event-class rows without `event_time`
+    and `normal` rows with one: chunking would label such a video's clips wrongly.
     """
     path = Path(path)
     if not path.exists():
@@ -71,6 +75,10 @@ def read_manifest(path: Path, labels: list[str]) -> tuple[list[ManifestRow], lis
                 )
             )
             continue
+        problem = _event_problem(entry, normal)
+        if problem:
+            rejects.append(RejectRecord("ingest", str(path), line, entry.video_id, problem))
+            continue
         if entry.video_id in first_line:
             rejects.append(
                 RejectRecord(
@@ -87,6 +95,16 @@ def read_manifest(path: Path, labels: list[str]) -> tuple[list[ManifestRow], lis
         entry.path = str(p if p.is_absolute() else (path.parent / p).resolve())
         rows.append(ManifestRow(entry, line))
     return rows, rejects
+
+
+def _event_problem(entry: ManifestEntry, normal: str | None) -> str | None:
+    if normal is None:
+        return None
+    if entry.label == normal and entry.has_event:
+        return f"label {entry.label!r} is the background class but the row has an event_time"
+    if entry.label != normal and not entry.has_event:
+        return f"label {entry.label!r} is an event class but the row has no event_time"
+    return None
 
 
 def _str_or_none(v: Any) -> str | None:
@@ -141,8 +159,8 @@ def _from_flat(row: dict[str, str | None]) -> dict[str, Any]:
             continue
         if key == "metadata":
             meta.update(_json_cell(key, value))
-        elif key == "actors":
-            meta["actors"] = _json_cell(key, value)
+        elif key in ("actors", "cause"):
+            meta[key] = _json_cell(key, value)
         elif key in _METADATA_FIELDS:
             meta[key] = value
         else:

@@ -25,6 +25,24 @@ class Actor(BaseModel):
     impact_side: str | None = Field(None, description="side of this actor that was hit")
 
 
+class CauseQuestion(BaseModel):
+    """A multiple-choice question on the cause of the video's event, as a source gives it
+    (MM-AU's Q&A sheets): the question text if present, the options, the right one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str | None = None
+    options: list[str] = Field(min_length=2)
+    answer: int = Field(ge=0, description="index of the right option in `options`")
+
+    @model_validator(mode="after")
+    def _answer_in_range(self) -> CauseQuestion:
+        if self.answer >= len(self.options):
+            n = len(self.options)
+            raise ValueError(f"answer {self.answer} is not an index of the {n} options")
+        return self
+
+
 class VideoMetadata(BaseModel):
     """Structured metadata of a source video. Every field may be missing."""
 
@@ -38,6 +56,10 @@ class VideoMetadata(BaseModel):
     evasive_action: str | None = None
     actors: list[Actor] = Field(default_factory=list)
     source_class: str | None = Field(None, description="the source dataset's own label")
+    source_split: str | None = Field(
+        None, description="the source dataset's split the video came from (e.g. `train`)"
+    )
+    cause: CauseQuestion | None = None
 
 
 class ManifestEntry(BaseModel):
@@ -116,6 +138,17 @@ METADATA_TYPE = pa.struct(
         ("evasive_action", pa.string()),
         ("actors", pa.list_(ACTOR_TYPE)),
         ("source_class", pa.string()),
+        ("source_split", pa.string()),
+        (
+            "cause",
+            pa.struct(
+                [
+                    ("question", pa.string()),
+                    ("options", pa.list_(pa.string())),
+                    ("answer", pa.int64()),
+                ]
+            ),
+        ),
     ]
 )
 _MANIFEST_FIELDS = [

@@ -42,13 +42,19 @@ def run_ingest(
     if not manifest.exists():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     stage = Stage(build_dir, "ingest")
-    key = content_key({"manifest_sha256": file_sha256(manifest), "labels": taxonomy.names})
+    key = content_key(
+        {
+            "manifest_sha256": file_sha256(manifest),
+            "labels": taxonomy.names,
+            "normal": taxonomy.normal,  # the event-time checks depend on it
+        }
+    )
     if stage.finished(key) is not None:
         videos = read_videos(stage.dir / "videos.parquet")
         rejects = stage.read_rejects()
         return IngestResult(len(videos) + len(rejects), videos, rejects, skipped=True)
 
-    rows, rejects = read_manifest(manifest, taxonomy.names)
+    rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
     n_rows = len(rows) + len(rejects)
     videos: list[VideoRecord] = []
     for row, facts in _probe_all(rows, workers, progress):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
-from vlm_autodrive.builders.ingest.adapters import ccd, dota, nexar
+from vlm_autodrive.builders.ingest.adapters import ccd, dota, mmau, nexar
 from vlm_autodrive.builders.ingest.adapters.mapping import (
     AdapterConfig,
     AdapterError,
@@ -30,6 +30,7 @@ ADAPTERS: dict[str, Adapter] = {
     "nexar": Adapter(nexar.convert, nexar.NexarConfig, "adapters/nexar.yaml"),
     "dota": Adapter(dota.convert, dota.DotaConfig, "adapters/dota.yaml"),
     "ccd": Adapter(ccd.convert, ccd.CcdConfig, "adapters/ccd.yaml"),
+    "mmau": Adapter(mmau.convert, mmau.MmauConfig, "adapters/mmau.yaml"),
 }
 
 

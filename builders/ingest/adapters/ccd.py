@@ -116,7 +116,7 @@ def convert(
             _convert_row(out, config, row, line, video_root)
         except RowError as e:
             out.reject(line, vidname, f"line {line}: {e}")
-    return out.result
+    return out.finish()
 
 
 def _convert_row(

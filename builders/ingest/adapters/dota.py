@@ -112,7 +112,7 @@ def convert(
             _convert_row(out, config, video_id, row, line, video_root)
         except RowError as e:
             out.reject(line, video_id, f"line {line}: {e}")
-    return out.result
+    return out.finish()
 
 
 def _convert_row(

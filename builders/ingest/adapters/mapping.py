@@ -4,8 +4,9 @@ An adapter config (a YAML under `recipes/adapters/`) says explicitly how a sourc
 dataset's labels and metadata values become the project's classes and vocabulary
 words. `load_config` validates it against the taxonomy; a bad key fails naming its
 dotted key path. `ResultBuilder` collects what an adapter produces row by row:
-manifest entries, rejects (line + reason) and counts. `write_manifest` writes the
-entries as a JSONL manifest.
+manifest entries, rejects (line + reason) and counts, so that every source row read is
+accounted for: rows = entries + dropped + rejected. `write_manifest` writes the entries
+as a JSONL manifest.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import string
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
 
@@ -125,27 +126,46 @@ def frame_seconds(first: int, last: int, fps: float, mode: str) -> tuple[float, 
 
 @dataclasses.dataclass
 class AdapterResult:
-    """What an adapter produced from one source file."""
+    """What an adapter produced from its source rows.
+
+    Every row read is an entry, a drop (counted per source label in `dropped`) or a
+    reject (with its reason): `rows == len(entries) + sum(dropped.values()) + len(rejects)`.
+    `unmapped_values` counts metadata values kept or nulled because `values` has no entry
+    for them (not rejects); `notes` counts other facts worth a line (files read, ...).
+    """
 
     entries: list[ManifestEntry]
     rejects: list[RejectRecord]
     rows: int = 0
     dropped: Counter[str] = dataclasses.field(default_factory=Counter)
     unmapped_values: Counter[str] = dataclasses.field(default_factory=Counter)
+    notes: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def counts(self) -> dict[str, int]:
-        """Entries per project class."""
-        return dict(Counter(e.label for e in self.entries))
+        """Entries per project class, by class name."""
+        return dict(sorted(Counter(e.label for e in self.entries).items()))
+
+    def accounted(self) -> bool:
+        """True when every row read is an entry, a drop or a reject."""
+        return self.rows == len(self.entries) + sum(self.dropped.values()) + len(self.rejects)
 
     def summary(self) -> str:
-        """One paragraph for the CLI: rows read, kept per class, dropped, rejected."""
-        parts = [f"{self.rows} rows: {len(self.entries)} entries {self.counts()}"]
-        if self.dropped:
-            parts.append(f"dropped by mapping {dict(self.dropped)}")
-        parts.append(f"{len(self.rejects)} rejected")
+        """One paragraph for the CLI: rows read = kept per class + dropped + rejected."""
+        parts = [
+            f"{self.rows} rows = {len(self.entries)} entries {self.counts()}"
+            f" + {sum(self.dropped.values())} dropped {_sorted(self.dropped)}"
+            f" + {len(self.rejects)} rejected"
+        ]
         if self.unmapped_values:
-            parts.append(f"unmapped metadata values {dict(self.unmapped_values)}")
+            unmapped = _sorted(self.unmapped_values)
+            parts.append(f"unmapped metadata values (kept or nulled) {unmapped}")
+        if self.notes:
+            parts.append(f"notes {_sorted(self.notes)}")
         return "; ".join(parts)
+
+
+def _sorted(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items()))
 
 
 class ResultBuilder:
@@ -159,10 +179,19 @@ class ResultBuilder:
         if bad:
             raise AdapterError("; ".join(bad))
         self.result = AdapterResult(entries=[], rejects=[])
-        self._seen: dict[str, int] = {}
+        self._seen: dict[str, str] = {}
 
-    def reject(self, line: int | None, video_id: str | None, reason: str) -> None:
-        self.result.rejects.append(RejectRecord("adapt", str(self.source), line, video_id, reason))
+    def reject(
+        self, line: int | None, video_id: str | None, reason: str, source: Path | None = None
+    ) -> None:
+        """Record one unusable row (`source`: the file it is in, default the adapter's)."""
+        where = str(source or self.source)
+        self.result.rejects.append(RejectRecord("adapt", where, line, video_id, reason))
+
+    def finish(self) -> AdapterResult:
+        """The result, after checking that every row read was accounted for."""
+        assert self.result.accounted(), f"adapter lost or double-counted rows: {self.result}"
+        return self.result
 
     def label(self, raw: str, line: int) -> str | None:
         """The project class for `raw`, or None when the mapping says `drop`.
@@ -202,18 +231,23 @@ class ResultBuilder:
         times: tuple[float, float, float] | None,
         source_class: str,
         actors: Iterable[Actor] = (),
-        **meta: str | None,
+        where: str | None = None,
+        **meta: Any,
     ) -> None:
-        """Validate and keep one entry. Times are kept only for event classes."""
+        """Validate and keep one entry (`where`: the row's place, for duplicate messages).
+
+        An event class needs event times and the background class must have none: a
+        row that breaks this is a RowError, never an entry with times dropped or made up.
+        """
         video_id = self.config.id_prefix + video_id
         if video_id in self._seen:
-            raise RowError(
-                f"duplicate video_id {video_id!r} (first on line {self._seen[video_id]})"
-            )
+            raise RowError(f"duplicate video_id {video_id!r} (first on {self._seen[video_id]})")
         event = self.taxonomy.is_event(label)
         if event and times is None:
             raise RowError(f"class {label!r} is an event class but the row has no event time")
-        start, moment, end = times if event and times else (None, None, None)
+        if not event and times is not None:
+            raise RowError(f"class {label!r} is not an event class but the row has an event time")
+        start, moment, end = times if times else (None, None, None)
         try:
             entry = ManifestEntry(
                 video_id=video_id,
@@ -229,7 +263,7 @@ class ResultBuilder:
             )
         except ValidationError as e:
             raise RowError("; ".join(err["msg"] for err in e.errors())) from None
-        self._seen[video_id] = line
+        self._seen[video_id] = where or f"line {line}"
         self.result.entries.append(entry)
 
 

@@ -75,6 +75,32 @@ def test_bad_manifest_rows_name_their_line(tmp_path):
     assert "colour" in by_line[7]
 
 
+def test_event_time_must_match_the_label_kind(tmp_path):
+    m = tmp_path / "m.jsonl"
+    m.write_text(
+        '{"video_id": "a", "path": "a.mp4", "label": "Collision", "event_time": 3}\n'
+        '{"video_id": "b", "path": "b.mp4", "label": "Near-Collision"}\n'
+        '{"video_id": "c", "path": "c.mp4", "label": "Normal Driving", "event_time": 2}\n'
+        '{"video_id": "d", "path": "d.mp4", "label": "Normal Driving"}\n'
+    )
+    rows, rejects = read_manifest(m, TAX.names, TAX.normal)
+    assert [r.entry.video_id for r in rows] == ["a", "d"]
+    by_line = {r.line: r.reason for r in rejects}
+    assert "'Near-Collision' is an event class but the row has no event_time" in by_line[2]
+    assert "'Normal Driving' is the background class but the row has an event_time" in by_line[3]
+    # without the background class named, only the schema is checked
+    assert len(read_manifest(m, TAX.names)[0]) == 4
+
+
+def test_cause_question_reads_from_a_csv_column(tmp_path):
+    m = tmp_path / "m.csv"
+    cause = '{""question"": ""Why?"", ""options"": [""a"", ""b""], ""answer"": 1}'
+    m.write_text(f'video_id,path,label,event_time,cause\na,a.mp4,Collision,3,"{cause}"\n')
+    rows, rejects = read_manifest(m, TAX.names, TAX.normal)
+    assert not rejects
+    assert rows[0].entry.metadata.cause.options[rows[0].entry.metadata.cause.answer] == "b"
+
+
 def test_csv_row_with_extra_fields_is_rejected(tmp_path):
     m = tmp_path / "m.csv"
     m.write_text("video_id,path,label\na,a.mp4,Normal Driving\nb,b.mp4,Normal Driving,oops\n")
