@@ -49,9 +49,10 @@ MAX_MODEL_LEN = 8192  # SmolLM2's max_position_embeddings
 #   build's bfloat16 path turns greedy answers into nonsense for this model
 #   ("L'Étoile, la Marseillaise, ..." instead of "The capital of France is Paris.";
 #   transformers in bfloat16 is fine). float16 works too.
-# - structured outputs without whitespace: under a JSON schema the 135M model otherwise
-#   pads with whitespace until max_tokens. `disable_any_whitespace` needs an explicit
-#   backend (vLLM refuses it with the default "auto").
+# - structured outputs without whitespace: under a JSON schema the 135M model may
+#   otherwise pad with whitespace until max_tokens (seen on some prompts, not all).
+#   `disable_any_whitespace` needs an explicit backend: vLLM refuses it with the
+#   default "auto" ("only supported for xgrammar and guidance backends").
 # The memory setting is the engine's usual one on the CPU: VLLM_CPU_KVCACHE_SPACE (the
 # backends set it, see backends/common.py) or a small `gpu_memory_utilization`.
 ENGINE_KWARGS: dict[str, Any] = {
