@@ -76,6 +76,14 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def stamped_folder_is_current(out_dir: Path, stamp_name: str, params: dict) -> bool:
+    """Whether `build_stamped_folder(out_dir, stamp_name, params, ...)` would do nothing."""
+    try:
+        return json.loads((Path(out_dir) / stamp_name).read_text()) == params
+    except (OSError, ValueError):
+        return False
+
+
 def build_stamped_folder(
     out_dir: Path, stamp_name: str, params: dict, write: Callable[[Path], None]
 ) -> Path:
@@ -84,15 +92,10 @@ def build_stamped_folder(
     half-written. A folder already stamped with the same params is reused untouched; a
     non-empty folder without a stamp is refused (it is not ours)."""
     out_dir = Path(out_dir)
-    stamp = out_dir / stamp_name
-    if stamp.is_file():
-        try:
-            if json.loads(stamp.read_text()) == params:
-                return out_dir
-        except (OSError, ValueError):
-            pass
-    if out_dir.exists() and any(out_dir.iterdir()) and not stamp.is_file():
-        raise FileExistsError(f"{out_dir} exists and is not a tiny model folder; not touching it")
+    if stamped_folder_is_current(out_dir, stamp_name, params):
+        return out_dir
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / stamp_name).is_file():
+        raise FileExistsError(f"{out_dir} exists and has no {stamp_name} stamp; not touching it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
