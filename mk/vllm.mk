@@ -39,5 +39,5 @@ $(VLLM_VENV)/.installed: pyproject.toml mk/vllm.mk mk/torchvision_cpu_fix.py
 		echo "import _autodrive_torchvision_cpu_fix" > "$$site/_autodrive_torchvision_cpu_fix.pth"
 	$(VLLM_PYTHON) -m pip install --quiet -e .
 	$(VLLM_PYTHON) -c "import vllm, vlm_autodrive, gguf, accelerate; from transformers import LlamaForCausalLM"
-	$(VLLM_PYTHON) -c "from vlm_autodrive.builders.smollm2 import find_gguf; find_gguf()"
+	$(VLLM_PYTHON) -c "from vlm_autodrive.builders.synthetic.smollm2 import find_gguf; find_gguf()"
 	touch $@

