@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vlm_autodrive.builders import smollm2
+from vlm_autodrive.builders.synthetic import smollm2
 
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 needs_vllm = pytest.mark.skipif(
