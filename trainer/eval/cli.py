@@ -69,7 +69,7 @@ def add_eval_arguments(e: argparse.ArgumentParser) -> None:
         help="direct: answer with the letter; reasoning: think, then <answer>; both",
     )
     e.add_argument("--name", help="model name in the report (default: the model folder's name)")
-    e.add_argument("--out", type=Path, help="output folder (default build/eval/NAME)")
+    e.add_argument("--out", type=Path, help="output folder (default build/eval/MODEL--DATASET)")
     e.add_argument("--limit", type=int, help="evaluate N clips, class-balanced (smoke runs)")
     e.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: bundled)")
     e.add_argument("--prompts", type=Path, help="folder with direct.jinja / reasoning.jinja")

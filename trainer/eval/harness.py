@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.core.answers import option_letters
+from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.trainer.eval.data import EvalData, balanced_subset, clips_hash, open_dataset
+from vlm_autodrive.trainer.eval.model_identity import model_identity
 from vlm_autodrive.trainer.eval.predictions import prediction_row, write_predictions
 from vlm_autodrive.trainer.eval.report import REPORT_FORMAT, UNPARSEABLE_RULE
 from vlm_autodrive.trainer.eval.runners.base import EvalItem, Runner, RunnerOutput, VideoSettings
@@ -101,7 +104,15 @@ class EvalConfig:
         return self.name or Path(self.model.rstrip("/")).name or self.model
 
     def out_dir(self) -> Path:
-        return self.out or Path("build") / "eval" / _slug(self.display_name)
+        """`--out`, or `build/eval/<model>--<dataset>`: one model evaluated on two datasets
+        (or two configs of one) never shares a folder."""
+        if self.out:
+            return self.out
+        dataset = Path(self.dataset.split("@")[0].rstrip("/")).name or self.dataset
+        tail = (
+            "" if self.config == "mcq" and self.split == "test" else f"-{self.config}-{self.split}"
+        )
+        return Path("build") / "eval" / f"{_slug(self.display_name)}--{_slug(dataset)}{tail}"
 
 
 @dataclass
@@ -139,14 +150,15 @@ def run_eval(
     data.ensure_videos(rows)
     templates = {mode: _load_prompt(mode, cfg.prompts) for mode in cfg.modes}
     systems = {mode: _system_prompt(cfg.system_prompts.get(mode)) for mode in cfg.modes}
+    out = cfg.out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    identity = model_identity(cfg.model, None, out)
     items = {}
     for mode in cfg.modes:
         for row in rows:
-            item = _item(cfg, data, row, mode, templates[mode], systems[mode])
+            item = _item(cfg, data, row, mode, templates[mode], systems[mode], identity)
             items[item.key] = (item, row)
 
-    out = cfg.out_dir()
-    out.mkdir(parents=True, exist_ok=True)
     done = _read_outputs(out / OUTPUTS)
     todo = [it for key, (it, _) in items.items() if key not in done or done[key]["error"]]
     reused = len(items) - len(todo)
@@ -259,24 +271,35 @@ def _item(
     mode: str,
     template,
     system: str | None,
+    identity: str,
 ) -> EvalItem:
-    letters = [chr(ord("A") + i) for i in range(len(row["options"]))]
+    letters = option_letters(len(row["options"]))
     options = [{"letter": ltr, "name": n} for ltr, n in zip(letters, row["options"])]
     prompt = template.render({"question": row["question"], "options": options})
     max_new = cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode]
-    # The key names everything that shapes the output, so a changed setting regenerates.
+    # The key names everything that shapes the output, so a changed setting regenerates:
+    # the weights (retraining into the same folder), the prompt, the clip's bytes.
+    video_path = data.video_path(row)
     ident = [
         cfg.runner_kind,
         cfg.served_model or cfg.model,
+        identity,
         mode,
         system,
         prompt,
         row["video"],
+        _clip_sha(video_path),
         cfg.video.as_dict(),
         max_new,
     ]
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
-    return EvalItem(key, data.video_path(row), prompt, mode, max_new, system)
+    return EvalItem(key, video_path, prompt, mode, max_new, system)
+
+
+def _clip_sha(path) -> str | None:
+    """The clip's content hash (None when it is not a local file, e.g. a URL)."""
+    p = Path(str(path))
+    return file_sha256(p) if p.is_file() else None
 
 
 def _read_outputs(path: Path) -> dict[str, dict[str, Any]]:

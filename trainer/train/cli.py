@@ -38,6 +38,11 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from the last checkpoint in the output folder (fresh start if none)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="the output folder was trained from another recipe or data: empty it and start over",
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -48,7 +53,13 @@ def run_train(args: argparse.Namespace) -> int:
     from vlm_autodrive.trainer.train.trainer import train
 
     recipe = load_train_recipe(resolve_recipe_path(args.recipe))
-    result = train(recipe, output_dir=args.output_dir, max_steps=args.max_steps, resume=args.resume)
+    result = train(
+        recipe,
+        output_dir=args.output_dir,
+        max_steps=args.max_steps,
+        resume=args.resume,
+        force=args.force,
+    )
     loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
     print(
         f"done: step {result.global_step}, train loss {loss}; model in {result.output_dir}; "

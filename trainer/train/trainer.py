@@ -33,6 +33,7 @@ from pathlib import Path
 from vlm_autodrive.trainer.train.collator import VideoSFTCollator
 from vlm_autodrive.trainer.train.config import TrainRecipe
 from vlm_autodrive.trainer.train.data import check_rows, load_rows, resolve_dataset
+from vlm_autodrive.trainer.train.run_stamp import check_folder, run_key, write_stamp
 from vlm_autodrive.trainer.video import VideoSettings, vision_tokens_upper_bound
 
 SUMMARY = "train_summary.json"
@@ -60,15 +61,25 @@ def train(
     output_dir: str | None = None,
     max_steps: int | None = None,
     resume: bool = False,
+    force: bool = False,
 ) -> TrainResult:
     """Run the recipe. `output_dir`/`max_steps` override the recipe; `resume` continues
     from the last `checkpoint-N` in the output folder (a fresh start when there is none).
-    Without `resume`, an output folder holding checkpoints is refused rather than mixed
-    with. Raises ValueError for bad input, with the recipe key to change."""
+    A folder that finished with the same recipe, data and steps is left as it is (the
+    stored summary is returned); one trained from other inputs is refused unless `force`
+    (run_stamp.py). Without `resume`, an output folder holding checkpoints is refused
+    rather than mixed with. Raises ValueError for bad input, with the recipe key to change."""
     from transformers import AutoConfig
     from transformers.trainer_utils import get_last_checkpoint
 
     out = Path(output_dir or recipe.output_dir)
+    root, files = resolve_dataset(recipe.dataset)
+    recipe_json = recipe.model_dump(mode="json")
+    key = run_key(recipe_json, files, max_steps)
+    todo = check_folder(out, key, recipe_json, force)
+    if todo == "done" and (out / SUMMARY).is_file():
+        _say(f"{out}: finished with this recipe and data, nothing to do")
+        return TrainResult(**json.loads((out / SUMMARY).read_text()))
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if last and not resume:
         raise ValueError(
@@ -76,7 +87,6 @@ def train(
             "continue from it, or choose another --output-dir"
         )
 
-    root, files = resolve_dataset(recipe.dataset)
     rows = load_rows(files)
     clips = check_rows(rows, root)
     _say(
@@ -105,9 +115,14 @@ def train(
     resumed = last if resume else None
     note = f" (resuming {resumed})" if resumed else " (no checkpoint yet)" if resume else ""
     _say(f"training {recipe.model.ref} -> {out}{note}")
+    if trainer.is_world_process_zero():
+        write_stamp(out, key, recipe_json, finished=False)  # every check passed: it starts
     result = trainer.train(resume_from_checkpoint=resumed)
     trainer.save_model(str(out))  # under ZeRO-3: 16-bit weights gathered from the shards
-    return _finish(trainer, result, out, len(rows), clips, resumed)
+    summary = _finish(trainer, result, out, len(rows), clips, resumed)
+    if trainer.is_world_process_zero():
+        write_stamp(out, key, recipe_json, finished=True)
+    return summary
 
 
 def _say(message: str) -> None:

@@ -251,3 +251,32 @@ def test_openai_runner_sends_each_clip_as_a_video_url(build, tmp_path):
     assert report["results"][0]["parse_status"] == {"no_answer": len(rows)}
     preds = pq.read_table(res.out / "predictions.parquet").to_pylist()
     assert {(p["raw_output"], p["reasoning"]) for p in preds} == {("answer 0", "reasoning 0")}
+
+
+def test_new_weights_in_the_same_folder_regenerate_every_answer(build, tmp_path):
+    """Retraining into the same model folder makes every stored answer stale."""
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights v1")
+    cfg = EvalConfig(model=str(model), dataset=str(build), out=tmp_path / "run")
+    rows = mcq_test_rows(build)
+
+    def run(expect_generated):
+        runner = Scripted(lambda item: gold_letter(build, item))
+        res = run_eval(cfg, log=lambda s: None, runner_factory=lambda c, root: runner)
+        assert res.generated == expect_generated
+        return res
+
+    run(len(rows))
+    run(0)  # same weights: nothing to generate
+    (model / "model.safetensors").write_bytes(b"weights v2, retrained")
+    run(len(rows))  # new weights, same folder: every answer again
+    run(0)
+
+
+def test_default_output_folder_names_model_and_dataset(build, tmp_path):
+    a = EvalConfig(model="org/model", dataset=str(build)).out_dir()
+    b = EvalConfig(model="org/model", dataset="org/other-data@v0.1.0").out_dir()
+    assert a.name == f"model--{build.name}" and b.name == "model--other-data"
+    assert EvalConfig(model="m", dataset="d", config="vqa").out_dir().name == "m--d-vqa-test"

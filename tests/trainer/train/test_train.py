@@ -130,6 +130,29 @@ def test_resume_continues_from_its_step_under_accelerate(data, trained):
     ok(run(str(TRAIN_PYTHON), "-c", SAME_WEIGHTS, str(out), str(killed)))
 
 
+def test_a_finished_run_is_not_trained_again_and_a_changed_recipe_is_refused(data, trained):
+    """Re-running a finished recipe does nothing (no new step); changing a setting and
+    running into the same folder is refused, naming the changed key."""
+    import yaml
+
+    _, _, tmp = data
+    recipe, out, _ = trained
+    before = sorted(p.name for p in out.glob("checkpoint-*"))
+    weights = (out / "model.safetensors").read_bytes()
+    again = ok(run(str(TRAIN_PYTHON), *TRAIN, str(recipe), "--resume"))
+    assert "nothing to do" in again.stdout and "done: step 4" in again.stdout
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == before
+    assert (out / "model.safetensors").read_bytes() == weights
+
+    changed = yaml.safe_load(recipe.read_text())
+    changed["sft"]["learning_rate"] = 0.5
+    other = tmp / "train-changed.yaml"
+    other.write_text(yaml.safe_dump(changed, sort_keys=False))
+    refused = run(str(TRAIN_PYTHON), *TRAIN, str(other), "--resume")
+    assert refused.returncode == 2
+    assert "sft.learning_rate" in refused.stderr and "--force" in refused.stderr
+
+
 def test_zero3_saves_the_same_hugging_face_model(data, trained):
     """The README's single-GPU command, on the CPU: ZeRO-3 partitions the model, and its
     16-bit-gathered saves are plain Hugging Face folders with the same keys and (fp32
