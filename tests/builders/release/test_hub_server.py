@@ -21,7 +21,7 @@ from urllib.error import HTTPError
 
 import pytest
 
-from tests.hub_server import (
+from tests.doubles.hub_server import (
     DEFAULT_GITATTRIBUTES,
     LFS_POINTER,
     HubServer,
