@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.core.files import atomic_write_text
+
 DATA_DIR = "data"
 
 
@@ -55,7 +57,7 @@ class Changelog:
         return cls(d["version"], d["previous"], configs)
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
 
     def to_markdown(self, max_ids: int = 10) -> str:
         """The card's changelog section body: a table of counts, then a few ids each."""
