@@ -112,12 +112,15 @@ def release_files(build_dir: Path) -> ReleaseFiles:
     if missing or missing_clips or empty_clips:
         lines = [f"{build_dir}: files the release needs are missing or empty:"]
         lines += [f"  {f}" for f in missing[:10]]
-        for what, bad in (("missing", missing_clips), ("empty (0 bytes)", empty_clips)):
+        for what, bad, fix in (
+            ("missing", missing_clips, "run"),
+            ("empty (0 bytes)", empty_clips, "delete them and run"),
+        ):
             if bad:
                 lines.append(
                     f"  {len(bad)} clips the rows reference are {what}, e.g. "
                     + ", ".join(bad[:3])
-                    + " (delete them and run the chunk stage again: it re-cuts what is missing)"
+                    + f" ({fix} the chunk stage again: it re-cuts what is missing)"
                 )
         raise ReleaseError("\n".join(lines))
     allf = sorted(files | clips)
