@@ -40,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _locked(build: Path, *, create: bool = True):
+    """The build folder's lock (builders/core/lock.py), named after this command line."""
+    from vlm_autodrive.builders.core.lock import build_lock
+
+    command = " ".join(["autodrive", *sys.argv[1:]])
+    return build_lock(build, command, create=create)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="autodrive",
@@ -300,9 +308,10 @@ def _cmd_ingest(args) -> int:
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
     from vlm_autodrive.builders.ingest.stage import run_ingest
 
-    res = run_ingest(
-        args.manifest, args.build, load_taxonomy(args.taxonomy), worker_count(args.workers)
-    )
+    with _locked(args.build):
+        res = run_ingest(
+            args.manifest, args.build, load_taxonomy(args.taxonomy), worker_count(args.workers)
+        )
     _print_ingest(res)
     return EXIT_REJECTS if res.rejects else 0
 
@@ -313,7 +322,8 @@ def _cmd_chunk(args) -> int:
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
-    res = _run_chunk_stage(args.build, config, load_taxonomy(args.taxonomy), args.force)
+    with _locked(args.build):
+        res = _run_chunk_stage(args.build, config, load_taxonomy(args.taxonomy), args.force)
     return EXIT_REJECTS if res.rejects else 0
 
 
@@ -330,15 +340,22 @@ def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
 
 
 def _cmd_build(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe, worker_count
+    from vlm_autodrive.builders.core.recipe import load_recipe
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
-    from vlm_autodrive.builders.ingest.stage import run_ingest
     from vlm_autodrive.resources import resolve_recipe_path
 
     path = resolve_recipe_path(args.recipe)
     recipe = load_recipe(path, args.overrides)
     build = args.build or Path(recipe.build_dir)
     taxonomy = load_taxonomy(recipe.taxonomy)
+    with _locked(build, create=not args.dry_run):
+        return _build_locked(args, recipe, build, taxonomy)
+
+
+def _build_locked(args, recipe, build: Path, taxonomy) -> int:
+    from vlm_autodrive.builders.core.recipe import worker_count
+    from vlm_autodrive.builders.ingest.stage import run_ingest
+
     if args.dry_run:
         return _model_splits_stage(build, recipe, taxonomy, dry_run=True)
     manifest = Path(recipe.manifest)
@@ -401,7 +418,8 @@ def _cmd_mix(args) -> int:
     from vlm_autodrive.builders.mix.stage import mix
     from vlm_autodrive.resources import resolve_recipe_path
 
-    print(mix(resolve_recipe_path(args.recipe), args.build, force=args.force).format())
+    with _locked(args.build, create=False):
+        print(mix(resolve_recipe_path(args.recipe), args.build, force=args.force).format())
     return 0
 
 
@@ -409,16 +427,17 @@ def _cmd_publish(args) -> int:
     from vlm_autodrive.builders.release.publish import PublishError, publish
 
     try:
-        res = publish(
-            args.build,
-            args.version,
-            repo=args.repo,
-            to=args.to,
-            dry_run=args.dry_run,
-            private=args.private,
-            license=args.license,
-            previous=args.previous,
-        )
+        with _locked(args.build, create=False):
+            res = publish(
+                args.build,
+                args.version,
+                repo=args.repo,
+                to=args.to,
+                dry_run=args.dry_run,
+                private=args.private,
+                license=args.license,
+                previous=args.previous,
+            )
     except PublishError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -23,11 +23,19 @@ a random sample of videos while no clip of a rare class is wasted. If that is no
 (every remaining video would overshoot), the videos wasting the fewest clips are taken,
 each wasted clip weighted by its class's scarcity. Surplus Normal Driving clips from the
 event videos are the usual (cheap) waste; the summary reports it.
+
+Pinning (`splits.pin_assignment`: a previous release's `split/assignment.parquet`). Old
+clips keep their side, so no video ever changes side between versions; a new clip of an
+old video goes with its video. New videos are assigned by the rule above to fill what the
+test still needs per class (nothing, when the old test is full: they all go to train). A
+test that ends up off balance (say the new taxonomy has a class the old test lacks) is
+reported per class in the warnings.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +84,7 @@ class Assignment:
     counts: dict[str, dict[str, int]]
     videos: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    pinned: dict[str, int] | None = None  # with a pinned assignment: old and new videos
 
 
 def assign_splits(
@@ -86,10 +95,13 @@ def assign_splits(
     seed: int,
     on_short: str = "error",
     max_test_fraction: float = 0.5,
+    pinned: Mapping[str, str] | None = None,
 ) -> Assignment:
     """Assign every clip to train, test or held_out (see the module docstring).
 
-    `clips` need `clip_id`, `video_id` and `label` (a name in `classes`).
+    `clips` need `clip_id`, `video_id` and `label` (a name in `classes`). `pinned`
+    (clip_id -> side, a previous release's assignment) keeps old videos on their side:
+    see "Pinning" in the module docstring.
     Raises ShortClassError when a class is short and `on_short` is `error`.
     """
     if on_short not in ("error", "take_available"):
@@ -127,13 +139,65 @@ def assign_splits(
                     f"({avail[k]} clips in {class_videos[k]} videos)"
                 )
 
+    if pinned:
+        return _assign_pinned(clips, classes, per_video, avail, limit, seed, pinned, warnings)
     held = _hold_out(per_video, classes, avail, dict(limit), seed)
     sides = _draw_test(clips, held, limit, seed)
+    return _result(clips, classes, per_video, held, sides, warnings)
+
+
+def _result(clips, classes, per_video, held, sides, warnings) -> Assignment:
     counts = {k: dict.fromkeys(SIDES, 0) for k in classes}
     for c in clips:
         counts[c["label"]][sides[c["clip_id"]]] += 1
     videos = {"train": len(per_video) - len(held), "test": len(held)}
     return Assignment(sides, counts, videos, warnings)
+
+
+def _assign_pinned(clips, classes, per_video, avail, limit, seed, pinned, warnings):
+    """Old clips keep the side `pinned` gives them (a clip of an old video that is new
+    goes with its video: train, or held_out for a held-out video); new videos fill what
+    the test still needs by the same seeded rule."""
+    old_side: dict[str, str] = {}  # video -> train / held (test or held_out)
+    for c in clips:
+        side = pinned.get(c["clip_id"])
+        if side is not None:
+            held_side = "train" if side == "train" else "held"
+            if old_side.setdefault(c["video_id"], held_side) != held_side:
+                raise ValueError(
+                    f"splits.pin_assignment: video {c['video_id']!r} has clips on both sides"
+                )
+    sides: dict[str, str] = {}
+    need = dict(limit)
+    for c in clips:
+        v = old_side.get(c["video_id"])
+        if v is None:
+            continue
+        side = pinned.get(c["clip_id"]) or ("train" if v == "train" else "held_out")
+        sides[c["clip_id"]] = side
+        if side == "test":
+            need[c["label"]] = need.get(c["label"], 0) - 1
+    new_videos = {v: n for v, n in per_video.items() if v not in old_side}
+    new_clips = [c for c in clips if c["video_id"] in new_videos]
+    need = {k: max(0, n) for k, n in need.items()}
+    held_new = _hold_out(new_videos, classes, avail, dict(need), seed)
+    sides.update(_draw_test(new_clips, held_new, need, seed))
+    held = held_new | {v for v, s in old_side.items() if s == "held" and v in per_video}
+    a = _result(clips, classes, per_video, held, sides, warnings)
+    off = {k: a.counts[k]["test"] - limit[k] for k in classes if a.counts[k]["test"] != limit[k]}
+    if off:
+        a.warnings.append(
+            "the pinned test set is not class-balanced: "
+            + ", ".join(
+                f"{k} {a.counts[k]['test']} (wanted {limit[k]}, {d:+d})" for k, d in off.items()
+            )
+        )
+    a.pinned = {
+        "old_videos": len(old_side.keys() & per_video.keys()),
+        "new_videos": len(new_videos),
+        "new_test_videos": len(held_new),
+    }
+    return a
 
 
 def _hold_out(
@@ -223,3 +287,44 @@ def read_assignment(build_dir: Path) -> dict[str, str]:
         raise FileNotFoundError(f"{path}: no assignment yet; build the rule splits first")
     t = pq.read_table(path, columns=["clip_id", "split"])
     return dict(zip(t.column("clip_id").to_pylist(), t.column("split").to_pylist(), strict=True))
+
+
+PIN_HUB = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@(?P<tag>v\d+\.\d+\.\d+[\w.-]*)$")
+
+
+def pinned_assignment_path(spec: str) -> Path:
+    """The assignment file `splits.pin_assignment` names: a release or build folder (its
+    `split/assignment.parquet`), the file itself, or `ORG/NAME@vX.Y.Z` on the Hub."""
+    path = Path(spec)
+    if path.is_dir():
+        path = path / ASSIGNMENT_PATH
+    if path.is_file():
+        return path
+    hub = PIN_HUB.match(spec)
+    if hub is None:
+        raise FileNotFoundError(
+            f"splits.pin_assignment: {spec} not found (give a release or build folder, its "
+            "split/assignment.parquet, or ORG/NAME@vX.Y.Z)"
+        )
+    from huggingface_hub import hf_hub_download
+
+    return Path(
+        hf_hub_download(
+            hub["repo"], ASSIGNMENT_PATH.as_posix(), repo_type="dataset", revision=hub["tag"]
+        )
+    )
+
+
+def read_pinned(path: Path) -> dict[str, str]:
+    """clip_id -> side of a pinned assignment file, checked."""
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(path, columns=["clip_id", "split"])
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"splits.pin_assignment: {path} is not an assignment file ({e})") from None
+    out = dict(zip(t.column("clip_id").to_pylist(), t.column("split").to_pylist(), strict=True))
+    bad = sorted({s for s in out.values() if s not in SIDES})
+    if bad:
+        raise ValueError(f"splits.pin_assignment: {path}: unknown sides {bad}")
+    return out

@@ -3,8 +3,10 @@
 In: the tables of one or more configs (split name -> Arrow table), from the stage that
 made them, and that stage's provenance. Out, under the build folder:
 
-- `data/<config>/{train,test}-00000-of-00001.parquet` (a split without rows is left out:
-  `datasets` cannot read an empty Parquet file);
+- `data/<config>/{train,test}-00000-of-00001.parquet` (an empty split of a config with
+  rows elsewhere is left out: `datasets` 5.2 loads no split without rows; a config with
+  no row at all keeps zero-row files with its schema, so the card declares it and
+  `load_dataset(folder, config, streaming=True)` yields its empty splits);
 - `provenance.json`: toolkit version, recipe, manifest and input hashes, and per stage
   and config the taxonomy and template hashes, generators, row counts, file hashes;
 - `README.md`: the dataset card, whose YAML header declares every config found in
@@ -28,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from vlm_autodrive.builders.core.files import (
+    atomic_path,
     atomic_write_text,
     file_sha256,
     read_json,
@@ -52,6 +55,15 @@ class ConfigTables:
     generator: str
     template: str
     tables: dict[str, pa.Table]
+
+
+def write_empty_parquet(schema: pa.Schema, path: Path) -> None:
+    """A Parquet file with the schema and no row group (atomically): `datasets` streams it
+    as an empty split, while a file with one empty row group makes it fail."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.ParquetWriter(tmp, schema).close()
 
 
 def data_files(name: str) -> dict[str, str]:
@@ -85,15 +97,22 @@ def write_dataset_folder(
         entries.pop(name, None)
     for cfg in configs:
         splits = {}
+        given = {s: t for s, t in cfg.tables.items() if t is not None}
+        # An empty split of a config with rows elsewhere (test_per_class: 0) is left out:
+        # `datasets` 5.2 refuses to load a split without rows ("corresponds to no data").
+        # A config without any row keeps its splits as zero-row files with the schema,
+        # so the card still declares it (loadable with streaming=True).
+        all_empty = bool(given) and all(t.num_rows == 0 for t in given.values())
         for split, rel in data_files(cfg.name).items():
-            table = cfg.tables.get(split)
+            table = given.get(split)
             path = build_dir / rel
-            if table is None or table.num_rows == 0:
-                # `datasets` cannot read a Parquet file without rows: an empty split
-                # (test_per_class: 0) is left out of the folder and the card.
+            if table is None or (table.num_rows == 0 and not all_empty):
                 path.unlink(missing_ok=True)
                 continue
-            write_parquet(table, path)
+            if table.num_rows:
+                write_parquet(table, path)
+            else:
+                write_empty_parquet(table.schema, path)
             splits[split] = {"path": rel, "rows": table.num_rows, "sha256": file_sha256(path)}
         if not splits:
             shutil.rmtree(build_dir / DATA_DIR / cfg.name, ignore_errors=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from vlm_autodrive.builders.core.private import scrub_text
 from vlm_autodrive.builders.dataset.rows import row_id
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def failure_row(
         split=clip.split,
         sample=sample,
         kind=kind,
-        reason=reason,
+        reason=scrub_text(reason),  # no server URL in a published row
         raw_output=comp.text if comp else None,
         reasoning=comp.reasoning if comp else None,
         attempts=attempts,

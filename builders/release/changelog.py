@@ -9,8 +9,10 @@ downloaded with `download_hub_version`). Out: a `Changelog`, per config the ids 
 - changed: same id, different `content_hash` (the text changed) or a different side
   (`split`), e.g. after a template edit or a new prompt;
 
-and the count of unchanged rows. A config without `content_hash` (failures) is compared
-by id only. `changelog.json` stores the full id lists; the card shows the counts.
+and the count of unchanged rows; and, from both versions' `split/assignment.parquet`, how
+many videos are new on each side and how many old ones changed side. A config without
+`content_hash` (failures) is compared by id only. `changelog.json` stores the full id
+lists; the card shows the counts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.core.files import atomic_write_text
+
 DATA_DIR = "data"
+ASSIGNMENT = "split/assignment.parquet"
 
 
 @dataclass
@@ -45,6 +50,9 @@ class Changelog:
     version: str
     previous: str | None
     configs: dict[str, ConfigChanges] = field(default_factory=dict)
+    # videos new in this version per side (train / test / held_out), and old videos whose
+    # side changed (0 with splits.pin_assignment); None without both assignments
+    videos: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,10 +60,10 @@ class Changelog:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Changelog:
         configs = {k: ConfigChanges(**v) for k, v in d["configs"].items()}
-        return cls(d["version"], d["previous"], configs)
+        return cls(d["version"], d["previous"], configs, d.get("videos"))
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
 
     def to_markdown(self, max_ids: int = 10) -> str:
         """The card's changelog section body: a table of counts, then a few ids each."""
@@ -75,6 +83,12 @@ class Changelog:
                 f"| {c.unchanged} |"
             )
         lines.append("")
+        if self.videos is not None:
+            v = self.videos
+            lines.append(
+                f"New videos: {v['train']} train, {v['test']} test, {v['held_out']} held out "
+                f"(in no split); old videos that changed side: {v['moved']}.\n"
+            )
         for name, c in self.configs.items():
             for kind in ("added", "removed", "changed"):
                 ids = getattr(c, kind)
@@ -114,6 +128,7 @@ def compare(new: Path, old: Path | None, version: str, previous: str | None) -> 
         log.configs = {c: ConfigChanges(added=sorted(r)) for c, r in sorted(new_rows.items())}
         return log
     old_rows = read_row_keys(old)
+    log.videos = video_changes(new, old)
     for config in sorted(new_rows.keys() | old_rows.keys()):
         a, b = old_rows.get(config, {}), new_rows.get(config, {})
         by_content = all(h is not None for _, h in a.values()) and all(
@@ -135,10 +150,38 @@ def compare(new: Path, old: Path | None, version: str, previous: str | None) -> 
     return log
 
 
+def video_sides(folder: Path) -> dict[str, str] | None:
+    """video_id -> train / test / held_out from `split/assignment.parquet` (None if absent)."""
+    import pyarrow.parquet as pq
+
+    path = Path(folder) / ASSIGNMENT
+    if not path.is_file():
+        return None
+    t = pq.read_table(path, columns=["video_id", "split"])
+    out: dict[str, str] = {}
+    for v, s in zip(t.column("video_id").to_pylist(), t.column("split").to_pylist()):
+        out[v] = "test" if s == "test" or out.get(v) == "test" else s
+    return out
+
+
+def video_changes(new: Path, old: Path) -> dict[str, int] | None:
+    """Videos new per side, and old videos on another side (held_out and test count as
+    one side: both are the held-out videos)."""
+    a, b = video_sides(old), video_sides(new)
+    if a is None or b is None:
+        return None
+    out = dict.fromkeys(("train", "test", "held_out"), 0)
+    for v in b.keys() - a.keys():
+        out[b[v]] += 1
+    out["moved"] = sum(1 for v in a.keys() & b.keys() if (a[v] == "train") != (b[v] == "train"))
+    return out
+
+
 def download_hub_version(repo: str, revision: str, token: str | None) -> Path:
     """The data files of a published version, from the Hub's cache (network).
 
-    Only `data/**/*.parquet` is fetched: the changelog needs ids and hashes, not clips.
+    Only `data/**/*.parquet` and the assignment are fetched: the changelog needs ids,
+    hashes and sides, not clips.
     """
     from huggingface_hub import snapshot_download
 
@@ -147,7 +190,7 @@ def download_hub_version(repo: str, revision: str, token: str | None) -> Path:
             repo_id=repo,
             repo_type="dataset",
             revision=revision,
-            allow_patterns=[f"{DATA_DIR}/*/*.parquet"],
+            allow_patterns=[f"{DATA_DIR}/*/*.parquet", ASSIGNMENT],
             token=token,
         )
     )

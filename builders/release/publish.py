@@ -16,9 +16,10 @@ The order is the contract, written down as a plan before anything runs (`hub_pla
    resumable, multi-commit upload, over Xet): both skip files already on the Hub and
    resume by re-running the same command;
 5. delete files on the Hub that the release no longer has;
-6. verify that the head commit holds every file of the release, and only then tag that
-   commit. Any failure stops the run with a message saying what happened and that no tag
-   was made; nothing is ever tagged half-uploaded.
+6. verify that the head commit holds every file of the release with the local content
+   (size and sha256 of LFS files, git blob id of the others: builders/release/remote.py),
+   and only then tag that commit. Any failure stops the run with a message saying what
+   happened and that no tag was made; nothing is ever tagged half-uploaded.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.release.changelog import Changelog, download_hub_version
+from vlm_autodrive.builders.release.remote import compare_files, remote_files
 from vlm_autodrive.builders.release.semver import (
     Version,
     parse_version,
@@ -115,7 +117,11 @@ def hub_plan(repo: str, version: Version, rf: ReleaseFiles, *, private: bool = F
             files,
         ),
         Op("delete", f"datasets/{repo}", "files on the Hub that this release does not have"),
-        Op("verify", f"datasets/{repo}", "the head commit holds every file above"),
+        Op(
+            "verify",
+            f"datasets/{repo}",
+            "the head commit holds every file above, same size and sha256 (else no tag)",
+        ),
         Op("tag", f"datasets/{repo}", f"{version.tag} at that commit"),
     ]
 
@@ -157,13 +163,25 @@ def publish(
     if repo is not None and repo.count("/") != 1:
         raise ValueError(f"--repo {repo!r}: expected ORG/NAME")
     rf = release_files(Path(build_dir))
-    prev_override = (Path(previous).name, Path(previous)) if previous else None
+    prev_override = _previous_folder(previous) if previous else None
     if to is not None:
         return _publish_local(rf, Path(to), v, repo, license, prev_override, dry_run)
     plan = hub_plan(repo, v, rf, private=private)
     if dry_run:
         return PublishResult(plan, True, str(v), f"https://huggingface.co/datasets/{repo}")
     return HubPublisher(repo, v, rf, license, private, prev_override, api).run(plan)
+
+
+def _previous_folder(previous: str | Path) -> tuple[str, Path]:
+    """(name, folder) of `--previous`, which must be a release folder with data files."""
+    path = Path(previous)
+    if not path.is_dir():
+        raise ReleaseError(f"--previous {path}: no such folder (give an earlier release folder)")
+    if not any((path / "data").glob("*/*.parquet")):
+        raise ReleaseError(
+            f"--previous {path}: not a release folder (no data/<config>/*.parquet in it)"
+        )
+    return path.name, path
 
 
 def _publish_local(rf, root, v, repo, license, prev_override, dry_run) -> PublishResult:
@@ -284,13 +302,13 @@ class HubPublisher:
 
     def _verify(self, op: Op) -> None:
         self.head = self.api.repo_info(self.repo, repo_type=REPO_TYPE).sha
-        remote = set(self.api.list_repo_files(self.repo, repo_type=REPO_TYPE, revision=self.head))
-        missing = sorted(set(self.rf.all_paths) - remote)
-        if missing:
+        remote = remote_files(self.api, self.repo, self.head)
+        bad = compare_files(self.staged, self.rf.all_paths, remote)
+        if bad:
             raise PublishError(
-                f"the Hub's head commit lacks {len(missing)} files of the release (e.g. "
-                f"{', '.join(missing[:3])}); run the same command again to resume the "
-                "upload. No tag was made."
+                f"the Hub's head commit {self.head[:12]} does not hold this release: "
+                f"{len(bad)} files differ from the local ones ({'; '.join(bad[:3])}); run "
+                "the same command again to resume the upload. No tag was made."
             )
 
     def _tag(self, op: Op) -> None:

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlm_autodrive.builders.core.files import atomic_write_text, read_json, write_json
+from vlm_autodrive.builders.core.files import (
+    atomic_write_text,
+    file_sha256,
+    read_json,
+    write_json,
+    write_parquet,
+)
+from vlm_autodrive.builders.core.private import scrub_provenance, scrub_text
 from vlm_autodrive.builders.dataset.card import Release, render_card
 from vlm_autodrive.builders.dataset.folder import CARD, PROVENANCE
 from vlm_autodrive.builders.release.changelog import Changelog, compare
@@ -56,45 +63,125 @@ class ReleaseFiles:
 
 
 def release_files(build_dir: Path) -> ReleaseFiles:
-    """What a release of `build_dir` holds; ReleaseError when the build is not ready."""
+    """What a release of `build_dir` holds; ReleaseError when the build is not ready.
+
+    Checked before anything is sent: provenance.json parses and declares configs, the
+    card declares the same configs, every config the recipe asks for is there, every data
+    file is the one provenance.json recorded (sha256), the assignment exists, and every
+    clip a row references exists and is not empty. Each message names the file.
+    """
     import pyarrow.parquet as pq
 
     build_dir = Path(build_dir)
-    if not (build_dir / PROVENANCE).exists():
-        raise ReleaseError(f"{build_dir / PROVENANCE} not found: nothing built to publish")
-    prov = read_json(build_dir / PROVENANCE)
-    if not prov.get("configs"):
-        raise ReleaseError(f"{build_dir}: no configs to publish")
+    prov = _read_provenance(build_dir)
     _check_mixtures_fresh(prov)
+    _check_card(build_dir, prov)
     files: set[str] = set()
     clips: set[str] = set()
+    changed = []
     for entry in prov["configs"].values():
         for split in entry["splits"].values():
             files.add(split["path"])
             path = build_dir / split["path"]
-            if path.exists() and "video" in pq.read_schema(path).names:
+            if not path.is_file():
+                continue
+            if split.get("sha256") and file_sha256(path) != split["sha256"]:
+                changed.append(split["path"])
+            elif "video" in pq.read_schema(path).names:
                 col = pq.read_table(path, columns=["video"]).column("video").unique()
                 clips.update(v for v in col.to_pylist() if v)
+    if changed:
+        raise ReleaseError(
+            f"{build_dir / PROVENANCE}: these data files changed since the stage that made "
+            f"them recorded them: {', '.join(changed[:5])}; rebuild, then publish"
+        )
     for info in prov.get("stages", {}).values():
         if info.get("kind") == "mixture" and info.get("plot"):
             files.add(info["plot"])
-    if (build_dir / ASSIGNMENT).exists():
-        files.add(ASSIGNMENT)
+    if not (build_dir / ASSIGNMENT).is_file():
+        raise ReleaseError(
+            f"{build_dir / ASSIGNMENT} not found: the train/test assignment is part of every "
+            "release; run `autodrive build` (the rule splits write it)"
+        )
+    files.add(ASSIGNMENT)
     missing = sorted(f for f in files if not (build_dir / f).is_file())
     missing_clips = sorted(c for c in clips if not (build_dir / c).is_file())
-    if missing or missing_clips:
-        lines = [f"{build_dir}: files the release needs are missing:"]
+    empty_clips = sorted(
+        c for c in clips if c not in missing_clips and (build_dir / c).stat().st_size == 0
+    )
+    if missing or missing_clips or empty_clips:
+        lines = [f"{build_dir}: files the release needs are missing or empty:"]
         lines += [f"  {f}" for f in missing[:10]]
-        if missing_clips:
-            lines.append(
-                f"  {len(missing_clips)} clips the rows reference, e.g. "
-                + ", ".join(missing_clips[:3])
-                + " (run the chunk stage again: it re-cuts what is missing)"
-            )
+        for what, bad, fix in (
+            ("missing", missing_clips, "run"),
+            ("empty (0 bytes)", empty_clips, "delete them and run"),
+        ):
+            if bad:
+                lines.append(
+                    f"  {len(bad)} clips the rows reference are {what}, e.g. "
+                    + ", ".join(bad[:3])
+                    + f" ({fix} the chunk stage again: it re-cuts what is missing)"
+                )
         raise ReleaseError("\n".join(lines))
     allf = sorted(files | clips)
     size = sum((build_dir / f).stat().st_size for f in allf)
     return ReleaseFiles(build_dir, prov, allf, size)
+
+
+def _read_provenance(build_dir: Path) -> dict[str, Any]:
+    path = build_dir / PROVENANCE
+    if not path.exists():
+        raise ReleaseError(f"{path} not found: nothing built to publish")
+    try:
+        prov = read_json(path)
+    except (OSError, ValueError) as e:
+        raise ReleaseError(f"{path} does not parse as JSON ({e}); rebuild the folder") from None
+    if not isinstance(prov, dict) or not isinstance(prov.get("configs"), dict):
+        raise ReleaseError(f"{path}: no `configs` object; rebuild the folder")
+    if not prov["configs"]:
+        raise ReleaseError(f"{path}: no configs to publish")
+    for name, entry in prov["configs"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("splits"), dict):
+            raise ReleaseError(f"{path}: configs.{name}.splits is missing; rebuild the folder")
+    return prov
+
+
+def _check_card(build_dir: Path, prov: dict[str, Any]) -> None:
+    """The card declares exactly provenance's configs, and those cover the recipe's."""
+    import yaml
+
+    card = build_dir / CARD
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    header: Any = None
+    if text.startswith("---\n") and "\n---\n" in text[4:]:
+        try:
+            header = yaml.safe_load(text[4 : text.index("\n---\n", 4)])
+        except yaml.YAMLError:
+            header = None
+    if not isinstance(header, dict):
+        raise ReleaseError(f"{card}: missing, or its YAML header does not parse; rebuild")
+    declared = {c.get("config_name") for c in header.get("configs") or [] if isinstance(c, dict)}
+    have = set(prov["configs"])
+    if declared != have:
+        raise ReleaseError(
+            f"{card} declares configs {sorted(declared, key=str)} but {PROVENANCE} has "
+            f"{sorted(have)}: the card does not match the folder; rebuild"
+        )
+    asked = _recipe_configs(prov.get("recipe") or {})
+    if asked - have:
+        raise ReleaseError(
+            f"{build_dir / PROVENANCE}: the recipe asks for configs {sorted(asked - have)} "
+            "that the folder does not have; run `autodrive build` again"
+        )
+
+
+def _recipe_configs(recipe: dict[str, Any]) -> set[str]:
+    splits = recipe.get("splits") or {}
+    gen = recipe.get("generate") or {}
+    out = set(splits.get("configs") or []) if isinstance(splits, dict) else set()
+    if isinstance(gen, dict) and gen.get("splits"):
+        out |= set(gen["splits"]) | {"failures"}
+    return out
 
 
 def _check_mixtures_fresh(prov: dict[str, Any]) -> None:
@@ -152,11 +239,12 @@ def stage_release(
             p.unlink()
         elif p.is_dir() and not any(p.iterdir()):
             p.rmdir()
+    prov = scrub_provenance(rf.prov, rf.build_dir)
     for rel in rf.files:
-        _link_or_copy(rf.build_dir / rel, dest / rel)
+        if not _scrubbed_copy(rf.build_dir, rel, dest, prov):
+            _link_or_copy(rf.build_dir / rel, dest / rel)
     log = compare(dest, previous[1] if previous else None, str(version), _prev(previous))
     log.write(dest / CHANGELOG)
-    prov = dict(rf.prov)
     prov["release"] = {
         "version": str(version),
         "tag": version.tag,
@@ -189,6 +277,31 @@ def write_local_release(
     log = stage_release(rf, tmp, version, repo=repo, license=license, previous=previous)
     tmp.rename(final)
     return final, log
+
+
+def _scrubbed_copy(build_dir: Path, rel: str, dest: Path, prov: dict[str, Any]) -> bool:
+    """Write a data file's copy with server URLs and the build path taken out of its
+    `reason` column (older builds' failures); True when it did, False when the file has
+    nothing to scrub (then it is linked as it is). Updates `prov`'s hash of the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not rel.endswith(".parquet") or "reason" not in pq.read_schema(build_dir / rel).names:
+        return False
+    t = pq.read_table(build_dir / rel)
+    reasons = t.column("reason").to_pylist()
+    clean = [None if r is None else scrub_text(r, build_dir) for r in reasons]
+    if clean == reasons:
+        return False
+    t = t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(clean, pa.string()))
+    out = dest / rel
+    out.unlink(missing_ok=True)  # never write through a hard link into the build
+    write_parquet(t, out)
+    for entry in prov["configs"].values():
+        for split in entry["splits"].values():
+            if split["path"] == rel:
+                split["sha256"] = file_sha256(out)
+    return True
 
 
 def _prev(previous: tuple[str, Path] | None) -> str | None:

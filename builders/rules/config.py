@@ -6,6 +6,7 @@ importing the whole rule splits stage.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -35,6 +36,22 @@ class RuleSplitsConfig(Strict):
     templates: str | None = Field(
         None, description="folder searched before the bundled templates (edited copies)"
     )
+    pin_assignment: str | None = Field(
+        None,
+        description="keep old videos on the side a previous release gave them: a release "
+        "or build folder, its split/assignment.parquet, or ORG/NAME@vX.Y.Z on the Hub",
+    )
+
+    @field_validator("pin_assignment")
+    @classmethod
+    def _pin(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if "@" in v and not re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+[\w.-]*", v):
+            raise ValueError(f"{v!r}: a Hub release is ORG/NAME@vX.Y.Z (a tag autodrive made)")
+        if not v.strip():
+            raise ValueError("empty: give a folder, a file or ORG/NAME@vX.Y.Z")
+        return v
 
     @field_validator("configs")
     @classmethod

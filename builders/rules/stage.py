@@ -22,7 +22,13 @@ from vlm_autodrive import __version__
 from vlm_autodrive.builders.core.files import file_sha256, write_json
 from vlm_autodrive.builders.core.stage import Stage, content_key
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
-from vlm_autodrive.builders.dataset.assign import ASSIGNMENT_PATH, assign_splits, write_assignment
+from vlm_autodrive.builders.dataset.assign import (
+    ASSIGNMENT_PATH,
+    assign_splits,
+    pinned_assignment_path,
+    read_pinned,
+    write_assignment,
+)
 from vlm_autodrive.builders.dataset.folder import ConfigTables, data_files, write_dataset_folder
 from vlm_autodrive.builders.dataset.rows import rows_to_table
 from vlm_autodrive.builders.rules.caption_metadata import (
@@ -73,6 +79,11 @@ class RuleSplitsSummary:
             f"  {self.clips} clips of {self.videos} videos; videos: {v['train']} train, "
             f"{v['test']} test (held out)"
         )
+        if pin := self.assignment.get("pinned"):
+            lines.append(
+                f"  pinned assignment: {pin['old_videos']} videos kept their side; "
+                f"{pin['new_videos']} new videos, {pin['new_test_videos']} of them held out"
+            )
         lines.append("  clips per class: train / test / held out (in no split)")
         for k, c in self.assignment["clips"].items():
             lines.append(f"    {k:<20} {c['train']:>8} {c['test']:>6} {c['held_out']:>6}")
@@ -137,6 +148,9 @@ def build_rule_splits(
         for rel in ("ingest/videos.parquet", "chunk/clips.parquet")
         if _require(build_dir / rel)
     }
+    pinned_path = pinned_assignment_path(config.pin_assignment) if config.pin_assignment else None
+    if pinned_path is not None:
+        inputs["pin_assignment"] = file_sha256(pinned_path)
     taxonomy_sha = content_key(taxonomy.model_dump())
     key = content_key(
         {
@@ -161,6 +175,7 @@ def build_rule_splits(
         seed=config.seed,
         on_short=config.on_short,
         max_test_fraction=config.max_test_fraction,
+        pinned=read_pinned(pinned_path) if pinned_path else None,
     )
     write_assignment(build_dir, clips, a)
     sides = {cid: s for cid, s in a.sides.items() if s != "held_out"}
@@ -211,6 +226,7 @@ def build_rule_splits(
             "sha256": file_sha256(build_dir / ASSIGNMENT_PATH),
             "test_per_class": config.test_per_class,
             "seed": config.seed,
+            "pinned": a.pinned,
         },
     }
     write_dataset_folder(
@@ -230,7 +246,7 @@ def build_rule_splits(
         stage_key=key,
         videos=len(videos),
         clips=len(clips),
-        assignment={"videos": a.videos, "clips": a.counts},
+        assignment={"videos": a.videos, "clips": a.counts, "pinned": a.pinned},
         configs={c.name: _class_counts(c.tables) for c in made},
         answer_letters=letters,
         oov=normalizer.report(),

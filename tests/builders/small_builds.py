@@ -40,8 +40,8 @@ def read(build: Path, config: str, side: str = "train"):
 
 
 def rule_build(build: Path, templates: Path | None = None, videos: int = 60) -> Path:
-    """Synthetic clip tables -> the rule configs, with an empty file per referenced clip
-    (publishing copies the clips the rows use)."""
+    """Synthetic clip tables -> the rule configs, with a small stand-in file per clip
+    (publishing copies the clips the rows use, and refuses empty ones)."""
     if not (build / "chunk" / "clips.parquet").exists():
         write_synthetic_tables(build, videos, seed=3, collision_fraction=0.3)
     config = RuleSplitsConfig(test_per_class=2, templates=str(templates) if templates else None)
@@ -49,5 +49,6 @@ def rule_build(build: Path, templates: Path | None = None, videos: int = 60) -> 
     for rel in pq.read_table(build / "chunk" / "clips.parquet", columns=["path"])["path"]:
         clip = build / rel.as_py()
         clip.parent.mkdir(parents=True, exist_ok=True)
-        clip.touch()
+        if not clip.exists():
+            clip.write_bytes(f"stand-in clip {rel.as_py()}\n".encode())
     return build

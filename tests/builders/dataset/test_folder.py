@@ -43,3 +43,30 @@ def test_a_later_stage_adds_a_config_and_a_rule_rebuild_keeps_it(tmp_path):
     (build / "data" / "vqa").rmdir()
     build_rule_splits(build, config, load_taxonomy(), {}, force=True)
     assert set(declared(build)) == {"mcq", "caption_metadata"}
+
+
+def test_a_config_without_rows_is_declared_with_its_schema(tmp_path):
+    """The demo's `vqa` can end with no row: the card still declares it, its files are
+    zero-row Parquet files with the schema, and `datasets` streams empty splits. (`datasets`
+    5.2 refuses a split without rows outside streaming: "corresponds to no data".)"""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("id", pa.string()), ("video", pa.string()), ("label", pa.string())])
+    empty = {s: schema.empty_table() for s in ("train", "test")}
+    full = {"train": pa.table({"id": ["a"], "video": ["c.mp4"], "label": ["Collision"]}),
+            "test": schema.empty_table()}  # fmt: skip
+    configs = [ConfigTables("vqa", "d", "g", "t", empty), ConfigTables("mcq", "d", "g", "t", full)]
+    prov = write_dataset_folder(tmp_path, configs, stage="s", stage_info={}, top={})
+    assert prov["configs"]["vqa"]["splits"]["train"]["rows"] == 0
+    assert set(prov["configs"]["mcq"]["splits"]) == {"train"}  # the empty side of a full one
+    assert "config_name: vqa" in (tmp_path / "README.md").read_text()
+    f = pq.ParquetFile(tmp_path / "data/vqa/test-00000-of-00001.parquet")
+    assert f.metadata.num_rows == 0 and f.schema_arrow == schema
+    ds = datasets.load_dataset(str(tmp_path), "vqa", streaming=True)
+    assert set(ds) == {"train", "test"} and list(ds["train"]) == []
+    assert list(ds["test"].features) == ["id", "video", "label"]
+    assert datasets.load_dataset(str(tmp_path), "mcq", cache_dir=str(tmp_path / "c"))["train"][
+        "id"
+    ] == ["a"]
