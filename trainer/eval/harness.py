@@ -137,8 +137,8 @@ def run_eval(
     if not rows:
         raise ValueError(f"{cfg.dataset}: split {cfg.split!r} of {cfg.config!r} has no rows")
     data.ensure_videos(rows)
-    templates = {mode: _load_prompt(mode, cfg.prompts) for mode in cfg.modes}
-    systems = {mode: _system_prompt(cfg.system_prompts.get(mode)) for mode in cfg.modes}
+    templates = {mode: load_mode_prompt(mode, cfg.prompts) for mode in cfg.modes}
+    systems = {mode: load_system_turn(cfg.system_prompts.get(mode)) for mode in cfg.modes}
     items = {}
     for mode in cfg.modes:
         for row in rows:
@@ -233,7 +233,9 @@ def _classes(data: EvalData, taxonomy_names: list[str]) -> list[str]:
     return [c for c in taxonomy_names if c in offered]
 
 
-def _load_prompt(mode: str, folder: Path | None):
+def load_mode_prompt(mode: str, folder: Path | None):
+    """The user-turn template of an answer mode (`prompts/eval/<mode>.jinja`, or the one in
+    `folder`), checked on a sample; the RL export renders the reasoning one too."""
     from vlm_autodrive.builders.core.jinja_env import load_template
     from vlm_autodrive.resources import bundled
 
@@ -244,7 +246,8 @@ def _load_prompt(mode: str, folder: Path | None):
     )
 
 
-def _system_prompt(name: str | None) -> str | None:
+def load_system_turn(name: str | None) -> str | None:
+    """The system turn named `name` (a bundled prompt or a file); None for none."""
     if not name or name.lower() == "none":
         return None
     from vlm_autodrive.builders.mix.conversations import load_system_prompt
@@ -260,9 +263,7 @@ def _item(
     template,
     system: str | None,
 ) -> EvalItem:
-    letters = [chr(ord("A") + i) for i in range(len(row["options"]))]
-    options = [{"letter": ltr, "name": n} for ltr, n in zip(letters, row["options"])]
-    prompt = template.render({"question": row["question"], "options": options})
+    prompt = render_mode_prompt(template, row["question"], row["options"])
     max_new = cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode]
     # The key names everything that shapes the output, so a changed setting regenerates.
     ident = [
@@ -277,6 +278,14 @@ def _item(
     ]
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
     return EvalItem(key, data.video_path(row), prompt, mode, max_new, system)
+
+
+def render_mode_prompt(template, question: str, options: list[str]) -> str:
+    """The user text of one MCQ row in a mode: the template with the question and the
+    lettered options."""
+    letters = [chr(ord("A") + i) for i in range(len(options))]
+    lettered = [{"letter": ltr, "name": n} for ltr, n in zip(letters, options)]
+    return template.render({"question": question, "options": lettered})
 
 
 def _read_outputs(path: Path) -> dict[str, dict[str, Any]]:
