@@ -43,6 +43,8 @@ def test_wheel_installs_without_the_checkout(tmp_path):
         "vlm_autodrive/templates/captions/detailed.jinja",
         "vlm_autodrive/recipes/quickstart.yaml",
         "vlm_autodrive/recipes/adapters/dota.yaml",
+        "vlm_autodrive/recipes/train/grpo_tiny_cpu.yaml",
+        "vlm_autodrive/recipes/train/cosmos_rl_grpo.toml",
     ):
         assert expected in names
     assert not [n for n in names if n.split("/")[0] in {"builders", "trainer", "tests"}]

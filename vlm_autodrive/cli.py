@@ -223,6 +223,10 @@ def _parser() -> argparse.ArgumentParser:
     from vlm_autodrive.trainer.train.cli import add_train_parser
 
     add_train_parser(sub)
+
+    from vlm_autodrive.trainer.rl.cli import add_export_rl_parser
+
+    add_export_rl_parser(sub)
     return p
 
 

@@ -148,8 +148,8 @@ def run_eval(
     if not rows:
         raise ValueError(f"{cfg.dataset}: split {cfg.split!r} of {cfg.config!r} has no rows")
     data.ensure_videos(rows)
-    templates = {mode: _load_prompt(mode, cfg.prompts) for mode in cfg.modes}
-    systems = {mode: _system_prompt(cfg.system_prompts.get(mode)) for mode in cfg.modes}
+    templates = {mode: load_mode_prompt(mode, cfg.prompts) for mode in cfg.modes}
+    systems = {mode: load_system_turn(cfg.system_prompts.get(mode)) for mode in cfg.modes}
     out = cfg.out_dir()
     out.mkdir(parents=True, exist_ok=True)
     identity = model_identity(cfg.model, None, out)
@@ -245,7 +245,9 @@ def _classes(data: EvalData, taxonomy_names: list[str]) -> list[str]:
     return [c for c in taxonomy_names if c in offered]
 
 
-def _load_prompt(mode: str, folder: Path | None):
+def load_mode_prompt(mode: str, folder: Path | None):
+    """The user-turn template of an answer mode (`prompts/eval/<mode>.jinja`, or the one in
+    `folder`), checked on a sample; the RL export renders the reasoning one too."""
     from vlm_autodrive.builders.core.jinja_env import load_template
     from vlm_autodrive.resources import bundled
 
@@ -256,7 +258,8 @@ def _load_prompt(mode: str, folder: Path | None):
     )
 
 
-def _system_prompt(name: str | None) -> str | None:
+def load_system_turn(name: str | None) -> str | None:
+    """The system turn named `name` (a bundled prompt or a file); None for none."""
     if not name or name.lower() == "none":
         return None
     from vlm_autodrive.builders.mix.conversations import load_system_prompt
@@ -273,9 +276,7 @@ def _item(
     system: str | None,
     identity: str,
 ) -> EvalItem:
-    letters = option_letters(len(row["options"]))
-    options = [{"letter": ltr, "name": n} for ltr, n in zip(letters, row["options"])]
-    prompt = template.render({"question": row["question"], "options": options})
+    prompt = render_mode_prompt(template, row["question"], row["options"])
     max_new = cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode]
     # The key names everything that shapes the output, so a changed setting regenerates:
     # the weights (retraining into the same folder), the prompt, the clip's bytes.
@@ -300,6 +301,14 @@ def _clip_sha(path) -> str | None:
     """The clip's content hash (None when it is not a local file, e.g. a URL)."""
     p = Path(str(path))
     return file_sha256(p) if p.is_file() else None
+
+
+def render_mode_prompt(template, question: str, options: list[str]) -> str:
+    """The user text of one MCQ row in a mode: the template with the question and the
+    lettered options."""
+    letters = option_letters(len(options))
+    lettered = [{"letter": ltr, "name": n} for ltr, n in zip(letters, options)]
+    return template.render({"question": question, "options": lettered})
 
 
 def _read_outputs(path: Path) -> dict[str, dict[str, Any]]:

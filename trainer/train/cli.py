@@ -17,9 +17,12 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     """Add the `train` subcommand to an argparse subparsers object; return its parser."""
     t = sub.add_parser(
         "train",
-        help="fine-tune a video VLM on a mixture (TRL SFTTrainer, DeepSpeed ZeRO-3)",
+        help="fine-tune a video VLM: SFT on a mixture (TRL SFTTrainer, DeepSpeed ZeRO-3), "
+        "or GRPO after SFT (a recipe with a `grpo:` section)",
         description="Run a training recipe (recipes/train/*.yaml): load the mixture, check "
         "every clip path and the frame budget, then fine-tune with assistant-only loss. "
+        "A recipe with a `grpo:` section runs TRL's GRPOTrainer on the MCQ train "
+        "prompts instead, rewarded by the eval's answer parser (recipes/train/grpo_*.yaml). "
         "Checkpoints and the final model are written in Hugging Face format. Needs the "
         "training environment (`make .venv-train/.installed`). For several GPUs or nodes: "
         "`accelerate launch ... -m vlm_autodrive.cli train RECIPE`.",
@@ -49,17 +52,21 @@ def run_train(args: argparse.Namespace) -> int:
     """Handler: load the recipe, train, print the summary. Bad input raises ValueError
     (the CLI prints it and exits 2)."""
     from vlm_autodrive.resources import resolve_recipe_path
+    from vlm_autodrive.trainer.rl.config import is_grpo_recipe, load_grpo_recipe
+
+    path = resolve_recipe_path(args.recipe)
+    kwargs = {"output_dir": args.output_dir, "max_steps": args.max_steps, "resume": args.resume}
+    if is_grpo_recipe(path):  # a `grpo:` section: RL after SFT (trainer/rl/)
+        from vlm_autodrive.trainer.rl.trainer import train_grpo
+
+        result = train_grpo(load_grpo_recipe(path), **kwargs)
+        loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
+        print(f"done: GRPO step {result.global_step}, loss {loss}; model in {result.output_dir}")
+        return 0
     from vlm_autodrive.trainer.train.config import load_train_recipe
     from vlm_autodrive.trainer.train.trainer import train
 
-    recipe = load_train_recipe(resolve_recipe_path(args.recipe))
-    result = train(
-        recipe,
-        output_dir=args.output_dir,
-        max_steps=args.max_steps,
-        resume=args.resume,
-        force=args.force,
-    )
+    result = train(load_train_recipe(path), **kwargs, force=args.force)
     loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
     print(
         f"done: step {result.global_step}, train loss {loss}; model in {result.output_dir}; "

@@ -14,16 +14,9 @@ from trl import SFTTrainer
 from vlm_autodrive.trainer.train.collator import SKIPPED
 
 
-class VideoSFTTrainer(SFTTrainer):
-    """SFTTrainer with skip counting and a key-renaming-safe checkpoint reload."""
-
-    skipped = torch.zeros(2, dtype=torch.long)  # decode failures, too long (this run)
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        counts = inputs.pop(SKIPPED, None)
-        if counts is not None:
-            self.skipped = self.skipped + counts.detach().cpu()
-        return super().training_step(model, inputs, num_items_in_batch)
+class FromPretrainedReload:
+    """A transformers Trainer mixin: checkpoints reloaded through `from_pretrained`
+    (shared with the GRPO trainer, trainer/rl/video_grpo.py)."""
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         # Without DeepSpeed/FSDP, transformers' Trainer reloads a checkpoint's weights
@@ -35,3 +28,15 @@ class VideoSFTTrainer(SFTTrainer):
         model = model if model is not None else self.model
         saved = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype)
         model.load_state_dict(saved.state_dict(), strict=True)
+
+
+class VideoSFTTrainer(FromPretrainedReload, SFTTrainer):
+    """SFTTrainer with skip counting and a key-renaming-safe checkpoint reload."""
+
+    skipped = torch.zeros(2, dtype=torch.long)  # decode failures, too long (this run)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        counts = inputs.pop(SKIPPED, None)
+        if counts is not None:
+            self.skipped = self.skipped + counts.detach().cpu()
+        return super().training_step(model, inputs, num_items_in_batch)

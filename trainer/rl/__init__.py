@@ -1,0 +1,1 @@
+"""RL after SFT: prompt export, rewards shared with the eval's parser, the GRPO recipe."""
