@@ -124,3 +124,21 @@ def test_copy_mode_caps_how_far_a_keyframe_stretches_a_window(tmp_path):
     s = _conserved(res, build)
     assert s["event_videos"] == {"total": 1, "rejected": 1}
     assert s["copy_stretch"] == {"reencoded": 0, "not_cut": 2}
+
+
+@pytest.mark.parametrize("mode", ["reencode", "copy"])
+def test_disk_full_while_cutting_fails_the_run_and_rejects_nothing(tmp_path, monkeypatch, mode):
+    import av
+
+    build = _build(tmp_path, {"calm": None}, seconds=5)
+    real_open = av.open
+
+    def disk_full_on_write(path, mode_="r", *args, **kwargs):
+        if mode_ == "w":
+            raise av.error.OSError(28, "No space left on device")
+        return real_open(path, mode_, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", disk_full_on_write)  # the cutters call av.open
+    with pytest.raises(OSError, match="No space left"):
+        run_chunk(build, ChunkConfig(window=4, stride=4, mode=mode), TAX, progress=False)
+    assert not list((build / "chunk/parts").glob("*.json"))
