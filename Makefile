@@ -41,6 +41,7 @@ test: lint $(VLLM_VENV)/.installed $(TRAIN_STAMP)
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_chunk.py
+	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_rule_splits.py
 	$(BIN)/python benchmarks/bench_model_splits.py
 	$(BIN)/python benchmarks/bench_openai_backend.py

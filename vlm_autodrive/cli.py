@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as e:  # the machine's (disk full, permissions), not the inputs'
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command to resume", file=sys.stderr)
         return 130
@@ -471,6 +474,18 @@ def _print_chunk(res) -> None:
     )
     for label, n in res.by_label.items():
         print(f"    {label:<16} {n:>6} clips")
+    ev = dict(res.summary.get("event_videos", {}))
+    if ev.get("total"):
+        total = ev.pop("total")
+        print(f"  event videos {total} = " + " + ".join(f"{k} {v}" for k, v in ev.items()))
+    if res.summary.get("videos_whole"):
+        print(f"  videos shorter than a window, cut whole: {res.summary['videos_whole']}")
+    stretch = res.summary.get("copy_stretch", {})
+    if any(stretch.values()):
+        print(
+            f"  copy windows past max_copy_stretch: re-encoded {stretch['reencoded']}, "
+            f"not cut {stretch['not_cut']}"
+        )
     for r in res.rejects:
         print(f"  rejected {r.video_id}: {r.reason}")
 

@@ -4,7 +4,12 @@
   holds it (overlapping windows share the decode), encoding H.264 frame exactly.
 - `cut_copy`: stream copy, no decoding. A clip starts at the keyframe at or before its
   planned start (earlier frames cannot be decoded without it) and ends after the last
-  frame before the planned end; the actual times are returned.
+  frame before the planned end; the actual times are returned. `index_copy` reads the
+  packet index first, so the stage knows each window's copy times (`CopyIndex.span`)
+  before cutting: how far a keyframe stretches it.
+
+A decode or demux error of the source is a `CutError` (the video is rejected); an error
+of the machine (disk full, permissions: an OSError) propagates and fails the run.
 
 Each clip is written under a temporary name and renamed when complete, so a clip file
 with its final name is always whole.
@@ -35,12 +40,20 @@ class CutError(Exception):
     """The source failed part-way (decode or demux error); the message says where."""
 
 
+def _raise_machine_errors(e: Exception) -> None:
+    """An OSError (disk full, permissions) is the machine's, not the video's: re-raise."""
+    if isinstance(e, OSError):
+        raise e
+
+
 def _open_source(source: str):
     import av
 
     try:
         return av.open(source)
     except av.error.FFmpegError as e:
+        if not isinstance(e, FileNotFoundError):  # a source gone since ingest is its own
+            _raise_machine_errors(e)
         raise CutError(f"cannot open the source: {e}") from None
 
 
@@ -99,6 +112,7 @@ def cut_reencode(
         except av.error.FFmpegError as e:
             for container, _ in open_.values():
                 container.close()
+            _raise_machine_errors(e)
             raise CutError(f"decoding failed near frame {written and max(written)}: {e}") from None
         for i, enc in open_.items():  # the source ended before these windows did
             done.append(
@@ -140,28 +154,64 @@ class _PacketInfo:
     key: bool
 
 
-def cut_copy(source: str, windows: list[Window], paths: list[Path]) -> list[CutClip]:
-    """Stream-copied clips for `windows`; two demux passes (index, then copy), no decode."""
+@dataclass(frozen=True)
+class CopyIndex:
+    """The video packets of a source in decode order, for planning stream copies."""
+
+    packets: list[_PacketInfo]
+    tb: Fraction
+    rate: Fraction
+    t0: int  # the lowest pts: time 0
+
+    def span(self, w: Window) -> Window:
+        """The times a stream copy of `w` covers: from the keyframe at or before its
+        start to the end of the last frame shown before its end."""
+        first, last, base = _plan_copy(self.packets, w, self.tb, self.t0)
+        end_pts = (
+            max(p.pts for p in self.packets[first : last + 1]) - self.t0 + 1 / self.rate / self.tb
+        )
+        return Window(
+            round(float((base - self.t0) * self.tb), 6), round(float(end_pts * self.tb), 6)
+        )
+
+    def keyframes(self) -> list[float]:
+        """Keyframe times in seconds, ascending."""
+        return sorted(float((p.pts - self.t0) * self.tb) for p in self.packets if p.key)
+
+
+def index_copy(source: str) -> CopyIndex:
+    """Demux the source once (no decoding) into its `CopyIndex`."""
     import av
 
     with _open_source(source) as inp:
         stream = inp.streams.video[0]
-        tb = stream.time_base
-        rate = Fraction(stream.average_rate or stream.guessed_rate)
         try:
-            index = [
+            packets = [
                 _PacketInfo(p.pts, p.dts, p.is_keyframe)
                 for p in inp.demux(stream)
                 if p.size and p.pts is not None
             ]
         except av.error.FFmpegError as e:
+            _raise_machine_errors(e)
             raise CutError(f"demuxing failed: {e}") from None
-        if not index:
+        if not packets:
             raise CutError("no frames")
-        t0 = min(p.pts for p in index)
-        plans = [_plan_copy(index, w, tb, t0) for w in windows]
+        rate = Fraction(stream.average_rate or stream.guessed_rate)
+        return CopyIndex(packets, stream.time_base, rate, min(p.pts for p in packets))
+
+
+def cut_copy(
+    source: str, windows: list[Window], paths: list[Path], index: CopyIndex | None = None
+) -> list[CutClip]:
+    """Stream-copied clips for `windows`; two demux passes (index, then copy), no decode."""
+    import av
+
+    index = index or index_copy(source)
+    with _open_source(source) as inp:
+        stream = inp.streams.video[0]
+        tb, t0 = index.tb, index.t0
+        plans = [_plan_copy(index.packets, w, tb, t0) for w in windows]
         outputs = {}
-        inp.seek(0)
         try:
             for i, packet in enumerate(
                 p for p in inp.demux(stream) if p.size and p.pts is not None
@@ -183,17 +233,15 @@ def cut_copy(source: str, windows: list[Window], paths: list[Path]) -> list[CutC
         except av.error.FFmpegError as e:
             for out, _ in outputs.values():
                 out.close()
+            _raise_machine_errors(e)
             raise CutError(f"demuxing failed at packet {i}: {e}") from None
     clips = []
-    for k, (first, last, base) in enumerate(plans):
+    for k, (first, last, _) in enumerate(plans):
         out, _ = outputs[k]
         out.close()
         _tmp_path(paths[k]).replace(paths[k])
-        kept = index[first : last + 1]
-        end_pts = max(p.pts for p in kept) - t0 + 1 / rate / tb
-        clips.append(
-            CutClip(windows[k], paths[k], float((base - t0) * tb), float(end_pts * tb), len(kept))
-        )
+        actual = index.span(windows[k])
+        clips.append(CutClip(windows[k], paths[k], actual.start, actual.end, last - first + 1))
     return clips
 
 

@@ -3,7 +3,9 @@
 Reads `ingest/videos.parquet`; writes `clips/<video_id>/<clip_id>.mp4`,
 `chunk/clips.parquet` (one `ClipRecord` per clip), `chunk/rejects.jsonl`,
 `chunk/summary.json` and `chunk/stamp.json` (the stage base, `core/stage.py`). Videos are
-cut in parallel, one process per video. Each finished video leaves
+cut in parallel, one process per video. Which windows a video gets and how each is cut
+is `plan.py`; labels come from the times actually cut, and an event video whose event
+no clip holds as cut is rejected with the reason, never dropped silently. Each finished video leaves
 `chunk/parts/<video_id>.json`; a re-run skips those, so a killed job resumes where it
 stopped and a finished one does no work.
 """
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vlm_autodrive.builders.clips.cutting import CutError, cut_copy, cut_reencode
+from vlm_autodrive.builders.clips.cutting import CutError, cut_copy, cut_reencode, index_copy
+from vlm_autodrive.builders.clips.plan import CutPlan, PlannedCut, plan_cuts
 from vlm_autodrive.builders.clips.records import CLIP_SCHEMA, ClipRecord
 from vlm_autodrive.builders.clips.windows import (
     Event,
@@ -26,7 +29,6 @@ from vlm_autodrive.builders.clips.windows import (
     event_offset,
     label_window,
     place_window,
-    plan_windows,
 )
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json, write_table
 from vlm_autodrive.builders.core.recipe import ChunkConfig
@@ -50,6 +52,10 @@ class VideoOutcome:
     planned: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     reject: str | None = None
+    has_event: bool = False
+    event_clips: int = 0  # clips that hold the event, as cut
+    reencoded_stretched: int = 0  # copy mode: re-encoded past max_copy_stretch
+    whole: bool = False  # shorter than a window: one clip of the whole video
 
 
 @dataclass
@@ -62,6 +68,7 @@ class ChunkResult:
     planned: int
     dropped: dict[str, int]
     cut_now: int  # videos cut in this run (the rest were already done)
+    summary: dict = field(default_factory=dict)  # as in chunk/summary.json
 
     @property
     def by_label(self) -> dict[str, int]:
@@ -142,50 +149,47 @@ def chunk_video(
     video: VideoRecord, config: ChunkConfig, normal: str, build_dir: str, threads: int = 1
 ) -> VideoOutcome:
     """Plan, cut and label the clips of one video (runs in a worker process)."""
-    event = (
-        Event(video.label, video.event_start, video.event_time, video.event_end)
-        if video.has_event
-        else None
-    )
-    windows = plan_windows(
-        video.duration,
-        config.window,
-        config.stride,
-        event,
-        config.margin,
-        config.ensure_event_clip,
-    )
-    outcome = VideoOutcome(video.video_id, planned=len(windows))
-    if not windows:
-        outcome.reject = f"shorter ({video.duration:g} s) than one window ({config.window:g} s)"
-        return outcome
-    # Labels come from the times actually cut (copy mode starts at an earlier keyframe),
-    # so every window is cut first and the rule then keeps or drops it.
-    root = Path(build_dir)
-    rel = [Path("clips") / video.video_id / f"{clip_id(video.video_id, w)}.mp4" for w in windows]
+    event = None
+    if video.has_event:  # the moment, at most the video's end (ingest allows a frame more)
+        time = min(video.event_time, video.duration)
+        event = Event(video.label, min(video.event_start, time), time, video.event_end)
+    outcome = VideoOutcome(video.video_id, has_event=event is not None)
     try:
-        if config.mode == "copy":
-            cut = cut_copy(video.path, windows, [root / r for r in rel])
-        else:
-            cut = cut_reencode(
-                video.path, windows, [root / r for r in rel], config.crf, config.preset, threads
-            )
+        index = index_copy(video.path) if config.mode == "copy" else None
+        plan = plan_cuts(video.duration, video.fps, video.frames, event, config, index)
     except CutError as e:
-        for r in rel:
+        index, plan = None, CutPlan(reject=str(e))
+    outcome.planned = plan.windows
+    outcome.whole = plan.whole
+    if plan.reject:
+        outcome.reject = plan.reject
+        return outcome
+    root = Path(build_dir)
+    rel = {
+        c.window: Path("clips") / video.video_id / f"{clip_id(video.video_id, c.window)}.mp4"
+        for c in plan.cuts
+    }
+    try:
+        cut = _cut_all(video.path, plan.cuts, root, rel, config, index, threads)
+    except CutError as e:
+        for r in rel.values():
             (root / r).unlink(missing_ok=True)
         outcome.reject = str(e)
         return outcome
-    dropped: Counter[str] = Counter()
-    for clip, r in zip(cut, rel):
+    # Labels come from the times actually cut (copy mode starts at an earlier keyframe),
+    # so every window is cut first and the rule then keeps or drops it.
+    dropped: Counter[str] = Counter(plan.dropped)
+    for clip, mode in cut:
+        r = rel[clip.window]
         actual = Window(round(clip.start, 6), round(clip.end, 6))
-        label = label_window(
-            actual, event, normal, config.margin, config.ambiguous, config.post_event
-        )
+        args = (actual, event, normal, config.margin, config.ambiguous, config.post_event)
+        label = label_window(*args, duration=video.duration)
+        where = event and place_window(actual, event, config.margin, video.duration)
         if label is None:
-            where = place_window(actual, event, config.margin)
             dropped["post_event" if where == "after" else "ambiguous"] += 1
             (root / r).unlink()
             continue
+        outcome.event_clips += where == "holds"
         outcome.clips.append(
             ClipRecord(
                 clip_id=clip_id(video.video_id, clip.window),
@@ -202,11 +206,40 @@ def chunk_video(
                 size_bytes=(root / r).stat().st_size,
                 label=label,
                 event_offset=event_offset(actual, event),
-                cut_mode=config.mode,
+                cut_mode=mode,
             )
         )
+    if event is not None and config.ensure_event_clip and not outcome.event_clips:
+        for r in rel.values():
+            (root / r).unlink(missing_ok=True)
+        return VideoOutcome(
+            video.video_id,
+            planned=outcome.planned,
+            has_event=True,
+            whole=plan.whole,
+            reject=f"no clip as cut holds the event at {event.time:g} s with the margin "
+            f"({config.margin:g} s, less at the video's edges); clips as cut: "
+            + ", ".join(f"{c.start:g}-{c.end:g} s" for c, _ in cut),
+        )
     outcome.dropped = dict(dropped)
+    outcome.reencoded_stretched = plan.reencoded_stretched
     return outcome
+
+
+def _cut_all(source, cuts: list[PlannedCut], root, rel, config, index, threads):
+    """Cut every planned window by its mode; [(CutClip, mode)] sorted by planned start."""
+    done = []
+    for mode in ("copy", "reencode"):
+        wins = [c.window for c in cuts if c.mode == mode]
+        if not wins:
+            continue
+        paths = [root / rel[w] for w in wins]
+        if mode == "copy":
+            clips = cut_copy(source, wins, paths, index)
+        else:
+            clips = cut_reencode(source, wins, paths, config.crf, config.preset, threads)
+        done += [(c, mode) for c in clips]
+    return sorted(done, key=lambda x: x[0].window.start)
 
 
 def clip_id(video_id: str, window: Window) -> str:
@@ -227,31 +260,45 @@ def _merge(
     out = build_dir / "chunk"
     clips: list[ClipRecord] = []
     rejects: list[RejectRecord] = []
-    planned = failed_windows = 0
+    planned = failed_windows = stretched = whole = 0
     dropped: Counter[str] = Counter()
+    events: Counter[str] = Counter()
     for v in videos:
         o = read_json(out / "parts" / f"{v.video_id}.json")
         planned += o["planned"]
         dropped.update(o["dropped"])
         clips.extend(ClipRecord(**c) for c in o["clips"])
+        stretched += o.get("reencoded_stretched", 0)
+        whole += bool(o.get("whole")) and not o["reject"]
         if o["reject"]:
             rejects.append(RejectRecord("chunk", v.path, None, v.video_id, o["reject"]))
             failed_windows += o["planned"]
+        if v.has_event:
+            kind = "rejected" if o["reject"] else "event clip" if o.get("event_clips") else ""
+            events[kind or "no event clip (ensure_event_clip: false)"] += 1
     # Conservation: every planned window is a clip, a counted drop, or a window of a
-    # rejected video.
+    # rejected video; every event video has its event clip or is a named reject.
     Counts("windows", planned, len(clips), rejects=failed_windows, dropped=dict(dropped)).check()
+    no_clip = {k: n for k, n in events.items() if k.startswith("no event clip")}
+    event_videos = sum(1 for v in videos if v.has_event)
+    Counts("event videos", event_videos, events["event clip"], events["rejected"], no_clip).check()
     stage = Stage(build_dir, "chunk")
     write_table(clips, CLIP_SCHEMA, out / "clips.parquet")
     rejects_rel = stage.write_rejects(rejects)
-    result = ChunkResult(len(videos), clips, rejects, planned, dict(dropped), cut_now)
     summary = {
         "videos": len(videos),
         "videos_rejected": len(rejects),
+        "videos_whole": whole,
         "windows_planned": planned,
         "clips": len(clips),
         "dropped": dict(dropped),
         "windows_of_rejected_videos": failed_windows,
-        "clips_by_label": result.by_label,
+        "clips_by_label": dict(sorted(Counter(c.label for c in clips).items())),
+        "event_videos": {"total": event_videos, **dict(sorted(events.items()))},
+        "copy_stretch": {
+            "reencoded": stretched,
+            "not_cut": dropped.get("copy_stretch", 0),
+        },
     }
     write_json(out / "summary.json", summary)
     stage.commit(
@@ -259,4 +306,4 @@ def _merge(
         ["chunk/clips.parquet", rejects_rel],
         summary,
     )
-    return result
+    return ChunkResult(len(videos), clips, rejects, planned, dict(dropped), cut_now, summary)

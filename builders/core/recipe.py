@@ -35,10 +35,37 @@ class ChunkConfig(Strict):
     window: float = Field(6.0, gt=0, description="clip length in seconds")
     stride: float = Field(5.5, gt=0, description="seconds between window starts")
     margin: float = Field(1.0, ge=0, description="context kept around the event moment")
-    ambiguous: Literal["drop", "event"] = "drop"
-    post_event: Literal["normal", "drop"] = "normal"
-    ensure_event_clip: bool = True
-    mode: Literal["copy", "reencode"] = "reencode"
+    ambiguous: Literal["drop", "event"] = Field(
+        "drop", description="clips near the event without holding it: drop, or the event label"
+    )
+    post_event: Literal["normal", "drop"] = Field(
+        "normal", description="clips after the event: Normal Driving, or dropped"
+    )
+    ensure_event_clip: bool = Field(
+        True,
+        description="add a window holding the event when no grid window does, as cut; "
+        "an event video that still gets none is rejected with the reason",
+    )
+    short_videos: Literal["whole", "reject"] = Field(
+        "whole",
+        description="videos shorter than the window: one clip of the whole video "
+        "(labelled by the same rule), or rejected",
+    )
+    mode: Literal["copy", "reencode"] = Field(
+        "reencode", description="reencode: frame exact; copy: stream copy from keyframes"
+    )
+    max_copy_stretch: float = Field(
+        1.0,
+        ge=0,
+        description="copy mode: the most seconds a keyframe may move a window's start "
+        "earlier; a window stretched further is handled by `stretched`",
+    )
+    stretched: Literal["reencode", "reject"] = Field(
+        "reencode",
+        description="copy mode, a window past max_copy_stretch: re-encoded frame exact, "
+        "or not cut (counted as dropped `copy_stretch`; an event window: the video is "
+        "rejected)",
+    )
     crf: int = Field(23, ge=0, le=51)
     preset: str = "veryfast"
     workers: int = Field(0, ge=0, description="processes; 0 = one per core")

@@ -1,8 +1,14 @@
 """Probing a source video with PyAV: is it usable, and what are its stream facts.
 
-Probing demuxes every packet of the video stream (no decoding, so it is cheap) and
-decodes the first frame. That finds missing, empty, audio-only, corrupt, truncated and
-variable-frame-rate files before any clip is cut.
+In: a file path. Out: its `StreamFacts`, or a `ProbeError` naming what is wrong.
+
+Probing reads every packet of the video stream and decodes every frame (one pass, with
+the decoder's threads): a file corrupt mid-stream is rejected naming the first frame
+that does not decode, before any clip is cut or copied from it. It also finds missing,
+empty, audio-only, truncated and variable-frame-rate files, and files that are not
+video: an image (a PNG, whatever its name), a single frame, a picture a few pixels wide.
+An OSError (disk, permissions) is the machine's, not the video's: it propagates and
+fails the run instead of being recorded as a reject.
 """
 
 from __future__ import annotations
@@ -32,10 +38,19 @@ class StreamFacts:
 # Real dashcams jitter by a millisecond or so; a frame interval off the nominal one
 # by more than this share is variable frame rate, which clips at "native fps" cannot keep.
 VFR_TOLERANCE = 0.25
+# Fewer frames than this, or a smaller picture side in pixels, is not a video.
+MIN_FRAMES = 2
+MIN_SIDE = 16
+# Demuxers of still images: a PNG or JPEG named .mp4 opens as one of these.
+IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "gif")
 
 
-def probe_video(path: str | Path) -> StreamFacts:
-    """Stream facts of a constant-frame-rate video file, or ProbeError with the reason."""
+def probe_video(path: str | Path, full_decode: bool = True) -> StreamFacts:
+    """Stream facts of a constant-frame-rate video file, or ProbeError with the reason.
+
+    `full_decode=False` decodes only the first frame (for measuring what the full
+    decode costs, benchmarks/bench_ingest.py).
+    """
     import av
 
     p = Path(path)
@@ -46,42 +61,89 @@ def probe_video(path: str | Path) -> StreamFacts:
     try:
         container = av.open(str(p))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        if isinstance(e, OSError):
+            raise
         raise ProbeError(f"cannot open as a video (corrupt or not a video): {e}") from None
     with container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise ProbeError(f"no video stream (has: {', '.join(kinds)})")
+        fmt = container.format.name
+        if any(f in fmt.split(",") for f in IMAGE_FORMATS):
+            raise ProbeError(f"an image ({fmt}), not a video")
         stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if min(width, height) < MIN_SIDE:
+            raise ProbeError(
+                f"a {width}x{height} picture is not a video (at least {MIN_SIDE} px a side)"
+            )
         rate = stream.average_rate or stream.guessed_rate
         if not rate:
             raise ProbeError("the video stream declares no frame rate")
-        pts = []
-        try:
-            for packet in container.demux(stream):
-                if packet.size and packet.pts is not None:
-                    pts.append(packet.pts)
-        except av.error.FFmpegError as e:
-            raise ProbeError(f"truncated or corrupt stream after {len(pts)} frames: {e}") from None
-        if not pts:
-            raise ProbeError("the video stream holds no frames")
+        pts, decode_problem = _read_all(container, stream, Fraction(rate), full_decode)
+        if len(pts) < MIN_FRAMES:
+            raise ProbeError(f"holds {len(pts)} frame(s): a still image, not a video")
         declared = stream.frames
         if declared and len(pts) < declared:
             raise ProbeError(f"truncated: {len(pts)} of {declared} declared frames present")
+        if decode_problem:
+            raise ProbeError(decode_problem)
         tb = stream.time_base
         _check_constant_rate(sorted(pts), tb, Fraction(rate))
-        try:
-            container.seek(0)
-            next(container.decode(stream))
-        except (av.error.FFmpegError, StopIteration) as e:
-            raise ProbeError(f"the first frame does not decode: {e}") from None
+        if not full_decode:
+            try:
+                container.seek(0)
+                next(container.decode(stream))
+            except (av.error.FFmpegError, StopIteration) as e:
+                if isinstance(e, OSError):
+                    raise
+                raise ProbeError(f"the first frame does not decode: {e}") from None
         return StreamFacts(
             duration=round(float(len(pts) / Fraction(rate)), 6),
             fps=float(rate),
             frames=len(pts),
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            width=width,
+            height=height,
             codec=stream.codec_context.name,
         )
+
+
+def _read_all(container, stream, rate: Fraction, decode: bool) -> tuple[list[int], str | None]:
+    """The pts of every video packet and, with `decode`, why not every frame decodes
+    (naming the first frame that does not), or None. Frames decode with threads."""
+    import av
+
+    if decode:
+        stream.codec_context.thread_type = "AUTO"
+    pts: list[int] = []
+    decoded = 0
+    problem = None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size:
+                pts.append(packet.pts)
+            if not decode or problem:
+                continue
+            try:
+                decoded += len(packet.decode())  # the last, empty packet flushes
+            except av.error.FFmpegError as e:
+                if isinstance(e, OSError):
+                    raise
+                frame = round((pts[-1] - min(pts)) * stream.time_base * rate) if pts else 0
+                problem = (
+                    f"frame {frame} ({float(frame / rate):.2f} s) does not decode "
+                    f"(corrupt mid-stream): {e}"
+                )
+    except av.error.FFmpegError as e:
+        if isinstance(e, OSError):
+            raise
+        raise ProbeError(f"truncated or corrupt stream after {len(pts)} frames: {e}") from None
+    if decode and not problem and decoded < len(pts):
+        problem = (
+            f"only {decoded} of {len(pts)} frames decode: frame {decoded} "
+            f"({float(decoded / rate):.2f} s) and later are missing"
+        )
+    return pts, problem
 
 
 def _check_constant_rate(pts: list[int], tb: Fraction, rate: Fraction) -> None:

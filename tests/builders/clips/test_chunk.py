@@ -126,7 +126,14 @@ def test_copy_label_uses_the_actual_earlier_start(tmp_path):
         ],
     )
     run_ingest(m, tmp_path / "build", TAX, progress=False)
-    cfg = ChunkConfig(window=4, stride=5.9, margin=1.0, mode="copy", ensure_event_clip=False)
+    cfg = ChunkConfig(
+        window=4,
+        stride=5.9,
+        margin=1.0,
+        mode="copy",
+        ensure_event_clip=False,
+        max_copy_stretch=2.0,  # the keyframe moves the start 1.4 s: still copied
+    )
     res = run_chunk(tmp_path / "build", cfg, TAX, progress=False)
     assert [c.clip_id for c in res.clips] == ["k_0000000"]
     assert res.dropped == {"ambiguous": 1}

@@ -7,7 +7,10 @@ import pytest
 from vlm_autodrive.builders.clips.windows import (
     Event,
     Window,
+    edge_margins,
     event_offset,
+    event_window,
+    holds_event,
     label_window,
     plan_windows,
 )
@@ -22,9 +25,36 @@ def test_paper_grid_gives_seven_overlapping_clips_for_40s():
     assert all(b.start < a.end for a, b in itertools.pairwise(wins))  # overlapping
 
 
-def test_too_short_video_has_no_window():
-    assert plan_windows(5.9, 6.0, 5.5) == []
+def test_too_short_video_is_one_whole_window_or_none():
+    assert plan_windows(5.0, 6.0, 5.5) == [Window(0.0, 5.0)]  # a CCD clip
+    assert plan_windows(5.9, 6.0, 5.5, short_videos="reject") == []
     assert plan_windows(6.0, 6.0, 5.5) == [Window(0.0, 6.0)]
+    ev = Event("Collision", 3.0, 3.5, 4.0)
+    assert label_window(Window(0.0, 5.0), ev, N, 1.0, duration=5.0) == "Collision"
+    late = Event("Collision", 4.8, 4.8, 4.8)  # 0.2 s before the end of the whole clip
+    assert label_window(Window(0.0, 5.0), late, N, 1.0, duration=5.0) == "Collision"
+
+
+@pytest.mark.parametrize("moment", [0.0, 0.4, 11.8, 12.0])
+def test_event_at_the_edge_gets_a_window_shifted_inside(moment):
+    ev = Event("Collision", moment, moment, moment)
+    wins = plan_windows(12.0, 4.0, 3.5, ev, margin=1.0)
+    holding = [w for w in wins if label_window(w, ev, N, 1.0, duration=12.0) == "Collision"]
+    assert len(holding) == 1
+    assert holding[0] == (Window(0.0, 4.0) if moment < 6 else Window(8.0, 12.0))
+    # the margin is what the video allows: without the duration, the clip is ambiguous
+    assert label_window(holding[0], ev, N, 1.0) is None
+    assert edge_margins(moment, 12.0, 1.0) == (min(1.0, moment), min(1.0, 12.0 - moment))
+
+
+def test_event_window_lies_on_the_frame_grid():
+    ev = Event("Collision", 5.02, 5.02, 5.02)
+    w = event_window(ev, 20.0, 3.0, 0.5, fps=15)
+    assert w is not None and holds_event(w, ev, 0.5, 20.0)
+    assert abs(w.start * 15 - round(w.start * 15)) < 1e-4
+    assert round((w.end - w.start) * 15) == 45
+    # a window of exactly twice the margin cannot hold a moment between two frames
+    assert event_window(Event("Collision", 5.02, 5.02, 5.02), 20.0, 1.0, 0.5, fps=15) is None
 
 
 def test_event_between_grid_windows_gets_a_centred_window():

@@ -193,3 +193,85 @@ def test_rerun_with_same_inputs_does_no_work(tmp_path):
 def test_missing_manifest_is_a_clear_error(tmp_path, capsys):
     assert main(["ingest", str(tmp_path / "none.jsonl"), "--build", str(tmp_path)]) == 2
     assert "manifest not found" in capsys.readouterr().err
+
+
+def _corrupt_mid_stream(src, dst, at=0.5):
+    """A copy of `src` with 400 bytes of noise written over the middle of its data."""
+    data = bytearray(src.read_bytes())
+    a = int(len(data) * at)
+    data[a : a + 400] = bytes((i * 37 + 11) % 256 for i in range(400))
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def _still_png(path):
+    """A PNG image (one frame), whatever `path` is named."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="image2") as c:
+        s = c.add_stream("png", rate=1)
+        s.width, s.height, s.pix_fmt = 64, 48, "rgb24"
+        c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), "rgb24")))
+        c.mux(s.encode(None))
+    return path
+
+
+def test_not_a_video_and_corrupt_mid_stream_are_rejected_naming_why(tmp_path):
+    good = make_video(tmp_path / "good.mp4", seconds=8)
+    _corrupt_mid_stream(good, tmp_path / "mid.mp4")
+    _still_png(tmp_path / "still.mp4")
+    make_video(tmp_path / "one.mp4", seconds=1 / 30)
+    rows = [
+        {"video_id": v, "path": f"{v}.mp4", "label": "Normal Driving"}
+        for v in ("good", "mid", "still", "one")
+    ]
+    res = run_ingest(write_jsonl(tmp_path / "m.jsonl", rows), tmp_path / "b", TAX, progress=False)
+    assert res.rows == 4 == len(res.videos) + len(res.rejects)
+    assert [v.video_id for v in res.videos] == ["good"]
+    reasons = {r.video_id: r.reason for r in res.rejects}
+    frame = int(reasons["mid"].split("frame ")[1].split()[0])
+    assert 60 < frame < 200 and "does not decode (corrupt mid-stream)" in reasons["mid"]
+    assert "an image (png_pipe), not a video" in reasons["still"]
+    assert "holds 1 frame(s): a still image" in reasons["one"]
+
+
+def test_tiny_picture_is_not_a_video(tmp_path):
+    with pytest.raises(ProbeError, match="a 2x2 picture is not a video"):
+        probe_video(make_video(tmp_path / "tiny.mp4", seconds=1, size=(2, 2)))
+
+
+@pytest.mark.parametrize("mode", ["reencode", "copy"])
+def test_nothing_corrupt_ships_in_either_cut_mode(tmp_path, mode):
+    from vlm_autodrive.builders.clips.stage import run_chunk
+    from vlm_autodrive.builders.core.recipe import ChunkConfig
+
+    good = make_video(tmp_path / "good.mp4", seconds=8)
+    _corrupt_mid_stream(good, tmp_path / "late.mp4", at=0.8)
+    rows = [
+        {"video_id": v, "path": f"{v}.mp4", "label": "Normal Driving"} for v in ("good", "late")
+    ]
+    build = tmp_path / "b"
+    run_ingest(write_jsonl(tmp_path / "m.jsonl", rows), build, TAX, progress=False)
+    res = run_chunk(build, ChunkConfig(window=4, stride=4, mode=mode), TAX, progress=False)
+    assert {c.video_id for c in res.clips} == {"good"}
+    assert sorted(p.parent.name for p in (build / "clips").rglob("*.mp4")) == ["good", "good"]
+
+
+def test_a_machine_error_fails_the_run_and_is_not_a_reject(tmp_path, monkeypatch, capsys):
+    import av
+
+    make_video(tmp_path / "a.mp4", seconds=2)
+    m = write_jsonl(
+        tmp_path / "m.jsonl", [{"video_id": "a", "path": "a.mp4", "label": "Normal Driving"}]
+    )
+
+    def disk_full(*args, **kwargs):
+        raise av.error.OSError(28, "No space left on device")
+
+    monkeypatch.setattr(av, "open", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run_ingest(m, tmp_path / "b", TAX, progress=False)
+    assert not (tmp_path / "b/ingest/rejects.jsonl").exists()
+    assert main(["ingest", str(m), "--build", str(tmp_path / "b")]) == 1
+    assert "error: [Errno 28] No space left on device" in capsys.readouterr().err

@@ -1,0 +1,99 @@
+"""What ingest's full-decode verification costs, per hour of 720p source and in a build.
+
+Synthetic 1280x720 30 fps dashcam videos (made by `autodrive sample`, the same cache as
+bench_chunk.py) are probed two ways, each `--runs` times (the median):
+- `full`: what ingest does, every packet read and every frame decoded (threaded);
+- `demux`: the cheaper probe it replaced, every packet read and only the first frame
+  decoded (`probe_video(..., full_decode=False)`).
+The verification cost is `full - demux`. It prints it as seconds per hour of source and
+as a share of a `reencode` build of the same videos (ingest with full decode + chunk
+into 6 s windows every 5.5 s, one process per core).
+
+    python benchmarks/bench_ingest.py [--videos 2] [--duration 40] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from vlm_autodrive.builders.clips.stage import run_chunk
+from vlm_autodrive.builders.core.recipe import ChunkConfig, worker_count
+from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.ingest.probe import probe_video
+from vlm_autodrive.builders.ingest.records import read_videos
+from vlm_autodrive.builders.ingest.stage import run_ingest
+from vlm_autodrive.builders.synthetic.sample import generate_sample
+
+CACHE = Path(tempfile.gettempdir()) / "vlm-autodrive-bench-videos"
+
+
+def median_time(fn, runs: int) -> float:
+    times = []
+    for run in range(runs):
+        t = time.perf_counter()
+        fn(run)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=int, default=2)
+    ap.add_argument("--duration", type=float, default=40.0)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    cores = worker_count(0)
+    src_dir = CACHE / f"{args.videos}x{args.duration:g}s"
+    manifest = src_dir / "manifest.jsonl"
+    if not manifest.exists():
+        generate_sample(
+            src_dir, args.videos, seed=1, duration=args.duration, width=1280, height=720
+        )
+    taxonomy = load_taxonomy()
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        run_ingest(manifest, work / "base", taxonomy, progress=False)
+        videos = read_videos(work / "base" / "ingest" / "videos.parquet")
+        paths = [v.path for v in videos]
+        hours = sum(v.duration for v in videos) / 3600
+        full = median_time(lambda _: [probe_video(p) for p in paths], args.runs)
+        demux = median_time(lambda _: [probe_video(p, full_decode=False) for p in paths], args.runs)
+        cfg = ChunkConfig(window=6.0, stride=5.5, mode="reencode")
+
+        def chunk(run):
+            build = work / f"build-{run}"
+            shutil.copytree(work / "base" / "ingest", build / "ingest")
+            run_chunk(build, cfg, taxonomy, cores, progress=False)
+
+        cut = median_time(chunk, args.runs)
+        verify = full - demux
+        row = {
+            "videos": len(videos),
+            "source_s": round(hours * 3600, 1),
+            "probe_full_s": round(full, 2),
+            "probe_demux_s": round(demux, 2),
+            "verify_s_per_source_hour": round(verify / hours, 1),
+            "chunk_reencode_s": round(cut, 2),
+            "verify_share_of_reencode_build": round(verify / (full + cut), 3),
+        }
+        print(
+            f"{len(videos)} videos, 1280x720 30 fps, {hours * 3600:g} s of source, "
+            f"{cores} cores, median of {args.runs} runs each\n"
+            f"probe with full decode {full:.2f} s, demux + first frame {demux:.2f} s: "
+            f"verification {verify:.2f} s = {verify / hours:.0f} s per hour of source\n"
+            f"reencode build (ingest {full:.2f} s + chunk {cut:.2f} s): verification is "
+            f"{100 * verify / (full + cut):.1f}% of it"
+        )
+        print(json.dumps(row))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

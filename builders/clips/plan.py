@@ -1,0 +1,175 @@
+"""Which windows one video gets and how each is cut, judged on the times a cut covers.
+
+In: one ingested video's facts (duration, frame rate, frame count, event), the
+`ChunkConfig` and, in copy mode, the source's `CopyIndex`. Out: a `CutPlan`: each window
+with its cut mode and the times that cut will cover (`expected`), the windows not cut
+(counted by reason), or the reason the video cannot be used.
+
+The times a cut covers are known before cutting: a frame-exact cut snaps to the frame
+grid, a stream copy starts at the keyframe at or before the window (`CopyIndex.span`).
+The event check runs on those, never on the planned times:
+
+- the grid windows (`plan_windows`), or the whole video when it is shorter than one
+  window (`short_videos: whole`; `reject` rejects it);
+- copy mode: a window that a keyframe stretches by more than `max_copy_stretch` seconds
+  is re-encoded frame exact, or not cut (`stretched: reject`, dropped `copy_stretch`);
+- when no window as it will be cut holds the event (`ensure_event_clip`), the event
+  window is added: centred on the moment and shifted to lie inside the video with the
+  margins the video allows, on the frame grid (reencode), or starting at a keyframe
+  (copy; else as little stretched as it can be);
+- an event that no window can hold is a reject of the video, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from vlm_autodrive.builders.clips.cutting import CopyIndex
+from vlm_autodrive.builders.clips.windows import (
+    EPS,
+    Event,
+    Window,
+    event_starts,
+    event_window,
+    holds_event,
+    plan_windows,
+)
+from vlm_autodrive.builders.core.recipe import ChunkConfig
+
+
+@dataclass(frozen=True)
+class PlannedCut:
+    """One window to cut: as planned, how (`copy` or `reencode`), the times it covers."""
+
+    window: Window
+    mode: str
+    expected: Window
+
+
+@dataclass
+class CutPlan:
+    """One video's windows to cut, or why it has none."""
+
+    cuts: list[PlannedCut] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # windows not cut, by reason
+    reencoded_stretched: int = 0  # copy mode: windows re-encoded past max_copy_stretch
+    event_window_added: bool = False
+    whole: bool = False  # the video is shorter than a window: one clip of all of it
+    reject: str | None = None
+
+    @property
+    def windows(self) -> int:
+        """Windows planned: those cut and those not cut."""
+        return len(self.cuts) + sum(self.dropped.values())
+
+
+def frame_rate(fps: float) -> Fraction:
+    """The exact frame rate behind a probed float rate (29.97... -> 30000/1001)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def on_frame_grid(w: Window, rate: Fraction, frames: int) -> Window:
+    """The times a frame-exact cut of `w` covers (whole frames, inside the video)."""
+    start, end = round(w.start * rate), min(round(w.end * rate), frames)
+    return Window(round(float(start / rate), 6), round(float(end / rate), 6))
+
+
+def plan_cuts(
+    duration: float,
+    fps: float,
+    frames: int,
+    event: Event | None,
+    config: ChunkConfig,
+    index: CopyIndex | None = None,
+) -> CutPlan:
+    """The windows of one video and how each is cut (`index`: needed in copy mode)."""
+    rate = frame_rate(fps)
+    grid = plan_windows(duration, config.window, config.stride, short_videos=config.short_videos)
+    plan = CutPlan(whole=duration + EPS < config.window)
+    if not grid:
+        plan.reject = (
+            f"shorter ({duration:g} s) than one window ({config.window:g} s) "
+            "and short_videos is reject"
+        )
+        return plan
+    dropped: Counter[str] = Counter()
+    for w in grid:
+        cut = _cut(w, config, rate, frames, index)
+        if cut is None:
+            dropped["copy_stretch"] += 1
+            continue
+        plan.reencoded_stretched += cut.mode != config.mode
+        plan.cuts.append(cut)
+    plan.dropped = dict(dropped)
+    if (
+        event is None
+        or not config.ensure_event_clip
+        or any(holds_event(c.expected, event, config.margin, duration) for c in plan.cuts)
+    ):
+        return plan
+    extra, problem = _event_cut(duration, rate, frames, event, config, index)
+    if problem:
+        return CutPlan(reject=problem, whole=plan.whole)
+    plan.event_window_added = True
+    plan.reencoded_stretched += extra.mode != config.mode
+    same = [
+        c for c in plan.cuts if round(c.window.start * 1000) == round(extra.window.start * 1000)
+    ]
+    if same:  # one clip id per planned start: the event window replaces the grid one
+        plan.cuts.remove(same[0])
+        plan.reencoded_stretched -= same[0].mode != config.mode
+    plan.cuts = sorted([*plan.cuts, extra], key=lambda c: c.window.start)
+    return plan
+
+
+def _cut(
+    w: Window, config: ChunkConfig, rate: Fraction, frames: int, index: CopyIndex | None
+) -> PlannedCut | None:
+    """How `w` is cut; None when copy mode may not stretch it that far and
+    `stretched` is reject."""
+    if config.mode == "reencode":
+        return PlannedCut(w, "reencode", on_frame_grid(w, rate, frames))
+    assert index is not None, "copy mode plans from the source's packet index"
+    span = index.span(w)
+    if w.start - span.start <= config.max_copy_stretch + EPS:
+        return PlannedCut(w, "copy", span)
+    if config.stretched == "reencode":
+        return PlannedCut(w, "reencode", on_frame_grid(w, rate, frames))
+    return None
+
+
+def _event_cut(
+    duration: float,
+    rate: Fraction,
+    frames: int,
+    event: Event,
+    config: ChunkConfig,
+    index: CopyIndex | None,
+) -> tuple[PlannedCut, None] | tuple[None, str]:
+    """The added window holding the event and how it is cut, or why there is none."""
+    window, margin = config.window, config.margin
+    prefer = None  # centred
+    if config.mode == "copy":
+        assert index is not None
+        lo, hi = event_starts(event, duration, window, margin)
+        keys = [k for k in index.keyframes() if lo - EPS <= k <= hi + EPS]
+        centre = event.time - window / 2
+        prefer = min(keys, key=lambda k: abs(k - centre)) if keys else lo
+    w = event_window(event, duration, window, margin, rate, prefer)
+    if w is None:
+        return None, (
+            f"no {window:g} s window on the frame grid ({float(rate):g} fps) holds the "
+            f"event at {event.time:g} s with {margin:g} s of margin"
+        )
+    cut = _cut(w, config, rate, frames, index)
+    if cut is None:
+        assert index is not None
+        stretch = w.start - index.span(w).start
+        return None, (
+            f"the event at {event.time:g} s: its window {w.start:g}-{w.end:g} s would "
+            f"start {stretch:.2f} s earlier at a keyframe, past max_copy_stretch "
+            f"{config.max_copy_stretch:g} s (stretched: reject)"
+        )
+    return cut, None
