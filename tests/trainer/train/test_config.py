@@ -17,8 +17,10 @@ RECIPES = sorted((REPO / "recipes" / "train").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_bundled_recipes_load_and_open_with_a_comment(path):
+    from vlm_autodrive.trainer.rl.config import is_grpo_recipe, load_grpo_recipe
+
     assert path.read_text().startswith("# ")
-    recipe = load_train_recipe(path)
+    recipe = (load_grpo_recipe if is_grpo_recipe(path) else load_train_recipe)(path)
     assert recipe.output_dir
 
 
