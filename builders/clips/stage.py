@@ -38,6 +38,13 @@ from vlm_autodrive.builders.ingest.records import VideoRecord, read_videos
 
 INGEST_TABLE = "ingest/videos.parquet"
 
+# x264 frame threads per process: a few more than the cores each busy process gets, so
+# the encoder stays busy while the process decodes and muxes (measured on 2 cores, 2
+# processes: 3 threads each cut 1280x720 clips ~20% faster than 1). A constant, not
+# derived from --workers or the videos left: x264's output depends on its thread count,
+# and clip bytes must not depend on the worker count, the cores or a resume.
+X264_THREADS = 3
+
 
 class ChunkSettingsChanged(Exception):
     """The build folder holds clips cut with other settings; re-cut with force."""
@@ -102,11 +109,7 @@ def run_chunk(
 
     videos = read_videos(build_dir / INGEST_TABLE)
     todo = [v for v in videos if not (parts / f"{v.video_id}.json").exists()]
-    # x264 frame threads per process: a few more than the cores each busy process gets,
-    # so the encoder stays busy while the process decodes and muxes (measured on 2 cores,
-    # 2 processes: 3 threads each cut 1280x720 clips ~20% faster than 1).
-    threads = max(3, workers // max(1, min(workers, len(todo))) + 1)
-    jobs = [(v, config, taxonomy.normal, str(build_dir), threads) for v in todo]
+    jobs = [(v, config, taxonomy.normal, str(build_dir), X264_THREADS) for v in todo]
     bar = tqdm(
         total=len(videos),
         initial=len(videos) - len(todo),

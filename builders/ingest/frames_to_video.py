@@ -30,6 +30,7 @@ from pathlib import Path
 from pydantic import Field
 from tqdm import tqdm
 
+from vlm_autodrive.builders.clips.cutting import x264_deterministic_params
 from vlm_autodrive.builders.core.files import atomic_path
 from vlm_autodrive.builders.core.stage import RejectRecord
 from vlm_autodrive.builders.core.strict import Strict
@@ -202,7 +203,12 @@ def _encode(job: FrameJob, config: FramesConfig, stamp: str, out: Path) -> bool:
         stream = container.add_stream("libx264", rate=Fraction(config.fps).limit_denominator(1001))
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(config.crf), "preset": config.preset}
+        stream.options = {
+            "crf": str(config.crf),
+            "preset": config.preset,
+            # the same frames give the same bytes on every CPU (see clips/cutting.py)
+            "x264-params": ":".join(x264_deterministic_params()),
+        }
         for i, name in enumerate(job.frames):
             path = Path(job.folder) / name
             rgb = _read_frame(path)

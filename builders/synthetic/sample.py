@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlm_autodrive.builders.clips.cutting import x264_deterministic_params
 from vlm_autodrive.builders.core.taxonomy import Taxonomy, load_taxonomy
 from vlm_autodrive.builders.ingest.records import Actor, ManifestEntry, VideoMetadata
 from vlm_autodrive.builders.synthetic.scene import Scene
@@ -346,7 +347,8 @@ def encode_video(plan: SamplePlan, path: Path, width: int, height: int, gop: int
     """Draw and encode one video to `path` (atomically: a hidden temporary name, then rename).
 
     H.264 (libx264, yuv420p, CRF 23), constant frame rate, a keyframe exactly every `gop`
-    frames and none elsewhere, no B-frames, one thread: the bytes depend on the plan only.
+    frames and none elsewhere, no B-frames, one thread, and x264's AVX-512 code off (see
+    `x264_deterministic_params`): the bytes depend on the plan only.
     """
     import av
 
@@ -361,6 +363,7 @@ def encode_video(plan: SamplePlan, path: Path, width: int, height: int, gop: int
             stream.codec_context.gop_size = gop
             # scenecut=0: the collision flash must not add keyframes off the fixed grid.
             params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:threads=1"
+            params = ":".join([params, *x264_deterministic_params()])
             stream.options = {**X264_OPTIONS, "x264-params": params}
             for i, rgb in enumerate(Scene(plan, width, height).frames()):
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")

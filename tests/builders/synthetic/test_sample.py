@@ -121,8 +121,8 @@ def _sample_cli(out, seed) -> Path:
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     # Two fresh processes: within one long-lived test process, after many other tests,
-    # the same seed was seen to encode a few frames differently now and then (cause not
-    # found; see the README's development notes).
+    # the same seed was seen to encode a few frames differently now and then (x264's
+    # AVX-512 macroblock tree; see `x264_deterministic_params` in builders/cutting.py).
     first, again = (
         _sample_cli(tmp_path / "a", ARGS["seed"]),
         _sample_cli(tmp_path / "b", ARGS["seed"]),
