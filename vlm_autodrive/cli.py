@@ -464,8 +464,9 @@ def _print_ingest(res) -> None:
 
 def _print_chunk(res) -> None:
     print(
-        f"  videos {res.videos} (cut now {res.cut_now}, already done "
-        f"{res.videos - res.cut_now}), rejected {len(res.rejects)}"
+        f"  videos {res.videos} (cut now {res.cut_now}, of them re-cut after a change "
+        f"{res.recut}; already done {res.videos - res.cut_now}; removed {res.removed}), "
+        f"rejected {len(res.rejects)}"
     )
     drops = ", ".join(f"{k} {v}" for k, v in sorted(res.dropped.items())) or "none"
     print(

@@ -76,6 +76,8 @@ class ChunkResult:
     dropped: dict[str, int]
     cut_now: int  # videos cut in this run (the rest were already done)
     summary: dict = field(default_factory=dict)  # as in chunk/summary.json
+    recut: int = 0  # of cut_now: videos cut before whose fingerprint or settings changed
+    removed: int = 0  # videos that left the manifest: their clips and rows deleted
 
     @property
     def by_label(self) -> dict[str, int]:
@@ -95,20 +97,31 @@ def run_chunk(
     parts = out / "parts"
     settings = {"chunk": config.model_dump(), "labels": taxonomy.names}
     settings["chunk"].pop("workers")
-    if (out / "settings.json").exists() and read_json(out / "settings.json") != settings:
-        if not force:
-            raise ChunkSettingsChanged(
-                f"{out}: clips here were cut with other settings "
-                f"({read_json(out / 'settings.json')['chunk']}); re-run with --force to re-cut"
-            )
-        shutil.rmtree(out)
-        shutil.rmtree(build_dir / "clips", ignore_errors=True)
+    old = read_json(out / "settings.json") if (out / "settings.json").exists() else settings
+    if old != settings and not force:
+        raise ChunkSettingsChanged(
+            f"{out}: clips here were cut with other settings "
+            f"({_differences(old, settings)}); re-run with --force to re-cut every video"
+        )
     parts.mkdir(parents=True, exist_ok=True)
     write_json(out / "settings.json", settings)
     _remove_stale_tmp(build_dir / "clips")
 
     videos = read_videos(build_dir / INGEST_TABLE)
-    todo = [v for v in videos if not (parts / f"{v.video_id}.json").exists()]
+    # A video is cut again exactly when what its clips are made from changed: its
+    # fingerprint (manifest fields, probe facts, file state) or the settings.
+    keys = {v.video_id: content_key({"video": v.fingerprint, "settings": settings}) for v in videos}
+    todo, changed = [], 0
+    for v in videos:
+        part = parts / f"{v.video_id}.json"
+        if part.exists():
+            if _part_key(part) == keys[v.video_id]:
+                continue
+            changed += 1
+            part.unlink()
+            shutil.rmtree(build_dir / "clips" / v.video_id, ignore_errors=True)
+        todo.append(v)
+    removed = _remove_gone(build_dir, parts, {v.video_id for v in videos})
     jobs = [(v, config, taxonomy.normal, str(build_dir), X264_THREADS) for v in todo]
     bar = tqdm(
         total=len(videos),
@@ -118,10 +131,36 @@ def run_chunk(
         disable=not progress,
     )
     for outcome in _run_parallel(jobs, workers):
-        write_json(parts / f"{outcome.video_id}.json", asdict(outcome))
+        record = {"key": keys[outcome.video_id], **asdict(outcome)}
+        write_json(parts / f"{outcome.video_id}.json", record)
         bar.update()
     bar.close()
-    return _merge(build_dir, videos, len(todo), file_sha256(build_dir / INGEST_TABLE))
+    result = _merge(build_dir, videos, len(todo), file_sha256(build_dir / INGEST_TABLE))
+    result.recut, result.removed = changed, removed
+    return result
+
+
+def _differences(old: dict, new: dict) -> str:
+    """`key: old -> new` for every chunk setting (and the label list) that differs."""
+    pairs = [(f"chunk.{k}", old.get("chunk", {}).get(k), v) for k, v in new["chunk"].items()]
+    pairs.append(("labels", old.get("labels"), new["labels"]))
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in pairs if a != b) or "unknown"
+
+
+def _part_key(part: Path) -> str | None:
+    try:
+        return read_json(part).get("key")
+    except (OSError, ValueError):
+        return None  # a part cut short by a kill: the video is cut again
+
+
+def _remove_gone(build_dir: Path, parts: Path, keep: set[str]) -> int:
+    """Delete the parts and clips of videos that left the manifest; how many."""
+    gone = sorted(p.stem for p in parts.glob("*.json") if p.stem not in keep)
+    for vid in gone:
+        (parts / f"{vid}.json").unlink(missing_ok=True)
+        shutil.rmtree(build_dir / "clips" / vid, ignore_errors=True)
+    return len(gone)
 
 
 def _run_parallel(jobs: list[tuple], workers: int):

@@ -110,7 +110,12 @@ class ManifestEntry(BaseModel):
 
 
 class VideoRecord(ManifestEntry):
-    """Ingest output: a validated manifest entry plus what probing the file found."""
+    """Ingest output: a validated manifest entry plus what probing the file found.
+
+    `fingerprint` names what the video's clips are made from: every manifest field, the
+    probed facts, the file's size and modification time (and its sha256 with
+    `--hash-videos`). Chunk re-cuts a video exactly when it changes.
+    """
 
     duration: float
     fps: float
@@ -118,6 +123,7 @@ class VideoRecord(ManifestEntry):
     width: int
     height: int
     codec: str
+    fingerprint: str = ""
 
 
 ACTOR_TYPE = pa.struct(
@@ -171,6 +177,7 @@ VIDEO_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("codec", pa.string()),
+        ("fingerprint", pa.string()),
     ]
 )
 

@@ -37,16 +37,23 @@ def run_ingest(
     taxonomy: Taxonomy,
     workers: int = 1,
     progress: bool = True,
+    hash_videos: bool = False,
 ) -> IngestResult:
-    """Validate and probe every manifest row; write the stage's files under `build_dir`."""
+    """Validate and probe every manifest row; write the stage's files under `build_dir`.
+
+    The stage is redone when the manifest, the taxonomy or any video file (its size or
+    modification time; its bytes with `hash_videos`) changed since the last run."""
     if not manifest.exists():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     stage = Stage(build_dir, "ingest")
+    rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
+    files = {r.entry.video_id: _file_state(r.entry.path, hash_videos) for r in rows}
     key = content_key(
         {
             "manifest_sha256": file_sha256(manifest),
             "labels": taxonomy.names,
             "normal": taxonomy.normal,  # the event-time checks depend on it
+            "files": files,
         }
     )
     if stage.finished(key) is not None:
@@ -54,14 +61,15 @@ def run_ingest(
         rejects = stage.read_rejects()
         return IngestResult(len(videos) + len(rejects), videos, rejects, skipped=True)
 
-    rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
     n_rows = len(rows) + len(rejects)
     videos: list[VideoRecord] = []
     for row, facts in _probe_all(rows, workers, progress):
         if isinstance(facts, ProbeError):
             rejects.append(_reject(manifest, row, str(facts)))
             continue
-        video = VideoRecord(**row.entry.model_dump(), **facts.__dict__)
+        entry = row.entry.model_dump()
+        fingerprint = content_key({**entry, **facts.__dict__, "file": files[entry["video_id"]]})
+        video = VideoRecord(**entry, **facts.__dict__, fingerprint=fingerprint)
         problem = _event_problem(video)
         if problem:
             rejects.append(_reject(manifest, row, problem))
@@ -74,6 +82,19 @@ def run_ingest(
     rejects_rel = stage.write_rejects(rejects)
     stage.commit(key, ["ingest/videos.parquet", rejects_rel], {"rows": n_rows})
     return IngestResult(n_rows, videos, rejects, skipped=False)
+
+
+def _file_state(path: str, with_hash: bool) -> list | None:
+    """A video file's size and modification time (and sha256 when asked); None when it
+    cannot be read (probing then rejects the row with the reason)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    state = [st.st_size, st.st_mtime_ns]
+    if with_hash:
+        state.append(file_sha256(Path(path)))
+    return state
 
 
 def _reject(manifest: Path, row: ManifestRow, reason: str) -> RejectRecord:

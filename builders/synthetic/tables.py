@@ -106,6 +106,7 @@ def synthetic_video(
         "width": 1280,
         "height": 720,
         "codec": "h264",
+        "fingerprint": f"synthetic:{vid}:{label}:{event_time}:{duration}",
     }
     clips = []
     window, stride, margin = 6.0, 5.5, 1.0

@@ -211,7 +211,8 @@ def test_killed_chunk_job_resumes_where_it_stopped(tmp_path):
     done_before = len(list(parts.glob("*.json")))
     assert 2 <= done_before < 6, "the job finished before it could be killed"
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    assert f"cut now {6 - done_before}, already done {done_before}" in out
+    assert f"cut now {6 - done_before}, of them re-cut after a change 0; " in out
+    assert f"already done {done_before}; removed 0)" in out
     assert not list((build / "clips").rglob("*.tmp"))
     table = pq.read_table(build / "chunk/clips.parquet").to_pylist()
     assert len(table) == 6 * 7
