@@ -120,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--build", type=Path, required=True, help="build folder")
     i.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: bundled)")
     i.add_argument("--workers", type=int, default=0, help="processes (0 = one per core)")
+    i.add_argument(
+        "--hash-videos",
+        action="store_true",
+        help="fingerprint each video by its bytes too, not only its size and modification time",
+    )
     i.set_defaults(func=_cmd_ingest)
 
     c = sub.add_parser(
@@ -317,7 +322,11 @@ def _cmd_ingest(args) -> int:
 
     with _locked(args.build):
         res = run_ingest(
-            args.manifest, args.build, load_taxonomy(args.taxonomy), worker_count(args.workers)
+            args.manifest,
+            args.build,
+            load_taxonomy(args.taxonomy),
+            worker_count(args.workers),
+            hash_videos=args.hash_videos,
         )
     _print_ingest(res)
     return EXIT_REJECTS if res.rejects else 0
