@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.answers import option_letters
-from vlm_autodrive.builders.core.files import file_sha256
+from vlm_autodrive.builders.core.files import atomic_write_text, file_sha256
 from vlm_autodrive.trainer.eval.data import EvalData, balanced_subset, clips_hash, open_dataset
 from vlm_autodrive.trainer.eval.model_identity import model_identity
 from vlm_autodrive.trainer.eval.predictions import prediction_row, write_predictions
@@ -174,7 +174,7 @@ def run_eval(
         runner_info = {"kind": cfg.runner_kind, **runner.describe()}
         # Kept beside the outputs, so a later re-scoring (maybe in another environment)
         # still names the runner that produced them.
-        (out / RUNNER).write_text(json.dumps(runner_info, indent=2) + "\n")
+        atomic_write_text(out / RUNNER, json.dumps(runner_info, indent=2) + "\n")
         try:
             _generate(runner, todo, out / OUTPUTS, done, log)
         finally:
@@ -427,8 +427,8 @@ def _write_reports(report: dict[str, Any], out: Path) -> None:
         acc = 100 * res["metrics"]["accuracy"]
         title = f"{report['name']}, {res['mode']}: accuracy {acc:.2f}%"
         write_confusion_png(res["metrics"], title, out / res["confusion_png"])
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(report_markdown(report))
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "report.md", report_markdown(report))
 
 
 def _slug(text: str) -> str:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.core.files import atomic_path, atomic_write_text
+
 REPORT_FORMAT = "vlm-autodrive/eval-report/1"
 
 UNPARSEABLE_RULE = (
@@ -180,8 +182,8 @@ def write_confusion_png(metrics: Mapping[str, Any], title: str, path: Path) -> P
     ax.set_ylabel("gold")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
 
@@ -222,5 +224,5 @@ def compare_reports(paths: Iterable[Path], out: Path | None = None) -> str:
     text = compare_markdown([load_report(p) for p in paths], [str(p) for p in paths])
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        atomic_write_text(out, text)
     return text
