@@ -221,6 +221,7 @@ def chunk_video(
     # Labels come from the times actually cut (copy mode starts at an earlier keyframe),
     # so every window is cut first and the rule then keeps or drops it.
     dropped: Counter[str] = Counter(plan.dropped)
+    holders: list[tuple[float, int]] = []  # (distance of the event from the centre, index)
     for clip, mode in cut:
         r = rel[clip.window]
         actual = Window(round(clip.start, 6), round(clip.end, 6))
@@ -231,7 +232,9 @@ def chunk_video(
             dropped["post_event" if where == "after" else "ambiguous"] += 1
             (root / r).unlink()
             continue
-        outcome.event_clips += where == "holds"
+        if where == "holds":
+            outcome.event_clips += 1
+            holders.append((abs(actual.start + actual.end - 2 * event.time), len(outcome.clips)))
         outcome.clips.append(
             ClipRecord(
                 clip_id=clip_id(video.video_id, clip.window),
@@ -251,6 +254,14 @@ def chunk_video(
                 cut_mode=mode,
             )
         )
+    if config.event_clips == "one" and len(holders) > 1:
+        # One event clip a video: the window with the event nearest its centre.
+        extra = {i for _, i in sorted(holders)[1:]}
+        for i in sorted(extra):
+            (root / outcome.clips[i].path).unlink()
+        outcome.clips = [c for i, c in enumerate(outcome.clips) if i not in extra]
+        dropped["event_duplicate"] += len(extra)
+        outcome.event_clips = 1
     if event is not None and config.ensure_event_clip and not outcome.event_clips:
         for r in rel.values():
             (root / r).unlink(missing_ok=True)

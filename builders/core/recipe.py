@@ -51,6 +51,12 @@ class ChunkConfig(Strict):
         description="videos shorter than the window: one clip of the whole video "
         "(labelled by the same rule), or rejected",
     )
+    event_clips: Literal["one", "all"] = Field(
+        "one",
+        description="windows that hold the event with the margin: `one` keeps the one with "
+        "the event nearest its centre (as the paper: one event clip a video; the others are "
+        "dropped as `event_duplicate`), `all` keeps every one",
+    )
     mode: Literal["copy", "reencode"] = Field(
         "reencode", description="reencode: frame exact; copy: stream copy from keyframes"
     )

@@ -142,3 +142,19 @@ def test_disk_full_while_cutting_fails_the_run_and_rejects_nothing(tmp_path, mon
     with pytest.raises(OSError, match="No space left"):
         run_chunk(build, ChunkConfig(window=4, stride=4, mode=mode), TAX, progress=False)
     assert not list((build / "chunk/parts").glob("*.json"))
+
+
+def test_overlapping_windows_give_exactly_one_event_clip(tmp_path):
+    """Stride 1 s, window 4 s, margin 1 s: windows 3-7, 4-8 and 5-9 hold an event at 6 s
+    with the margin. `one` keeps the window with the event nearest its centre and drops
+    the others, counted; `all` keeps all three."""
+    build = _build(tmp_path, {"crash": 6.0})
+    one = run_chunk(build, ChunkConfig(window=4, stride=1, margin=1.0), TAX, progress=False)
+    (clip,) = _event_clips(one, "crash")
+    assert (clip.start, clip.end) == (4.0, 8.0)
+    s = _conserved(one, build)
+    assert s["dropped"]["event_duplicate"] == 2
+    cfg = ChunkConfig(window=4, stride=1, margin=1.0, event_clips="all")
+    every = run_chunk(build, cfg, TAX, force=True, progress=False)
+    assert len(_event_clips(every, "crash")) == 3
+    _conserved(every, build)
