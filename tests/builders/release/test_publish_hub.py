@@ -230,3 +230,23 @@ def test_content_is_compared_by_sha256_and_blob_id_not_by_name(tmp_path):
     assert compare_files(tmp_path, ["README.md"], other) == [
         f"README.md content differs (git blob {'1' * 12})"
     ]
+
+
+def test_an_assignment_pinned_to_a_hub_release_is_that_releases_own(releases):
+    """`splits.pin_assignment: ORG/NAME@vX.Y.Z` reads the tagged release's assignment."""
+    hub, base = releases["hub"], releases["base"]
+    code = (
+        "import sys\n"
+        "from vlm_autodrive.builders.dataset.assign import pinned_assignment_path\n"
+        "print(pinned_assignment_path(sys.argv[1]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, f"{REPO}@v0.1.0"],
+        env=hub.client_env(base / "pin", token=TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    got = Path(proc.stdout.strip().splitlines()[-1]).read_bytes()
+    assert got == (base / "build-v1" / "split" / "assignment.parquet").read_bytes()
