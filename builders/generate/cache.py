@@ -1,7 +1,8 @@
 """The response cache: every model response ever received, in SQLite (WAL mode).
 
 Key = hash of (model id and revision, sampling parameters, rendered messages, output
-constraint, attempt). Each stored row is one sample of one request. Because the key
+constraint, the request's `key_extra` (the clip or side it is for, the content hash of an
+attached video), attempt). Each stored row is one sample of one request. Because the key
 holds the rendered prompt, a template edit misses the cache only for the rows whose
 prompt it changed; a parser change re-parses stored responses without a model call.
 
@@ -58,6 +59,8 @@ def request_key(model_id: str, request: GenerationRequest, attempt: int = 0) -> 
         "messages": request.messages,
         "constraint": request.constraint,
     }
+    if request.key_extra:
+        payload["extra"] = request.key_extra
     if attempt:
         payload["attempt"] = attempt
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -43,6 +43,21 @@ class ModelConfig(Strict):
         default_factory=dict, description="extra vllm.LLM / server arguments"
     )
 
+    @model_validator(mode="after")
+    def _keys_the_backend_reads(self) -> ModelConfig:
+        # Every key set must be read: name the ones this backend would ignore.
+        if self.backend == "vllm":
+            ignored = [k for k in ("base_urls", "local_server") if getattr(self, k)]
+        elif not self.local_server:  # a server someone else runs holds these settings
+            ignored = [k for k in ("engine_args", "max_model_len") if getattr(self, k)]
+            ignored += ["tensor_parallel_size"] if self.tensor_parallel_size > 1 else []
+        else:
+            ignored = []
+        if ignored:
+            where = "backend vllm" if self.backend == "vllm" else "a server at base_urls"
+            raise ValueError(f"{', '.join(ignored)}: not used with {where}")
+        return self
+
     @property
     def model_id(self) -> str:
         """Backend-independent id for the cache key and the rows' `generator`."""
@@ -57,11 +72,33 @@ class SplitGenConfig(Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
     n: int = Field(1, ge=1, description="samples per clip (reasoning_mcq keeps the correct)")
-    seed: int = 0
-    fps: float | None = Field(None, gt=0, description="caption_vlm: frames per second sent")
+    seed: int = Field(
+        0, description="base seed; each clip's request is seeded from it and the clip id"
+    )
+    share_prompts: bool = Field(
+        False,
+        description="clips of one side (train or test) with identical prompts share one "
+        "request (and its `n` samples); off: one request per clip",
+    )
+    max_output_chars: int = Field(
+        200_000,
+        ge=1,
+        description="a sample whose text and reasoning exceed this many characters is a "
+        "failure; the cache keeps only this many of them",
+    )
     import_file: str | None = Field(
         None, description="caption_vlm: JSONL of {clip_id, caption} made elsewhere, no model"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "fps" in data:
+            raise ValueError(
+                "fps was removed from the model splits: the VLM's frame rate is its engine's "
+                "setting, generate.models.<vlm>.engine_args.media_io_kwargs: {video: {fps: N}}"
+            )
+        return data
 
 
 class GenerateConfig(Strict):

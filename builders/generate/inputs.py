@@ -77,14 +77,30 @@ def failed_request_ids(build_dir: Path) -> set[str]:
 
 
 def read_import(path: str) -> dict[str, str]:
-    out = {}
+    """Captions made elsewhere: one JSON object `{clip_id, caption}` (strings) a line.
+    A line that is not one, or repeats a clip id, raises ValueError naming its line."""
+    out: dict[str, str] = {}
+    line_of: dict[str, int] = {}
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
-                out[str(obj["clip_id"])] = str(obj["caption"])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{i}: need {{clip_id, caption}}: {e}") from None
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i}: not JSON: {e}") from None
+            if not isinstance(obj, dict) or not {"clip_id", "caption"} <= set(obj):
+                raise ValueError(f"{path}:{i}: need an object with clip_id and caption")
+            clip_id, caption = obj["clip_id"], obj["caption"]
+            for key, value in (("clip_id", clip_id), ("caption", caption)):
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"{path}:{i}: {key} must be a string, not {type(value).__name__}"
+                    )
+            if clip_id in line_of:
+                raise ValueError(
+                    f"{path}:{i}: clip {clip_id} again (first on line {line_of[clip_id]})"
+                )
+            line_of[clip_id] = i
+            out[clip_id] = caption
     return out

@@ -4,10 +4,17 @@ In: a split, its sampling settings, the rendered system and user blocks and the 
 Out: a `GenerationRequest` (video as a `clip:` URL, so the cache key does not depend on
 where the build lies), and for the misses of the cache, the responses of the backend,
 each stored in the cache as it arrives (a killed run keeps what it received).
+
+One request per clip, seeded from the split's seed and the clip id, so that clips with
+the same prompt (the scene-level clips of a video, or look-alike videos) get samples of
+their own; with `share_prompts` the clips of one side that have identical prompts share
+one request, never across train and test. A request with a video is keyed on the
+clip file's content, so re-cut clips at the same path are sent again.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +22,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from vlm_autodrive.builders.core.files import file_sha256
+from vlm_autodrive.builders.core.ranking import seeded_rank
 from vlm_autodrive.builders.generate.backends.base import (
     Backend,
+    Completion,
     GenerationRequest,
     GenerationResponse,
     Sampling,
@@ -27,6 +37,48 @@ from vlm_autodrive.builders.generate.report import SplitReport
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
 
 _FLUSH_EVERY, _FLUSH_SECONDS = 64, 1.0
+SEED_RANGE = 2**31  # request seeds stay well inside every server's integer range
+OVERSIZED = "oversized"  # finish_reason of a sample cut at max_output_chars
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def request_seed(seed: int, split: str, scope: str) -> int:
+    """The seed of the request for `scope` (a clip id, or a side when prompts are shared)."""
+    return seeded_rank(seed, "request", split, scope) % SEED_RANGE
+
+
+def clip_sha256(path: str | Path) -> str:
+    """The sha256 of a clip file, memoized per path, size and modification time."""
+    st = os.stat(path)
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _HASHES:
+        _HASHES[memo] = file_sha256(Path(path))
+    return _HASHES[memo]
+
+
+def checked(resp: GenerationResponse, n: int, max_chars: int) -> GenerationResponse:
+    """A backend's response as the stage keeps it: fewer than `n` choices is an error
+    (never cached); samples longer than `max_chars` (text and reasoning together) are cut
+    to that many characters and marked `oversized`, so the cache holds no more."""
+    if resp.error is not None:
+        return resp
+    if len(resp.completions) < n:
+        return replace(
+            resp,
+            completions=[],
+            error=f"the backend returned {len(resp.completions)} of {n} choices",
+        )
+    comps = [oversized(c, max_chars) for c in resp.completions[:n]]
+    return replace(resp, completions=comps)
+
+
+def oversized(c: Completion, max_chars: int) -> Completion:
+    reasoning = c.reasoning or ""
+    if len(c.text) + len(reasoning) <= max_chars:
+        return c
+    text = c.text[:max_chars]
+    kept = reasoning[: max_chars - len(text)] if c.reasoning is not None else None
+    return replace(c, text=text, reasoning=kept, finish_reason=OVERSIZED)
 
 
 def send_misses(
@@ -37,8 +89,10 @@ def send_misses(
     model_id: str,
     report: SplitReport,
     progress: bool,
+    n: int = 1,
+    max_chars: int = 200_000,
 ) -> dict[str, GenerationResponse]:
-    """Send the misses; store each success in the cache as it arrives."""
+    """Send the misses; store each success in the cache as it arrives (see `checked`)."""
     got: dict[str, GenerationResponse] = {}
     pending: list[GenerationResponse] = []
     last = time.perf_counter()
@@ -46,6 +100,7 @@ def send_misses(
     bar = tqdm(total=len(misses), desc=name, unit="req", disable=not progress)
     failed = 0
     for resp in backend.generate(misses):
+        resp = checked(resp, n, max_chars)
         got[resp.request_id] = resp
         report.sent += 1
         if resp.error is None:
@@ -78,8 +133,8 @@ def build_request(
     clip: ClipInput,
 ) -> GenerationRequest:
     """The request for one clip. A video is referenced as `clip:<path in the build>` so
-    that the cache key does not depend on where the build folder lies; `_local_paths`
-    turns it into a file URL just before sending."""
+    that the cache key does not depend on where the build folder lies (`local_paths`
+    turns it into a file URL just before sending); the key holds its content hash."""
     if model_cfg is not None and model_cfg.fold_system_prompt and system:
         user, system = f"{system}\n\n{user}", ""
     content: Any = user
@@ -92,11 +147,19 @@ def build_request(
         {"role": "user", "content": content}
     ]
     reasoning_parser = bool(model_cfg and model_cfg.reasoning_parser)
+    if sgen.share_prompts:
+        extra = {"side": clip.split}
+    else:
+        extra = {"clip": clip.clip_id}
+    seed = request_seed(sgen.seed, split.name, next(iter(extra.values())))
+    if split.needs_video:
+        extra["video_sha256"] = clip_sha256(clip.video_path)
     return GenerationRequest(
         request_id="",
         messages=messages,
-        sampling=Sampling(sgen.temperature, sgen.top_p, sgen.max_tokens, sgen.n, sgen.seed),
+        sampling=Sampling(sgen.temperature, sgen.top_p, sgen.max_tokens, sgen.n, seed),
         constraint=split.constraint(clip, reasoning_parser),
+        key_extra=extra,
     )
 
 

@@ -5,12 +5,14 @@ writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
 `caption_vlm`) and the `failures` config. For each split, in order:
 
 1. render the prompt template per clip (a render error fails that clip, kind `render`);
-2. key each request on model, sampling, rendered messages and constraint; clips with
-   identical prompts share one request;
+2. one request per clip, seeded from the clip id, keyed on model, sampling, rendered
+   messages, constraint, the clip (or, with `share_prompts`, the side: clips of one side
+   with identical prompts share a request) and the content hash of an attached video;
 3. look the keys up in the response cache; send only the misses, storing each response
    as it arrives (a killed run keeps what it received);
 4. parse every sample; well-formed rows go to the split's config, the rest to `failures`
-   with the raw output and the reason.
+   with the raw output and the reason (a response with fewer samples than `n` is an
+   `error`, a sample over `max_output_chars` a `parse` failure).
 
 Counts are conserved and checked per split: samples = kept + failures.
 """
@@ -47,6 +49,7 @@ from vlm_autodrive.builders.generate.inputs import failed_request_ids, read_clip
 from vlm_autodrive.builders.generate.parsing import ParseError
 from vlm_autodrive.builders.generate.report import SplitReport
 from vlm_autodrive.builders.generate.requests import (
+    OVERSIZED,
     build_request,
     estimate_tokens,
     local_paths,
@@ -255,20 +258,17 @@ def _run_split(
         plan.append((clip, base))
         requests.setdefault(base, req)
     attempts = cache.attempts(requests)
-    for base in retry & set(requests):
-        attempts[base] = attempts.get(base, 0) + 1
+    bumped: dict[str, int] = {}  # base key -> the new attempt a retry sends
     keyed: dict[str, GenerationRequest] = {}
     key_of: dict[str, str] = {}
     for base, req in requests.items():
         a = attempts.get(base, 0)
-        if a:
-            # vLLM samples request seed s as s, s+1, ..., s+n-1: step attempts by n so
-            # a retry never repeats an earlier attempt's samples.
-            seed = (sgen.seed or 0) + a * sgen.n
-            req = replace(req, sampling=replace(req.sampling, seed=seed))
-        key = request_key(model_id, req, a) if a else base
+        key, sent = _attempt(model_id, base, req, a)
+        if key in retry:  # the failures name the key of the attempt that failed
+            a = bumped[base] = a + 1
+            key, sent = _attempt(model_id, base, req, a)
         key_of[base] = key
-        keyed[key] = replace(req, request_id=key)
+        keyed[key] = replace(sent, request_id=key)
     report.requests = len(keyed)
     # 2. the cache, then the backend for the misses
     if imported is not None:
@@ -289,6 +289,9 @@ def _run_split(
         report.cached = len(by_key)
     else:
         by_key = cache.get_many(keyed, sgen.n)
+        # A sample cut at a smaller max_output_chars than today's is incomplete: re-send.
+        for key in [k for k, r in by_key.items() if _cut_below(r, sgen.max_output_chars)]:
+            del by_key[key]
         report.cached = len(by_key)
         misses = [r for k, r in keyed.items() if k not in by_key]
         report.to_send = len(misses)
@@ -308,10 +311,12 @@ def _run_split(
                     model_id,
                     report,
                     progress,
+                    n=sgen.n,
+                    max_chars=sgen.max_output_chars,
                 )
             )
-            if retry:
-                cache.set_attempts({b: a for b, a in attempts.items() if a})
+        if bumped and not dry_run:
+            cache.set_attempts(bumped)
     # A dry run parses what the cache holds (so later splits see the VLM captions), and
     # counts nothing it does not hold.
     rows = _parse_all(
@@ -319,6 +324,26 @@ def _run_split(
     )
     report.seconds = time.perf_counter() - t0
     return report, rows, fails
+
+
+def _attempt(
+    model_id: str, base: str, req: GenerationRequest, a: int
+) -> tuple[str, GenerationRequest]:
+    """The key and request of attempt `a` (0: the request itself, under its base key)."""
+    if not a:
+        return base, req
+    # vLLM samples request seed s as s, s+1, ..., s+n-1: step attempts by n so a retry
+    # never repeats an earlier attempt's samples.
+    seed = (req.sampling.seed or 0) + a * req.sampling.n
+    req = replace(req, sampling=replace(req.sampling, seed=seed))
+    return request_key(model_id, req, a), req
+
+
+def _cut_below(resp: GenerationResponse, max_chars: int) -> bool:
+    return any(
+        c.finish_reason == OVERSIZED and len(c.text) + len(c.reasoning or "") < max_chars
+        for c in resp.completions
+    )
 
 
 def _parse_all(
@@ -365,7 +390,28 @@ def _parse_all(
                     )
                 )
                 continue
+            if s >= len(resp.completions):  # never cached, but an import or a bug
+                fails.append(
+                    failure_row(
+                        split,
+                        clip,
+                        s,
+                        "error",
+                        f"the response holds {len(resp.completions)} of {sgen.n} samples",
+                        None,
+                        resp.attempts,
+                        common_base,
+                        key,
+                    )
+                )
+                continue
             comp = resp.completions[s]
+            if comp.finish_reason == OVERSIZED:
+                reason = f"output longer than max_output_chars ({sgen.max_output_chars})"
+                fails.append(
+                    failure_row(split, clip, s, "parse", reason, comp, 1, common_base, key)
+                )
+                continue
             try:
                 new = split.parse(comp, clip, s, dict(common), taxonomy)
             except Filtered as e:

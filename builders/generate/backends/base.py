@@ -32,12 +32,16 @@ class GenerationRequest:
     `{"type": "text", "text": ...}` / `{"type": "video_url", "video_url": {"url": ...}}`.
     `constraint` is None or one of `{"json": <JSON schema>}`, `{"regex": str}`,
     `{"choice": [str, ...]}`; with a reasoning model it applies after the reasoning.
+    `key_extra` is part of the cache key and never sent: what makes two requests with
+    the same messages different ones (the clip it is for, or the side it is shared on)
+    and the content hash of an attached video (its URL names only its path).
     """
 
     request_id: str
     messages: list[dict[str, Any]]
     sampling: Sampling = field(default_factory=Sampling)
     constraint: dict[str, Any] | None = None
+    key_extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

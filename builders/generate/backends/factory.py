@@ -25,6 +25,8 @@ def open_backend(
         engine_args = dict(cfg.engine_args)
         if cfg.reasoning_parser:
             engine_args.setdefault("reasoning_parser", cfg.reasoning_parser)
+        if media_dir is not None:  # video parts are file:// URLs under the build folder
+            engine_args.setdefault("allowed_local_media_path", str(Path(media_dir).resolve()))
         backend = VLLMBackend(
             cfg.model,
             revision=cfg.revision,
@@ -52,6 +54,10 @@ def open_backend(
                 extra += [flag, json.dumps(v) if isinstance(v, dict | list) else str(v)]
         if media_dir is not None:
             extra += ["--allowed-local-media-path", str(Path(media_dir).resolve())]
+        if cfg.revision:
+            extra += ["--revision", cfg.revision]
+        if cfg.tensor_parallel_size > 1:
+            extra += ["--tensor-parallel-size", str(cfg.tensor_parallel_size)]
         server = stack.enter_context(
             LocalVLLMServer(
                 cfg.model,

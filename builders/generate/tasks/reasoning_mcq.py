@@ -30,7 +30,7 @@ def answer_regex(letters: str, with_think: bool) -> str:
     """The answer format; without a server-side reasoning parser the think block is part
     of it, so the model still writes its reasoning before the constrained answer."""
     answer = rf"<answer>\n?[{letters}]\n?</answer>"
-    return rf"<think>\n[^<]{{20,600}}\n</think>\n\n{answer}" if with_think else answer
+    return rf"<think>\n[^<]{{20,}}\n</think>\n\n{answer}" if with_think else answer
 
 
 class ReasoningMcq(ModelSplit):

@@ -326,3 +326,51 @@ def test_server_killed_mid_run_turns_the_rest_into_failures(tmp_path: Path):
     failed = [r for r in got if r.error]
     assert len(ok) >= 8 and failed and all(r.attempts == 3 for r in failed)
     assert elapsed < 20
+
+
+# -- the factory: what each backend is given -----------------------------------------
+
+
+def test_factory_lets_both_backends_read_the_clips_and_passes_every_key(tmp_path, monkeypatch):
+    from contextlib import ExitStack
+
+    from vlm_autodrive.builders.generate.backends import factory, local_server, vllm_backend
+    from vlm_autodrive.builders.generate.config import ModelConfig
+
+    seen: dict = {}
+
+    class Engine:
+        def __init__(self, model, **kw):
+            seen["vllm"] = kw
+
+        def close(self):
+            pass
+
+    class Server:
+        def __init__(self, model, **kw):
+            seen["server"] = kw
+            self.base_url = "http://127.0.0.1:1/v1"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(vllm_backend, "VLLMBackend", Engine)
+    monkeypatch.setattr(local_server, "LocalVLLMServer", Server)
+    monkeypatch.setattr(OpenAIBackend, "check", lambda self: None)
+    args = {"limit_mm_per_prompt": {"image": 0, "video": 1}}
+    with ExitStack() as stack:
+        cfg = ModelConfig(backend="vllm", model="m", engine_args=args)
+        factory.open_backend(cfg, stack, media_dir=tmp_path)
+        cfg = ModelConfig(
+            model="m", local_server=True, revision="abc", tensor_parallel_size=2, engine_args=args
+        )
+        factory.open_backend(cfg, stack, media_dir=tmp_path)
+    assert seen["vllm"]["allowed_local_media_path"] == str(tmp_path.resolve())
+    assert seen["vllm"]["limit_mm_per_prompt"] == args["limit_mm_per_prompt"]
+    extra = seen["server"]["extra_args"]
+    assert extra[extra.index("--allowed-local-media-path") + 1] == str(tmp_path.resolve())
+    assert extra[extra.index("--revision") + 1] == "abc"
+    assert extra[extra.index("--tensor-parallel-size") + 1] == "2"

@@ -183,3 +183,14 @@ def test_low_level_helpers():
     with pytest.raises(ParseError, match="no JSON object"):
         extract_json("[1, 2]")
     assert extract_answer_letter("<ANSWER>(c)</ANSWER>", "ABC") == "C"
+
+
+def test_no_regex_caps_the_reasoning():
+    from vlm_autodrive.builders.generate.tasks.reasoning_mcq import answer_regex
+
+    long = "The truck ahead brakes and the gap closes. " * 120  # ~5,000 characters
+    text = f"<think>\n{long}\n</think>\n\n<answer>\nB\n</answer>"
+    assert re.fullmatch(answer_regex("ABC", with_think=True), text)
+    assert re.fullmatch(answer_regex("ABC", with_think=False), "<answer>\nB\n</answer>")
+    (row,) = parse(REASONING_MCQ, text)
+    assert len(row.reasoning) > 4000
