@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.core.ranking import seeded_rank
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.generate.backends.base import (
     Backend,
     Completion,
@@ -131,6 +132,7 @@ def build_request(
     system: str,
     user: str,
     clip: ClipInput,
+    taxonomy: Taxonomy,
 ) -> GenerationRequest:
     """The request for one clip. A video is referenced as `clip:<path in the build>` so
     that the cache key does not depend on where the build folder lies (`local_paths`
@@ -158,7 +160,7 @@ def build_request(
         request_id="",
         messages=messages,
         sampling=Sampling(sgen.temperature, sgen.top_p, sgen.max_tokens, sgen.n, seed),
-        constraint=split.constraint(clip, reasoning_parser),
+        constraint=split.constraint(clip, reasoning_parser, taxonomy),
         key_extra=extra,
     )
 

@@ -246,7 +246,7 @@ def _run_split(
                     template.render_block("system", context),
                     template.render_block("user", context),
                 )
-            req = build_request(split, sgen, model_cfg, *rendered[memo], clip)
+            req = build_request(split, sgen, model_cfg, *rendered[memo], clip, taxonomy)
         except Exception as e:  # a template error for this clip only; the rest go on
             reason = f"{type(e).__name__}: {e}"
             for s in range(sgen.n):

@@ -19,7 +19,7 @@ from vlm_autodrive.builders.generate.backends.base import (
     GenerationResponse,
 )
 
-_LABEL = re.compile(r'The correct answer is\s+"([^"]+)"')
+_LABEL = re.compile(r'The correct answer\s+is\s+"([^"]+)"')
 _OPTIONS = re.compile(r"its options are exactly: ([^.\n]+(?:\n[^.\n]+)?)\.")
 
 

@@ -69,7 +69,9 @@ class ModelSplit:
         """Complete contexts rendered once at load, so a broken template fails early."""
         raise NotImplementedError
 
-    def constraint(self, clip: ClipInput, reasoning_parser: bool) -> dict[str, Any] | None:
+    def constraint(
+        self, clip: ClipInput, reasoning_parser: bool, taxonomy: Taxonomy
+    ) -> dict[str, Any] | None:
         """The output constraint (see GenerationRequest), or None."""
         return None
 

@@ -58,7 +58,9 @@ class ReasoningMcq(ModelSplit):
         base = {"caption": "A car brakes.", "question": "Which event? A. x B. y C. z"}
         return [{**base, "vlm_caption": None}, {**base, "vlm_caption": "A road."}]
 
-    def constraint(self, clip: ClipInput, reasoning_parser: bool) -> dict[str, Any] | None:
+    def constraint(
+        self, clip: ClipInput, reasoning_parser: bool, taxonomy: Taxonomy
+    ) -> dict[str, Any] | None:
         return {"regex": answer_regex(option_letters(len(clip.mcq_options)), not reasoning_parser)}
 
     def parse(self, completion, clip, sample, common, taxonomy) -> list[SplitRow]:

@@ -68,7 +68,9 @@ class ReasoningVqa(ModelSplit):
             for v in (None, "A road.")
         ]
 
-    def constraint(self, clip: ClipInput, reasoning_parser: bool) -> dict[str, Any] | None:
+    def constraint(
+        self, clip: ClipInput, reasoning_parser: bool, taxonomy: Taxonomy
+    ) -> dict[str, Any] | None:
         return {"json": JSON_SCHEMA}
 
     def parse(self, completion, clip, sample, common, taxonomy) -> list[SplitRow]:

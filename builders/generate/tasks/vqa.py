@@ -89,6 +89,29 @@ JSON_SCHEMA: dict[str, Any] = {
 }
 
 
+def clip_schema(classes: list[str], label: str) -> dict[str, Any]:
+    """JSON_SCHEMA for one clip: the first question is the event-type question, its
+    options the classes in the prompt's order and its answer the clip's label (the
+    ground truth the prompt states; the parser would reject anything else), so the model
+    spends its tokens on the other questions. Repeated options and dimensions are not
+    expressible in the constraint (xgrammar ignores `uniqueItems`): the parser checks
+    them."""
+    item = JSON_SCHEMA["properties"]["questions"]["items"]
+    others = [d for d in DIMENSIONS if d != "event_type"]
+    event = {
+        **item,
+        "properties": {
+            **item["properties"],
+            "dimension": {"const": "event_type"},
+            "options": {"const": list(classes)},
+            "answer": {"const": option_letters(len(classes))[classes.index(label)]},
+        },
+    }
+    rest = {**item, "properties": {**item["properties"], "dimension": {"enum": others}}}
+    questions = {**JSON_SCHEMA["properties"]["questions"], "prefixItems": [event], "items": rest}
+    return {**JSON_SCHEMA, "properties": {"questions": questions}}
+
+
 class Vqa(ModelSplit):
     name = "vqa"
     prompt = "vqa.jinja"
@@ -127,8 +150,10 @@ class Vqa(ModelSplit):
         )
         return [self.context(clip, taxonomy)]
 
-    def constraint(self, clip: ClipInput, reasoning_parser: bool) -> dict[str, Any] | None:
-        return {"json": JSON_SCHEMA}
+    def constraint(
+        self, clip: ClipInput, reasoning_parser: bool, taxonomy: Taxonomy
+    ) -> dict[str, Any] | None:
+        return {"json": clip_schema(taxonomy.names, clip.label)}
 
     def parse(self, completion, clip, sample, common, taxonomy) -> list[SplitRow]:
         obj = extract_json(completion.text, completion.finish_reason)

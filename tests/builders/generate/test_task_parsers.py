@@ -194,3 +194,43 @@ def test_no_regex_caps_the_reasoning():
     assert re.fullmatch(answer_regex("ABC", with_think=False), "<answer>\nB\n</answer>")
     (row,) = parse(REASONING_MCQ, text)
     assert len(row.reasoning) > 4000
+
+
+XGRAMMAR_CHECK = """
+import json, sys
+import xgrammar
+from xgrammar.testing import _is_grammar_accept_string
+schema, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+grammar = xgrammar.Grammar.from_json_schema(json.dumps(schema))
+print(json.dumps([_is_grammar_accept_string(grammar, t) for t in texts]))
+"""
+
+
+def test_vqa_constraint_fixes_the_event_question_to_the_classes_and_the_label():
+    """The clip's schema, compiled by the grammar engine vLLM uses (xgrammar, in
+    .venv-vllm): an output whose event question has the classes and the label passes,
+    one with other options or another answer cannot be generated."""
+    import subprocess
+
+    from tests.conftest import REPO
+
+    schema = VQA.constraint(CLIP, False, TAX)["json"]
+    good = json.loads(vqa_json())
+    assert good["questions"][0]["dimension"] == "event_type"
+    wrong_answer = json.loads(vqa_json())
+    wrong_answer["questions"][0]["answer"] = "A"
+    wrong_options = json.loads(vqa_json())
+    wrong_options["questions"][0]["options"] = ["Crash", "Close call", "Calm"]
+    texts = [json.dumps(o, separators=(",", ":")) for o in (good, wrong_answer, wrong_options)]
+    python = REPO / ".venv-vllm" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("no .venv-vllm (make .venv-vllm/.installed)")
+    out = subprocess.run(
+        [str(python), "-c", XGRAMMAR_CHECK, json.dumps(schema), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False, False]
+    assert len(parse(VQA, texts[0])) == len(good["questions"])
