@@ -212,6 +212,31 @@ def test_openai_backend_against_vllm_server(vllm_server: LocalVLLMServer):
 
 @pytest.mark.slow
 @needs_vllm
+def test_reasoning_parser_branch_reads_the_servers_reasoning_field(tiny_model, tmp_path):
+    """A server started with a reasoning parser (DeepSeek-R1's) returns the thinking in
+    `message.reasoning`: the backend keeps it as the completion's reasoning and the
+    answer text without it (the no-parser branch is the `think` request above). ~40 s."""
+    server = LocalVLLMServer(
+        tiny_model,
+        max_model_len=256,
+        dtype="float32",
+        log_path=tmp_path / "server.log",
+        reasoning_parser="deepseek_r1",
+    )
+    with server:
+        backend = OpenAIBackend(
+            server.served_model_name, [server.base_url], timeout=60, max_retries=1
+        )
+        with backend:
+            (r,) = backend.generate([req("r", temperature=1.0, seed=3, max_tokens=16)])
+    assert r.error is None, r.error
+    (c,) = r.completions
+    # A random model rarely closes its think block: everything it wrote is reasoning.
+    assert c.reasoning and "</think>" not in (c.text or "")
+
+
+@pytest.mark.slow
+@needs_vllm
 def test_openai_backend_names_a_model_the_server_lacks(vllm_server: LocalVLLMServer):
     with pytest.raises(BackendUnavailable, match="does not serve 'other'"):
         OpenAIBackend("other", [vllm_server.base_url]).check()

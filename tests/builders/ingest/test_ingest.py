@@ -184,9 +184,15 @@ def test_rerun_with_same_inputs_does_no_work(tmp_path):
     )
     first = run_ingest(m, tmp_path / "b", TAX, progress=False)
     assert not first.skipped and first.videos[0].frames == 210
-    (tmp_path / "a.mp4").unlink()  # would be rejected if probed again
+    table = tmp_path / "b" / "ingest" / "videos.parquet"
+    written = table.stat().st_mtime_ns
     again = run_ingest(m, tmp_path / "b", TAX, progress=False)
     assert again.skipped and [v.video_id for v in again.videos] == ["a"]
+    assert table.stat().st_mtime_ns == written  # nothing probed or written again
+    # The same manifest over a changed file is not "the same inputs": the file is gone.
+    (tmp_path / "a.mp4").unlink()
+    gone = run_ingest(m, tmp_path / "b", TAX, progress=False)
+    assert not gone.skipped and not gone.videos and "not found" in gone.rejects[0].reason
     shutil.rmtree(tmp_path / "b")
 
 
