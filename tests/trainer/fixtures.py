@@ -11,6 +11,7 @@ never write (a clip path that does not resolve).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,19 @@ def train_recipe(
     path = tmp / f"train-{output.name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def run(*args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    """A command of the training tests, offline, from the repository root."""
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
+    )
+    return subprocess.run(
+        [*args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
+    )
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """`proc`, after checking it succeeded (its output tails in the message otherwise)."""
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return proc

@@ -35,6 +35,7 @@ from vlm_autodrive.trainer.train.trainer import (
     _load_model,
     _say,
     _single_process_group,
+    run_result,
 )
 from vlm_autodrive.trainer.video import VideoSettings
 
@@ -194,23 +195,7 @@ def _grpo_config(recipe: GRPORecipe, out: Path, max_steps: int | None, weights: 
 
 
 def _finish(trainer, result, out: Path, rows: int, clips: int, resumed: str | None) -> TrainResult:
-    import torch
-    import transformers
-    import trl
-
-    summary = TrainResult(
-        output_dir=str(out),
-        global_step=int(result.global_step),
-        train_loss=float(result.training_loss) if result.training_loss is not None else None,
-        rows=rows,
-        clips=clips,
-        resumed_from=resumed,
-        versions={
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-        },
-    )
+    summary = run_result(result, out, rows, clips, resumed)
     if trainer.is_world_process_zero():
         from dataclasses import asdict
 

@@ -125,6 +125,31 @@ def train(
     return summary
 
 
+def run_result(
+    result, out: Path, rows: int, clips: int, resumed: str | None, decode=0, too_long=0
+) -> TrainResult:
+    """The `TrainResult` of a finished `Trainer.train()` (SFT and GRPO alike)."""
+    import torch
+    import transformers
+    import trl
+
+    return TrainResult(
+        output_dir=str(out),
+        global_step=int(result.global_step),
+        train_loss=float(result.training_loss) if result.training_loss is not None else None,
+        rows=rows,
+        clips=clips,
+        resumed_from=resumed,
+        skipped_decode=decode,
+        skipped_too_long=too_long,
+        versions={
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+        },
+    )
+
+
 def _say(message: str) -> None:
     """Print once per job, not once per process."""
     if int(os.environ.get("RANK", "0")) == 0:
@@ -253,27 +278,10 @@ def _load_model(recipe: TrainRecipe):
 
 def _finish(trainer, result, out: Path, rows: int, clips: int, resumed: str | None) -> TrainResult:
     """Sum the skip counts over ranks, write the summary, report."""
-    import torch
-    import transformers
-    import trl
 
     skipped = trainer.accelerator.reduce(trainer.skipped.to(trainer.accelerator.device), "sum")
     decode, too_long = (int(x) for x in skipped.cpu())
-    summary = TrainResult(
-        output_dir=str(out),
-        global_step=int(result.global_step),
-        train_loss=float(result.training_loss) if result.training_loss is not None else None,
-        rows=rows,
-        clips=clips,
-        resumed_from=resumed,
-        skipped_decode=decode,
-        skipped_too_long=too_long,
-        versions={
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-        },
-    )
+    summary = run_result(result, out, rows, clips, resumed, decode, too_long)
     if trainer.is_world_process_zero():
         (out / SUMMARY).write_text(json.dumps(asdict(summary), indent=2) + "\n")
         if decode or too_long:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
 
 import pytest
 import yaml
 
-from tests.trainer.fixtures import REPO, TRAIN_PYTHON, make_build
+from tests.trainer.fixtures import REPO, TRAIN_PYTHON, make_build, ok, run
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,20 +27,6 @@ pytestmark = [
 ]
 TRAIN = ["-m", "vlm_autodrive.cli", "train"]
 CHECK = str(REPO / "tests" / "trainer" / "check_grpo.py")
-
-
-def run(*args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
-    )
-    return subprocess.run(
-        [*args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
-    )
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc
 
 
 @pytest.fixture(scope="module")

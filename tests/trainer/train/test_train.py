@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.trainer.fixtures import REPO, TRAIN_PYTHON, make_build, mix, train_recipe
+from tests.trainer.fixtures import REPO, TRAIN_PYTHON, make_build, mix, ok, run, train_recipe
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,20 +28,6 @@ pytestmark = [
 # The same arguments and handler as `autodrive train` (vlm_autodrive.cli registers it).
 TRAIN = ["-m", "vlm_autodrive.cli", "train"]
 CHECK = str(REPO / "tests" / "trainer" / "check_train.py")
-
-
-def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
-    )
-    return subprocess.run(
-        [*args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
-    )
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc
 
 
 @pytest.fixture(scope="module")
