@@ -4,8 +4,9 @@ Exit codes: 0 done; 3 done, but some inputs were rejected or some samples failed
 in the rejects files and the `failures` config); 2 bad arguments, recipe or manifest;
 4 a model server could not be reached; 1 anything unexpected.
 
-About 400 lines: one thin handler per subcommand and their argument parsers, kept in one
-place so `autodrive --help` and the README's command table are checked side by side.
+Over 400 lines: the argument parsers of every subcommand and their thin handlers, kept
+in one place so `autodrive --help` and the README's command table are checked side by
+side; the handlers move into their stage packages when they grow.
 """
 
 from __future__ import annotations

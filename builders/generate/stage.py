@@ -15,6 +15,9 @@ writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
    `error`, a sample over `max_output_chars` a `parse` failure).
 
 Counts are conserved and checked per split: samples = kept + failures.
+
+Over 400 lines on purpose: the per-split loop (render, key, cache, send, parse) is one
+flow whose steps share the split's plan; requests and failures already live apart.
 """
 
 from __future__ import annotations

