@@ -158,3 +158,17 @@ def test_kill_9_mid_split_with_rows_then_rerun_equals_an_uninterrupted_run(tmp_p
     got = table(tmp_path / "killed" / "build", "caption_vlm")
     assert len({r["id"] for r in got}) == len(got) == len(expected) > 0
     assert sorted(got, key=lambda r: r["id"]) == sorted(expected, key=lambda r: r["id"])
+
+
+def test_version_and_the_build_line_of_the_help(capsys):
+    from vlm_autodrive import __version__
+    from vlm_autodrive.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"autodrive {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the line
+    stages = "sample, ingest, chunk, rule splits, model splits"
+    assert f"build run a whole build recipe ({stages})" in text

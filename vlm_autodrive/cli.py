@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Run `autodrive COMMAND --help` for each command. Quick start: "
         "`autodrive build recipes/quickstart.yaml`.",
     )
+    from vlm_autodrive import __version__
+
+    p.add_argument("--version", action="version", version=f"autodrive {__version__}")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     s = sub.add_parser(
@@ -144,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "build",
-        help="run a whole build recipe (sample, ingest, chunk, rule splits)",
+        help="run a whole build recipe (sample, ingest, chunk, rule splits, model splits)",
         description="Run every stage a build recipe names, each resuming or skipping "
         "finished work, and print a summary.",
     )
