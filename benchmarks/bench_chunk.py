@@ -85,6 +85,20 @@ def ffmpeg_filter_graph(
         list(pool.map(one, sources))
 
 
+def sample_manifest(videos: int, duration: float) -> Path:
+    """The manifest of `videos` synthetic 1280x720 30 fps sources of `duration` seconds,
+    generated once into a cache shared by the chunk and ingest benchmarks."""
+    src_dir = CACHE / f"{videos}x{duration:g}s"
+    manifest = src_dir / "manifest.jsonl"
+    if not manifest.exists():
+        t = time.perf_counter()
+        generate_sample(
+            src_dir, videos, seed=1, duration=duration, width=1280, height=720, fps=30.0, gop=30
+        )
+        print(f"(generated {videos} source videos in {time.perf_counter() - t:.1f} s)")
+    return manifest
+
+
 def median_time(fn, runs: int) -> float:
     """Median wall seconds of `runs` calls of `fn(run)`."""
     times = []
@@ -107,21 +121,7 @@ def main() -> None:
 
     exe = imageio_ffmpeg.get_ffmpeg_exe()
     cores = worker_count(0)
-    src_dir = CACHE / f"{args.videos}x{args.duration:g}s"
-    manifest = src_dir / "manifest.jsonl"
-    if not manifest.exists():
-        t = time.perf_counter()
-        generate_sample(
-            src_dir,
-            args.videos,
-            seed=1,
-            duration=args.duration,
-            width=1280,
-            height=720,
-            fps=30.0,
-            gop=30,
-        )
-        print(f"(generated {args.videos} source videos in {time.perf_counter() - t:.1f} s)")
+    manifest = sample_manifest(args.videos, args.duration)
     taxonomy = load_taxonomy()
     work = Path(tempfile.mkdtemp(prefix="bench-chunk-"))
     try:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from bench_chunk import median_time, sample_manifest  # same folder: the same sources
 
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.core.recipe import ChunkConfig, worker_count
@@ -28,18 +28,6 @@ from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.probe import probe_video
 from vlm_autodrive.builders.ingest.records import read_videos
 from vlm_autodrive.builders.ingest.stage import run_ingest
-from vlm_autodrive.builders.synthetic.sample import generate_sample
-
-CACHE = Path(tempfile.gettempdir()) / "vlm-autodrive-bench-videos"
-
-
-def median_time(fn, runs: int) -> float:
-    times = []
-    for run in range(runs):
-        t = time.perf_counter()
-        fn(run)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -49,12 +37,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     cores = worker_count(0)
-    src_dir = CACHE / f"{args.videos}x{args.duration:g}s"
-    manifest = src_dir / "manifest.jsonl"
-    if not manifest.exists():
-        generate_sample(
-            src_dir, args.videos, seed=1, duration=args.duration, width=1280, height=720
-        )
+    manifest = sample_manifest(args.videos, args.duration)
     taxonomy = load_taxonomy()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:

@@ -72,6 +72,19 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def memoized_sha256(path: str | Path) -> str:
+    """`file_sha256`, memoized in this process per path, size and modification time (a
+    clip hashed for every request or eval item that names it is read once)."""
+    st = os.stat(path)
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _MEMO:
+        _MEMO[memo] = file_sha256(Path(path))
+    return _MEMO[memo]
+
+
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

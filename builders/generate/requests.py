@@ -14,7 +14,6 @@ clip file's content, so re-cut clips at the same path are sent again.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from vlm_autodrive.builders.core.files import file_sha256
+from vlm_autodrive.builders.core.files import memoized_sha256
 from vlm_autodrive.builders.core.ranking import seeded_rank
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.generate.backends.base import (
@@ -40,21 +39,11 @@ from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
 _FLUSH_EVERY, _FLUSH_SECONDS = 64, 1.0
 SEED_RANGE = 2**31  # request seeds stay well inside every server's integer range
 OVERSIZED = "oversized"  # finish_reason of a sample cut at max_output_chars
-_HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def request_seed(seed: int, split: str, scope: str) -> int:
     """The seed of the request for `scope` (a clip id, or a side when prompts are shared)."""
     return seeded_rank(seed, "request", split, scope) % SEED_RANGE
-
-
-def clip_sha256(path: str | Path) -> str:
-    """The sha256 of a clip file, memoized per path, size and modification time."""
-    st = os.stat(path)
-    memo = (str(path), st.st_size, st.st_mtime_ns)
-    if memo not in _HASHES:
-        _HASHES[memo] = file_sha256(Path(path))
-    return _HASHES[memo]
 
 
 def checked(resp: GenerationResponse, n: int, max_chars: int) -> GenerationResponse:
@@ -155,7 +144,7 @@ def build_request(
         extra = {"clip": clip.clip_id}
     seed = request_seed(sgen.seed, split.name, next(iter(extra.values())))
     if split.needs_video:
-        extra["video_sha256"] = clip_sha256(clip.video_path)
+        extra["video_sha256"] = memoized_sha256(clip.video_path)
     return GenerationRequest(
         request_id="",
         messages=messages,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.answers import option_letters
-from vlm_autodrive.builders.core.files import atomic_write_text, file_sha256
+from vlm_autodrive.builders.core.files import atomic_write_text, memoized_sha256
 from vlm_autodrive.trainer.eval.data import EvalData, balanced_subset, clips_hash, open_dataset
 from vlm_autodrive.trainer.eval.model_identity import model_identity
 from vlm_autodrive.trainer.eval.predictions import prediction_row, write_predictions
@@ -303,7 +303,7 @@ def _item(
 def _clip_sha(path) -> str | None:
     """The clip's content hash (None when it is not a local file, e.g. a URL)."""
     p = Path(str(path))
-    return file_sha256(p) if p.is_file() else None
+    return memoized_sha256(p) if p.is_file() else None
 
 
 def render_mode_prompt(template, question: str, options: list[str]) -> str:

@@ -19,6 +19,9 @@ from vlm_autodrive.builders.core.files import file_sha256, write_json
 MEMO = "model_hashes.json"
 # The files that decide what a model answers (weights, configs, tokenizer, chat template).
 _PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf", "*.json", "*.jinja", "*.model")
+# What `autodrive train` writes beside the weights about the run, not the model: rewriting
+# them (a re-run that does nothing, a resumed run's summary) must not make answers stale.
+_RUN_RECORDS = {"train_stamp.json", "train_summary.json", "trainer_state.json", "training_args.bin"}
 
 
 def model_identity(model: str, revision: str | None, memo_dir: Path) -> str:
@@ -32,7 +35,12 @@ def model_identity(model: str, revision: str | None, memo_dir: Path) -> str:
     except (OSError, ValueError):
         memo = {}
     files = sorted(
-        {f for pattern in _PATTERNS for f in folder.glob(pattern) if f.is_file()},
+        {
+            f
+            for pattern in _PATTERNS
+            for f in folder.glob(pattern)
+            if f.is_file() and f.name not in _RUN_RECORDS
+        },
         key=lambda f: f.name,
     )
     if not files:
