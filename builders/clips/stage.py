@@ -95,8 +95,7 @@ def run_chunk(
     """Cut every ingested video into labelled clips; resumable, parallel across videos."""
     out = build_dir / "chunk"
     parts = out / "parts"
-    settings = {"chunk": config.model_dump(), "labels": taxonomy.names}
-    settings["chunk"].pop("workers")
+    settings = chunk_settings(config, taxonomy)
     old = read_json(out / "settings.json") if (out / "settings.json").exists() else settings
     if old != settings and not force:
         raise ChunkSettingsChanged(
@@ -138,6 +137,14 @@ def run_chunk(
     result = _merge(build_dir, videos, len(todo), file_sha256(build_dir / INGEST_TABLE))
     result.recut, result.removed = changed, removed
     return result
+
+
+def chunk_settings(config: ChunkConfig, taxonomy: Taxonomy) -> dict:
+    """What every clip is cut with (`chunk/settings.json`): the settings but the workers,
+    and the labels."""
+    settings = {"chunk": config.model_dump(), "labels": taxonomy.names}
+    settings["chunk"].pop("workers")
+    return settings
 
 
 def _differences(old: dict, new: dict) -> str:
@@ -220,21 +227,26 @@ def chunk_video(
         return outcome
     # Labels come from the times actually cut (copy mode starts at an earlier keyframe),
     # so every window is cut first and the rule then keeps or drops it.
-    dropped: Counter[str] = Counter(plan.dropped)
-    holders: list[tuple[float, int]] = []  # (distance of the event from the centre, index)
-    for clip, mode in cut:
-        r = rel[clip.window]
-        actual = Window(round(clip.start, 6), round(clip.end, 6))
-        args = (actual, event, normal, config.margin, config.ambiguous, config.post_event)
-        label = label_window(*args, duration=video.duration)
-        where = event and place_window(actual, event, config.margin, video.duration)
-        if label is None:
-            dropped["post_event" if where == "after" else "ambiguous"] += 1
-            (root / r).unlink()
+    times = [Window(round(c.start, 6), round(c.end, 6)) for c, _ in cut]
+    labelled = label_cuts(times, event, video, config, normal, Counter(plan.dropped))
+    kept = {i: lab for i, lab in labelled.kept}
+    for i, (clip, _) in enumerate(cut):
+        if i not in kept:
+            (root / rel[clip.window]).unlink(missing_ok=True)
+    if labelled.reject:
+        for r in rel.values():
+            (root / r).unlink(missing_ok=True)
+        return VideoOutcome(
+            video.video_id,
+            planned=outcome.planned,
+            has_event=True,
+            whole=plan.whole,
+            reject=labelled.reject,
+        )
+    for i, (clip, mode) in enumerate(cut):
+        if i not in kept:
             continue
-        if where == "holds":
-            outcome.event_clips += 1
-            holders.append((abs(actual.start + actual.end - 2 * event.time), len(outcome.clips)))
+        r, actual = rel[clip.window], times[i]
         outcome.clips.append(
             ClipRecord(
                 clip_id=clip_id(video.video_id, clip.window),
@@ -249,34 +261,68 @@ def chunk_video(
                 width=video.width,
                 height=video.height,
                 size_bytes=(root / r).stat().st_size,
-                label=label,
+                label=kept[i],
                 event_offset=event_offset(actual, event),
                 cut_mode=mode,
             )
         )
-    if config.event_clips == "one" and len(holders) > 1:
-        # One event clip a video: the window with the event nearest its centre.
-        extra = {i for _, i in sorted(holders)[1:]}
-        for i in sorted(extra):
-            (root / outcome.clips[i].path).unlink()
-        outcome.clips = [c for i, c in enumerate(outcome.clips) if i not in extra]
-        dropped["event_duplicate"] += len(extra)
-        outcome.event_clips = 1
-    if event is not None and config.ensure_event_clip and not outcome.event_clips:
-        for r in rel.values():
-            (root / r).unlink(missing_ok=True)
-        return VideoOutcome(
-            video.video_id,
-            planned=outcome.planned,
-            has_event=True,
-            whole=plan.whole,
-            reject=f"no clip as cut holds the event at {event.time:g} s with the margin "
-            f"({config.margin:g} s, less at the video's edges); clips as cut: "
-            + ", ".join(f"{c.start:g}-{c.end:g} s" for c, _ in cut),
-        )
-    outcome.dropped = dict(dropped)
+    outcome.event_clips = labelled.event_clips
+    outcome.dropped = dict(labelled.dropped)
     outcome.reencoded_stretched = plan.reencoded_stretched
     return outcome
+
+
+@dataclass
+class Labelled:
+    """One video's cuts as the labelling rule judges them: `kept` (index into the cuts,
+    label), the windows dropped by reason, the event clips kept, or a reject."""
+
+    kept: list[tuple[int, str]]
+    dropped: Counter
+    event_clips: int = 0
+    reject: str | None = None
+
+
+def label_cuts(
+    times: list[Window],
+    event: Event | None,
+    video: VideoRecord,
+    config: ChunkConfig,
+    normal: str,
+    dropped: Counter,
+) -> Labelled:
+    """Label the cuts covering `times` (sorted by planned start), keep one event clip
+    (`event_clips: one`) and check that an event video has one. Shared by the cutter (on
+    the times as cut) and the dry run (on the times the plan says a cut will cover)."""
+    dropped = Counter(dropped)
+    kept: list[tuple[int, str]] = []
+    holders: list[tuple[float, int]] = []  # (distance of the event from the centre, index)
+    for i, actual in enumerate(times):
+        args = (actual, event, normal, config.margin, config.ambiguous, config.post_event)
+        label = label_window(*args, duration=video.duration)
+        where = event and place_window(actual, event, config.margin, video.duration)
+        if label is None:
+            dropped["post_event" if where == "after" else "ambiguous"] += 1
+            continue
+        if where == "holds":
+            holders.append((abs(actual.start + actual.end - 2 * event.time), len(kept)))
+        kept.append((i, label))
+    event_clips = len(holders)
+    if config.event_clips == "one" and len(holders) > 1:
+        # One event clip a video: the window with the event nearest its centre.
+        extra = {j for _, j in sorted(holders)[1:]}
+        kept = [k for j, k in enumerate(kept) if j not in extra]
+        dropped["event_duplicate"] += len(extra)
+        event_clips = 1
+    if event is not None and config.ensure_event_clip and not event_clips:
+        return Labelled(
+            [],
+            dropped,
+            reject=f"no clip as cut holds the event at {event.time:g} s with the margin "
+            f"({config.margin:g} s, less at the video's edges); clips as cut: "
+            + ", ".join(f"{t.start:g}-{t.end:g} s" for t in times),
+        )
+    return Labelled(kept, dropped, event_clips)
 
 
 def _cut_all(source, cuts: list[PlannedCut], root, rel, config, index, threads):

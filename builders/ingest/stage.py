@@ -46,6 +46,22 @@ def run_ingest(
     if not manifest.exists():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     stage = Stage(build_dir, "ingest")
+    rows, rejects, files, key = _read_and_key(manifest, taxonomy, hash_videos)
+    if stage.finished(key) is not None:
+        videos = read_videos(stage.dir / "videos.parquet")
+        rejects = stage.read_rejects()
+        return IngestResult(len(videos) + len(rejects), videos, rejects, skipped=True)
+
+    n_rows = len(rows) + len(rejects)
+    videos = _records(manifest, rows, rejects, files, _probe_all(rows, workers, progress))
+    write_table(videos, VIDEO_SCHEMA, stage.dir / "videos.parquet")
+    rejects_rel = stage.write_rejects(rejects)
+    stage.commit(key, ["ingest/videos.parquet", rejects_rel], {"rows": n_rows})
+    return IngestResult(n_rows, videos, rejects, skipped=False)
+
+
+def _read_and_key(manifest: Path, taxonomy: Taxonomy, hash_videos: bool):
+    """The manifest's rows and rejects, each video file's state, and the stage key."""
     rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
     files = {r.entry.video_id: _file_state(r.entry.path, hash_videos) for r in rows}
     key = content_key(
@@ -56,19 +72,21 @@ def run_ingest(
             "files": files,
         }
     )
-    if stage.finished(key) is not None:
-        videos = read_videos(stage.dir / "videos.parquet")
-        rejects = stage.read_rejects()
-        return IngestResult(len(videos) + len(rejects), videos, rejects, skipped=True)
+    return rows, rejects, files, key
 
+
+def _records(manifest, rows, rejects, files, probed) -> list[VideoRecord]:
+    """The video records of the probed rows (`probed`: (row, facts or ProbeError)); a
+    row that does not probe, or whose event lies outside its video, joins `rejects`.
+    Checks `manifest rows = videos + rejects`."""
     n_rows = len(rows) + len(rejects)
     videos: list[VideoRecord] = []
-    for row, facts in _probe_all(rows, workers, progress):
+    for row, facts in probed:
         if isinstance(facts, ProbeError):
             rejects.append(_reject(manifest, row, str(facts)))
             continue
         entry = row.entry.model_dump()
-        fingerprint = content_key({**entry, **facts.__dict__, "file": files[entry["video_id"]]})
+        fingerprint = _fingerprint(entry, facts.__dict__, files[entry["video_id"]])
         video = VideoRecord(**entry, **facts.__dict__, fingerprint=fingerprint)
         problem = _event_problem(video)
         if problem:
@@ -78,10 +96,56 @@ def run_ingest(
     videos.sort(key=lambda v: v.video_id)
     rejects.sort(key=lambda r: r.line or 0)
     Counts("manifest rows", n_rows, len(videos), rejects=len(rejects)).check()
-    write_table(videos, VIDEO_SCHEMA, stage.dir / "videos.parquet")
-    rejects_rel = stage.write_rejects(rejects)
-    stage.commit(key, ["ingest/videos.parquet", rejects_rel], {"rows": n_rows})
-    return IngestResult(n_rows, videos, rejects, skipped=False)
+    return videos
+
+
+def _fingerprint(entry: dict, facts: dict, file_state) -> str:
+    return content_key({**entry, **facts, "file": file_state})
+
+
+@dataclass
+class IngestPreview:
+    """What ingest would record, computed without writing: the videos, how many rows it
+    would reject, and the ids of videos whose file is as the last ingest probed it (their
+    clips, cut again, come out byte for byte as before)."""
+
+    videos: list[VideoRecord]
+    rejects: int
+    same_file: set[str]
+    changed: bool  # False: the last ingest is up to date
+
+
+def preview_ingest(
+    manifest: Path, build_dir: Path, taxonomy: Taxonomy, workers: int = 1
+) -> IngestPreview:
+    """What `run_ingest` would do (the dry run's ingest): reads the manifest, probes (with
+    the full decode) only the files that are new or changed since the last ingest, and
+    writes nothing."""
+    if not manifest.exists():
+        raise FileNotFoundError(f"manifest not found: {manifest}")
+    stage = Stage(build_dir, "ingest")
+    rows, rejects, files, key = _read_and_key(manifest, taxonomy, False)
+    table = stage.dir / "videos.parquet"
+    if stage.finished(key) is not None:
+        videos = read_videos(table)
+        return IngestPreview(videos, len(stage.read_rejects()), {v.video_id for v in videos}, False)
+    old = {v.video_id: v for v in read_videos(table)} if table.exists() else {}
+    facts_fields = list(StreamFacts.__dataclass_fields__)
+    known: dict[str, StreamFacts] = {}
+    for r in rows:
+        o = old.get(r.entry.video_id)
+        if o is None or o.path != r.entry.path:
+            continue
+        # The old fingerprint with today's file state: equal when the file is the same.
+        entry = o.model_dump(include=set(r.entry.model_dump()))
+        facts = o.model_dump(include=set(facts_fields))
+        if _fingerprint(entry, facts, files[o.video_id]) == o.fingerprint:
+            known[o.video_id] = StreamFacts(**facts)
+    new = [r for r in rows if r.entry.video_id not in known]
+    probed = dict((r.entry.video_id, f) for r, f in _probe_all(new, workers, False))
+    probed.update(known)
+    videos = _records(manifest, rows, rejects, files, ((r, probed[r.entry.video_id]) for r in rows))
+    return IngestPreview(videos, len(rejects), set(known), True)
 
 
 def _file_state(path: str, with_hash: bool) -> list | None:

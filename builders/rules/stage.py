@@ -132,16 +132,7 @@ def build_rule_splits(
     build_dir = Path(build_dir)
     # As JSON will store it (paths become strings), so the stage key matches on re-runs.
     recipe_dict = json.loads(json.dumps(recipe_dict, default=str, sort_keys=True))
-    folders = [bundled("templates")]
-    if config.templates:
-        if not Path(config.templates).is_dir():
-            raise FileNotFoundError(f"splits.templates: {config.templates} is not a folder")
-        folders.insert(0, Path(config.templates))
-    templates = {}
-    if "mcq" in config.configs:
-        templates["mcq"] = load_mcq_template(taxonomy, folders)
-    if "caption_metadata" in config.configs:
-        templates["caption_metadata"] = load_caption_metadata_template(taxonomy, folders)
+    templates = rule_templates(config, taxonomy)
 
     inputs = {
         rel: file_sha256(build_dir / rel)
@@ -152,67 +143,22 @@ def build_rule_splits(
     if pinned_path is not None:
         inputs["pin_assignment"] = file_sha256(pinned_path)
     taxonomy_sha = content_key(taxonomy.model_dump())
-    key = content_key(
-        {
-            "toolkit": __version__,
-            "config": config.model_dump(),
-            "taxonomy": taxonomy_sha,
-            "templates": {n: t.sha256 for n, t in templates.items()},
-            "inputs": inputs,
-            "recipe": recipe_dict,
-        }
-    )
+    key = rule_stage_key(build_dir, config, taxonomy, templates, recipe_dict, inputs)
     stage = Stage(build_dir, "rule_splits")
     if not force and (done := stage.finished(key)) is not None:
         return RuleSplitsSummary(build_dir=str(build_dir), **done, skipped=True)
     stage.invalidate()
 
     clips, videos = _read_inputs(build_dir, taxonomy)
-    a = assign_splits(
-        clips,
-        taxonomy.names,
-        per_class=config.test_per_class,
-        seed=config.seed,
-        on_short=config.on_short,
-        max_test_fraction=config.max_test_fraction,
-        pinned=read_pinned(pinned_path) if pinned_path else None,
+    rules = compute_rule_rows(clips, videos, config, taxonomy, templates, pinned_path)
+    a, made, letters, empty_captions, normalizer = (
+        rules.assignment,
+        rules.configs,
+        rules.letters,
+        rules.empty_captions,
+        rules.normalizer,
     )
     write_assignment(build_dir, clips, a)
-    sides = {cid: s for cid, s in a.sides.items() if s != "held_out"}
-
-    made: list[ConfigTables] = []
-    empty_captions = 0
-    letters: dict[str, dict[str, int]] = {}
-    normalizer = MetadataNormalizer(taxonomy)
-    video_inputs = {vid: normalizer.video_inputs(v["metadata"]) for vid, v in videos.items()}
-    if "mcq" in templates:
-        rows, letters = build_mcq(
-            clips, sides, taxonomy, templates["mcq"], config.mcq_options, config.seed
-        )
-        made.append(
-            ConfigTables(
-                "mcq",
-                "The event-type question of each clip, one option per class "
-                f"({config.mcq_options} option order).",
-                "rule:mcq",
-                templates["mcq"].ref,
-                _by_side(rows, MCQ_SCHEMA),
-            )
-        )
-    if "caption_metadata" in templates:
-        rows, empty_captions = build_caption_metadata(
-            clips, sides, videos, video_inputs, taxonomy, templates["caption_metadata"]
-        )
-        made.append(
-            ConfigTables(
-                "caption_metadata",
-                "An instruction to describe each clip, answered by the detailed caption "
-                "that rules make from its video's metadata.",
-                "rule:caption_metadata",
-                templates["caption_metadata"].ref,
-                _by_side(rows, CAPTION_METADATA_SCHEMA),
-            )
-        )
 
     stage_info = {
         "key": key,
@@ -264,6 +210,111 @@ def build_rule_splits(
     return summary
 
 
+def rule_templates(config: RuleSplitsConfig, taxonomy: Taxonomy) -> dict[str, Any]:
+    """The loaded templates of the configs `config` asks for (checked on load)."""
+    folders = [bundled("templates")]
+    if config.templates:
+        if not Path(config.templates).is_dir():
+            raise FileNotFoundError(f"splits.templates: {config.templates} is not a folder")
+        folders.insert(0, Path(config.templates))
+    templates = {}
+    if "mcq" in config.configs:
+        templates["mcq"] = load_mcq_template(taxonomy, folders)
+    if "caption_metadata" in config.configs:
+        templates["caption_metadata"] = load_caption_metadata_template(taxonomy, folders)
+    return templates
+
+
+@dataclass
+class RuleRows:
+    """The rule splits of a clip table, in memory: the assignment and each config's rows."""
+
+    assignment: Any
+    configs: list[ConfigTables]
+    letters: dict[str, dict[str, int]]
+    empty_captions: int
+    normalizer: MetadataNormalizer
+
+
+def compute_rule_rows(
+    clips: list[dict[str, Any]],
+    videos: dict[str, dict[str, Any]],
+    config: RuleSplitsConfig,
+    taxonomy: Taxonomy,
+    templates: dict[str, Any],
+    pinned_path: Path | None,
+) -> RuleRows:
+    """Assign the clips (sorted by id, as `_read_inputs` gives them) to train/test and
+    make the rows of every rule config; writes nothing (the stage and the dry run share
+    it)."""
+    a = assign_splits(
+        clips,
+        taxonomy.names,
+        per_class=config.test_per_class,
+        seed=config.seed,
+        on_short=config.on_short,
+        max_test_fraction=config.max_test_fraction,
+        pinned=read_pinned(pinned_path) if pinned_path else None,
+    )
+    sides = {cid: s for cid, s in a.sides.items() if s != "held_out"}
+    made: list[ConfigTables] = []
+    empty_captions = 0
+    letters: dict[str, dict[str, int]] = {}
+    normalizer = MetadataNormalizer(taxonomy)
+    video_inputs = {vid: normalizer.video_inputs(v["metadata"]) for vid, v in videos.items()}
+    if "mcq" in templates:
+        rows, letters = build_mcq(
+            clips, sides, taxonomy, templates["mcq"], config.mcq_options, config.seed
+        )
+        made.append(
+            ConfigTables(
+                "mcq",
+                "The event-type question of each clip, one option per class "
+                f"({config.mcq_options} option order).",
+                "rule:mcq",
+                templates["mcq"].ref,
+                _by_side(rows, MCQ_SCHEMA),
+            )
+        )
+    if "caption_metadata" in templates:
+        rows, empty_captions = build_caption_metadata(
+            clips, sides, videos, video_inputs, taxonomy, templates["caption_metadata"]
+        )
+        made.append(
+            ConfigTables(
+                "caption_metadata",
+                "An instruction to describe each clip, answered by the detailed caption "
+                "that rules make from its video's metadata.",
+                "rule:caption_metadata",
+                templates["caption_metadata"].ref,
+                _by_side(rows, CAPTION_METADATA_SCHEMA),
+            )
+        )
+    return RuleRows(a, made, letters, empty_captions, normalizer)
+
+
+def rule_stage_key(
+    build_dir: Path,
+    config: RuleSplitsConfig,
+    taxonomy: Taxonomy,
+    templates: dict[str, Any],
+    recipe_dict: dict[str, Any],
+    inputs: dict[str, str],
+) -> str:
+    """The stage key: what the rule configs are made from (`inputs`: the ingest and chunk
+    tables' sha256, and the pinned assignment's)."""
+    return content_key(
+        {
+            "toolkit": __version__,
+            "config": config.model_dump(),
+            "taxonomy": content_key(taxonomy.model_dump()),
+            "templates": {n: t.sha256 for n, t in templates.items()},
+            "inputs": inputs,
+            "recipe": json.loads(json.dumps(recipe_dict, default=str, sort_keys=True)),
+        }
+    )
+
+
 def _require(path: Path) -> bool:
     if not path.exists():
         stage = "ingest" if path.parent.name == "ingest" else "chunk"
@@ -278,13 +329,22 @@ def _read_inputs(
     by id, checked against each other and the taxonomy."""
     import pyarrow.parquet as pq
 
-    clip_cols = ["clip_id", "video_id", "path", "label", "event_offset"]
-    clips = pq.read_table(build_dir / "chunk" / "clips.parquet", columns=clip_cols).to_pylist()
-    clips.sort(key=lambda c: c["clip_id"])
-    video_cols = ["video_id", "label", "event_time", "metadata"]
-    vt = pq.read_table(build_dir / "ingest" / "videos.parquet", columns=video_cols)
+    clips = pq.read_table(build_dir / "chunk" / "clips.parquet", columns=CLIP_COLUMNS).to_pylist()
+    vt = pq.read_table(build_dir / "ingest" / "videos.parquet", columns=VIDEO_COLUMNS)
     videos = {v["video_id"]: v for v in vt.to_pylist()}
+    return check_inputs(clips, videos, taxonomy)
 
+
+CLIP_COLUMNS = ["clip_id", "video_id", "path", "label", "event_offset"]
+VIDEO_COLUMNS = ["video_id", "label", "event_time", "metadata"]
+
+
+def check_inputs(
+    clips: list[dict[str, Any]], videos: dict[str, dict[str, Any]], taxonomy: Taxonomy
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The clip table (sorted by clip id) and the videos, checked against each other and
+    the taxonomy; ValueError naming the table on a problem."""
+    clips = sorted(clips, key=lambda c: c["clip_id"])
     ids = Counter(c["clip_id"] for c in clips)
     dups = [i for i, n in ids.items() if n > 1]
     if dups:
