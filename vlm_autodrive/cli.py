@@ -165,8 +165,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--dry-run",
         action="store_true",
-        help="send nothing, write nothing: print per model split the rows, cached "
-        "requests, requests to send and an estimate of prompt tokens",
+        help="send nothing, write nothing: plan every stage as the build would (in memory) "
+        "and print what ingest, chunk and the rule splits would change and, per model "
+        "split, the requests cached and to send, prompt and output tokens and, with a "
+        "throughput in the recipe, GPU-hours",
     )
     b.add_argument(
         "--retry-failed",
@@ -377,7 +379,7 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
     from vlm_autodrive.builders.ingest.stage import run_ingest
 
     if args.dry_run:
-        return _model_splits_stage(build, recipe, taxonomy, dry_run=True)
+        return _dry_run(args, recipe, build, taxonomy)
     manifest = Path(recipe.manifest)
     if recipe.sample and not manifest.exists():
         from vlm_autodrive.builders.synthetic.sample import generate_sample
@@ -416,8 +418,40 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
     return EXIT_REJECTS if ing.rejects or chunk.rejects or code else 0
 
 
-def _model_splits_stage(build: Path, recipe, taxonomy, dry_run=False, retry_failed=False) -> int:
-    """Run (or dry-run) the model splits; returns 0, or 3 when some samples failed."""
+def _dry_run(args, recipe, build: Path, taxonomy) -> int:
+    """Plan every stage as the build would run it, in memory, and print the cost."""
+    from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged
+    from vlm_autodrive.builders.core.recipe import worker_count
+    from vlm_autodrive.builders.generate.preview import preview_upstream
+
+    print("[dry run] nothing is sent or written")
+    try:
+        upstream = preview_upstream(
+            build,
+            recipe,
+            taxonomy,
+            _chunk_config(args, recipe.chunk),
+            force=args.force,
+            workers=worker_count(recipe.chunk.workers),
+        )
+    except ChunkSettingsChanged as e:
+        raise ValueError(str(e)) from None
+    print("\n".join(upstream.lines))
+    return _model_splits_stage(
+        build,
+        recipe,
+        taxonomy,
+        dry_run=True,
+        retry_failed=args.retry_failed,
+        clips=upstream.clips,
+    )
+
+
+def _model_splits_stage(
+    build: Path, recipe, taxonomy, dry_run=False, retry_failed=False, clips=None
+) -> int:
+    """Run (or dry-run) the model splits; returns 0, or 3 when some samples failed.
+    `clips`: as the dry run plans them (None: the build folder's)."""
     if not recipe.generate or not recipe.generate.splits:
         if dry_run:
             print("the recipe names no model splits (generate.splits): nothing to send")
@@ -427,7 +461,12 @@ def _model_splits_stage(build: Path, recipe, taxonomy, dry_run=False, retry_fail
 
     print("[model splits]" + (" dry run: nothing is sent or written" if dry_run else ""))
     reports = run_model_splits(
-        build, recipe.generate, taxonomy, dry_run=dry_run, retry_failed=retry_failed
+        build,
+        recipe.generate,
+        taxonomy,
+        dry_run=dry_run,
+        retry_failed=retry_failed,
+        clips=clips,
     )
     print(format_reports(reports, dry_run=dry_run))
     failed = sum(sum(v for k, v in r.failed.items() if k != "filtered") for r in reports)

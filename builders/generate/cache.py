@@ -70,10 +70,16 @@ def request_key(model_id: str, request: GenerationRequest, attempt: int = 0) -> 
 class ResponseCache:
     """SQLite-backed store of responses, keyed by `request_key`."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, create: bool = True):
+        """`create` False (a dry run): a cache that does not exist yet is an empty one
+        in memory, and nothing is written to the build folder."""
         self.path = path
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        if not create and not path.exists():
+            target = ":memory:"
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            target = str(path)
+        self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)

@@ -14,6 +14,23 @@ from vlm_autodrive.builders.core.strict import Strict
 MODEL_SPLIT_NAMES = ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa")
 
 
+class Throughput(Strict):
+    """The throughput of one replica of a model, measured on a real run of this recipe's
+    requests; the dry run turns it into GPU-hours. Give exactly one rate."""
+
+    requests_per_s: float | None = Field(None, gt=0, description="requests a second")
+    output_tokens_per_s: float | None = Field(None, gt=0, description="output tokens a second")
+    gpus: int | None = Field(
+        None, ge=1, description="GPUs of one replica (default: tensor_parallel_size)"
+    )
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> Throughput:
+        if (self.requests_per_s is None) == (self.output_tokens_per_s is None):
+            raise ValueError("give one of requests_per_s and output_tokens_per_s")
+        return self
+
+
 class ModelConfig(Strict):
     """One model and the backend that serves it."""
 
@@ -41,6 +58,9 @@ class ModelConfig(Strict):
     )
     engine_args: dict[str, object] = Field(
         default_factory=dict, description="extra vllm.LLM / server arguments"
+    )
+    throughput: Throughput | None = Field(
+        None, description="measured rate of one replica: the dry run's GPU-hours"
     )
 
     @model_validator(mode="after")

@@ -43,6 +43,20 @@ def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
     table = pq.read_table(
         build_dir / "chunk" / "clips.parquet", columns=["clip_id", "video_id", "label", "path"]
     ).to_pylist()
+    return make_clip_inputs(build_dir, table, sides, captions, mcq)
+
+
+def make_clip_inputs(
+    build_dir: Path,
+    table: list[dict[str, Any]],
+    sides: dict[str, str],
+    captions: dict[str, str],
+    mcq: dict[str, dict[str, Any]],
+    hashes: dict[str, str] | None = None,
+) -> list[ClipInput]:
+    """The train/test clips of a clip table (`clip_id`, `video_id`, `label`, `path`) with
+    their texts, sorted by clip id; `hashes` (clip id -> sha256 of its file) for clips
+    the dry run plans before they are cut."""
     out = []
     for c in sorted(table, key=lambda c: c["clip_id"]):
         side = sides.get(c["clip_id"])
@@ -62,6 +76,7 @@ def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
                 mcq_question=m.get("question"),
                 mcq_options=tuple(m.get("options") or ()),
                 mcq_answer_letter=m.get("answer_letter"),
+                video_sha256=(hashes or {}).get(c["clip_id"]),
             )
         )
     return out

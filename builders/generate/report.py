@@ -23,6 +23,15 @@ class SplitReport:
     failed: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     completion_tokens: int = 0
+    # dry run: output tokens the requests to send would make (n samples each), and how
+    # that was estimated; the GPU-hours of the sends with a throughput in the recipe
+    output_tokens_est: int = 0
+    output_tokens_from: str = ""
+    prompt_tokens_from: str = ""
+    gpu_hours_est: float | None = None
+    rows_changed: int = 0  # dry run: rows the cached responses change (added/removed/other)
+    # dry run: clips whose request is to send (their rows are not known before)
+    pending: set[str] = field(default_factory=set, repr=False)
 
     @property
     def yield_(self) -> float:
@@ -32,17 +41,7 @@ class SplitReport:
 def format_reports(reports: Iterable[SplitReport], dry_run: bool = False) -> str:
     """The summary table printed at the end (or by --dry-run)."""
     if dry_run:
-        head = (
-            f"  {'split':<14}{'rows':>7}{'requests':>10}{'cached':>8}"
-            f"{'to send':>9}{'~prompt tok':>13}"
-        )
-        lines = [head]
-        for r in reports:
-            lines.append(
-                f"  {r.name:<14}{r.clips:>7}{r.requests:>10}{r.cached:>8}"
-                f"{r.to_send:>9}{r.prompt_tokens_est:>13}"
-            )
-        return "\n".join(lines)
+        return _format_dry_run(list(reports))
     head = (
         f"  {'split':<14}{'clips':>6}{'requests':>9}{'cached':>7}{'sent':>6}{'samples':>8}"
         f"{'kept':>6}{'rows':>6}{'yield':>7}  failures"
@@ -54,4 +53,32 @@ def format_reports(reports: Iterable[SplitReport], dry_run: bool = False) -> str
             f"  {r.name:<14}{r.clips:>6}{r.requests:>9}{r.cached:>7}{r.sent:>6}"
             f"{r.samples:>8}{r.kept:>6}{r.rows:>6}{r.yield_:>7.0%}  {fails}"
         )
+    return "\n".join(lines)
+
+
+def _format_dry_run(reports: list[SplitReport]) -> str:
+    """The dry run's table: per split what is cached, what would be sent and its cost."""
+    head = (
+        f"  {'split':<14}{'clips':>6}{'requests':>9}{'cached':>8}{'to send':>9}"
+        f"{'prompt tok':>12}{'output tok':>12}{'rows chg':>9}{'GPU-h':>8}"
+    )
+    lines = [head]
+    for r in reports:
+        gpu = "-" if r.gpu_hours_est is None else f"{r.gpu_hours_est:.2f}"
+        lines.append(
+            f"  {r.name:<14}{r.clips:>6}{r.requests:>9}{r.cached:>8}{r.to_send:>9}"
+            f"{r.prompt_tokens_est:>12}{r.output_tokens_est:>12}{r.rows_changed:>9}{gpu:>8}"
+        )
+    sends = sum(r.to_send for r in reports)
+    gpus = [r.gpu_hours_est for r in reports if r.to_send and r.gpu_hours_est is not None]
+    total = f"{sum(gpus):.2f} GPU-hours" if gpus else "no throughput in the recipe: no GPU-hours"
+    lines.append(f"  total: {sends} requests to send, {total}")
+    notes = sorted(
+        {f"{r.prompt_tokens_from}; {r.output_tokens_from}" for r in reports if r.to_send}
+    )
+    lines += [f"  tokens of {n}" for n in sorted(notes)]
+    lines.append(
+        "  rows chg: rows the cached responses change (added, removed or other content); the "
+        "rows of the clips to send are known after sending"
+    )
     return "\n".join(lines)

@@ -144,7 +144,7 @@ def build_request(
         extra = {"clip": clip.clip_id}
     seed = request_seed(sgen.seed, split.name, next(iter(extra.values())))
     if split.needs_video:
-        extra["video_sha256"] = memoized_sha256(clip.video_path)
+        extra["video_sha256"] = clip.video_sha256 or memoized_sha256(clip.video_path)
     return GenerationRequest(
         request_id="",
         messages=messages,

@@ -46,10 +46,17 @@ from vlm_autodrive.builders.generate.backends.base import (
 )
 from vlm_autodrive.builders.generate.cache import ResponseCache, request_key
 from vlm_autodrive.builders.generate.config import GenerateConfig, ModelConfig, SplitGenConfig
+from vlm_autodrive.builders.generate.estimate import gpu_hours, output_tokens, prompt_counter
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, FailureRow, failure_row
-from vlm_autodrive.builders.generate.inputs import failed_request_ids, read_clip_inputs, read_import
+from vlm_autodrive.builders.generate.inputs import (
+    failed_request_ids,
+    read_clip_inputs,
+    read_config,
+    read_import,
+)
 from vlm_autodrive.builders.generate.parsing import ParseError
+from vlm_autodrive.builders.generate.preview import row_changes
 from vlm_autodrive.builders.generate.report import SplitReport
 from vlm_autodrive.builders.generate.requests import (
     OVERSIZED,
@@ -58,12 +65,15 @@ from vlm_autodrive.builders.generate.requests import (
     local_paths,
     send_misses,
 )
+from vlm_autodrive.builders.generate.stamp import commit as commit_stamp
+from vlm_autodrive.builders.generate.stamp import model_splits_key, stored_reports
 from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
 from vlm_autodrive.resources import bundled
 
 CACHE_PATH = Path("cache") / "responses.sqlite"
 BLOCKS = ("system", "user")
+PENDING = "(a caption the dry run has not made yet) "
 
 
 BackendOpener = Callable[[ModelConfig, ExitStack], Backend]
@@ -103,14 +113,19 @@ def run_model_splits(
     retry_failed: bool = False,
     open_backend: BackendOpener | None = None,
     progress: bool = True,
+    clips: list[ClipInput] | None = None,
 ) -> list[SplitReport]:
     """Build every split of `gen.splits` (in MODEL_SPLITS order); returns their reports.
 
-    `dry_run` sends nothing and writes nothing: it counts rows, cached and to-send
-    requests per split. `retry_failed` re-sends the requests of `error` and `parse`
-    failures with a new attempt (a new seed and cache key). `open_backend` builds a
-    backend for a model config (default: `backend_factory.open_backend`), opened only
-    for a split that has requests to send.
+    `dry_run` sends nothing and writes nothing: per split it counts the clips, the
+    requests cached and to send, their prompt and output tokens and GPU-hours
+    (`estimate.py`), and the rows the cached responses change; it plans exactly as the
+    real run does. `retry_failed` re-sends the requests of `error` and `parse` failures
+    with a new attempt (a new seed and cache key). `open_backend` builds a backend for a
+    model config (default: `backend_factory.open_backend`), opened only for a split that
+    has requests to send. `clips`: the clips with their texts as the dry run plans them
+    (`preview.py`) instead of the build folder's. With nothing changed since the last
+    run (`stamp.py`) the stored reports come back and nothing is done.
     """
     if open_backend is None:
         from functools import partial
@@ -119,9 +134,25 @@ def run_model_splits(
 
         open_backend = partial(opener, log_dir=build_dir / "logs", media_dir=build_dir)
     folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
-    sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
-    clips = read_clip_inputs(build_dir, sides)
-    cache = ResponseCache(build_dir / CACHE_PATH)
+    loaded = {
+        name: (
+            split,
+            load_template(
+                split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
+            ),
+        )
+        for name, split in MODEL_SPLITS.items()
+        if name in gen.splits
+    }
+    key = None
+    if clips is None and not retry_failed:
+        key = model_splits_key(build_dir, gen, taxonomy, loaded)
+        if (stored := stored_reports(build_dir, key)) is not None:
+            return stored
+    if clips is None:
+        sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
+        clips = read_clip_inputs(build_dir, sides)
+    cache = ResponseCache(build_dir / CACHE_PATH, create=not dry_run)
     retry = failed_request_ids(build_dir) if retry_failed else set()
     reports, configs, failures = [], [], []
     backends: dict[str, Backend] = {}
@@ -137,13 +168,8 @@ def run_model_splits(
                 return backends[key]
 
             ctx = RunContext(build_dir, taxonomy, cache, backend_for, retry, dry_run, progress)
-            for name, split in MODEL_SPLITS.items():
-                if name not in gen.splits:
-                    continue
+            for name, (split, template) in loaded.items():
                 sgen = gen.splits[name]
-                template = load_template(
-                    split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
-                )
                 prompt_hashes[split.prompt] = template.sha256
                 if sgen.import_file:
                     model_cfg, model_id = None, f"import:{Path(sgen.import_file).name}"
@@ -156,6 +182,9 @@ def run_model_splits(
                 failures.extend(fails)
                 if name == "caption_vlm":  # later prompts read the VLM captions
                     vlm = {r.clip_id: r.answer for r in rows if r.sample == 0}
+                    # Dry run: a caption still to be made is not known; the prompts
+                    # made from it cannot be cached (counted to send).
+                    vlm.update({c: f"{PENDING}{c}" for c in report.pending})
                     clips = [replace(c, vlm_caption=vlm.get(c.clip_id)) for c in clips]
                 configs.append(
                     ConfigTables(
@@ -205,6 +234,7 @@ def run_model_splits(
         write_dataset_folder(
             build_dir, configs, stage="model_splits", stage_info=stage_info, top={}, drop=stale
         )
+        commit_stamp(build_dir, key, [c.name for c in configs], reports)
     return reports
 
 
@@ -298,7 +328,12 @@ def _run_split(
         report.cached = len(by_key)
         misses = [r for k, r in keyed.items() if k not in by_key]
         report.to_send = len(misses)
-        report.prompt_tokens_est = sum(estimate_tokens(r) for r in misses)
+        if dry_run:
+            _estimate(report, misses, list(by_key.values()), model_cfg, sgen)
+            missing = {r.request_id for r in misses}
+            report.pending = {c.clip_id for c, base in plan if key_of[base] in missing}
+        else:
+            report.prompt_tokens_est = sum(estimate_tokens(r) for r in misses)
         if progress and not dry_run:
             tqdm.write(
                 f"{split.name}: {report.clips} clips, {report.requests} requests: "
@@ -325,8 +360,22 @@ def _run_split(
     rows = _parse_all(
         split, plan, key_of, by_key, sgen, taxonomy, common_base, report, fails, dry_run
     )
+    if dry_run:
+        old = read_config(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
+        before = {r["id"]: r["content_hash"] for r in old if r["clip_id"] not in report.pending}
+        report.rows_changed = row_changes(before, {r.id: r.content_hash for r in rows})
     report.seconds = time.perf_counter() - t0
     return report, rows, fails
+
+
+def _estimate(report, misses, cached, model_cfg, sgen) -> None:
+    """The dry run's cost of the misses (see estimate.py)."""
+    count, report.prompt_tokens_from = prompt_counter(model_cfg)
+    report.prompt_tokens_est = sum(count(r) for r in misses)
+    report.output_tokens_est, report.output_tokens_from = output_tokens(
+        cached, len(misses), sgen.n, sgen.max_tokens
+    )
+    report.gpu_hours_est = gpu_hours(model_cfg, len(misses), report.output_tokens_est)
 
 
 def _attempt(

@@ -34,6 +34,12 @@ class ClipInput:
     mcq_question: str | None  # the clip's MCQ (mcq config), when built
     mcq_options: tuple[str, ...] = ()
     mcq_answer_letter: str | None = None
+    # The clip file's sha256 when known before it exists (the dry run plans clips not cut
+    # yet: a `NOT_CUT` value keys requests no cache holds); None: hash the file.
+    video_sha256: str | None = None
+
+
+NOT_CUT = "not cut yet:"  # prefix of the video hash of a clip the dry run plans
 
 
 def cosmos_target(reasoning: str, letter: str) -> str:

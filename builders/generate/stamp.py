@@ -1,0 +1,148 @@
+"""The model splits' stage stamp: a rebuild with nothing changed does no work.
+
+In: the build folder, the `generate:` config, the taxonomy, each split's loaded prompt.
+Out: the stage key (`model_splits_key`) over everything the model splits are made from:
+
+- the rule splits' stamp (its key covers the ingest and chunk tables, so the clips'
+  labels, paths and bytes, the rule settings, templates and taxonomy; its outputs are
+  the sha256 of the assignment and of the `caption_metadata` and `mcq` files);
+- per split the model id and revision, the sampling settings, the model settings that
+  shape a request (`fold_system_prompt`, `reasoning_parser`), the prompt's hash, an
+  imported captions file's hash, and the parser: the source of the split modules, the
+  shared parsing helpers and the answer parser, and the code of the `parse` method in
+  use (so a changed parser re-parses);
+- the taxonomy and the toolkit version.
+
+With the same key and the outputs intact (`Stage.finished`), the stage returns the
+reports stored in the stamp without rendering, looking up or parsing anything. A run
+with `error` failures (responses never received) commits no stamp, so the next run
+sends them again; `--retry-failed` never skips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from vlm_autodrive import __version__
+from vlm_autodrive.builders.core.files import file_sha256, read_json
+from vlm_autodrive.builders.core.stage import STAMP, Stage, content_key
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
+from vlm_autodrive.builders.dataset.folder import DATA_DIR
+from vlm_autodrive.builders.generate.config import GenerateConfig
+from vlm_autodrive.builders.generate.report import SplitReport
+
+STAGE = "model_splits"
+_PARSER_SOURCES = ("generate/tasks", "generate/parsing.py", "core/answers.py")
+
+
+def parser_fingerprint(split: Any) -> str:
+    """A hash of the code that parses `split`'s completions (see the module)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for rel in _PARSER_SOURCES:
+        p = root / rel
+        for f in sorted(p.glob("*.py")) if p.is_dir() else [p]:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    code = type(split).parse.__code__
+    name = getattr(code, "co_qualname", code.co_name)
+    h.update(code.co_code + repr(code.co_consts).encode() + name.encode())
+    return h.hexdigest()
+
+
+def model_splits_key(
+    build_dir: Path, gen: GenerateConfig, taxonomy: Taxonomy, splits: dict[str, Any]
+) -> str | None:
+    """The stage key; None when the rule splits left no stamp (nothing to compare)."""
+    rule_stamp = build_dir / "rule_splits" / STAMP
+    if not rule_stamp.exists():
+        return None
+    try:
+        rules = read_json(rule_stamp)
+    except (OSError, ValueError):
+        return None
+    per_split = {}
+    for name, (split, template) in splits.items():
+        sgen = gen.splits[name]
+        model = gen.models.get(sgen.model) if not sgen.import_file else None
+        per_split[name] = {
+            "model": model.model_id if model else None,
+            "request": (
+                model.model_dump(include={"fold_system_prompt", "reasoning_parser"})
+                if model
+                else None
+            ),
+            "sampling": sgen.model_dump(),
+            "prompt": template.sha256,
+            "import": file_sha256(Path(sgen.import_file)) if sgen.import_file else None,
+            "parser": parser_fingerprint(split),
+        }
+    video = any(s.needs_video and not gen.splits[n].import_file for n, (s, _) in splits.items())
+    return content_key(
+        {
+            "toolkit": __version__,
+            "clip_files": _clip_file_states(build_dir) if video else None,
+            "rules": {"key": rules.get("key"), "outputs": rules.get("outputs")},
+            "taxonomy": content_key(taxonomy.model_dump()),
+            "splits": per_split,
+        }
+    )
+
+
+def _clip_file_states(build_dir: Path) -> str:
+    """A hash of every clip file's size and modification time: a clip re-cut or replaced
+    at the same path changes it (the video requests key on the bytes; hashing them all
+    would cost more than the rebuild it saves)."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    paths = pq.read_table(build_dir / "chunk" / "clips.parquet", columns=["path"])
+    h = hashlib.sha256()
+    for rel in sorted(paths.column("path").to_pylist()):
+        try:
+            st = os.stat(build_dir / rel)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{rel}\0missing\n".encode())
+    return h.hexdigest()
+
+
+def model_outputs(build_dir: Path, names: list[str]) -> list[str]:
+    """The data files the stage wrote for the configs `names`, relative to the build
+    folder (found in each config's folder, whatever the files are called)."""
+    out = []
+    for name in names:
+        folder = build_dir / DATA_DIR / name
+        if folder.is_dir():
+            out += [p.relative_to(build_dir).as_posix() for p in sorted(folder.glob("*.parquet"))]
+    return out
+
+
+def stored_reports(build_dir: Path, key: str | None) -> list[SplitReport] | None:
+    """The reports of the last run when its key is `key` and its outputs are intact, as
+    a rebuild would give them (every request cached, nothing sent); else None."""
+    if key is None:
+        return None
+    done = Stage(build_dir, STAGE).finished(key)
+    if done is None:
+        return None
+    out = []
+    for d in done["reports"]:
+        r = SplitReport(**d)
+        r.cached, r.to_send, r.sent, r.seconds, r.completion_tokens = r.requests, 0, 0, 0.0, 0
+        r.prompt_tokens_est = r.output_tokens_est = 0
+        out.append(r)
+    return out
+
+
+def commit(build_dir: Path, key: str | None, names: list[str], reports: list[SplitReport]):
+    """Stamp the stage, unless a response is missing (an `error`) or there is no key."""
+    stage = Stage(build_dir, STAGE)
+    if key is None or any(r.failed.get("error") for r in reports):
+        stage.invalidate()
+        return
+    kept = [{k: v for k, v in dataclasses.asdict(r).items() if k != "pending"} for r in reports]
+    stage.commit(key, model_outputs(build_dir, names), {"reports": kept})
