@@ -46,10 +46,19 @@ def parser_fingerprint(split: Any) -> str:
         p = root / rel
         for f in sorted(p.glob("*.py")) if p.is_dir() else [p]:
             h.update(f.name.encode() + b"\0" + f.read_bytes())
-    code = type(split).parse.__code__
-    name = getattr(code, "co_qualname", code.co_name)
-    h.update(code.co_code + repr(code.co_consts).encode() + name.encode())
+    _hash_code(h, type(split).parse.__code__)
     return h.hexdigest()
+
+
+def _hash_code(h, code) -> None:
+    """A code object's bytecode, names and constants, nested code objects by their own
+    content (their repr holds a memory address, which differs from run to run)."""
+    h.update(code.co_code + repr(code.co_names).encode())
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            _hash_code(h, c)
+        else:
+            h.update(repr(c).encode())
 
 
 def model_splits_key(
