@@ -47,6 +47,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_rule_splits.py
 	$(BIN)/python benchmarks/bench_model_splits.py
+	$(BIN)/python benchmarks/bench_rebuild.py
 	$(BIN)/python benchmarks/bench_openai_backend.py
 	$(BIN)/python benchmarks/bench_mix.py
 	$(TRAIN_BIN)/python benchmarks/bench_train.py

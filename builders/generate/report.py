@@ -73,12 +73,13 @@ def _format_dry_run(reports: list[SplitReport]) -> str:
     gpus = [r.gpu_hours_est for r in reports if r.to_send and r.gpu_hours_est is not None]
     total = f"{sum(gpus):.2f} GPU-hours" if gpus else "no throughput in the recipe: no GPU-hours"
     lines.append(f"  total: {sends} requests to send, {total}")
-    notes = sorted(
-        {f"{r.prompt_tokens_from}; {r.output_tokens_from}" for r in reports if r.to_send}
-    )
-    lines += [f"  tokens of {n}" for n in sorted(notes)]
+    lines += [
+        f"  {r.name} tokens, {r.prompt_tokens_from}; {r.output_tokens_from}"
+        for r in reports
+        if r.to_send
+    ]
     lines.append(
-        "  rows chg: rows the cached responses change (added, removed or other content); the "
-        "rows of the clips to send are known after sending"
+        "  rows chg: rows that the cached responses change (added, removed, other content); "
+        "the rows of the requests to send are known once they are answered"
     )
     return "\n".join(lines)

@@ -144,10 +144,11 @@ def run_model_splits(
         for name, split in MODEL_SPLITS.items()
         if name in gen.splits
     }
-    key = None
-    if clips is None and not retry_failed:
+    key = None  # the stage key of the build folder's inputs (a dry run's own: none)
+    if clips is None:
         key = model_splits_key(build_dir, gen, taxonomy, loaded)
-        if (stored := stored_reports(build_dir, key)) is not None:
+        # A retry has work whatever the key: the failures to send again.
+        if not retry_failed and (stored := stored_reports(build_dir, key)) is not None:
             return stored
     if clips is None:
         sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}

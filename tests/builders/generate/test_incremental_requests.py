@@ -344,3 +344,16 @@ def test_new_build_is_planned_from_the_manifest(tmp_path, base, capsys):
     code, real = build(recipe, backend, capsys)
     for split in SPLITS:
         assert dry[split][4] == real[split][4] == real[split][2], split
+
+
+def test_new_build_from_a_sample_recipe(tmp_path, capsys):
+    data = recipe_dict(tmp_path, tmp_path / "sample" / "manifest.jsonl")
+    data["sample"] = {"videos": 3, "seed": 4, "duration": 6.0, "width": 96, "height": 64}
+    recipe = write_recipe(tmp_path, data)
+    silent = Recording()
+    code, dry = build(recipe, silent, capsys, "--dry-run")
+    # The sample was planned from a temporary copy: nothing here yet.
+    assert code == 0 and silent.requests == [] and not (tmp_path / "sample").exists()
+    code, real = build(recipe, Recording(), capsys)
+    for split in SPLITS:
+        assert dry[split][4] == real[split][4] == real[split][2], split
