@@ -18,6 +18,10 @@ The event check runs on those, never on the planned times:
   margins the video allows, on the frame grid (reencode), or starting at a keyframe
   (copy; else as little stretched as it can be);
 - an event that no window can hold is a reject of the video, with the reason.
+
+`label_cuts` then labels the cuts by the times they cover, keeps one event clip and
+checks that an event video has one: the cutter runs it on the times as cut, the dry run
+(`preview.py`) on the times the plan says a cut will cover.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ from vlm_autodrive.builders.clips.windows import (
     event_starts,
     event_window,
     holds_event,
+    label_window,
+    place_window,
     plan_windows,
 )
 from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.ingest.records import VideoRecord
 
 
 @dataclass(frozen=True)
@@ -173,3 +180,56 @@ def _event_cut(
             f"{config.max_copy_stretch:g} s (stretched: reject)"
         )
     return cut, None
+
+
+@dataclass
+class Labelled:
+    """One video's cuts as the labelling rule judges them: `kept` (index into the cuts,
+    label), the windows dropped by reason, the event clips kept, or a reject."""
+
+    kept: list[tuple[int, str]]
+    dropped: Counter
+    event_clips: int = 0
+    reject: str | None = None
+
+
+def label_cuts(
+    times: list[Window],
+    event: Event | None,
+    video: VideoRecord,
+    config: ChunkConfig,
+    normal: str,
+    dropped: Counter,
+) -> Labelled:
+    """Label the cuts covering `times` (sorted by planned start), keep one event clip
+    (`event_clips: one`) and check that an event video has one. Shared by the cutter (on
+    the times as cut) and the dry run (on the times the plan says a cut will cover)."""
+    dropped = Counter(dropped)
+    kept: list[tuple[int, str]] = []
+    holders: list[tuple[float, int]] = []  # (distance of the event from the centre, index)
+    for i, actual in enumerate(times):
+        args = (actual, event, normal, config.margin, config.ambiguous, config.post_event)
+        label = label_window(*args, duration=video.duration)
+        where = event and place_window(actual, event, config.margin, video.duration)
+        if label is None:
+            dropped["post_event" if where == "after" else "ambiguous"] += 1
+            continue
+        if where == "holds":
+            holders.append((abs(actual.start + actual.end - 2 * event.time), len(kept)))
+        kept.append((i, label))
+    event_clips = len(holders)
+    if config.event_clips == "one" and len(holders) > 1:
+        # One event clip a video: the window with the event nearest its centre.
+        extra = {j for _, j in sorted(holders)[1:]}
+        kept = [k for j, k in enumerate(kept) if j not in extra]
+        dropped["event_duplicate"] += len(extra)
+        event_clips = 1
+    if event is not None and config.ensure_event_clip and not event_clips:
+        return Labelled(
+            [],
+            dropped,
+            reject=f"no clip as cut holds the event at {event.time:g} s with the margin "
+            f"({config.margin:g} s, less at the video's edges); clips as cut: "
+            + ", ".join(f"{t.start:g}-{t.end:g} s" for t in times),
+        )
+    return Labelled(kept, dropped, event_clips)

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlm_autodrive.builders.clips.cutting import CutError, index_copy
-from vlm_autodrive.builders.clips.plan import plan_cuts
+from vlm_autodrive.builders.clips.plan import label_cuts, plan_cuts
 from vlm_autodrive.builders.clips.stage import (
     ChunkSettingsChanged,
     _differences,
     chunk_settings,
     clip_id,
-    label_cuts,
 )
 from vlm_autodrive.builders.clips.windows import Event, Window, event_offset
 from vlm_autodrive.builders.core.files import memoized_sha256, read_json

@@ -21,14 +21,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vlm_autodrive.builders.clips.cutting import CutError, cut_copy, cut_reencode, index_copy
-from vlm_autodrive.builders.clips.plan import CutPlan, PlannedCut, plan_cuts
+from vlm_autodrive.builders.clips.plan import CutPlan, PlannedCut, label_cuts, plan_cuts
 from vlm_autodrive.builders.clips.records import CLIP_SCHEMA, ClipRecord
 from vlm_autodrive.builders.clips.windows import (
     Event,
     Window,
     event_offset,
-    label_window,
-    place_window,
 )
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json, write_table
 from vlm_autodrive.builders.core.recipe import ChunkConfig
@@ -270,59 +268,6 @@ def chunk_video(
     outcome.dropped = dict(labelled.dropped)
     outcome.reencoded_stretched = plan.reencoded_stretched
     return outcome
-
-
-@dataclass
-class Labelled:
-    """One video's cuts as the labelling rule judges them: `kept` (index into the cuts,
-    label), the windows dropped by reason, the event clips kept, or a reject."""
-
-    kept: list[tuple[int, str]]
-    dropped: Counter
-    event_clips: int = 0
-    reject: str | None = None
-
-
-def label_cuts(
-    times: list[Window],
-    event: Event | None,
-    video: VideoRecord,
-    config: ChunkConfig,
-    normal: str,
-    dropped: Counter,
-) -> Labelled:
-    """Label the cuts covering `times` (sorted by planned start), keep one event clip
-    (`event_clips: one`) and check that an event video has one. Shared by the cutter (on
-    the times as cut) and the dry run (on the times the plan says a cut will cover)."""
-    dropped = Counter(dropped)
-    kept: list[tuple[int, str]] = []
-    holders: list[tuple[float, int]] = []  # (distance of the event from the centre, index)
-    for i, actual in enumerate(times):
-        args = (actual, event, normal, config.margin, config.ambiguous, config.post_event)
-        label = label_window(*args, duration=video.duration)
-        where = event and place_window(actual, event, config.margin, video.duration)
-        if label is None:
-            dropped["post_event" if where == "after" else "ambiguous"] += 1
-            continue
-        if where == "holds":
-            holders.append((abs(actual.start + actual.end - 2 * event.time), len(kept)))
-        kept.append((i, label))
-    event_clips = len(holders)
-    if config.event_clips == "one" and len(holders) > 1:
-        # One event clip a video: the window with the event nearest its centre.
-        extra = {j for _, j in sorted(holders)[1:]}
-        kept = [k for j, k in enumerate(kept) if j not in extra]
-        dropped["event_duplicate"] += len(extra)
-        event_clips = 1
-    if event is not None and config.ensure_event_clip and not event_clips:
-        return Labelled(
-            [],
-            dropped,
-            reject=f"no clip as cut holds the event at {event.time:g} s with the margin "
-            f"({config.margin:g} s, less at the video's edges); clips as cut: "
-            + ", ".join(f"{t.start:g}-{t.end:g} s" for t in times),
-        )
-    return Labelled(kept, dropped, event_clips)
 
 
 def _cut_all(source, cuts: list[PlannedCut], root, rel, config, index, threads):
