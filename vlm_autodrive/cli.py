@@ -228,6 +228,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     pub.set_defaults(func=_cmd_publish)
 
+    from vlm_autodrive.builders.dataset.show import add_show_parser
+
+    add_show_parser(sub)  # `autodrive show BUILD CONFIG [--html OUT]`
+
     from vlm_autodrive.trainer.eval.cli import add_eval_parser
 
     add_eval_parser(sub)  # `autodrive eval ...` and `autodrive eval compare ...`
