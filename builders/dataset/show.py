@@ -119,7 +119,6 @@ def select_rows(
     matches when one of its elements does). ValueError for a folder that is not a build,
     an unknown config, split or column, each listing what exists.
     """
-    import pyarrow.parquet as pq
 
     if limit < 0:
         raise ValueError(f"-n {limit}: the number of rows must be 0 (all) or more")
@@ -137,7 +136,7 @@ def select_rows(
     for s in splits:
         if not files[s].exists():
             raise ValueError(f"{files[s]}: the {s} file of config {config!r} is missing")
-        columns += [c for c in pq.read_schema(files[s]).names if c not in columns]
+        columns += [c for c in _schema(files[s]).names if c not in columns]
     unknown = [k for k, _ in where if k not in columns]
     if unknown:
         raise ValueError(
@@ -168,6 +167,16 @@ def _provenance(build: Path) -> dict:
         return read_json(path)
     except ValueError as e:
         raise ValueError(f"{path}: not valid JSON: {e}") from None
+
+
+def _schema(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as e:
+        raise ValueError(f"{path}: not a readable Parquet file ({e}); rebuild the config") from None
 
 
 def _cell_text(value: Any) -> str:

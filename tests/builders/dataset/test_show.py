@@ -233,3 +233,12 @@ def test_the_console_script(build, tmp_path):
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.startswith("error: --where: config 'mcq' has no column 'colour'")
+
+
+def test_a_corrupt_config_file_is_named(build, tmp_path):
+    broken = tmp_path / "build"
+    shutil.copytree(build, broken)
+    (broken / data_files("mcq")["train"]).write_bytes(b"not parquet")
+    res = show(broken, "mcq")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{broken / data_files('mcq')['train']}: not a readable Parquet file" in res.stderr
