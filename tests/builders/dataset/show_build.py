@@ -26,13 +26,14 @@ SPLITS = {
 }
 
 
-def make_show_build(root: Path) -> Path:
-    """The build folder `root/build` (the sample videos in `root/sample`); returns it."""
+def make_show_build(root: Path, mode: str = "copy") -> Path:
+    """The build folder `root/build` (the sample videos in `root/sample`), its clips cut
+    in `mode` (`copy` or `reencode`, the demo's); returns it."""
     tax = load_taxonomy()
     manifest = generate_sample(root / "sample", 6, seed=2, duration=8.0, width=96, height=64)
     build = root / "build"
     run_ingest(manifest, build, tax, progress=False)
-    run_chunk(build, ChunkConfig(window=4, stride=3.5, mode="copy"), tax, progress=False)
+    run_chunk(build, ChunkConfig(window=4, stride=3.5, mode=mode), tax, progress=False)
     rules = RuleSplitsConfig(test_per_class=1, on_short="take_available")
     build_rule_splits(build, rules, tax, {})
     gen = GenerateConfig.model_validate(

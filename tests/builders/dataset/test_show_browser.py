@@ -1,8 +1,8 @@
 """The `autodrive show --html` page in a real browser: headless Chromium (Debian's
 `chromium` package, installed by `make browser`, a step of `make test`) loads the page
-served from a localhost http.server and opened from disk, plays every clip (H.264 MP4)
-and the test checks that each one decoded and advanced, and that the rows' text is on
-the page."""
+served from a localhost http.server and opened from disk, plays every clip (H.264 MP4,
+cut by stream copy and re-encoded) and the test checks that each one decoded and
+advanced, and that the rows' text is on the page."""
 
 from __future__ import annotations
 
@@ -67,11 +67,12 @@ class Recording(SimpleHTTPRequestHandler):
         Recording.asked.append(unquote(self.path))
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> tuple[Path, Path]:
-    """A folder holding the build and, elsewhere under it, the page of every mcq row."""
+@pytest.fixture(scope="module", params=["copy", "reencode"])
+def site(request, tmp_path_factory) -> tuple[Path, Path]:
+    """A folder holding a build (clips cut by stream copy, or re-encoded as the demo
+    does) and, elsewhere under it, the page of every mcq row."""
     root = tmp_path_factory.mktemp("site")
-    build = make_show_build(root)
+    build = make_show_build(root, request.param)
     page = root / "pages" / "mcq.html"
     write_page(select_rows(build, "mcq", limit=0), page)
     return build, page
