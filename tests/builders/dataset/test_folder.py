@@ -6,7 +6,7 @@ import pyarrow as pa
 import yaml
 
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
-from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
+from vlm_autodrive.builders.dataset.folder import ConfigTables, data_path, write_dataset_folder
 from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.builders.synthetic.tables import write_synthetic_tables
 
@@ -39,7 +39,7 @@ def test_a_later_stage_adds_a_config_and_a_rule_rebuild_keeps_it(tmp_path):
     assert "| `vqa` | Questions from captions. | 1 | 0 |" in card
     build_rule_splits(build, config, load_taxonomy(), {}, force=True)
     assert set(declared(build)) == {"mcq", "caption_metadata", "vqa"}
-    (build / "data" / "vqa" / "train-00000-of-00001.parquet").unlink()
+    data_path(build, "vqa", "train").unlink()
     (build / "data" / "vqa").rmdir()
     build_rule_splits(build, config, load_taxonomy(), {}, force=True)
     assert set(declared(build)) == {"mcq", "caption_metadata"}
@@ -62,7 +62,7 @@ def test_a_config_without_rows_is_declared_with_its_schema(tmp_path):
     assert prov["configs"]["vqa"]["splits"]["train"]["rows"] == 0
     assert set(prov["configs"]["mcq"]["splits"]) == {"train"}  # the empty side of a full one
     assert "config_name: vqa" in (tmp_path / "README.md").read_text()
-    f = pq.ParquetFile(tmp_path / "data/vqa/test-00000-of-00001.parquet")
+    f = pq.ParquetFile(data_path(tmp_path, "vqa", "test"))
     assert f.metadata.num_rows == 0 and f.schema_arrow == schema
     ds = datasets.load_dataset(str(tmp_path), "vqa", streaming=True)
     assert set(ds) == {"train", "test"} and list(ds["train"]) == []

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tests.builders.small_builds import read, recipe, rule_build
+from vlm_autodrive.builders.dataset.folder import data_path, write_data_file
 from vlm_autodrive.builders.mix.stage import mix
 from vlm_autodrive.builders.release.changelog import Changelog, compare
 from vlm_autodrive.builders.release.publish import publish
@@ -16,12 +17,12 @@ from vlm_autodrive.resources import bundled
 
 
 def _write(folder, config, rows, split="train", hashes=True):
-    path = folder / "data" / config / f"{split}-00000-of-00001.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A data file named by its content, as a build writes it (no provenance.json: the
+    changelog finds it in the folder)."""
     cols = {"id": [r[0] for r in rows]}
     if hashes:
         cols["content_hash"] = [r[1] for r in rows]
-    pq.write_table(pa.table(cols), path)
+    write_data_file(folder, config, split, pa.table(cols))
 
 
 def test_added_removed_changed_and_side_moves(tmp_path):
@@ -80,8 +81,7 @@ def test_a_template_edit_changes_exactly_the_rows_it_touches(tmp_path):
     mcq = log["configs"]["mcq"]
     assert (mcq["changed"], mcq["added"], mcq["removed"]) == (collision, [], [])
     assert mcq["unchanged"] == sum(
-        pq.ParquetFile(build / f"data/mcq/{s}-00000-of-00001.parquet").metadata.num_rows
-        for s in ("train", "test")
+        pq.ParquetFile(data_path(build, "mcq", s)).metadata.num_rows for s in ("train", "test")
     ) - len(collision)
     cap = log["configs"]["caption_metadata"]
     assert (cap["changed"], cap["added"], cap["removed"]) == ([], [], [])
