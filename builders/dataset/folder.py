@@ -96,15 +96,20 @@ def declared_data_files(build_dir: Path, config: str) -> dict[str, str] | None:
     return {s: v["path"] for s, v in entry.get("splits", {}).items()}
 
 
-def data_files(build_dir: Path, config: str) -> dict[str, str]:
-    """split -> path relative to `build_dir` of the config's current data files.
+def data_files(build_dir: Path, config: str, split: str | None = None) -> dict[str, str]:
+    """split -> path relative to `build_dir` of the config's current data files (only
+    `split`'s when given).
 
     The paths provenance.json declares when it names the config; else the folder's
     `data/<config>/<split>-*.parquet` (a release downloaded without provenance, a folder
     made by hand), one per split. {} when the config has none. Raises ValueError when an
     undeclared config has two files for one split.
     """
-    build_dir = Path(build_dir)
+    found = _data_files(Path(build_dir), config)
+    return found if split is None else {s: f for s, f in found.items() if s == split}
+
+
+def _data_files(build_dir: Path, config: str) -> dict[str, str]:
     declared = declared_data_files(build_dir, config)
     if declared is not None:
         return declared
@@ -139,7 +144,7 @@ def all_data_files(build_dir: Path) -> dict[str, dict[str, str]]:
 def data_path(build_dir: Path, config: str, split: str) -> Path:
     """The data file of `config`/`split` in `build_dir`; FileNotFoundError naming what the
     folder has when there is none."""
-    rel = data_files(build_dir, config).get(split)
+    rel = data_files(build_dir, config, split).get(split)
     if rel is None:
         have = data_files(build_dir, config)
         raise FileNotFoundError(
