@@ -17,7 +17,7 @@ from vlm_autodrive.builders.generate.tasks.base import ClipInput
 def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    for rel in data_files(name).values():
+    for rel in data_files(build_dir, name).values():
         path = build_dir / rel
         if path.exists():
             yield from pq.read_table(path, columns=columns).to_pylist()

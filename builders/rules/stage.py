@@ -1,7 +1,7 @@
 """Rule splits stage: clip table + metadata -> the `mcq` and `caption_metadata` configs.
 
 Reads `ingest/videos.parquet` and `chunk/clips.parquet`; writes `split/assignment.parquet`
-(each clip's side, reused by every later split), `data/<config>/{train,test}-*.parquet`,
+(each clip's side, reused by every later split), `data/<config>/{train,test}-<hash>.parquet`,
 `provenance.json`, the dataset card `README.md`, and `rule_splits/summary.json`. No model
 is involved: the text comes from the Jinja templates in `templates/` and the taxonomy.
 
@@ -29,7 +29,7 @@ from vlm_autodrive.builders.dataset.assign import (
     read_pinned,
     write_assignment,
 )
-from vlm_autodrive.builders.dataset.folder import ConfigTables, data_files, write_dataset_folder
+from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
 from vlm_autodrive.builders.dataset.rows import rows_to_table
 from vlm_autodrive.builders.rules.caption_metadata import (
     CAPTION_METADATA_SCHEMA,
@@ -229,7 +229,7 @@ def build_rule_splits(
             "pinned": a.pinned,
         },
     }
-    write_dataset_folder(
+    prov = write_dataset_folder(
         build_dir,
         made,
         stage="rule_splits",
@@ -258,7 +258,7 @@ def build_rule_splits(
     write_json(build_dir / SUMMARY_PATH, summary.to_dict())
     outputs = [ASSIGNMENT_PATH.as_posix(), SUMMARY_PATH.as_posix()]
     outputs += [
-        rel for c in made for rel in data_files(c.name).values() if (build_dir / rel).exists()
+        v["path"] for c in made for v in prov["configs"].get(c.name, {}).get("splits", {}).values()
     ]
     stage.commit(key, outputs, summary.to_dict())
     return summary

@@ -98,7 +98,16 @@ def _read_rows(root: Path, config: str, split: str) -> list[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    files = sorted((root / "data" / config).glob(f"{split}-*.parquet"))
+    from vlm_autodrive.builders.dataset.folder import declared_data_files
+
+    # The file the folder declares (a file a rebuild replaced is never read); else every
+    # `<split>-*` file (a dataset in several shards).
+    declared = (declared_data_files(root, config) or {}).get(split)
+    files = (
+        [root / declared]
+        if declared
+        else sorted((root / "data" / config).glob(f"{split}-*.parquet"))
+    )
     if not files:
         have = sorted(p.name for p in (root / "data").glob("*") if p.is_dir())
         raise FileNotFoundError(

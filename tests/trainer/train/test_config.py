@@ -150,11 +150,12 @@ class FakeHub:
 
 
 def test_hub_dataset_is_pinned_and_downloads_its_config_and_clips(tmp_path, monkeypatch):
+    from vlm_autodrive.builders.dataset.folder import data_file_rel
     from vlm_autodrive.trainer.train.config import DatasetSpec
     from vlm_autodrive.trainer.train.data import resolve_dataset
 
-    files = ["README.md", "clips/a.mp4", "data/mcq/train-00000-of-00001.parquet",
-             "data/mix-paper/train-00000-of-00001.parquet"]  # fmt: skip
+    files = ["README.md", "clips/a.mp4", data_file_rel("mcq", "train", "1" * 64),
+             data_file_rel("mix-paper", "train", "2" * 64)]  # fmt: skip
     spec = DatasetSpec(repo="org/data", revision="v1.0.0", config="mix-paper")
     hub = FakeHub(tmp_path, files)
     hub.install(monkeypatch)
