@@ -96,13 +96,12 @@ def parse_where(items: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def split_files(build: Path, config: str, prov: Mapping[str, Any]) -> dict[str, Path]:
-    """split -> Parquet file of a config: the paths provenance.json (and so the card)
-    declares, falling back to the folder's naming rule for an entry without paths."""
-    entry = prov["configs"][config]
-    declared = {s: v.get("path") for s, v in entry.get("splits", {}).items()}
-    default = data_files(config)
-    order = [s for s in SPLITS if s in declared] + [s for s in declared if s not in SPLITS]
-    return {s: build / (declared[s] or default.get(s, "")) for s in order}
+    """split -> Parquet file of a config, as provenance.json (and so the card) declares
+    it, train and test first (`data_files`: a folder without provenance falls back to
+    its `<split>-*.parquet`)."""
+    found = data_files(build, config)
+    order = [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+    return {s: build / found[s] for s in order}
 
 
 def select_rows(

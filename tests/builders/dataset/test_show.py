@@ -53,8 +53,10 @@ def show(*args: str | Path, width: int = 400) -> Result:
 def rows(build: Path, config: str, side: str | None = None) -> list[dict]:
     """The config's rows read straight from its Parquet files (train, then test)."""
     out = []
-    for s, rel in data_files(config).items():
-        if (side is None or s == side) and (build / rel).exists():
+    files = data_files(build, config)
+    for s in ("train", "test"):
+        rel = files.get(s)
+        if rel and (side is None or s == side) and (build / rel).exists():
             out += pq.read_table(build / rel).to_pylist()
     return out
 
@@ -238,7 +240,9 @@ def test_the_console_script(build, tmp_path):
 def test_a_corrupt_config_file_is_named(build, tmp_path):
     broken = tmp_path / "build"
     shutil.copytree(build, broken)
-    (broken / data_files("mcq")["train"]).write_bytes(b"not parquet")
+    (broken / data_files(broken, "mcq")["train"]).write_bytes(b"not parquet")
     res = show(broken, "mcq")
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert f"{broken / data_files('mcq')['train']}: not a readable Parquet file" in res.stderr
+    assert (
+        f"{broken / data_files(broken, 'mcq')['train']}: not a readable Parquet file" in res.stderr
+    )
