@@ -27,6 +27,11 @@ class ModelConfig(Strict):
     local_server: bool = Field(
         False, description="openai: start `vllm` on 127.0.0.1 for `model` during the build"
     )
+    server_python: str | None = Field(
+        None,
+        description="local_server: the python of an environment with vLLM (default: the "
+        "project's .venv-vllm/bin/python, found from any working directory)",
+    )
     api_key_env: str = Field("OPENAI_API_KEY", description="variable holding the API key")
     max_concurrency: int = Field(64, ge=1)
     timeout: float = Field(600.0, gt=0, description="seconds per request")
@@ -47,9 +52,12 @@ class ModelConfig(Strict):
     def _keys_the_backend_reads(self) -> ModelConfig:
         # Every key set must be read: name the ones this backend would ignore.
         if self.backend == "vllm":
-            ignored = [k for k in ("base_urls", "local_server") if getattr(self, k)]
+            ignored = [
+                k for k in ("base_urls", "local_server", "server_python") if getattr(self, k)
+            ]
         elif not self.local_server:  # a server someone else runs holds these settings
-            ignored = [k for k in ("engine_args", "max_model_len") if getattr(self, k)]
+            keys = ("engine_args", "max_model_len", "server_python")
+            ignored = [k for k in keys if getattr(self, k)]
             ignored += ["tensor_parallel_size"] if self.tensor_parallel_size > 1 else []
         else:
             ignored = []
