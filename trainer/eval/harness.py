@@ -210,12 +210,20 @@ def make_runner(cfg: EvalConfig, media_root: Path) -> Runner:
     """The runner `cfg` asks for (imports only that runner's dependencies); `media_root`
     is the folder the clips are under, which a vLLM engine or server must be allowed to
     read."""
+    from vlm_autodrive.environments import command_args, require_environment
+
     kind = cfg.runner_kind
+    fallback = ["--model", str(cfg.model), "--dataset", str(cfg.dataset), "--runner", kind]
     if kind == "transformers":
+        # torch and transformers with torchvision: the training environment's.
+        modules = ("torch", "torchvision", "transformers")
+        require_environment("train", modules, command_args("eval", fallback))
         from vlm_autodrive.trainer.eval.runners.transformers_runner import TransformersRunner
 
         return TransformersRunner(cfg.model, cfg.video, device=cfg.device, dtype=cfg.dtype)
     if kind in ("vllm", "openai"):
+        if kind == "vllm":  # the in-process engine; openai's local server finds its own python
+            require_environment("vllm", ("vllm",), command_args("eval", fallback))
         from vlm_autodrive.trainer.eval.runners.backend_runner import BackendRunner, backend_config
 
         urls = [u.strip() for u in (cfg.base_url or "").split(",") if u.strip()]

@@ -33,7 +33,6 @@ from pathlib import Path
 from vlm_autodrive.builders.core.waiting import Waiting
 from vlm_autodrive.builders.generate.backends.common import CPU_ENV_DEFAULTS, BackendUnavailable
 
-VLLM_VENV_NAME = ".venv-vllm"
 # Lines of the server's log shown when it fails to start.
 LOG_TAIL_LINES = 25
 # See vllm_backend.CPU_ENGINE_DEFAULTS for why (seeded requests crash with chunked
@@ -49,19 +48,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def server_python_candidates() -> list[Path]:
-    """Where vLLM's environment may be, first match wins: the working directory's
-    `.venv-vllm` (the repository, as the README runs it), the project's (the folder that
-    holds this package's source, for an editable install), and the one beside the
-    running environment (`.venv/bin/autodrive` -> `.venv-vllm`)."""
-    here = Path(__file__).resolve()
-    project = here.parents[3]  # builders/generate/backends/local_server.py -> the repo
-    beside = Path(sys.prefix).resolve().parent
-    seen: list[Path] = []
-    for root in (Path.cwd(), project, beside):
-        p = root / VLLM_VENV_NAME / "bin" / "python"
-        if p not in seen:
-            seen.append(p)
-    return seen
+    """Where vLLM's python may be, first match wins: `.venv-vllm` in the working
+    directory, in the project, beside the running environment
+    (`vlm_autodrive/environments.py`)."""
+    from vlm_autodrive.environments import ENVIRONMENTS, environment_candidates
+
+    folder = ENVIRONMENTS["vllm"].folder
+    return [p / "bin" / "python" for p in environment_candidates(folder)]
 
 
 def find_server_python(configured: str | Path | None = None) -> Path:
