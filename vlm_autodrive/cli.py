@@ -336,13 +336,14 @@ def _cmd_ingest(args) -> int:
 
 
 def _cmd_chunk(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
+    taxonomy = load_taxonomy(args.taxonomy or (recipe_taxonomy(recipe) if recipe else None))
     with _locked(args.build):
-        res = _run_chunk_stage(args.build, config, load_taxonomy(args.taxonomy), args.force)
+        res = _run_chunk_stage(args.build, config, taxonomy, args.force)
     return EXIT_REJECTS if res.rejects else 0
 
 
@@ -359,14 +360,16 @@ def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
 
 
 def _cmd_build(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
     from vlm_autodrive.resources import resolve_recipe_path
 
     path = resolve_recipe_path(args.recipe)
     recipe = load_recipe(path, args.overrides)
     build = args.build or Path(recipe.build_dir)
-    taxonomy = load_taxonomy(recipe.taxonomy)
+    taxonomy_path = recipe_taxonomy(recipe)
+    taxonomy = load_taxonomy(taxonomy_path)
+    print(f"[taxonomy] {taxonomy_path or 'bundled templates/taxonomy.yaml'}: {taxonomy.names}")
     with _locked(build, create=not args.dry_run):
         return _build_locked(args, recipe, build, taxonomy)
 
