@@ -56,7 +56,7 @@ def _eval_build(tmp_path: Path) -> Path:
     """A small dataset folder whose test clips exist (placeholders: nothing decodes them
     before the runner starts)."""
     build = small_build(tmp_path)
-    for row in pq.read_table(build / data_files("mcq")["test"]).to_pylist():
+    for row in pq.read_table(build / data_files(build, "mcq")["test"]).to_pylist():
         clip = build / row["video"]
         clip.parent.mkdir(parents=True, exist_ok=True)
         clip.write_bytes(b"placeholder")

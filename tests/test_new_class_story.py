@@ -107,7 +107,9 @@ def test_new_class_from_a_copied_templates_folder(tmp_path):
     clips = pq.read_table(build / "chunk" / "clips.parquet").column("label").to_pylist()
     assert clips.count("Sudden Stop") == 2
     mcq = [
-        row for rel in data_files("mcq").values() for row in pq.read_table(build / rel).to_pylist()
+        row
+        for rel in data_files(build, "mcq").values()
+        for row in pq.read_table(build / rel).to_pylist()
     ]
     sudden = [row for row in mcq if row["label"] == "Sudden Stop"]
     assert {row["split"] for row in sudden} == {"train", "test"}
