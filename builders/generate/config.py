@@ -5,9 +5,10 @@ Every field can be overridden on the command line (`--set generate.models.text.b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vlm_autodrive.builders.core.strict import Strict
 
@@ -47,6 +48,17 @@ class ModelConfig(Strict):
     engine_args: dict[str, object] = Field(
         default_factory=dict, description="extra vllm.LLM / server arguments"
     )
+
+    @field_validator("server_python")
+    @classmethod
+    def _server_python_exists(cls, value: str | None) -> str | None:
+        # Checked when the recipe loads, not after ingest and chunking.
+        if value is not None and not Path(value).expanduser().exists():
+            raise ValueError(
+                f"{value} does not exist (the python of an environment with vLLM, "
+                "e.g. .venv-vllm/bin/python; leave it out to use the project's)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _keys_the_backend_reads(self) -> ModelConfig:

@@ -111,7 +111,25 @@ def test_server_python_is_found_from_the_project_or_named_in_the_recipe(tmp_path
 def test_server_python_is_a_validated_recipe_key():
     from vlm_autodrive.builders.generate.config import ModelConfig
 
+    py = sys.executable
     with pytest.raises(ValueError, match="server_python: not used with a server at base_urls"):
-        ModelConfig(model="m", base_urls=["http://h:1/v1"], server_python="/x/python")
+        ModelConfig(model="m", base_urls=["http://h:1/v1"], server_python=py)
     with pytest.raises(ValueError, match="server_python: not used with backend vllm"):
-        ModelConfig(backend="vllm", model="m", server_python="/x/python")
+        ModelConfig(backend="vllm", model="m", server_python=py)
+    with pytest.raises(ValueError, match="/x/python does not exist"):
+        ModelConfig(model="m", local_server=True, server_python="/x/python")
+    assert ModelConfig(model="m", local_server=True, server_python=py).server_python == py
+
+
+def test_a_missing_server_python_stops_the_build_before_ingest(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "manifest: m.jsonl\nbuild_dir: b\ngenerate:\n  models:\n    text: {model: m, "
+        "local_server: true, server_python: /nowhere/bin/python}\n"
+    )
+    r = subprocess.run(
+        [str(AUTODRIVE), "build", "recipe.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert r.returncode == 2, r.stderr
+    assert "server_python" in r.stderr and "/nowhere/bin/python does not exist" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "b").exists()
