@@ -297,11 +297,7 @@ def _cmd_adapt(args) -> int:
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
     write_rejects(rejects, result.rejects)
     print(result.summary())
-    shown = 20
-    for r in result.rejects[:shown]:
-        print(f"  rejected {r.video_id or '?'} ({r.source}:{r.line}): {r.reason}")
-    if len(result.rejects) > shown:
-        print(f"  ... and {len(result.rejects) - shown} more rejects, all in {rejects}")
+    _print_rejects(result.rejects, rejects)
     print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0
 
@@ -317,8 +313,7 @@ def _cmd_frames_to_video(args) -> int:
     rejects = args.rejects or args.out / "rejects.jsonl"
     write_rejects(rejects, res.rejects)
     print(res.summary())
-    for r in res.rejects:
-        print(f"  rejected {r.video_id}: {r.reason}")
+    _print_rejects(res.rejects, rejects)
     print(f"wrote {args.out} and {rejects}")
     return EXIT_REJECTS if res.rejects else 0
 
@@ -336,18 +331,19 @@ def _cmd_ingest(args) -> int:
             worker_count(args.workers),
             hash_videos=args.hash_videos,
         )
-    _print_ingest(res)
+    _print_ingest(res, args.build)
     return EXIT_REJECTS if res.rejects else 0
 
 
 def _cmd_chunk(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
+    taxonomy = load_taxonomy(args.taxonomy or (recipe_taxonomy(recipe) if recipe else None))
     with _locked(args.build):
-        res = _run_chunk_stage(args.build, config, load_taxonomy(args.taxonomy), args.force)
+        res = _run_chunk_stage(args.build, config, taxonomy, args.force)
     return EXIT_REJECTS if res.rejects else 0
 
 
@@ -359,19 +355,21 @@ def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
         res = run_chunk(build, config, taxonomy, worker_count(config.workers), force=force)
     except ChunkSettingsChanged as e:
         raise ValueError(str(e)) from None
-    _print_chunk(res)
+    _print_chunk(res, build)
     return res
 
 
 def _cmd_build(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
     from vlm_autodrive.resources import resolve_recipe_path
 
     path = resolve_recipe_path(args.recipe)
     recipe = load_recipe(path, args.overrides)
     build = args.build or Path(recipe.build_dir)
-    taxonomy = load_taxonomy(recipe.taxonomy)
+    taxonomy_path = recipe_taxonomy(recipe)
+    taxonomy = load_taxonomy(taxonomy_path)
+    print(f"[taxonomy] {taxonomy_path or 'bundled templates/taxonomy.yaml'}: {taxonomy.names}")
     with _locked(build, create=not args.dry_run):
         return _build_locked(args, recipe, build, taxonomy)
 
@@ -401,7 +399,7 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
         )
     print(f"[ingest] {manifest}")
     ing = run_ingest(manifest, build, taxonomy, worker_count(recipe.chunk.workers))
-    _print_ingest(ing)
+    _print_ingest(ing, build)
     print("[chunk]")
     chunk = _run_chunk_stage(build, _chunk_config(args, recipe.chunk), taxonomy, args.force)
     print("[rule splits]")
@@ -469,17 +467,23 @@ def _cmd_publish(args) -> int:
     return 0
 
 
-def _print_ingest(res) -> None:
+def _print_ingest(res, build: Path) -> None:
     note = " (unchanged inputs: reused the finished ingest)" if res.skipped else ""
     print(
         f"  manifest rows {res.rows} = videos {len(res.videos)} + rejected {len(res.rejects)}{note}"
     )
-    for r in res.rejects:
-        where = f"{r.source}:{r.line}" if r.line else r.source
-        print(f"  rejected {r.video_id or '?'} ({where}): {r.reason}")
+    _print_rejects(res.rejects, build / "ingest" / "rejects.jsonl")
 
 
-def _print_chunk(res) -> None:
+def _print_rejects(rejects, path: Path) -> None:
+    """Rejects grouped by reason with a few examples each; the file lists them all."""
+    from vlm_autodrive.builders.core.rejects import format_rejects
+
+    if rejects:
+        print(format_rejects(rejects, path))
+
+
+def _print_chunk(res, build: Path) -> None:
     print(
         f"  videos {res.videos} (cut now {res.cut_now}, of them re-cut after a change "
         f"{res.recut}; already done {res.videos - res.cut_now}; removed {res.removed}), "
@@ -504,8 +508,7 @@ def _print_chunk(res) -> None:
             f"  copy windows past max_copy_stretch: re-encoded {stretch['reencoded']}, "
             f"not cut {stretch['not_cut']}"
         )
-    for r in res.rejects:
-        print(f"  rejected {r.video_id}: {r.reason}")
+    _print_rejects(res.rejects, build / "chunk" / "rejects.jsonl")
 
 
 if __name__ == "__main__":

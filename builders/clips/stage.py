@@ -143,8 +143,20 @@ def run_chunk(
 def _differences(old: dict, new: dict) -> str:
     """`key: old -> new` for every chunk setting (and the label list) that differs."""
     pairs = [(f"chunk.{k}", old.get("chunk", {}).get(k), v) for k, v in new["chunk"].items()]
-    pairs.append(("labels", old.get("labels"), new["labels"]))
-    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in pairs if a != b) or "unknown"
+    diffs = [f"{k}: {a!r} -> {b!r}" for k, a, b in pairs if a != b]
+    if old.get("labels") != new["labels"]:
+        diffs.append(_label_difference(old.get("labels") or [], new["labels"]))
+    return ", ".join(diffs) or "unknown"
+
+
+def _label_difference(old: list[str], new: list[str]) -> str:
+    """What changed in the taxonomy's label list (a new class, usually), then both lists."""
+    added = [x for x in new if x not in old]
+    removed = [x for x in old if x not in new]
+    what = [f"added {added}"] if added else []
+    what += [f"removed {removed}"] if removed else []
+    what = what or ["the same classes in another order"]
+    return f"labels (the taxonomy's classes): {'; '.join(what)} ({old} -> {new})"
 
 
 def _part_key(part: Path) -> str | None:

@@ -88,11 +88,28 @@ class BuildRecipe(Strict):
 
     manifest: str
     build_dir: str
-    taxonomy: str | None = None
+    taxonomy: str | None = Field(
+        None,
+        description="the label set (taxonomy YAML); default: the taxonomy.yaml of "
+        "splits.templates when that folder has one, else the bundled templates/taxonomy.yaml",
+    )
     sample: SampleConfig | None = None
     chunk: ChunkConfig = ChunkConfig()
     splits: RuleSplitsConfig = RuleSplitsConfig()
     generate: GenerateConfig | None = None
+
+
+def recipe_taxonomy(recipe: BuildRecipe) -> str | None:
+    """The taxonomy file a recipe builds with: its `taxonomy:` key; else the
+    `taxonomy.yaml` of its `splits.templates` folder (a copied templates folder carries
+    the label set with the wording); else None, the bundled one."""
+    if recipe.taxonomy:
+        return recipe.taxonomy
+    if recipe.splits.templates:
+        candidate = Path(recipe.splits.templates) / "taxonomy.yaml"
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> BuildRecipe:

@@ -51,6 +51,18 @@ class Taxonomy(BaseModel):
         return any(c.name == label and c.is_event for c in self.classes)
 
 
+def taxonomy_from_provenance(prov: dict) -> Taxonomy | None:
+    """The taxonomy a build's rule splits were made with (`provenance.json`'s
+    `stages.rule_splits.taxonomy`), or None for builds that did not record it."""
+    data = ((prov.get("stages") or {}).get("rule_splits") or {}).get("taxonomy")
+    if not data:
+        return None
+    try:
+        return Taxonomy.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(f"provenance.json: stages.rule_splits.taxonomy is invalid:\n{e}") from None
+
+
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Load and validate a taxonomy YAML (the bundled one when `path` is None)."""
     p = Path(path) if path else bundled("templates", "taxonomy.yaml")

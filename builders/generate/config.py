@@ -5,9 +5,10 @@ Every field can be overridden on the command line (`--set generate.models.text.b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vlm_autodrive.builders.core.strict import Strict
 
@@ -27,6 +28,11 @@ class ModelConfig(Strict):
     local_server: bool = Field(
         False, description="openai: start `vllm` on 127.0.0.1 for `model` during the build"
     )
+    server_python: str | None = Field(
+        None,
+        description="local_server: the python of an environment with vLLM (default: the "
+        "project's .venv-vllm/bin/python, found from any working directory)",
+    )
     api_key_env: str = Field("OPENAI_API_KEY", description="variable holding the API key")
     max_concurrency: int = Field(64, ge=1)
     timeout: float = Field(600.0, gt=0, description="seconds per request")
@@ -43,13 +49,27 @@ class ModelConfig(Strict):
         default_factory=dict, description="extra vllm.LLM / server arguments"
     )
 
+    @field_validator("server_python")
+    @classmethod
+    def _server_python_exists(cls, value: str | None) -> str | None:
+        # Checked when the recipe loads, not after ingest and chunking.
+        if value is not None and not Path(value).expanduser().exists():
+            raise ValueError(
+                f"{value} does not exist (the python of an environment with vLLM, "
+                "e.g. .venv-vllm/bin/python; leave it out to use the project's)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _keys_the_backend_reads(self) -> ModelConfig:
         # Every key set must be read: name the ones this backend would ignore.
         if self.backend == "vllm":
-            ignored = [k for k in ("base_urls", "local_server") if getattr(self, k)]
+            ignored = [
+                k for k in ("base_urls", "local_server", "server_python") if getattr(self, k)
+            ]
         elif not self.local_server:  # a server someone else runs holds these settings
-            ignored = [k for k in ("engine_args", "max_model_len") if getattr(self, k)]
+            keys = ("engine_args", "max_model_len", "server_python")
+            ignored = [k for k in keys if getattr(self, k)]
             ignored += ["tensor_parallel_size"] if self.tensor_parallel_size > 1 else []
         else:
             ignored = []

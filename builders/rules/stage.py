@@ -220,6 +220,9 @@ def build_rule_splits(
         "settings": config.model_dump(),
         "inputs": inputs,
         "taxonomy_sha256": taxonomy_sha,
+        # The label set itself, so eval and the card read the build's classes wherever
+        # the folder (or its release) is, without the recipe's taxonomy file.
+        "taxonomy": taxonomy.model_dump(mode="json"),
         "templates": dict(sorted(h for t in templates.values() for h in t.source_hashes)),
         "assignment": {
             "path": ASSIGNMENT_PATH.as_posix(),

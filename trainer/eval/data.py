@@ -5,17 +5,21 @@ In: a dataset spec, either a local folder written by `autodrive build` / publish
 `owner/name[@revision]`, and the config and split. Out: an `EvalData` with the rows as
 dicts and the folder their `video` paths are relative to. A Hub dataset is downloaded
 with `huggingface_hub`: the split's Parquet first, then only the clips of the rows that
-will be evaluated.
+will be evaluated. `eval_taxonomy` gives the label set the dataset was built with.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlm_autodrive.builders.core.taxonomy import Taxonomy
 
 REQUIRED = ("clip_id", "label", "video", "question", "options", "answer_letter")
 _HUB_SPEC = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
@@ -154,3 +158,23 @@ def clips_hash(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in sorted(rows, key=lambda r: r["clip_id"]):
         h.update(f"{r['clip_id']}\x1f{r['label']}\x1f{'|'.join(r['options'])}\n".encode())
     return h.hexdigest()
+
+
+def eval_taxonomy(path: Path | None, root: Path) -> tuple[Taxonomy, str]:
+    """The label set to score with, and where it came from: `--taxonomy` when given;
+    else the one the dataset was built with (its `provenance.json`, so a build with a
+    new class is scored on its own classes); else the bundled one."""
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy, taxonomy_from_provenance
+
+    if path:
+        return load_taxonomy(path), f"--taxonomy {path}"
+    prov_path = Path(root) / "provenance.json"
+    if prov_path.is_file():
+        try:
+            prov = json.loads(prov_path.read_text())
+        except ValueError as e:
+            raise ValueError(f"{prov_path}: not valid JSON ({e}); pass --taxonomy") from None
+        recorded = taxonomy_from_provenance(prov)
+        if recorded is not None:
+            return recorded, "the dataset's provenance.json"
+    return load_taxonomy(None), "bundled templates/taxonomy.yaml"

@@ -12,6 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+# What SFT and GRPO import (the `train` extra); found only in the `.venv-train` environment.
+TRAIN_MODULES = ("torch", "torchvision", "transformers", "trl", "accelerate")
+
 
 def add_train_parser(sub) -> argparse.ArgumentParser:
     """Add the `train` subcommand to an argparse subparsers object; return its parser."""
@@ -51,7 +54,11 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Handler: load the recipe, train, print the summary. Bad input raises ValueError
     (the CLI prints it and exits 2)."""
+    from vlm_autodrive.environments import command_args, require_environment
     from vlm_autodrive.resources import resolve_recipe_path
+
+    # Before anything is read: run from `.venv`, say where training runs instead.
+    require_environment("train", TRAIN_MODULES, command_args("train", [str(args.recipe)]))
     from vlm_autodrive.trainer.rl.config import is_grpo_recipe, load_grpo_recipe
 
     path = resolve_recipe_path(args.recipe)

@@ -61,6 +61,7 @@ def open_backend(
         server = stack.enter_context(
             LocalVLLMServer(
                 cfg.model,
+                python=cfg.server_python,
                 served_model_name=cfg.served_model_name,
                 max_model_len=cfg.max_model_len,
                 reasoning_parser=cfg.reasoning_parser,
