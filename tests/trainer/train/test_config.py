@@ -56,7 +56,7 @@ def write(tmp_path: Path, change) -> Path:
         (lambda d: d.update(epochs=1), "r.yaml: epochs: Extra inputs are not permitted"),
         (lambda d: d["video"].update(fsp=2), "video.fsp: Extra inputs"),
         (lambda d: d["video"].update(max_frames="many"), "video.max_frames: Input should be"),
-        (lambda d: d["model"].update(id="x/y"), "model: Value error, give exactly one of"),
+        (lambda d: d["model"].update(id="x/y"), "model: give exactly one of"),
         (lambda d: d["dataset"].update(path=None, repo="org/data"), "needs a pinned `revision`"),
         (lambda d: d["dataset"].pop("config"), "dataset.config: Field required"),
         (lambda d: d["sft"].update(output_dir="x"), "sft.output_dir: set by the trainer wrapper"),
