@@ -287,6 +287,21 @@ def test_a_non_utf8_row_rejects_that_row_only(sample, tmp_path, capsys):
     assert code == 3
     assert "manifest rows 3 = videos 2 + rejected 1" in out
     assert f"({manifest}:1): unreadable row: not UTF-8 (byte 0xff" in out
+    rows = manifest_rows(sample)
+    csv_file = tmp_path / "m.csv"
+    csv_file.write_bytes(
+        b"video_id,path,label,event_time,source\n"
+        + b"".join(
+            f"{r['video_id']},{r['path'].removeprefix('videos/')},{r['label']},"
+            f"{r.get('event_time', '')},".encode()
+            + (b"caf\xe9\n" if i == 1 else b"synthetic\n")
+            for i, r in enumerate(rows)
+        )
+    )
+    code, out, _ = autodrive(capsys, "ingest", csv_file, "--build", tmp_path / "b2")
+    assert code == 3
+    assert "manifest rows 3 = videos 2 + rejected 1" in out
+    assert f"({csv_file}:3): unreadable row: not UTF-8 (byte 0xe9)" in out
 
 
 def test_a_utf8_bom_is_accepted_in_jsonl_and_csv(sample, tmp_path, capsys):

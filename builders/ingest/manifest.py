@@ -125,11 +125,13 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
         raise InputError(path, f"unknown manifest format {suffix!r} (use .jsonl, .csv, .parquet)")
 
 
-def _undecodable(text: str) -> ValueError | None:
-    """Why a line read with `surrogateescape` is not UTF-8, or None when it is."""
+def _undecodable(text: str, column: bool = True) -> ValueError | None:
+    """Why a line read with `surrogateescape` is not UTF-8, or None when it is; `column`:
+    name the character's column (a JSONL line; a CSV row's cells are no longer a line)."""
     for col, ch in enumerate(text, start=1):
         if "\udc80" <= ch <= "\udcff":
-            return ValueError(f"not UTF-8 (byte {ord(ch) - 0xDC00:#04x} at column {col})")
+            at = f" at column {col}" if column else ""
+            return ValueError(f"not UTF-8 (byte {ord(ch) - 0xDC00:#04x}{at})")
     return None
 
 
@@ -165,9 +167,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
             except csv.Error as e:  # the file's structure, not one row: nothing after it reads
                 raise InputError(path, f"not readable as CSV: {e}", reader.line_num) from None
             line = reader.line_num  # the physical line the row ended on
-            bad = _undecodable("".join(f"{k}{v}" for k, v in row.items() if k and v))
+            bad = _undecodable("".join(f"{k}{v}" for k, v in row.items() if k and v), False)
             if bad:
-                yield line, ValueError(str(bad).split(" at column")[0])
+                yield line, bad
                 continue
             if None in row:
                 yield line, ValueError("more fields than the header has columns")
