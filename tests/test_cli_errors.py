@@ -376,3 +376,23 @@ def test_folders_preset_windows_and_prompts_are_checked_before_ingest(sample, tm
         assert not (folder / "build").exists(), words
     err = bad_input(capsys, "chunk", "--build", tmp_path, "--preset", "bogus")
     assert "preset: 'bogus' is not an x264 preset; use one of ultrafast" in err
+
+
+def test_eval_on_a_hub_dataset_with_the_hub_off(tmp_path):
+    """Offline, a Hub dataset not in the cache is a message naming --dataset (a fresh
+    process: huggingface_hub reads HF_HUB_OFFLINE when imported)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    args = ["eval", "--model", str(model), "--dataset", "acme/dashcam@v1.0.0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlm_autodrive.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(
+        "autodrive: command line: --dataset: acme/dashcam@v1.0.0: not in the local Hugging "
+        "Face cache, and the Hub cannot be reached"
+    )
