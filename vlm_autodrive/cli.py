@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     except BackendUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+        # Bad input (InputError and the other ValueErrors name the file and key or line):
+        # one `autodrive: file: where: message` line per problem, never a traceback.
+        _print_bad_input(e)
         return EXIT_BAD_INPUT
     except OSError as e:  # the machine's (disk full, permissions), not the inputs'
         print(f"error: {e}", file=sys.stderr)
@@ -42,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command to resume", file=sys.stderr)
         return 130
+
+
+def _print_bad_input(e: BaseException) -> None:
+    if isinstance(e, OSError) and e.filename is not None:  # a folder where a file goes, ...
+        text = f"{e.filename}: {e.strerror}"
+    else:
+        text = str(e) or type(e).__name__
+    for line in text.splitlines() or [text]:
+        print(f"autodrive: {line}", file=sys.stderr)
 
 
 def _locked(build: Path, *, create: bool = True):
@@ -261,25 +272,32 @@ def _chunk_overrides(p: argparse.ArgumentParser) -> None:
 
 def _chunk_config(args, base):
     from vlm_autodrive.builders.core.recipe import ChunkConfig
+    from vlm_autodrive.builders.core.strict import validate_model
 
     keys = ("window", "stride", "margin", "mode", "crf", "preset", "ambiguous", "workers")
     data = base.model_dump() if base else {}
-    data.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
-    return ChunkConfig.model_validate(data)
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    return validate_model("chunk settings (recipe and options)", ChunkConfig, {**data, **given})
 
 
 def _cmd_sample(args) -> int:
+    from vlm_autodrive.builders.core.errors import require_folder_path
+    from vlm_autodrive.builders.core.recipe import SampleConfig
+    from vlm_autodrive.builders.core.strict import validate_model
     from vlm_autodrive.builders.synthetic.sample import generate_sample
 
+    keys = ("videos", "seed", "duration", "width", "height", "fps", "gop")
+    s = validate_model("command line", SampleConfig, {k: getattr(args, k) for k in keys}, True)
+    require_folder_path(args.out, "the output (--out)")
     manifest = generate_sample(
         args.out,
-        args.videos,
-        seed=args.seed,
-        duration=args.duration,
-        width=args.width,
-        height=args.height,
-        fps=args.fps,
-        gop=args.gop,
+        s.videos,
+        seed=s.seed,
+        duration=s.duration,
+        width=s.width,
+        height=s.height,
+        fps=s.fps,
+        gop=s.gop,
         progress=True,
     )
     print(f"wrote {args.videos} videos and {manifest}")
@@ -319,15 +337,18 @@ def _cmd_frames_to_video(args) -> int:
 
 
 def _cmd_ingest(args) -> int:
+    from vlm_autodrive.builders.core.errors import require_file
     from vlm_autodrive.builders.core.recipe import worker_count
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
     from vlm_autodrive.builders.ingest.stage import run_ingest
 
+    require_file(args.manifest, "a manifest")  # before the lock makes the build folder
+    taxonomy = load_taxonomy(args.taxonomy)
     with _locked(args.build):
         res = run_ingest(
             args.manifest,
             args.build,
-            load_taxonomy(args.taxonomy),
+            taxonomy,
             worker_count(args.workers),
             hash_videos=args.hash_videos,
         )
@@ -336,11 +357,14 @@ def _cmd_ingest(args) -> int:
 
 
 def _cmd_chunk(args) -> int:
+    from vlm_autodrive.builders.clips.stage import INGEST_TABLE
     from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
+    from vlm_autodrive.builders.core.stage import require_stage_input
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
+    require_stage_input(args.build, INGEST_TABLE)  # before the lock makes the folder
     taxonomy = load_taxonomy(args.taxonomy or (recipe_taxonomy(recipe) if recipe else None))
     with _locked(args.build):
         res = _run_chunk_stage(args.build, config, taxonomy, args.force)
@@ -362,6 +386,7 @@ def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
 def _cmd_build(args) -> int:
     from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.preflight import check_build_recipe
     from vlm_autodrive.resources import resolve_recipe_path
 
     path = resolve_recipe_path(args.recipe)
@@ -370,6 +395,8 @@ def _cmd_build(args) -> int:
     taxonomy_path = recipe_taxonomy(recipe)
     taxonomy = load_taxonomy(taxonomy_path)
     print(f"[taxonomy] {taxonomy_path or 'bundled templates/taxonomy.yaml'}: {taxonomy.names}")
+    _chunk_config(args, recipe.chunk)  # the command line's chunk settings, checked now
+    check_build_recipe(recipe, taxonomy, path)  # files, folders, templates: before any work
     with _locked(build, create=not args.dry_run):
         return _build_locked(args, recipe, build, taxonomy)
 
@@ -446,8 +473,11 @@ def _cmd_mix(args) -> int:
 
 
 def _cmd_publish(args) -> int:
+    from vlm_autodrive.builders.core.errors import require_folder_path
     from vlm_autodrive.builders.release.publish import PublishError, publish
 
+    if args.to is not None:
+        require_folder_path(args.to, "the release target (--to)")
     try:
         with _locked(args.build, create=False):
             res = publish(
@@ -490,9 +520,12 @@ def _print_chunk(res, build: Path) -> None:
         f"rejected {len(res.rejects)}"
     )
     drops = ", ".join(f"{k} {v}" for k, v in sorted(res.dropped.items())) or "none"
+    rejected = res.summary.get(
+        "windows_of_rejected_videos", res.planned - len(res.clips) - sum(res.dropped.values())
+    )
     print(
         f"  windows planned {res.planned} = clips {len(res.clips)} + dropped ({drops})"
-        f" + windows of rejected videos"
+        f" + windows of rejected videos {rejected}"
     )
     for label, n in res.by_label.items():
         print(f"    {label:<16} {n:>6} clips")

@@ -32,7 +32,13 @@ from vlm_autodrive.builders.clips.windows import (
 )
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json, write_table
 from vlm_autodrive.builders.core.recipe import ChunkConfig
-from vlm_autodrive.builders.core.stage import Counts, RejectRecord, Stage, content_key
+from vlm_autodrive.builders.core.stage import (
+    Counts,
+    RejectRecord,
+    Stage,
+    content_key,
+    require_stage_input,
+)
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.ingest.records import VideoRecord, read_videos
 
@@ -93,6 +99,7 @@ def run_chunk(
     progress: bool = True,
 ) -> ChunkResult:
     """Cut every ingested video into labelled clips; resumable, parallel across videos."""
+    require_stage_input(build_dir, INGEST_TABLE)  # before anything is written
     out = build_dir / "chunk"
     parts = out / "parts"
     settings = {"chunk": config.model_dump(), "labels": taxonomy.names}

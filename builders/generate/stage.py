@@ -32,6 +32,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.jinja_env import LoadedTemplate, load_template
 from vlm_autodrive.builders.core.stage import Counts
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
@@ -118,7 +119,7 @@ def run_model_splits(
         from vlm_autodrive.builders.generate.backends.factory import open_backend as opener
 
         open_backend = partial(opener, log_dir=build_dir / "logs", media_dir=build_dir)
-    folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
+    templates = load_prompt_templates(gen, taxonomy)
     sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
     clips = read_clip_inputs(build_dir, sides)
     cache = ResponseCache(build_dir / CACHE_PATH)
@@ -141,9 +142,7 @@ def run_model_splits(
                 if name not in gen.splits:
                     continue
                 sgen = gen.splits[name]
-                template = load_template(
-                    split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
-                )
+                template = templates[name]
                 prompt_hashes[split.prompt] = template.sha256
                 if sgen.import_file:
                     model_cfg, model_id = None, f"import:{Path(sgen.import_file).name}"
@@ -206,6 +205,22 @@ def run_model_splits(
             build_dir, configs, stage="model_splits", stage_info=stage_info, top={}, drop=stale
         )
     return reports
+
+
+def load_prompt_templates(gen: GenerateConfig, taxonomy: Taxonomy) -> dict[str, LoadedTemplate]:
+    """The checked prompt template of every split `gen` names (by split name), from
+    `generate.prompts` before the bundled folder; InputError or TemplateLoadError naming
+    the folder or the template's file and line."""
+    if gen.prompts and not Path(gen.prompts).is_dir():
+        raise InputError(gen.prompts, "not a folder", "generate.prompts")
+    folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
+    return {
+        name: load_template(
+            split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
+        )
+        for name, split in MODEL_SPLITS.items()
+        if name in gen.splits
+    }
 
 
 def _run_split(

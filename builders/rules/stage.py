@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive import __version__
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.files import file_sha256, write_json
-from vlm_autodrive.builders.core.stage import Stage, content_key
+from vlm_autodrive.builders.core.stage import Stage, content_key, require_stage_input
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.assign import (
     ASSIGNMENT_PATH,
@@ -132,16 +133,7 @@ def build_rule_splits(
     build_dir = Path(build_dir)
     # As JSON will store it (paths become strings), so the stage key matches on re-runs.
     recipe_dict = json.loads(json.dumps(recipe_dict, default=str, sort_keys=True))
-    folders = [bundled("templates")]
-    if config.templates:
-        if not Path(config.templates).is_dir():
-            raise FileNotFoundError(f"splits.templates: {config.templates} is not a folder")
-        folders.insert(0, Path(config.templates))
-    templates = {}
-    if "mcq" in config.configs:
-        templates["mcq"] = load_mcq_template(taxonomy, folders)
-    if "caption_metadata" in config.configs:
-        templates["caption_metadata"] = load_caption_metadata_template(taxonomy, folders)
+    templates = load_rule_templates(config, taxonomy)
 
     inputs = {
         rel: file_sha256(build_dir / rel)
@@ -267,10 +259,25 @@ def build_rule_splits(
     return summary
 
 
+def load_rule_templates(config: RuleSplitsConfig, taxonomy: Taxonomy) -> dict[str, Any]:
+    """The loaded, checked templates of the rule configs `config` names (by config name);
+    `splits.templates` is searched before the bundled folder. Raises InputError or
+    TemplateLoadError naming the folder or the template's file and line."""
+    folders = [bundled("templates")]
+    if config.templates:
+        if not Path(config.templates).is_dir():
+            raise InputError(config.templates, "not a folder", "splits.templates")
+        folders.insert(0, Path(config.templates))
+    templates = {}
+    if "mcq" in config.configs:
+        templates["mcq"] = load_mcq_template(taxonomy, folders)
+    if "caption_metadata" in config.configs:
+        templates["caption_metadata"] = load_caption_metadata_template(taxonomy, folders)
+    return templates
+
+
 def _require(path: Path) -> bool:
-    if not path.exists():
-        stage = "ingest" if path.parent.name == "ingest" else "chunk"
-        raise FileNotFoundError(f"{path} not found: run the {stage} stage first")
+    require_stage_input(path.parent.parent, f"{path.parent.name}/{path.name}")
     return True
 
 

@@ -76,16 +76,24 @@ def open_dataset(spec: str, config: str = "mcq", split: str = "test") -> EvalDat
     if not m:
         raise FileNotFoundError(f"{spec}: no such folder, and not a Hub id owner/name[@rev]")
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
     pattern = f"data/{config}/{split}-*.parquet"
-    root = Path(
-        snapshot_download(
-            m["repo"],
-            repo_type="dataset",
-            revision=m["rev"],
-            allow_patterns=[pattern, "README.md", "provenance.json"],
+    try:
+        root = Path(
+            snapshot_download(
+                m["repo"],
+                repo_type="dataset",
+                revision=m["rev"],
+                allow_patterns=[pattern, "README.md", "provenance.json"],
+            )
         )
-    )
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise ValueError(
+            f"command line: --dataset: {spec}: not in the local Hugging Face cache, and the "
+            "Hub cannot be reached (offline: HF_HUB_OFFLINE is set, or no network); run once "
+            "online, or give a local folder (a build or `autodrive publish --to` release)"
+        ) from None
     # The snapshot folder is named by the commit, which pins what was evaluated.
     return EvalData(
         spec,

@@ -72,10 +72,20 @@ def pick_files(names: list[str], config: str, split: str, where: str) -> list[st
 
 def _hub_snapshot(spec: DatasetSpec, cache_dir: str | None) -> tuple[Path, list[Path]]:
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         names = HfApi().list_repo_files(spec.repo, repo_type="dataset", revision=spec.revision)
+    except OfflineModeIsEnabled:
+        raise ValueError(
+            f"dataset.repo: {spec.repo}@{spec.revision}: the Hub is off (HF_HUB_OFFLINE is "
+            "set), so its files cannot be listed; run once online, or train from a local "
+            "folder with `dataset.path`"
+        ) from None
     except RevisionNotFoundError:
         raise ValueError(f"dataset.revision: {spec.revision!r} not found in {spec.repo}") from None
     except RepositoryNotFoundError:

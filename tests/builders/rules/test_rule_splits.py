@@ -191,7 +191,7 @@ def test_short_class_error_names_the_class(tmp_path):
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="ingest stage first"):
+    with pytest.raises(ValueError, match=r"run `autodrive ingest MANIFEST --build .*` first"):
         build_rule_splits(tmp_path, CONFIG, TAX, RECIPE)
     build = make_inputs(tmp_path / "build", videos=20)
     t = pq.read_table(build / "chunk/clips.parquet").to_pylist()
