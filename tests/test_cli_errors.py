@@ -176,15 +176,20 @@ def test_a_missing_local_model_folder(sample, tmp_path, capsys):
     assert "autodrive: command line: --model: " in err and "no such model folder" in err
 
 
+TRAIN_PYTHON = Path(__file__).resolve().parents[1] / ".venv-train" / "bin" / "python"
+
+
+@pytest.mark.skipif(not TRAIN_PYTHON.exists(), reason="needs .venv-train (make train-env)")
 def test_a_training_recipe_with_a_placeholder_hub_dataset_run_offline(tmp_path):
-    """Run as a user runs it, in the core environment and offline: the recipe's checks
-    come before torch, transformers and the Hub client."""
+    """Run as a user runs it, in the training environment (from `.venv` the message
+    names that environment first) and offline: the recipe's checks come before torch,
+    transformers and the Hub client."""
     from vlm_autodrive.resources import bundled
 
     recipe = bundled("recipes", "train/cosmos_reason1_7b.yaml")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "vlm_autodrive.cli", "train", str(recipe)],
+        [str(TRAIN_PYTHON), "-m", "vlm_autodrive.cli", "train", str(recipe)],
         capture_output=True,
         text=True,
         env=env,
@@ -201,7 +206,7 @@ def test_a_training_recipe_with_a_placeholder_hub_dataset_run_offline(tmp_path):
     mine = tmp_path / "mine.yaml"
     mine.write_text(yaml.safe_dump(data))
     proc = subprocess.run(
-        [sys.executable, "-m", "vlm_autodrive.cli", "train", str(mine)],
+        [str(TRAIN_PYTHON), "-m", "vlm_autodrive.cli", "train", str(mine)],
         capture_output=True,
         text=True,
         env=env,
