@@ -85,7 +85,8 @@ def test_new_class_from_a_copied_templates_folder(tmp_path):
 
     r = autodrive(tmp_path, "build", "recipe.yaml")
     assert r.returncode == 2, r.stdout + r.stderr
-    assert f"[taxonomy] my_templates/taxonomy.yaml: {CLASSES}" in r.stdout
+    # the path as the recipe resolves it: against the recipe's folder
+    assert f"[taxonomy] {tmp_path / 'my_templates' / 'taxonomy.yaml'}: {CLASSES}" in r.stdout
     assert "labels (the taxonomy's classes): added ['Sudden Stop']" in r.stderr
     assert "clips here were cut with other settings" in r.stderr
     assert "--force" in r.stderr and "Traceback" not in r.stderr

@@ -234,7 +234,7 @@ def test_the_console_script(build, tmp_path):
         [exe, "show", build, "mcq", "--where", "colour=red"], capture_output=True, text=True
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr.startswith("error: --where: config 'mcq' has no column 'colour'")
+    assert res.stderr.startswith("autodrive: --where: config 'mcq' has no column 'colour'")
 
 
 def test_a_corrupt_config_file_is_named(build, tmp_path):

@@ -69,6 +69,7 @@ def test_build_with_a_dying_local_server_exits_4_with_the_log_tail(tmp_path):
     """`autodrive build` as a user runs it, from another working directory: the rule
     stages finish, the model split's server dies, exit 4 with its log's last lines."""
     py = fake_python(tmp_path)
+    (tmp_path / "models" / "tiny").mkdir(parents=True)  # the recipe's checks want the folder
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         textwrap.dedent(f"""\
