@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, model_validator
 
+from vlm_autodrive.builders.core.ray_cluster import RaySettings
 from vlm_autodrive.builders.core.strict import Strict, read_yaml_mapping, validate_model
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.rules.config import RuleSplitsConfig
@@ -89,6 +90,12 @@ class BuildRecipe(Strict):
     manifest: str
     build_dir: str
     taxonomy: str | None = None
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="where videos are cut: `local` (a process pool on this machine) or "
+        "`ray` (Ray Data tasks on the cluster of the `ray:` section; the same clips)",
+    )
+    ray: RaySettings = RaySettings()
     sample: SampleConfig | None = None
     chunk: ChunkConfig = ChunkConfig()
     splits: RuleSplitsConfig = RuleSplitsConfig()
