@@ -117,7 +117,7 @@ class RayBackend:
         config = HttpRequestProcessorConfig(
             url=f"{self.base_urls[0]}/chat/completions",  # the session picks the replica
             batch_size=self.batch_size,
-            concurrency=self.replicas,
+            concurrency=(self.replicas, self.replicas),  # all of them from the start
             session_factory=self._session,
         )
         processor = build_processor(config, preprocess=_http_payload, postprocess=_http_answer)
