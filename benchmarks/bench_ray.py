@@ -30,20 +30,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_chunk's video cache
 
-from bench_chunk import sample_manifest  # noqa: E402
+from bench_chunk import sample_manifest
 
-from vlm_autodrive.builders.clips.stage import run_chunk  # noqa: E402
-from vlm_autodrive.builders.core.ray_cluster import RaySettings  # noqa: E402
-from vlm_autodrive.builders.core.recipe import ChunkConfig  # noqa: E402
-from vlm_autodrive.builders.core.taxonomy import load_taxonomy  # noqa: E402
-from vlm_autodrive.builders.generate.backends.base import (  # noqa: E402
+from vlm_autodrive.builders.clips.stage import run_chunk
+from vlm_autodrive.builders.core.ray_cluster import RaySettings
+from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.generate.backends.base import (
     GenerationRequest,
     Sampling,
 )
-from vlm_autodrive.builders.generate.backends.local_server import free_port  # noqa: E402
-from vlm_autodrive.builders.generate.backends.openai_backend import OpenAIBackend  # noqa: E402
-from vlm_autodrive.builders.generate.backends.ray_backend import RayBackend  # noqa: E402
-from vlm_autodrive.builders.ingest.stage import run_ingest  # noqa: E402
+from vlm_autodrive.builders.generate.backends.local_server import free_port
+from vlm_autodrive.builders.generate.backends.openai_backend import OpenAIBackend
+from vlm_autodrive.builders.generate.backends.ray_backend import RayBackend
+from vlm_autodrive.builders.ingest.stage import run_ingest
 
 TAX = load_taxonomy()
 
@@ -91,9 +91,9 @@ def bench_chunk(args, ray) -> None:
 
 def bench_generate(args) -> None:
     port = free_port()
+    command = [sys.executable, "-m", "tests.doubles.fake_server", "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.doubles.fake_server", "--port", str(port)]
-        + ["--delay", str(args.delay)],
+        [*command, "--delay", str(args.delay)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
