@@ -3,7 +3,7 @@
 Against the fake OpenAI server (a real HTTP server on a loopback port, fixed latency)
 answering as a good model would (`ScriptedBackend`'s answers, with the request's seed in
 the captions), through the real factory and stage. One local Ray session for the module
-(2 CPUs, no dashboard), stopped after. About 60 s on 2 idle cores (Ray's start, its
+(2 CPUs, no dashboard), stopped after. About 2 min on 2 busy cores (Ray's start, its
 HTTP actors' start per split, and a build killed and resumed in a subprocess).
 """
 
