@@ -18,7 +18,7 @@ include mk/browser.mk
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,eval,publish]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,eval,publish,ray]'
 	touch $@
 
 # The models the demo serves with vLLM (no weights can be downloaded): SmolLM2-135M-Instruct,
@@ -50,6 +50,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_rule_splits.py
 	$(BIN)/python benchmarks/bench_model_splits.py
 	$(BIN)/python benchmarks/bench_openai_backend.py
+	$(BIN)/python benchmarks/bench_ray.py
 	$(BIN)/python benchmarks/bench_mix.py
 	$(TRAIN_BIN)/python benchmarks/bench_train.py
 

@@ -268,6 +268,12 @@ def _chunk_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ambiguous", choices=["drop", "event"], help="clips near the event")
     g.add_argument("--workers", type=int, help="processes (0 = one per core)")
     g.add_argument("--force", action="store_true", help="re-cut if settings changed")
+    g.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="cut on this machine (local, the default) or as Ray tasks (ray: the recipe's "
+        "`ray:` section, or RAY_ADDRESS; needs the `ray` extra)",
+    )
 
 
 def _chunk_config(args, base):
@@ -366,17 +372,32 @@ def _cmd_chunk(args) -> int:
     config = _chunk_config(args, recipe.chunk if recipe else None)
     require_stage_input(args.build, INGEST_TABLE)  # before the lock makes the folder
     taxonomy = load_taxonomy(args.taxonomy or (recipe_taxonomy(recipe) if recipe else None))
+    engine = args.engine or (recipe.engine if recipe else "local")
+    ray = recipe.ray if recipe else None
     with _locked(args.build):
-        res = _run_chunk_stage(args.build, config, taxonomy, args.force)
+        res = _run_chunk_stage(args.build, config, taxonomy, args.force, engine, ray)
     return EXIT_REJECTS if res.rejects else 0
 
 
-def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
+def _run_chunk_stage(build: Path, config, taxonomy, force: bool, engine="local", ray=None):
     from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged, run_chunk
     from vlm_autodrive.builders.core.recipe import worker_count
 
+    if engine == "ray":
+        from vlm_autodrive.builders.core.ray_cluster import connect
+
+        connect(ray)
+        print(f"  engine ray: {_ray_where()}")
     try:
-        res = run_chunk(build, config, taxonomy, worker_count(config.workers), force=force)
+        res = run_chunk(
+            build,
+            config,
+            taxonomy,
+            worker_count(config.workers),
+            force=force,
+            engine=engine,
+            ray=ray,
+        )
     except ChunkSettingsChanged as e:
         raise ValueError(str(e)) from None
     _print_chunk(res, build)
@@ -428,7 +449,14 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
     ing = run_ingest(manifest, build, taxonomy, worker_count(recipe.chunk.workers))
     _print_ingest(ing, build)
     print("[chunk]")
-    chunk = _run_chunk_stage(build, _chunk_config(args, recipe.chunk), taxonomy, args.force)
+    engine = args.engine or recipe.engine
+    if recipe.generate and any(m.backend == "ray" for m in recipe.generate.models.values()):
+        from vlm_autodrive.builders.core.ray_cluster import connect
+
+        connect(recipe.ray)  # the model splits' `ray` backend joins the same cluster
+    chunk = _run_chunk_stage(
+        build, _chunk_config(args, recipe.chunk), taxonomy, args.force, engine, recipe.ray
+    )
     print("[rule splits]")
     from vlm_autodrive.builders.rules.stage import build_rule_splits
 
@@ -495,6 +523,13 @@ def _cmd_publish(args) -> int:
         return 1
     print(res.format())
     return 0
+
+
+def _ray_where() -> str:
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 0)
+    return f"{len(ray.nodes())} node(s), {cpus:g} CPUs"
 
 
 def _print_ingest(res, build: Path) -> None:

@@ -3,9 +3,11 @@
 Reads `ingest/videos.parquet`; writes `clips/<video_id>/<clip_id>.mp4`,
 `chunk/clips.parquet` (one `ClipRecord` per clip), `chunk/rejects.jsonl`,
 `chunk/summary.json` and `chunk/stamp.json` (the stage base, `core/stage.py`). Videos are
-cut in parallel, one process per video. Which windows a video gets and how each is cut
-is `plan.py`; labels come from the times actually cut, and an event video whose event
-no clip holds as cut is rejected with the reason, never dropped silently. Each finished video leaves
+cut in parallel, one process per video, or one Ray task per video with `engine: ray`
+(`ray_engine.py`: the same `chunk_video`, the same clips). Which windows a video gets
+and how each is cut is `plan.py`; labels come from the times actually cut, and an event
+video whose event no clip holds as cut is rejected with the reason, never dropped
+silently. Each finished video leaves
 `chunk/parts/<video_id>.json`; a re-run skips those, so a killed job resumes where it
 stopped and a finished one does no work.
 """
@@ -31,6 +33,7 @@ from vlm_autodrive.builders.clips.windows import (
     place_window,
 )
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json, write_table
+from vlm_autodrive.builders.core.ray_cluster import RaySettings
 from vlm_autodrive.builders.core.recipe import ChunkConfig
 from vlm_autodrive.builders.core.stage import (
     Counts,
@@ -97,8 +100,15 @@ def run_chunk(
     workers: int = 1,
     force: bool = False,
     progress: bool = True,
+    engine: str = "local",
+    ray: RaySettings | None = None,
 ) -> ChunkResult:
-    """Cut every ingested video into labelled clips; resumable, parallel across videos."""
+    """Cut every ingested video into labelled clips; resumable, parallel across videos.
+
+    `engine` "local" cuts in `workers` processes here; "ray" in Ray tasks on the cluster
+    `ray` names (at most `config.workers` at once, 0: as the cluster allows). Both give
+    the same clips, parts and clip table: the engine is not a chunk setting.
+    """
     require_stage_input(build_dir, INGEST_TABLE)  # before anything is written
     out = build_dir / "chunk"
     parts = out / "parts"
@@ -137,7 +147,13 @@ def run_chunk(
         unit="video",
         disable=not progress,
     )
-    for outcome in _run_parallel(jobs, workers):
+    if engine == "ray":
+        from vlm_autodrive.builders.clips.ray_engine import run_on_ray
+
+        outcomes = run_on_ray(jobs, ray or RaySettings(), config.workers, build_dir)
+    else:
+        outcomes = _run_parallel(jobs, workers)
+    for outcome in outcomes:
         record = {"key": keys[outcome.video_id], **asdict(outcome)}
         write_json(parts / f"{outcome.video_id}.json", record)
         bar.update()

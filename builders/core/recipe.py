@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from vlm_autodrive.builders.core.errors import InputError
+from vlm_autodrive.builders.core.ray_cluster import RaySettings
 from vlm_autodrive.builders.core.strict import Strict, load_yaml, read_yaml_mapping, validate_model
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.rules.config import RuleSplitsConfig
@@ -122,6 +123,12 @@ class BuildRecipe(Strict):
         description="the label set (taxonomy YAML); default: the taxonomy.yaml of "
         "splits.templates when that folder has one, else the bundled templates/taxonomy.yaml",
     )
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="where videos are cut: `local` (a process pool on this machine) or "
+        "`ray` (Ray Data tasks on the cluster of the `ray:` section; the same clips)",
+    )
+    ray: RaySettings = RaySettings()
     sample: SampleConfig | None = None
     chunk: ChunkConfig = ChunkConfig()
     splits: RuleSplitsConfig = RuleSplitsConfig()

@@ -15,10 +15,24 @@ from vlm_autodrive.builders.core.strict import Strict
 MODEL_SPLIT_NAMES = ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa")
 
 
+class RayModelSettings(Strict):
+    """backend ray: how `ray.data.llm` runs the model's requests."""
+
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="HTTP actors (base_urls set) or vLLM engines in the cluster (none set)",
+    )
+    batch_size: int = Field(
+        16, ge=1, description="requests per batch; an HTTP actor sends a batch's at once"
+    )
+    accelerator_type: str | None = Field(None, description="vLLM in the cluster: e.g. H100")
+
+
 class ModelConfig(Strict):
     """One model and the backend that serves it."""
 
-    backend: Literal["openai", "vllm"] = "openai"
+    backend: Literal["openai", "vllm", "ray"] = "openai"
     model: str = Field(description="model id (Hub id or local folder)")
     revision: str | None = Field(None, description="pinned revision; part of the cache key")
     served_model_name: str | None = Field(None, description="name the server knows it by")
@@ -48,6 +62,12 @@ class ModelConfig(Strict):
     engine_args: dict[str, object] = Field(
         default_factory=dict, description="extra vllm.LLM / server arguments"
     )
+    ray: RayModelSettings | None = Field(
+        None,
+        description="backend ray: replicas and batch size; with base_urls the requests go "
+        "to those servers (HttpRequestProcessorConfig), without them vLLM runs in the "
+        "cluster (vLLMEngineProcessorConfig)",
+    )
 
     @field_validator("server_python")
     @classmethod
@@ -63,10 +83,17 @@ class ModelConfig(Strict):
     @model_validator(mode="after")
     def _keys_the_backend_reads(self) -> ModelConfig:
         # Every key set must be read: name the ones this backend would ignore.
+        if self.backend != "ray" and self.ray is not None:
+            raise ValueError(f"ray: only read with backend ray, not {self.backend}")
         if self.backend == "vllm":
             ignored = [
                 k for k in ("base_urls", "local_server", "server_python") if getattr(self, k)
             ]
+        elif self.backend == "ray":
+            ignored = [k for k in ("local_server", "server_python") if getattr(self, k)]
+            if self.base_urls:  # servers someone else runs hold the engine settings
+                ignored += [k for k in ("engine_args", "max_model_len") if getattr(self, k)]
+                ignored += ["tensor_parallel_size"] if self.tensor_parallel_size > 1 else []
         elif not self.local_server:  # a server someone else runs holds these settings
             keys = ("engine_args", "max_model_len", "server_python")
             ignored = [k for k in keys if getattr(self, k)]
@@ -74,7 +101,9 @@ class ModelConfig(Strict):
         else:
             ignored = []
         if ignored:
-            where = "backend vllm" if self.backend == "vllm" else "a server at base_urls"
+            where = {"vllm": "backend vllm", "ray": "backend ray"}.get(
+                self.backend, "a server at base_urls"
+            )
             raise ValueError(f"{', '.join(ignored)}: not used with {where}")
         return self
 
