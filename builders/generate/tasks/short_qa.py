@@ -161,17 +161,17 @@ class ShortQa(ModelSplit):
             )
             stated = self.lexicon.mentions(a)
             truth = clip.facts[dim]
-            if not set(stated.get(dim, ())) & set(truth):
-                raise Filtered(
-                    f"pair {k + 1} ({dim}): the answer {a!r} does not name the metadata's "
-                    f"value {', '.join(truth)}"
-                )
             if bad := contrary(stated, clip.facts):
                 raise Filtered(
                     f"pair {k + 1} ({dim}): the answer {a!r} contradicts the metadata "
                     f"({'; '.join(bad)}; the metadata: "
                     + "; ".join(f"{f} {', '.join(clip.facts[f])}" for f in sorted(stated))
                     + ")"
+                )
+            if not set(stated.get(dim, ())) & set(truth):
+                raise Filtered(
+                    f"pair {k + 1} ({dim}): the answer {a!r} does not name the metadata's "
+                    f"value {', '.join(truth)}"
                 )
             rows.append(
                 ShortQaRow(
