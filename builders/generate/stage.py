@@ -1,8 +1,11 @@
 """Model splits stage: prompts -> requests -> response cache -> backend -> parse -> rows.
 
-Reads the rule configs (`caption_metadata`, `mcq`) and the train/test assignment;
-writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
-`caption_vlm`) and the `failures` config. For each split, in order:
+Reads the rule configs (`caption_metadata`, `mcq`, `cause_vqa`), the clips' metadata
+facts and the train/test assignment; writes one config per model split (MODEL_SPLITS:
+`caption_vlm`, `vqa`, `reasoning_mcq`, `reasoning_vqa`, `reasoning_revised`, `short_qa`,
+`caption_augmented`, `cause_reasoning`) and the `failures` config. A split's inputs are
+one per clip, or what its `expand` makes of the splits before it (reasoning_revised: one
+per filtered reasoning_mcq sample). For each split, in order:
 
 1. render the prompt template per clip (a render error fails that clip, kind `render`);
 2. one request per clip, seeded from the clip id, keyed on model, sampling, rendered
@@ -16,8 +19,12 @@ writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
 
 Counts are conserved and checked per split: samples = kept + failures.
 
+reasoning_revised with `check:` runs that loop a second time on its kept rows (the
+independent check), and reports both steps as one split.
+
 Over 400 lines on purpose: the per-split loop (render, key, cache, send, parse) is one
-flow whose steps share the split's plan; requests and failures already live apart.
+flow whose steps share the split's plan, and the revision check reruns it; requests and
+failures already live apart.
 """
 
 from __future__ import annotations

@@ -329,3 +329,36 @@ def test_cause_reasoning_filters_on_the_datasets_answer():
         parse(CAUSE, "<think>\nThe truck")
     assert "E" in CAUSE.constraint(CLIP, True, TAX)["regex"]
     assert CAUSE.context(replace(CLIP, cause_question=None), TAX) is None
+
+
+def test_short_qa_constraint_through_xgrammar_allows_only_checkable_dimensions():
+    """The clip's schema compiled by the grammar engine vLLM uses (xgrammar, in
+    .venv-vllm): good pairs pass; a dimension the metadata has no value for, or two
+    pairs, cannot be generated."""
+    import subprocess
+
+    from tests.builders.generate.test_task_parsers import XGRAMMAR_CHECK
+    from tests.conftest import REPO
+
+    python = REPO / ".venv-vllm" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("no .venv-vllm (make .venv-vllm/.installed)")
+    clip = replace(CLIP, facts={k: FACTS[k] for k in ("event_type", "weather", "road")})
+    schema = SHORT_QA.constraint(clip, False, TAX)["json"]
+    good = [
+        ("weather", "What is the weather?", "Overcast."),
+        ("road", "Which road is it?", "A highway."),
+        ("event_type", "What happens?", "It collides with a truck."),
+    ]
+    unknown = [*good[:2], ("impact_side", "Where is the hit?", "The front.")]
+    texts = [qa(*good), qa(*unknown), qa(*good[:2])]
+    texts = [json.dumps(json.loads(t), separators=(",", ":")) for t in texts]
+    out = subprocess.run(
+        [str(python), "-c", XGRAMMAR_CHECK, json.dumps(schema), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False, False]
+    assert len(parse(SHORT_QA, texts[0], clip=clip)) == 3
