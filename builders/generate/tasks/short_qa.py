@@ -11,7 +11,7 @@ the metadata contradicts (an answer "in the rain" for a clear-weather clip is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +122,7 @@ class ShortQa(ModelSplit):
     def sample_contexts(self, taxonomy: Taxonomy) -> list[dict[str, Any]]:
         facts = {"event_type": ("Collision",), "weather": ("rain",), "road": ("highway",)}
         clip = ClipInput("c", "v", "Collision", "train", "c.mp4", "/c.mp4", "A car.", None, None)
-        clip = ClipInput(**{**clip.__dict__, "facts": facts})
-        return [self.context(clip, taxonomy)]
+        return [self.context(replace(clip, facts=facts), taxonomy)]
 
     def constraint(self, clip, reasoning_parser, taxonomy) -> dict[str, Any] | None:
         return {"json": clip_schema(self._dimensions(clip))}

@@ -362,3 +362,33 @@ def test_short_qa_constraint_through_xgrammar_allows_only_checkable_dimensions()
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False, False]
     assert len(parse(SHORT_QA, texts[0], clip=clip)) == 3
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda t: t.replace("  fog: [fog, foggy, mist, misty]\n", ""), r"weather\.fog: need"),
+        (lambda t: t + "colour:\n  red: [red]\n", r"unknown fields \['colour'\]"),
+        (lambda t: t.replace("  Collision: [collides", "  Collision: [[], collides"), "Collision"),
+        (lambda t: "weather: [", "not YAML"),
+    ],
+)
+def test_a_broken_word_list_names_the_file_and_key(tmp_path, edit, match):
+    """An edited copy in the recipe's prompts folder is read first; a broken one stops
+    the build at start (the CLI turns this ValueError into exit 2 with the message)."""
+    (tmp_path / "checks").mkdir()
+    text = (bundled("prompts") / "checks" / "fact_words.yaml").read_text()
+    (tmp_path / "checks" / "fact_words.yaml").write_text(edit(text))
+    with pytest.raises(ValueError, match=match) as e:
+        load_lexicon([tmp_path, *FOLDERS], TAX)
+    assert str(tmp_path / "checks" / "fact_words.yaml") in str(e.value)
+
+
+def test_an_edited_leak_list_is_read_from_the_recipes_prompts_folder(tmp_path):
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "revision_leaks.txt").write_text("# mine\nas the hint says\n")
+    lex = load_lexicon([tmp_path, *FOLDERS], TAX)
+    assert lex.leaks == ("as the hint says",)
+    assert (
+        lex.leak("As the  hint says, B.") == "as the hint says" and lex.leak("ground truth") is None
+    )
