@@ -76,7 +76,7 @@ def revision_yield(reports: Iterable[SplitReport]) -> list[str]:
     lines.append(
         f"    {'all':<16}{_ratio(total[1], total[0])} -> {_ratio(total[1] + total[2], total[0])}"
     )
-    if revised.checked:
+    if revised.check_template:  # the check is on
         lines.append(
             f"  reasoning_revised: {revised.checked} revisions sent to the independent check, "
             f"{revised.kept} confirmed"

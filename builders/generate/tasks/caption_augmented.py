@@ -2,7 +2,8 @@
 
 In: the clip's detailed caption (the rule caption of `caption_metadata`) and its facts
 from the metadata. Out: one `CaptionAugmentedRow` per sample; `n` in the split's config
-is k, the paraphrases asked per clip. A paraphrase is kept only when it still states
+is k, the paraphrases asked per clip. A paraphrase is kept only when its length is
+0.5-1.6x the caption's (longer ones add what nothing can check), it still states
 every fact the rule caption states (event type, actors, motion, impact side, blame,
 evasive action, weather, light, road, scene: the caption's values that
 `prompts/checks/fact_words.yaml` finds in it) and no value of the taxonomy's vocabulary
@@ -26,6 +27,10 @@ from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, Mode
 
 QUESTION = "Describe in detail what happens in this dashcam video."
 MIN_WORDS = 5
+# A paraphrase this much longer than its caption adds what no check can verify (the
+# demo's 135M model kept every fact and added "a government agency fined a million
+# dollars"); this much shorter, it can hardly keep the facts in prose.
+MAX_LENGTH_RATIO, MIN_LENGTH_RATIO = 1.6, 0.5
 
 
 @dataclass(slots=True)
@@ -88,6 +93,12 @@ class CaptionAugmented(ModelSplit):
         require(len(text.split()) >= MIN_WORDS, f"{len(text.split())} words: not a caption")
         if text.lower() == " ".join(clip.caption.split()).lower():
             raise Filtered("the caption itself, not a paraphrase")
+        ratio = len(text.split()) / max(1, len(clip.caption.split()))
+        if not MIN_LENGTH_RATIO <= ratio <= MAX_LENGTH_RATIO:
+            raise Filtered(
+                f"{len(text.split())} words for a caption of {len(clip.caption.split())} "
+                f"(a paraphrase keeps {MIN_LENGTH_RATIO}-{MAX_LENGTH_RATIO}x its length)"
+            )
         facts = dict(clip.facts)
         said = self.lexicon.mentions(text)
         missing = [

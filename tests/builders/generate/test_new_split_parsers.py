@@ -110,6 +110,8 @@ def test_revised_trace_split_by_the_server_and_noisy_answer_tags():
         "The correct answer is given as Collision, so I reason towards it.",
         "Unlike the first reasoning, I see contact.",
         "As I was told, it is B.",
+        # the demo's SmolLM2 copied the reviser's prompt back; the check then agreed
+        "This answer is wrong; the right one is B. Collision.\n\nI chose B.",
     ],
 )
 def test_a_revised_trace_that_names_the_answer_as_given_is_filtered(body):
@@ -309,6 +311,14 @@ def test_turning_left_is_a_motion_not_an_impact_side():
 def test_caption_augmented_malformed_outputs(text, finish, reason):
     with pytest.raises(ParseError, match=reason):
         parse(AUGMENTED, text, finish)
+
+
+def test_a_paraphrase_that_adds_unverifiable_content_or_shrinks_is_filtered():
+    added = GOOD_PARAPHRASE + " It is a government agency fined a million dollars." * 5
+    with pytest.raises(Filtered, match=r"a paraphrase keeps 0\.5-1\.6x its length"):
+        parse(AUGMENTED, added)
+    with pytest.raises(Filtered, match="words for a caption of"):
+        parse(AUGMENTED, "At night a truck hits the ego vehicle on a highway.")
 
 
 def test_the_caption_itself_is_no_paraphrase():
