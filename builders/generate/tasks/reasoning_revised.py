@@ -1,14 +1,15 @@
 """The `reasoning_revised` split: wrong reasoning traces of `reasoning_mcq`, revised.
 
 In: every `reasoning_mcq` sample of this run that failed as `filtered` (a well-formed
-trace with the wrong answer), with the clip's detailed and VLM captions, its MCQ and
-the ground-truth answer. The reviser writes a corrected trace that reasons from the
-evidence to the answer. Kept only when (1) it ends in the ground-truth answer; (2) it
-does not cite being told the answer (a phrase of `prompts/checks/revision_leaks.txt`,
-such as "ground truth"); (3) with `check:` in the split's config, an independent model
-asked the question with the revised trace and no answer concludes the ground truth
-(`RevisionCheck`, run by the stage on the kept rows; `check: null` turns it off). Rows
-carry `revised: true` and `revises`, the id of the failure they revise.
+trace with the wrong answer; identical traces of one clip once), with the clip's
+detailed and VLM captions, its MCQ and the ground-truth answer. The reviser writes a
+corrected trace that reasons from the evidence to the answer. Kept only when (1) it
+ends in the ground-truth answer; (2) it does not cite being told the answer (a phrase
+of `prompts/checks/revision_leaks.txt`, such as "ground truth"); (3) with `check:` in
+the split's config, an independent model asked the question with the revised trace and
+no answer concludes the ground truth (`RevisionCheck`, run by the stage on the kept
+rows; `check: null` turns it off). Rows carry `revised: true` and `revises`, the id of
+the failure they revise.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class ReasoningRevised(ModelSplit):
 
     def expand(self, clips: list[ClipInput], earlier: list[Any]) -> list[ClipInput]:
         by_id = {c.clip_id: c for c in clips}
-        out = []
+        out, seen = [], set()
         for f in sorted(earlier, key=lambda f: f.id):
             if getattr(f, "config", None) != REVISES or f.kind != "filtered":
                 continue
@@ -79,6 +80,9 @@ class ReasoningRevised(ModelSplit):
             if clip is None or not clip.mcq_answer_letter:
                 continue
             reasoning, answer = split_reasoning(f.raw_output or "", f.reasoning)
+            if (f.clip_id, reasoning, answer) in seen:  # the same wrong trace, revised once
+                continue
+            seen.add((f.clip_id, reasoning, answer))
             out.append(
                 replace(
                     clip,

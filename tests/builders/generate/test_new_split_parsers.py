@@ -141,14 +141,16 @@ def test_revised_malformed_outputs_are_parse_failures(text, reason):
 
 def test_revised_inputs_are_the_filtered_reasoning_mcq_failures_only():
     def failure(kind, config="reasoning_mcq", clip_id=CLIP.clip_id, sample=0):
+        body = "No contact." if sample == 0 else "The truck passes."
         return FailureRow(
             f"{kind}{sample}", "k", config, clip_id, "v1", "Collision", "train", sample, kind,
-            "r", trace("No contact.", "A"), None, 1, "m", "t", CLIP.video,
+            "r", trace(body, "A"), None, 1, "m", "t", CLIP.video,
         )  # fmt: skip
 
     earlier = [
         failure("filtered", sample=0),
         failure("filtered", sample=1),
+        failure("filtered", sample=2),  # the same trace as sample 1: revised once
         failure("parse"),
         failure("filtered", config="cause_reasoning"),
         failure("filtered", clip_id="gone"),
