@@ -42,7 +42,7 @@ pytestmark = [
 
 def table(build, config):
     out = []
-    for rel in data_files(config).values():
+    for rel in data_files(build, config).values():
         if (build / rel).exists():
             out += pq.read_table(build / rel).to_pylist()
     return out

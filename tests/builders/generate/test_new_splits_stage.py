@@ -21,7 +21,7 @@ from vlm_autodrive.builders.rules.stage import build_rule_splits
 
 def rows(build, config):
     out = []
-    for rel in data_files(config).values():
+    for rel in data_files(build, config).values():
         if (build / rel).exists():
             out += pq.read_table(build / rel).to_pylist()
     return out
@@ -190,3 +190,42 @@ def test_retry_failed_resends_only_the_revisions_that_did_not_parse(build):
     assert 0 < rev.requests == rev.samples and len(second.sent) == 2 * rev.requests
     assert by2["reasoning_mcq"].sent == 0 and by2["reasoning_revised"].kept == rev.samples
     assert len(rows(build, "reasoning_revised")) == rev.samples
+
+
+def test_a_broken_word_list_stops_the_build_before_any_work(tmp_path, capsys):
+    """`autodrive build` with an edited copy of the word lists missing a value: exit 2,
+    one `autodrive: file: key: message` line, nothing built (checked before ingest)."""
+    import yaml
+
+    from vlm_autodrive.builders.synthetic.sample import generate_sample
+    from vlm_autodrive.cli import main
+    from vlm_autodrive.resources import bundled
+
+    manifest = generate_sample(tmp_path / "sample", 2, seed=1, duration=4.0, width=64, height=48)
+    prompts = tmp_path / "my_prompts" / "checks"
+    prompts.mkdir(parents=True)
+    words = (bundled("prompts") / "checks" / "fact_words.yaml").read_text()
+    (prompts / "fact_words.yaml").write_text(
+        words.replace("  dusk: [dusk, sunset, twilight]\n", "")
+    )
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "manifest": str(manifest),
+                "build_dir": "build",
+                "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5},
+                "splits": {"test_per_class": 1, "on_short": "take_available"},
+                "generate": {
+                    "prompts": str(tmp_path / "my_prompts"),
+                    "models": {"m": {"model": "org/model", "base_urls": ["http://127.0.0.1:9/v1"]}},
+                    "splits": {"short_qa": {"model": "m"}},
+                },
+            }
+        )
+    )
+    capsys.readouterr()
+    assert main(["build", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert f"autodrive: {prompts / 'fact_words.yaml'}: light.dusk: need a non-empty list" in err
+    assert "Traceback" not in err and not (tmp_path / "build").exists()
