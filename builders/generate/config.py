@@ -12,7 +12,26 @@ from pydantic import Field, field_validator, model_validator
 
 from vlm_autodrive.builders.core.strict import Strict
 
-MODEL_SPLIT_NAMES = ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa")
+MODEL_SPLIT_NAMES = (
+    "caption_vlm",
+    "vqa",
+    "reasoning_mcq",
+    "reasoning_vqa",
+    "reasoning_revised",
+    "short_qa",
+    "caption_augmented",
+    "cause_reasoning",
+)
+SplitName = Literal[
+    "caption_vlm",
+    "vqa",
+    "reasoning_mcq",
+    "reasoning_vqa",
+    "reasoning_revised",
+    "short_qa",
+    "caption_augmented",
+    "cause_reasoning",
+]
 
 
 class RayModelSettings(Strict):
@@ -138,6 +157,12 @@ class SplitGenConfig(Strict):
     import_file: str | None = Field(
         None, description="caption_vlm: JSONL of {clip_id, caption} made elsewhere, no model"
     )
+    check: SplitGenConfig | None = Field(
+        None,
+        description="reasoning_revised: the independent check (a model re-asked with the "
+        "revised trace and no answer; kept only when it concludes the ground truth); "
+        "null: off",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -155,12 +180,26 @@ class GenerateConfig(Strict):
 
     prompts: str | None = Field(None, description="folder searched before bundled prompts")
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    splits: dict[
-        Literal["caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa"], SplitGenConfig
-    ] = Field(default_factory=dict)
+    splits: dict[SplitName, SplitGenConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _models_exist(self) -> GenerateConfig:
+        for name, split in self.splits.items():
+            if split.check is not None:
+                if name != "reasoning_revised":
+                    raise ValueError(f"splits.{name}.check: only reasoning_revised has a check")
+                if split.check.model not in self.models:
+                    raise ValueError(
+                        f"splits.{name}.check.model: {split.check.model!r} is not in "
+                        f"generate.models ({sorted(self.models)})"
+                    )
+                if split.check.n != 1 or split.check.check is not None:
+                    raise ValueError(f"splits.{name}.check: n must be 1, and no check of its own")
+        if "reasoning_revised" in self.splits and "reasoning_mcq" not in self.splits:
+            raise ValueError(
+                "splits.reasoning_revised: revises the failures of reasoning_mcq; "
+                "add reasoning_mcq to generate.splits"
+            )
         for name, split in self.splits.items():
             if split.model not in self.models and not split.import_file:
                 raise ValueError(

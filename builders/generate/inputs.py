@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.folder import DATA_DIR, data_files
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import RETRYABLE
@@ -23,8 +24,11 @@ def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict
             yield from pq.read_table(path, columns=columns).to_pylist()
 
 
-def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
-    """Every train/test clip with the texts the prompts need, sorted by clip id."""
+def read_clip_inputs(
+    build_dir: Path, sides: dict[str, str], taxonomy: Taxonomy | None = None
+) -> list[ClipInput]:
+    """Every train/test clip with the texts the prompts need, sorted by clip id; with the
+    taxonomy, also what its video's metadata says about it (`facts`)."""
     import pyarrow.parquet as pq
 
     if not (build_dir / DATA_DIR / "caption_metadata").is_dir():
@@ -40,15 +44,23 @@ def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
         r["clip_id"]: r
         for r in read_config(build_dir, "mcq", ["clip_id", "question", "options", "answer_letter"])
     }
+    cause = {
+        r["clip_id"]: r
+        for r in read_config(
+            build_dir, "cause_vqa", ["clip_id", "question", "options", "answer_letter"]
+        )
+    }
     table = pq.read_table(
         build_dir / "chunk" / "clips.parquet", columns=["clip_id", "video_id", "label", "path"]
     ).to_pylist()
+    facts = _video_facts(build_dir, taxonomy) if taxonomy is not None else None
     out = []
     for c in sorted(table, key=lambda c: c["clip_id"]):
         side = sides.get(c["clip_id"])
         if side is None:
             continue
         m = mcq.get(c["clip_id"], {})
+        q = cause.get(c["clip_id"], {})
         out.append(
             ClipInput(
                 clip_id=c["clip_id"],
@@ -62,9 +74,38 @@ def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
                 mcq_question=m.get("question"),
                 mcq_options=tuple(m.get("options") or ()),
                 mcq_answer_letter=m.get("answer_letter"),
+                facts=facts(c["video_id"], c["label"]) if facts else {},
+                cause_question=q.get("question"),
+                cause_options=tuple(q.get("options") or ()),
+                cause_answer_letter=q.get("answer_letter"),
             )
         )
     return out
+
+
+def _video_facts(build_dir: Path, taxonomy: Taxonomy):
+    """A function (video id, clip label) -> the clip's facts, from ingest/videos.parquet."""
+    import pyarrow.parquet as pq
+
+    from vlm_autodrive.builders.generate.facts import clip_facts
+    from vlm_autodrive.builders.rules.captions import MetadataNormalizer
+
+    path = build_dir / "ingest" / "videos.parquet"
+    if not path.exists():
+        return None
+    normalizer = MetadataNormalizer(taxonomy)
+    videos = {
+        v["video_id"]: (normalizer.video_inputs(v["metadata"]), v["event_time"] is not None)
+        for v in pq.read_table(path, columns=["video_id", "event_time", "metadata"]).to_pylist()
+    }
+
+    def facts(video_id: str, label: str) -> dict[str, tuple[str, ...]]:
+        if video_id not in videos:
+            return {}
+        inputs, has_event = videos[video_id]
+        return clip_facts(inputs, label, has_event, taxonomy)
+
+    return facts
 
 
 def failed_request_ids(build_dir: Path) -> set[str]:

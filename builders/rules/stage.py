@@ -38,6 +38,7 @@ from vlm_autodrive.builders.rules.caption_metadata import (
     load_caption_metadata_template,
 )
 from vlm_autodrive.builders.rules.captions import MetadataNormalizer
+from vlm_autodrive.builders.rules.cause_vqa import build_cause_vqa, load_cause_template
 from vlm_autodrive.builders.rules.config import RULE_CONFIGS, RuleSplitsConfig
 from vlm_autodrive.builders.rules.mcq import MCQ_SCHEMA, build_mcq, load_mcq_template
 from vlm_autodrive.resources import bundled
@@ -206,6 +207,22 @@ def build_rule_splits(
             )
         )
 
+    no_cause = 0
+    if "cause_vqa" in templates:
+        rows, no_cause = build_cause_vqa(clips, sides, videos, taxonomy, templates["cause_vqa"])
+        made.append(
+            ConfigTables(
+                "cause_vqa",
+                "The source dataset's own cause-of-accident question of each event clip "
+                "(e.g. MM-AU's five options), in its option order.",
+                "rule:cause_vqa",
+                templates["cause_vqa"].ref,
+                _by_side(rows, MCQ_SCHEMA),
+            )
+        )
+        if no_cause:
+            a.warnings.append(f"cause_vqa: {no_cause} event clips have no cause question")
+
     stage_info = {
         "key": key,
         "configs": sorted(templates),
@@ -273,6 +290,8 @@ def load_rule_templates(config: RuleSplitsConfig, taxonomy: Taxonomy) -> dict[st
         templates["mcq"] = load_mcq_template(taxonomy, folders)
     if "caption_metadata" in config.configs:
         templates["caption_metadata"] = load_caption_metadata_template(taxonomy, folders)
+    if "cause_vqa" in config.configs:
+        templates["cause_vqa"] = load_cause_template(folders)
     return templates
 
 
