@@ -3,6 +3,7 @@
 #   .venv        the toolkit (ingest, clips, splits, mixing, publishing, eval scoring)
 #   .venv-vllm   vLLM's CPU build: the engine and the local OpenAI-compatible server
 #   .venv-train  PyPI's CUDA torch + torchvision (they run on a CPU), TRL, DeepSpeed
+# and `make test` installs headless Chromium (Debian's package) for the browser test.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,13 +11,14 @@ SMOLLM2 := build/models/smollm2-135m-instruct
 
 include mk/vllm.mk
 include mk/train.mk
+include mk/browser.mk
 
 .PHONY: demo test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,eval,publish]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,eval,publish,ray]'
 	touch $@
 
 # The models the demo serves with vLLM (no weights can be downloaded): SmolLM2-135M-Instruct,
@@ -39,7 +41,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint $(VLLM_VENV)/.installed $(TRAIN_STAMP)
+test: lint browser $(VLLM_VENV)/.installed $(TRAIN_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed
@@ -49,6 +51,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_model_splits.py
 	$(BIN)/python benchmarks/bench_rebuild.py
 	$(BIN)/python benchmarks/bench_openai_backend.py
+	$(BIN)/python benchmarks/bench_ray.py
 	$(BIN)/python benchmarks/bench_mix.py
 	$(TRAIN_BIN)/python benchmarks/bench_train.py
 

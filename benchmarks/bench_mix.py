@@ -60,6 +60,7 @@ def run_stream(build: Path) -> int:
 def run_naive(build: Path) -> int:
     import pandas as pd
 
+    from vlm_autodrive.builders.dataset.folder import data_path
     from vlm_autodrive.builders.mix.conversations import load_system_prompt, row_messages
     from vlm_autodrive.builders.mix.recipe import load_mixture
     from vlm_autodrive.resources import bundled
@@ -71,7 +72,7 @@ def run_naive(build: Path) -> int:
     }
     out = []
     for comp in recipe.components:
-        df = pd.read_parquet(build / "data" / comp.split / "train-00000-of-00001.parquet")
+        df = pd.read_parquet(data_path(build, comp.split, "train"))
         if comp.count is not None:
             df = df.sample(n=comp.count, random_state=recipe.seed)
         reasoning = "target" in df.columns
@@ -137,6 +138,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return
+    from vlm_autodrive.builders.dataset.folder import data_path
     from vlm_autodrive.builders.synthetic.configs import write_synthetic_configs
 
     with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
@@ -151,7 +153,7 @@ def main() -> None:
         )
         modes = ["copy", "stream"] + ([] if args.skip_naive else ["naive"])
         results = {m: measure(m, build) for m in modes}
-        out = build / "data" / "mix-paper_table1" / "train-00000-of-00001.parquet"
+        out = data_path(build, "mix-paper_table1", "train")
         print(f"mixture file: {out.stat().st_size / 2**20:.0f} MiB")
     print(f"{'mode':<7} {'rows':>9} {'stage s':>8} {'process s':>9} {'rows/s':>9} {'peak MiB':>9}")
     for r in results.values():

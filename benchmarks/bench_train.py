@@ -132,11 +132,10 @@ def _make_clips(work: Path, n: int, size: str) -> None:
         ]  # fmt: skip
         rows.append({"id": f"r{i}", "video": clip, "messages": messages})
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path = work / "data" / "bench" / "train-00000-of-00001.parquet"
-    path.parent.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    from vlm_autodrive.builders.dataset.folder import write_data_file
+
+    write_data_file(work, "bench", "train", pa.Table.from_pylist(rows))
 
 
 def _model(shape: str, text_layers: int) -> Path:

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.doubles.fake_server import FakeOpenAIServer
+from vlm_autodrive.builders.dataset.folder import data_files
 
 
 def write_recipe(root: Path, base_url: str, splits: dict | None = None) -> Path:
@@ -66,10 +67,8 @@ def cached_responses(build_dir: Path) -> int:
 
 def table(build_dir: Path, config: str) -> list[dict]:
     rows = []
-    for side in ("train", "test"):
-        p = build_dir / f"data/{config}/{side}-00000-of-00001.parquet"
-        if p.exists():
-            rows += pq.read_table(p).to_pylist()
+    for rel in data_files(build_dir, config).values():
+        rows += pq.read_table(build_dir / rel).to_pylist()  # train, then test
     return rows
 
 

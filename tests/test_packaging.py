@@ -39,6 +39,7 @@ def test_wheel_installs_without_the_checkout(tmp_path):
     for expected in (
         *modules,
         "vlm_autodrive/cli.py",
+        "vlm_autodrive/builders/dataset/show_page.html.jinja",
         "vlm_autodrive/templates/taxonomy.yaml",
         "vlm_autodrive/templates/captions/detailed.jinja",
         "vlm_autodrive/recipes/quickstart.yaml",

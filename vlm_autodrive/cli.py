@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     except BackendUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+        # Bad input (InputError and the other ValueErrors name the file and key or line):
+        # one `autodrive: file: where: message` line per problem, never a traceback.
+        _print_bad_input(e)
         return EXIT_BAD_INPUT
     except OSError as e:  # the machine's (disk full, permissions), not the inputs'
         print(f"error: {e}", file=sys.stderr)
@@ -42,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command to resume", file=sys.stderr)
         return 130
+
+
+def _print_bad_input(e: BaseException) -> None:
+    if isinstance(e, OSError) and e.filename is not None:  # a folder where a file goes, ...
+        text = f"{e.filename}: {e.strerror}"
+    else:
+        text = str(e) or type(e).__name__
+    for line in text.splitlines() or [text]:
+        print(f"autodrive: {line}", file=sys.stderr)
 
 
 def _locked(build: Path, *, create: bool = True):
@@ -230,6 +241,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     pub.set_defaults(func=_cmd_publish)
 
+    from vlm_autodrive.builders.dataset.show import add_show_parser
+
+    add_show_parser(sub)  # `autodrive show BUILD CONFIG [--html OUT]`
+
     from vlm_autodrive.trainer.eval.cli import add_eval_parser
 
     add_eval_parser(sub)  # `autodrive eval ...` and `autodrive eval compare ...`
@@ -255,29 +270,42 @@ def _chunk_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ambiguous", choices=["drop", "event"], help="clips near the event")
     g.add_argument("--workers", type=int, help="processes (0 = one per core)")
     g.add_argument("--force", action="store_true", help="re-cut if settings changed")
+    g.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="cut on this machine (local, the default) or as Ray tasks (ray: the recipe's "
+        "`ray:` section, or RAY_ADDRESS; needs the `ray` extra)",
+    )
 
 
 def _chunk_config(args, base):
     from vlm_autodrive.builders.core.recipe import ChunkConfig
+    from vlm_autodrive.builders.core.strict import validate_model
 
     keys = ("window", "stride", "margin", "mode", "crf", "preset", "ambiguous", "workers")
     data = base.model_dump() if base else {}
-    data.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
-    return ChunkConfig.model_validate(data)
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    return validate_model("chunk settings (recipe and options)", ChunkConfig, {**data, **given})
 
 
 def _cmd_sample(args) -> int:
+    from vlm_autodrive.builders.core.errors import require_folder_path
+    from vlm_autodrive.builders.core.recipe import SampleConfig
+    from vlm_autodrive.builders.core.strict import validate_model
     from vlm_autodrive.builders.synthetic.sample import generate_sample
 
+    keys = ("videos", "seed", "duration", "width", "height", "fps", "gop")
+    s = validate_model("command line", SampleConfig, {k: getattr(args, k) for k in keys}, True)
+    require_folder_path(args.out, "the output (--out)")
     manifest = generate_sample(
         args.out,
-        args.videos,
-        seed=args.seed,
-        duration=args.duration,
-        width=args.width,
-        height=args.height,
-        fps=args.fps,
-        gop=args.gop,
+        s.videos,
+        seed=s.seed,
+        duration=s.duration,
+        width=s.width,
+        height=s.height,
+        fps=s.fps,
+        gop=s.gop,
         progress=True,
     )
     print(f"wrote {args.videos} videos and {manifest}")
@@ -295,11 +323,7 @@ def _cmd_adapt(args) -> int:
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
     write_rejects(rejects, result.rejects)
     print(result.summary())
-    shown = 20
-    for r in result.rejects[:shown]:
-        print(f"  rejected {r.video_id or '?'} ({r.source}:{r.line}): {r.reason}")
-    if len(result.rejects) > shown:
-        print(f"  ... and {len(result.rejects) - shown} more rejects, all in {rejects}")
+    _print_rejects(result.rejects, rejects)
     print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0
 
@@ -315,61 +339,87 @@ def _cmd_frames_to_video(args) -> int:
     rejects = args.rejects or args.out / "rejects.jsonl"
     write_rejects(rejects, res.rejects)
     print(res.summary())
-    for r in res.rejects:
-        print(f"  rejected {r.video_id}: {r.reason}")
+    _print_rejects(res.rejects, rejects)
     print(f"wrote {args.out} and {rejects}")
     return EXIT_REJECTS if res.rejects else 0
 
 
 def _cmd_ingest(args) -> int:
+    from vlm_autodrive.builders.core.errors import require_file
     from vlm_autodrive.builders.core.recipe import worker_count
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
     from vlm_autodrive.builders.ingest.stage import run_ingest
 
+    require_file(args.manifest, "a manifest")  # before the lock makes the build folder
+    taxonomy = load_taxonomy(args.taxonomy)
     with _locked(args.build):
         res = run_ingest(
             args.manifest,
             args.build,
-            load_taxonomy(args.taxonomy),
+            taxonomy,
             worker_count(args.workers),
             hash_videos=args.hash_videos,
         )
-    _print_ingest(res)
+    _print_ingest(res, args.build)
     return EXIT_REJECTS if res.rejects else 0
 
 
 def _cmd_chunk(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.clips.stage import INGEST_TABLE
+    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
+    from vlm_autodrive.builders.core.stage import require_stage_input
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
+    require_stage_input(args.build, INGEST_TABLE)  # before the lock makes the folder
+    taxonomy = load_taxonomy(args.taxonomy or (recipe_taxonomy(recipe) if recipe else None))
+    engine = args.engine or (recipe.engine if recipe else "local")
+    ray = recipe.ray if recipe else None
     with _locked(args.build):
-        res = _run_chunk_stage(args.build, config, load_taxonomy(args.taxonomy), args.force)
+        res = _run_chunk_stage(args.build, config, taxonomy, args.force, engine, ray)
     return EXIT_REJECTS if res.rejects else 0
 
 
-def _run_chunk_stage(build: Path, config, taxonomy, force: bool):
+def _run_chunk_stage(build: Path, config, taxonomy, force: bool, engine="local", ray=None):
     from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged, run_chunk
     from vlm_autodrive.builders.core.recipe import worker_count
 
+    if engine == "ray":
+        from vlm_autodrive.builders.core.ray_cluster import connect
+
+        connect(ray)
+        print(f"  engine ray: {_ray_where()}")
     try:
-        res = run_chunk(build, config, taxonomy, worker_count(config.workers), force=force)
+        res = run_chunk(
+            build,
+            config,
+            taxonomy,
+            worker_count(config.workers),
+            force=force,
+            engine=engine,
+            ray=ray,
+        )
     except ChunkSettingsChanged as e:
         raise ValueError(str(e)) from None
-    _print_chunk(res)
+    _print_chunk(res, build)
     return res
 
 
 def _cmd_build(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.preflight import check_build_recipe
     from vlm_autodrive.resources import resolve_recipe_path
 
     path = resolve_recipe_path(args.recipe)
     recipe = load_recipe(path, args.overrides)
     build = args.build or Path(recipe.build_dir)
-    taxonomy = load_taxonomy(recipe.taxonomy)
+    taxonomy_path = recipe_taxonomy(recipe)
+    taxonomy = load_taxonomy(taxonomy_path)
+    print(f"[taxonomy] {taxonomy_path or 'bundled templates/taxonomy.yaml'}: {taxonomy.names}")
+    _chunk_config(args, recipe.chunk)  # the command line's chunk settings, checked now
+    check_build_recipe(recipe, taxonomy, path)  # files, folders, templates: before any work
     with _locked(build, create=not args.dry_run):
         return _build_locked(args, recipe, build, taxonomy)
 
@@ -399,9 +449,16 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
         )
     print(f"[ingest] {manifest}")
     ing = run_ingest(manifest, build, taxonomy, worker_count(recipe.chunk.workers))
-    _print_ingest(ing)
+    _print_ingest(ing, build)
     print("[chunk]")
-    chunk = _run_chunk_stage(build, _chunk_config(args, recipe.chunk), taxonomy, args.force)
+    engine = args.engine or recipe.engine
+    if recipe.generate and any(m.backend == "ray" for m in recipe.generate.models.values()):
+        from vlm_autodrive.builders.core.ray_cluster import connect
+
+        connect(recipe.ray)  # the model splits' `ray` backend joins the same cluster
+    chunk = _run_chunk_stage(
+        build, _chunk_config(args, recipe.chunk), taxonomy, args.force, engine, recipe.ray
+    )
     print("[rule splits]")
     from vlm_autodrive.builders.rules.stage import build_rule_splits
 
@@ -483,8 +540,11 @@ def _cmd_mix(args) -> int:
 
 
 def _cmd_publish(args) -> int:
+    from vlm_autodrive.builders.core.errors import require_folder_path
     from vlm_autodrive.builders.release.publish import PublishError, publish
 
+    if args.to is not None:
+        require_folder_path(args.to, "the release target (--to)")
     try:
         with _locked(args.build, create=False):
             res = publish(
@@ -504,26 +564,42 @@ def _cmd_publish(args) -> int:
     return 0
 
 
-def _print_ingest(res) -> None:
+def _ray_where() -> str:
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 0)
+    return f"{len(ray.nodes())} node(s), {cpus:g} CPUs"
+
+
+def _print_ingest(res, build: Path) -> None:
     note = " (unchanged inputs: reused the finished ingest)" if res.skipped else ""
     print(
         f"  manifest rows {res.rows} = videos {len(res.videos)} + rejected {len(res.rejects)}{note}"
     )
-    for r in res.rejects:
-        where = f"{r.source}:{r.line}" if r.line else r.source
-        print(f"  rejected {r.video_id or '?'} ({where}): {r.reason}")
+    _print_rejects(res.rejects, build / "ingest" / "rejects.jsonl")
 
 
-def _print_chunk(res) -> None:
+def _print_rejects(rejects, path: Path) -> None:
+    """Rejects grouped by reason with a few examples each; the file lists them all."""
+    from vlm_autodrive.builders.core.rejects import format_rejects
+
+    if rejects:
+        print(format_rejects(rejects, path))
+
+
+def _print_chunk(res, build: Path) -> None:
     print(
         f"  videos {res.videos} (cut now {res.cut_now}, of them re-cut after a change "
         f"{res.recut}; already done {res.videos - res.cut_now}; removed {res.removed}), "
         f"rejected {len(res.rejects)}"
     )
     drops = ", ".join(f"{k} {v}" for k, v in sorted(res.dropped.items())) or "none"
+    rejected = res.summary.get(
+        "windows_of_rejected_videos", res.planned - len(res.clips) - sum(res.dropped.values())
+    )
     print(
         f"  windows planned {res.planned} = clips {len(res.clips)} + dropped ({drops})"
-        f" + windows of rejected videos"
+        f" + windows of rejected videos {rejected}"
     )
     for label, n in res.by_label.items():
         print(f"    {label:<16} {n:>6} clips")
@@ -539,8 +615,7 @@ def _print_chunk(res) -> None:
             f"  copy windows past max_copy_stretch: re-encoded {stretch['reencoded']}, "
             f"not cut {stretch['not_cut']}"
         )
-    for r in res.rejects:
-        print(f"  rejected {r.video_id}: {r.reason}")
+    _print_rejects(res.rejects, build / "chunk" / "rejects.jsonl")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 Reads `ingest/videos.parquet`; writes `clips/<video_id>/<clip_id>.mp4`,
 `chunk/clips.parquet` (one `ClipRecord` per clip), `chunk/rejects.jsonl`,
 `chunk/summary.json` and `chunk/stamp.json` (the stage base, `core/stage.py`). Videos are
-cut in parallel, one process per video. Which windows a video gets and how each is cut
-is `plan.py`; labels come from the times actually cut, and an event video whose event
-no clip holds as cut is rejected with the reason, never dropped silently. Each finished video leaves
+cut in parallel, one process per video, or one Ray task per video with `engine: ray`
+(`ray_engine.py`: the same `chunk_video`, the same clips). Which windows a video gets
+and how each is cut is `plan.py`; labels come from the times actually cut, and an event
+video whose event no clip holds as cut is rejected with the reason, never dropped
+silently. Each finished video leaves
 `chunk/parts/<video_id>.json`; a re-run skips those, so a killed job resumes where it
 stopped and a finished one does no work.
 """
@@ -29,8 +31,15 @@ from vlm_autodrive.builders.clips.windows import (
     event_offset,
 )
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json, write_table
+from vlm_autodrive.builders.core.ray_cluster import RaySettings
 from vlm_autodrive.builders.core.recipe import ChunkConfig
-from vlm_autodrive.builders.core.stage import Counts, RejectRecord, Stage, content_key
+from vlm_autodrive.builders.core.stage import (
+    Counts,
+    RejectRecord,
+    Stage,
+    content_key,
+    require_stage_input,
+)
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.ingest.records import VideoRecord, read_videos
 
@@ -89,8 +98,16 @@ def run_chunk(
     workers: int = 1,
     force: bool = False,
     progress: bool = True,
+    engine: str = "local",
+    ray: RaySettings | None = None,
 ) -> ChunkResult:
-    """Cut every ingested video into labelled clips; resumable, parallel across videos."""
+    """Cut every ingested video into labelled clips; resumable, parallel across videos.
+
+    `engine` "local" cuts in `workers` processes here; "ray" in Ray tasks on the cluster
+    `ray` names (at most `config.workers` at once, 0: as the cluster allows). Both give
+    the same clips, parts and clip table: the engine is not a chunk setting.
+    """
+    require_stage_input(build_dir, INGEST_TABLE)  # before anything is written
     out = build_dir / "chunk"
     parts = out / "parts"
     settings = chunk_settings(config, taxonomy)
@@ -127,7 +144,13 @@ def run_chunk(
         unit="video",
         disable=not progress,
     )
-    for outcome in _run_parallel(jobs, workers):
+    if engine == "ray":
+        from vlm_autodrive.builders.clips.ray_engine import run_on_ray
+
+        outcomes = run_on_ray(jobs, ray or RaySettings(), config.workers, build_dir)
+    else:
+        outcomes = _run_parallel(jobs, workers)
+    for outcome in outcomes:
         record = {"key": keys[outcome.video_id], **asdict(outcome)}
         write_json(parts / f"{outcome.video_id}.json", record)
         bar.update()
@@ -148,8 +171,20 @@ def chunk_settings(config: ChunkConfig, taxonomy: Taxonomy) -> dict:
 def _differences(old: dict, new: dict) -> str:
     """`key: old -> new` for every chunk setting (and the label list) that differs."""
     pairs = [(f"chunk.{k}", old.get("chunk", {}).get(k), v) for k, v in new["chunk"].items()]
-    pairs.append(("labels", old.get("labels"), new["labels"]))
-    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in pairs if a != b) or "unknown"
+    diffs = [f"{k}: {a!r} -> {b!r}" for k, a, b in pairs if a != b]
+    if old.get("labels") != new["labels"]:
+        diffs.append(_label_difference(old.get("labels") or [], new["labels"]))
+    return ", ".join(diffs) or "unknown"
+
+
+def _label_difference(old: list[str], new: list[str]) -> str:
+    """What changed in the taxonomy's label list (a new class, usually), then both lists."""
+    added = [x for x in new if x not in old]
+    removed = [x for x in old if x not in new]
+    what = [f"added {added}"] if added else []
+    what += [f"removed {removed}"] if removed else []
+    what = what or ["the same classes in another order"]
+    return f"labels (the taxonomy's classes): {'; '.join(what)} ({old} -> {new})"
 
 
 def _part_key(part: Path) -> str | None:

@@ -34,6 +34,19 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """`atomic_write_text` unless `path` already holds exactly `text` (then the file, its
+    bytes and modification time, is left alone: a rebuild that changes nothing touches
+    nothing). True when it wrote."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
 def write_parquet(table: Any, path: Path) -> None:
     """Write an Arrow table as Parquet, atomically."""
     import pyarrow.parquet as pq
@@ -58,6 +71,12 @@ def write_table(records: list[Any], schema: Any, path: Path) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_json_if_changed(path: Path, obj: Any) -> bool:
+    """`write_json` unless the file already holds the same text; True when it wrote."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return write_text_if_changed(path, text)
 
 
 def read_json(path: Path) -> Any:

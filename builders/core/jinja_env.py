@@ -120,7 +120,13 @@ class LoadedTemplate:
     def render_block(self, block: str, context: Mapping[str, Any]) -> str:
         """One `{% block %}` rendered on its own, ends stripped."""
         ctx = self.template.new_context(dict(context))
-        return "".join(self.template.blocks[block](ctx)).strip()
+        try:
+            return "".join(self.template.blocks[block](ctx)).strip()
+        except Exception:
+            # As Template.render does: rewrite the traceback so that its template frames
+            # carry the template's own lines, not those of the compiled Python.
+            self.template.environment.handle_exception()
+            raise  # not reached: handle_exception raises
 
 
 def load_template(
@@ -184,6 +190,7 @@ def _where(env: jinja2.Environment, name: str) -> str:
 def _closure(env: jinja2.Environment, name: str) -> list[str]:
     """`name` and every template it includes/imports/extends, recursively, in a fixed order."""
     seen: list[str] = []
+    edges: dict[str, list[str]] = {}
     todo = [name]
     while todo:
         n = todo.pop(0)
@@ -191,6 +198,7 @@ def _closure(env: jinja2.Environment, name: str) -> list[str]:
             continue
         seen.append(n)
         ast = env.parse(_source(env, n), n)
+        edges[n] = []
         for ref in meta.find_referenced_templates(ast):
             if ref is None:
                 raise TemplateLoadError(
@@ -198,8 +206,24 @@ def _closure(env: jinja2.Environment, name: str) -> list[str]:
                     "name included templates literally so they can be checked and hashed"
                 )
             _compile(env, ref)
+            edges[n].append(ref)
             todo.append(ref)
+    _refuse_cycles(env, name, edges)
     return seen
+
+
+def _refuse_cycles(env: jinja2.Environment, name: str, edges: dict[str, list[str]]) -> None:
+    """A template that includes itself, directly or through others, would recurse until
+    Python's stack runs out: name the chain instead."""
+
+    def visit(n: str, path: list[str]) -> None:
+        for ref in edges.get(n, []):
+            if ref in path:
+                chain = " -> ".join([*path[path.index(ref) :], ref])
+                raise TemplateLoadError(f"{_where(env, ref)}: includes itself ({chain})")
+            visit(ref, [*path, ref])
+
+    visit(name, [name])
 
 
 def _check_names(env: jinja2.Environment, name: str, sources: list[str], inputs: set[str]) -> None:
@@ -246,7 +270,7 @@ def _try_render(
                 t.render_block(b, sample)
         else:
             t.render(sample)
-    except jinja2.TemplateError as e:
+    except Exception as e:  # a template's own fault: 1/0, a bad filter argument, ...
         file, line = _template_frame(e, t.sources)
         where = f"{_where(env, file)}:{line}" if file else _where(env, t.name)
         raise TemplateLoadError(

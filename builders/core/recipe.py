@@ -1,6 +1,10 @@
 """Build recipes: one validated YAML that drives ingest, chunking and the splits.
 
 A bad recipe fails at load with the file and the dotted path of the offending key.
+Relative paths in a recipe file are relative to the recipe's folder (as manifest paths
+are to the manifest's), except in the bundled recipes, which are run from anywhere and
+write under the working directory; paths given with `--set` are relative to the
+working directory.
 """
 
 from __future__ import annotations
@@ -9,12 +13,33 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from vlm_autodrive.builders.core.strict import Strict, read_yaml_mapping, validate_model
+from vlm_autodrive.builders.core.errors import InputError
+from vlm_autodrive.builders.core.ray_cluster import RaySettings
+from vlm_autodrive.builders.core.strict import Strict, load_yaml, read_yaml_mapping, validate_model
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.rules.config import RuleSplitsConfig
+
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+
+def check_x264_preset(v: str) -> str:
+    """`v` if it is one of x264's presets (checked here, before any video is cut)."""
+    if v not in X264_PRESETS:
+        raise ValueError(f"{v!r} is not an x264 preset; use one of {', '.join(X264_PRESETS)}")
+    return v
 
 
 class SampleConfig(Strict):
@@ -76,6 +101,11 @@ class ChunkConfig(Strict):
     preset: str = "veryfast"
     workers: int = Field(0, ge=0, description="processes; 0 = one per core")
 
+    @field_validator("preset")
+    @classmethod
+    def _x264_preset(cls, v: str) -> str:
+        return check_x264_preset(v)
+
     @model_validator(mode="after")
     def _margin_fits(self) -> ChunkConfig:
         if 2 * self.margin > self.window:
@@ -88,11 +118,34 @@ class BuildRecipe(Strict):
 
     manifest: str
     build_dir: str
-    taxonomy: str | None = None
+    taxonomy: str | None = Field(
+        None,
+        description="the label set (taxonomy YAML); default: the taxonomy.yaml of "
+        "splits.templates when that folder has one, else the bundled templates/taxonomy.yaml",
+    )
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="where videos are cut: `local` (a process pool on this machine) or "
+        "`ray` (Ray Data tasks on the cluster of the `ray:` section; the same clips)",
+    )
+    ray: RaySettings = RaySettings()
     sample: SampleConfig | None = None
     chunk: ChunkConfig = ChunkConfig()
     splits: RuleSplitsConfig = RuleSplitsConfig()
     generate: GenerateConfig | None = None
+
+
+def recipe_taxonomy(recipe: BuildRecipe) -> str | None:
+    """The taxonomy file a recipe builds with: its `taxonomy:` key; else the
+    `taxonomy.yaml` of its `splits.templates` folder (a copied templates folder carries
+    the label set with the wording); else None, the bundled one."""
+    if recipe.taxonomy:
+        return recipe.taxonomy
+    if recipe.splits.templates:
+        candidate = Path(recipe.splits.templates) / "taxonomy.yaml"
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> BuildRecipe:
@@ -102,24 +155,78 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> BuildRe
     validation, e.g. `generate.models.text.backend=vllm`.
     """
     data = read_yaml_mapping(path, "a build recipe")
+    if not _is_bundled(Path(path)):
+        resolve_recipe_paths(data, Path(path).resolve().parent)
     for item in overrides or []:
         apply_override(data, item)
     return validate_model(path, BuildRecipe, data)
+
+
+# The keys of a build recipe that hold paths; `*` is any key of that mapping.
+_PATH_KEYS = (
+    ("manifest",),
+    ("build_dir",),
+    ("taxonomy",),
+    ("splits", "templates"),
+    ("splits", "pin_assignment"),
+    ("generate", "prompts"),
+    ("generate", "splits", "*", "import_file"),
+    ("generate", "models", "*", "model"),
+)
+
+
+def resolve_recipe_paths(data: dict, folder: Path) -> None:
+    """Make the relative paths of a recipe file relative to its folder, in place.
+
+    A model is a path only when it is one there (else it is a Hub id or a served name);
+    `pin_assignment` only when it is not a Hub release (ORG/NAME@vX.Y.Z).
+    """
+
+    def walk(node: object, keys: tuple[str, ...]) -> None:
+        if not isinstance(node, dict) or not keys:
+            return
+        head, rest = keys[0], keys[1:]
+        for k in list(node) if head == "*" else [head]:
+            if k not in node:
+                continue
+            if rest:
+                walk(node[k], rest)
+            elif isinstance(node[k], str) and node[k].strip():
+                node[k] = _resolved(node[k], folder, k == "model" or "@" in node[k])
+
+    for keys in _PATH_KEYS:
+        walk(data, keys)
+
+
+def _resolved(value: str, folder: Path, only_if_there: bool) -> str:
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    if only_if_there and not (folder / p).exists():
+        return value
+    return str(folder / p)
+
+
+def _is_bundled(path: Path) -> bool:
+    """A recipe shipped with the package (its relative paths are the working directory's)."""
+    from vlm_autodrive.resources import bundled
+
+    return path.resolve().is_relative_to(bundled("recipes").resolve())
 
 
 def apply_override(data: dict, item: str) -> None:
     """Set `a.b.c=value` in nested dicts (creating levels); the value is parsed as YAML."""
     key, sep, raw = item.partition("=")
     if not sep or not key:
-        raise ValueError(f"override {item!r}: expected dotted.key=value")
+        raise InputError("--set", f"{item!r}: expected dotted.key=value")
     *parents, leaf = key.split(".")
     node = data
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ValueError(f"override {item!r}: {part} is not a mapping")
+            raise InputError("--set", f"{part} is not a mapping", key)
         node = child
-    node[leaf] = yaml.safe_load(raw)
+    node[leaf] = load_yaml(raw, f"--set {key}")
 
 
 def worker_count(requested: int) -> int:

@@ -63,6 +63,30 @@ def read_rejects(path: Path) -> list[RejectRecord]:
     return [RejectRecord(**json.loads(line)) for line in path.read_text().splitlines() if line]
 
 
+# The command that writes each stage input, named when the input is missing.
+_MADE_BY = {
+    "ingest": "autodrive ingest MANIFEST --build {build}",
+    "chunk": "autodrive chunk --build {build}",
+}
+
+
+def require_stage_input(build_dir: Path, rel: str) -> Path:
+    """`build_dir/rel`, a table an earlier stage writes; an InputError naming the stage
+    to run first when it is not there (checked before any work or write)."""
+    from vlm_autodrive.builders.core.errors import InputError
+
+    path = Path(build_dir) / rel
+    if path.is_file():
+        return path
+    stage = rel.split("/")[0]
+    command = _MADE_BY.get(stage, "autodrive build RECIPE").format(build=build_dir)
+    if not Path(build_dir).is_dir():
+        problem = "no build folder here"
+    else:
+        problem = f"{rel} not found (the {stage} stage has not run here)"
+    raise InputError(build_dir, f"{problem}: run `{command}` first")
+
+
 class CountError(AssertionError):
     """A stage's counts do not add up: something was lost or counted twice."""
 

@@ -1,46 +1,97 @@
-"""Base of every config section: unknown keys are errors, reported with their key path."""
+"""Base of every config section: unknown keys are errors, reported with their key path.
+
+Also the one YAML reader of configs (`load_yaml`): safe (no Python tags), and a key given
+twice in one mapping is an error naming the key and its line, not a silent overwrite.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from vlm_autodrive.builders.core.errors import InputError, require_file
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors, not silently ignored."""
+    """Base for config sections: unknown keys are errors, not silently ignored; NaN and
+    infinity are refused (a window of `nan` seconds would pass `gt=0` checks otherwise)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-def format_validation_error(source: str | Path, err: ValidationError) -> str:
-    """One line per problem: `file: dotted.key.path: message`."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated within one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} given twice (first on line {seen[key]}, again on line {line})",
+                    key_node.start_mark,
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str, source: str | Path) -> Any:
+    """`text` parsed as safe YAML; InputError naming `source` and the line otherwise."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e)
+        if "could not determine a constructor" in problem:
+            problem = f"{problem}: tags that build Python objects are not allowed"
+        raise InputError(source, f"not valid YAML: {problem}", where) from None
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """A UTF-8 text file (a BOM is allowed); InputError naming the file otherwise."""
+    p = Path(path)
+    require_file(p, what)
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        raise InputError(p, f"not UTF-8 text (byte {e.object[e.start]:#04x})", line) from None
+
+
+def format_validation_error(source: str | Path, err: ValidationError, flags: bool = False) -> str:
+    """One line per problem: `file: dotted.key.path: message` (`--flag` with `flags`)."""
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"{source}: {where}: {e['msg']}")
+        if flags and e["loc"]:
+            where = "--" + str(e["loc"][0]).replace("_", "-")
+        lines.append(f"{source}: {where}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 
 def read_yaml_mapping(path: str | Path, kind: str = "recipe") -> dict:
-    """A YAML file that must hold a mapping; ValueError naming the file otherwise."""
+    """A YAML file that must hold a mapping; InputError naming the file otherwise."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML: {e}") from None
+    data = load_yaml(read_text_file(p, kind), p) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: {kind} must be a mapping of keys, got {type(data).__name__}")
+        raise InputError(p, f"{kind} must be a mapping of keys, got {type(data).__name__}")
     return data
 
 
-def validate_model(path: str | Path, model: type[M], data: dict) -> M:
-    """`model` validated from `data` read from `path`; ValueError naming file and key path."""
+def validate_model(path: str | Path, model: type[M], data: dict, flags: bool = False) -> M:
+    """`model` validated from `data` read from `path`; ValueError naming file and key path
+    (with `flags`, the key as the command-line option: `--fps`)."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ValueError(format_validation_error(path, e)) from None
+        raise ValueError(format_validation_error(path, e, flags)) from None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from vlm_autodrive.builders.core.strict import read_yaml_mapping, validate_model
 from vlm_autodrive.resources import bundled
 
 
@@ -51,10 +51,19 @@ class Taxonomy(BaseModel):
         return any(c.name == label and c.is_event for c in self.classes)
 
 
+def taxonomy_from_provenance(prov: dict) -> Taxonomy | None:
+    """The taxonomy a build's rule splits were made with (`provenance.json`'s
+    `stages.rule_splits.taxonomy`), or None for builds that did not record it."""
+    data = ((prov.get("stages") or {}).get("rule_splits") or {}).get("taxonomy")
+    if not data:
+        return None
+    try:
+        return Taxonomy.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(f"provenance.json: stages.rule_splits.taxonomy is invalid:\n{e}") from None
+
+
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Load and validate a taxonomy YAML (the bundled one when `path` is None)."""
     p = Path(path) if path else bundled("templates", "taxonomy.yaml")
-    try:
-        return Taxonomy.model_validate(yaml.safe_load(p.read_text()))
-    except ValidationError as e:
-        raise ValueError(f"{p}: invalid taxonomy:\n{e}") from None
+    return validate_model(p, Taxonomy, read_yaml_mapping(p, "a taxonomy"))

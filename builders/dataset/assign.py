@@ -72,6 +72,10 @@ ASSIGNMENT_SCHEMA = pa.schema(
 )
 
 
+# Where test_per_class, max_test_fraction and on_short are explained for users.
+README_SECTION = 'README.md, "A new class, from a copied templates folder"'
+
+
 class ShortClassError(ValueError):
     """A class has too few clips for the requested test size (on_short: error)."""
 
@@ -128,7 +132,9 @@ def assign_splits(
                 f"{per_class} clips of every class:\n  "
                 + "\n  ".join(lines)
                 + "\nset splits.on_short: take_available to build a smaller test for these "
-                "classes, or lower splits.test_per_class"
+                "classes, or lower splits.test_per_class (splits.max_test_fraction, "
+                f"{max_test_fraction} here, caps the share of a class the test takes; "
+                f"see {README_SECTION})"
             )
         for k in short:
             if limit[k] == 0:

@@ -335,11 +335,12 @@ def _label_counts(build_dir: Path, prov: Mapping[str, Any]) -> dict[str, dict[st
 
 def _class_order(prov: Mapping[str, Any], counts: dict) -> list[str]:
     """The taxonomy's (the paper's) order for known classes, then any others by name."""
-    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy, taxonomy_from_provenance
 
     seen = {c for per_side in counts.values() for per in per_side.values() for c in per}
     try:
-        order = load_taxonomy((prov.get("recipe") or {}).get("taxonomy")).names
+        recorded = taxonomy_from_provenance(prov)
+        order = (recorded or load_taxonomy((prov.get("recipe") or {}).get("taxonomy"))).names
     except (OSError, ValueError):
         order = []
     return [c for c in order if c in seen] + sorted(seen - set(order))

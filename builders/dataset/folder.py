@@ -3,24 +3,39 @@
 In: the tables of one or more configs (split name -> Arrow table), from the stage that
 made them, and that stage's provenance. Out, under the build folder:
 
-- `data/<config>/{train,test}-00000-of-00001.parquet` (an empty split of a config with
-  rows elsewhere is left out: `datasets` 5.2 loads no split without rows; a config with
-  no row at all keeps zero-row files with its schema, so the card declares it and
-  `load_dataset(folder, config, streaming=True)` yields its empty splits);
+- `data/<config>/<split>-<hash>.parquet`, `<hash>` the first 16 hex digits of the file's
+  sha256 (an empty split of a config with rows elsewhere is left out: `datasets` 5.2
+  loads no split without rows; a config with no row at all keeps zero-row files with its
+  schema, so the card declares it and `load_dataset(folder, config, streaming=True)`
+  yields its empty splits);
 - `provenance.json`: toolkit version, recipe, manifest and input hashes, and per stage
-  and config the taxonomy and template hashes, generators, row counts, file hashes;
+  and config the taxonomy and template hashes, generators, row counts, file paths and
+  hashes;
 - `README.md`: the dataset card, whose YAML header declares every config found in
   `provenance.json` with its data files, so `datasets.load_dataset(folder, config)` works.
 
+Why files are named by content: `datasets` keys its cache of a local folder on the
+folder's name and the card's `configs:` data-file patterns, not on the files' bytes or
+times. A fixed name (`train-00000-of-00001.parquet`) gave the old rows back after a
+rebuild, and another folder of the same name gave that folder's rows. With the hash in
+the name (as the Hub's converted datasets do), the declared paths, hence the cache key,
+change exactly when the content does. A new file is written first, then provenance.json
+and the card point at it, then the config's other files are removed: a killed run
+leaves a folder whose card declares files that exist. `data_files(build, config)` is how
+every reader finds a config's files (from provenance.json, else from the folder).
+
 Stages write their configs through `write_dataset_folder`; the card always describes
 every config in the folder, so a later stage (model splits) adds configs without losing
-the earlier ones. A stage that streams its Parquet files itself (the mixer) declares
-them with `register_config`. The card's text is builders/dataset/card.py's. Nothing here has a
-timestamp: a rebuild writes identical bytes.
+the earlier ones. A stage that streams its Parquet files itself (the mixer) stores each
+with `store_data_file` and declares them with `register_config`. The card's text is
+builders/dataset/card.py's. Nothing here has a timestamp: a rebuild writes identical
+bytes, and a file, the card or provenance.json whose bytes would not change is not
+rewritten (its modification time stays).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,12 +45,10 @@ from typing import Any
 import pyarrow as pa
 
 from vlm_autodrive.builders.core.files import (
-    atomic_path,
-    atomic_write_text,
     file_sha256,
     read_json,
-    write_json,
-    write_parquet,
+    write_json_if_changed,
+    write_text_if_changed,
 )
 from vlm_autodrive.builders.dataset.card import COLUMN_DOCS  # noqa: F401  (re-exported: the card's column glossary)
 
@@ -44,6 +57,7 @@ CARD = "README.md"
 PROVENANCE = "provenance.json"
 SPLITS = ("train", "test")
 DEFAULT_CONFIG = "mcq"
+NAME_HASH_CHARS = 16  # hex digits of the sha256 in a data file's name
 
 
 @dataclass
@@ -57,18 +71,132 @@ class ConfigTables:
     tables: dict[str, pa.Table]
 
 
-def write_empty_parquet(schema: pa.Schema, path: Path) -> None:
-    """A Parquet file with the schema and no row group (atomically): `datasets` streams it
-    as an empty split, while a file with one empty row group makes it fail."""
+def data_file_rel(config: str, split: str, sha256: str) -> str:
+    """The path, relative to the build folder, of a data file with that content."""
+    return f"{DATA_DIR}/{config}/{split}-{sha256[:NAME_HASH_CHARS]}.parquet"
+
+
+def split_of(file_name: str) -> str:
+    """The split a data file's name names (`train-1a2b....parquet` -> `train`)."""
+    return file_name.split("-", 1)[0]
+
+
+def declared_data_files(build_dir: Path, config: str) -> dict[str, str] | None:
+    """split -> path relative to `build_dir` of the config's data files as provenance.json
+    declares them (what the card declares); None when it does not declare the config."""
+    prov_path = Path(build_dir) / PROVENANCE
+    if not prov_path.is_file():
+        return None
+    try:
+        entry = read_json(prov_path).get("configs", {}).get(config)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not entry:
+        return None
+    return {s: v["path"] for s, v in entry.get("splits", {}).items()}
+
+
+def data_files(build_dir: Path, config: str, split: str | None = None) -> dict[str, str]:
+    """split -> path relative to `build_dir` of the config's current data files (only
+    `split`'s when given).
+
+    The paths provenance.json declares when it names the config; else the folder's
+    `data/<config>/<split>-*.parquet` (a release downloaded without provenance, a folder
+    made by hand), one per split. {} when the config has none. Raises ValueError when an
+    undeclared config has two files for one split.
+    """
+    found = _data_files(Path(build_dir), config)
+    return found if split is None else {s: f for s, f in found.items() if s == split}
+
+
+def _data_files(build_dir: Path, config: str) -> dict[str, str]:
+    declared = declared_data_files(build_dir, config)
+    if declared is not None:
+        return declared
+    found: dict[str, list[str]] = {}
+    for path in sorted((build_dir / DATA_DIR / config).glob("*.parquet")):
+        found.setdefault(split_of(path.name), []).append(path.relative_to(build_dir).as_posix())
+    ambiguous = {s: f for s, f in found.items() if len(f) > 1}
+    if ambiguous:
+        raise ValueError(
+            f"{build_dir / DATA_DIR / config}: several files for one split and no "
+            f"{PROVENANCE} to say which is current: {ambiguous}"
+        )
+    return {s: f[0] for s, f in sorted(found.items())}
+
+
+def all_data_files(build_dir: Path) -> dict[str, dict[str, str]]:
+    """config -> split -> path relative to `build_dir`, for every config of the folder:
+    those provenance.json declares, else every `data/<config>/` folder's (`data_files`)."""
+    build_dir = Path(build_dir)
+    prov_path = build_dir / PROVENANCE
+    if prov_path.is_file():
+        try:
+            configs = read_json(prov_path).get("configs")
+        except ValueError:
+            configs = None
+        if configs:
+            return {c: {s: v["path"] for s, v in e["splits"].items()} for c, e in configs.items()}
+    folders = sorted(p.name for p in (build_dir / DATA_DIR).glob("*") if p.is_dir())
+    return {c: f for c in folders if (f := data_files(build_dir, c))}
+
+
+def data_path(build_dir: Path, config: str, split: str) -> Path:
+    """The data file of `config`/`split` in `build_dir`; FileNotFoundError naming what the
+    folder has when there is none."""
+    rel = data_files(build_dir, config, split).get(split)
+    if rel is None:
+        have = data_files(build_dir, config)
+        raise FileNotFoundError(
+            f"{build_dir}: no {split} data file of config {config!r} "
+            f"(its files: {sorted(have.values()) or 'none'})"
+        )
+    return Path(build_dir) / rel
+
+
+def store_data_file(build_dir: Path, config: str, split: str, written: Path) -> str:
+    """Move the finished Parquet file `written` (a temporary file in the build folder's
+    filesystem) to its content-named place; returns that path relative to `build_dir`.
+    When a file of that name is already there it holds these bytes: it is kept as it is
+    (same modification time) and `written` is removed."""
+    rel = data_file_rel(config, split, file_sha256(written))
+    dest = Path(build_dir) / rel
+    if dest.is_file():
+        written.unlink()
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(written, dest)
+    return rel
+
+
+def write_data_file(build_dir: Path, config: str, split: str, table: pa.Table) -> str:
+    """Write `table` as the config's `split` file, named by its content (a table without
+    rows as a file without row groups); returns its path relative to `build_dir`."""
     import pyarrow.parquet as pq
 
-    with atomic_path(path) as tmp:
-        pq.ParquetWriter(tmp, schema).close()
+    tmp = Path(build_dir) / DATA_DIR / config / f".{split}.{os.getpid()}.parquet.tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if table.num_rows:
+            pq.write_table(table, tmp)
+        else:
+            pq.ParquetWriter(tmp, table.schema).close()
+        return store_data_file(build_dir, config, split, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def data_files(name: str) -> dict[str, str]:
-    """split -> Parquet path relative to the build folder."""
-    return {s: f"{DATA_DIR}/{name}/{s}-00000-of-00001.parquet" for s in SPLITS}
+def prune_data_files(build_dir: Path, config: str, keep: Iterable[str]) -> list[str]:
+    """Remove the config's Parquet files other than `keep` (paths relative to the build
+    folder): the old-named ones a rebuild replaced. Returns what it removed."""
+    keep = set(keep)
+    removed = []
+    for path in sorted((Path(build_dir) / DATA_DIR / config).glob("*.parquet")):
+        rel = path.relative_to(build_dir).as_posix()
+        if rel not in keep:
+            path.unlink()
+            removed.append(rel)
+    return removed
 
 
 def write_dataset_folder(
@@ -92,9 +220,10 @@ def write_dataset_folder(
     prov.update(top)
     prov.setdefault("stages", {})[stage] = dict(stage_info)
     entries = prov.setdefault("configs", {})
-    for name in drop:
-        shutil.rmtree(build_dir / DATA_DIR / name, ignore_errors=True)
+    gone = list(drop)  # configs whose folders go once the card no longer declares them
+    for name in gone:
         entries.pop(name, None)
+    kept: dict[str, list[str]] = {}
     for cfg in configs:
         splits = {}
         given = {s: t for s, t in cfg.tables.items() if t is not None}
@@ -103,21 +232,21 @@ def write_dataset_folder(
         # A config without any row keeps its splits as zero-row files with the schema,
         # so the card still declares it (loadable with streaming=True).
         all_empty = bool(given) and all(t.num_rows == 0 for t in given.values())
-        for split, rel in data_files(cfg.name).items():
+        for split in SPLITS:
             table = given.get(split)
-            path = build_dir / rel
             if table is None or (table.num_rows == 0 and not all_empty):
-                path.unlink(missing_ok=True)
                 continue
-            if table.num_rows:
-                write_parquet(table, path)
-            else:
-                write_empty_parquet(table.schema, path)
-            splits[split] = {"path": rel, "rows": table.num_rows, "sha256": file_sha256(path)}
+            rel = write_data_file(build_dir, cfg.name, split, table)
+            splits[split] = {
+                "path": rel,
+                "rows": table.num_rows,
+                "sha256": file_sha256(build_dir / rel),
+            }
         if not splits:
-            shutil.rmtree(build_dir / DATA_DIR / cfg.name, ignore_errors=True)
             entries.pop(cfg.name, None)
+            gone.append(cfg.name)
             continue
+        kept[cfg.name] = [v["path"] for v in splits.values()]
         entries[cfg.name] = {
             "stage": stage,
             "description": cfg.description,
@@ -125,25 +254,34 @@ def write_dataset_folder(
             "template": cfg.template,
             "splits": splits,
         }
-    return _save(build_dir, prov)
+    prov = _save(build_dir, prov)
+    # Only now that the card points at the new files do the old ones go.
+    for name, rels in kept.items():
+        prune_data_files(build_dir, name, rels)
+    for name in gone:
+        shutil.rmtree(build_dir / DATA_DIR / name, ignore_errors=True)
+    return prov
 
 
 def register_config(
     build_dir: Path,
     name: str,
     *,
+    files: Mapping[str, str],
     description: str,
     generator: str,
     template: str,
     stage: str,
     stage_info: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Declare a config whose Parquet files its stage wrote itself, at `data_files(name)`
-    (a mixture, streamed batch by batch rather than held as one table).
+    """Declare a config whose Parquet files its stage wrote itself (`files`: split ->
+    path relative to the build folder, from `store_data_file`; a mixture, streamed batch
+    by batch rather than held as one table).
 
-    The files that exist are recorded in provenance.json with their rows and hashes,
-    `stage_info` goes to `provenance.stages[stage]`, and the card is rewritten. A config
-    with no file left is undeclared. Returns the provenance.
+    The files are recorded in provenance.json with their rows and hashes, `stage_info`
+    goes to `provenance.stages[stage]`, the card is rewritten (when its text changes),
+    then the config's other files are removed. A config without files is undeclared and
+    its folder removed. Returns the provenance.
     """
     import pyarrow.parquet as pq
 
@@ -152,11 +290,10 @@ def register_config(
     prov.setdefault("stages", {})[stage] = dict(stage_info)
     entries = prov.setdefault("configs", {})
     splits = {}
-    for split, rel in data_files(name).items():
+    for split, rel in sorted(files.items(), key=lambda kv: SPLITS.index(kv[0])):
         path = build_dir / rel
-        if path.exists():
-            rows = pq.ParquetFile(path).metadata.num_rows
-            splits[split] = {"path": rel, "rows": rows, "sha256": file_sha256(path)}
+        rows = pq.ParquetFile(path).metadata.num_rows
+        splits[split] = {"path": rel, "rows": rows, "sha256": file_sha256(path)}
     entries.pop(name, None)
     if splits:
         entries[name] = {
@@ -166,7 +303,12 @@ def register_config(
             "template": template,
             "splits": splits,
         }
-    return _save(build_dir, prov)
+    prov = _save(build_dir, prov)
+    if splits:
+        prune_data_files(build_dir, name, [v["path"] for v in splits.values()])
+    else:
+        shutil.rmtree(build_dir / DATA_DIR / name, ignore_errors=True)
+    return prov
 
 
 def _save(build_dir: Path, prov: dict[str, Any]) -> dict[str, Any]:
@@ -176,8 +318,8 @@ def _save(build_dir: Path, prov: dict[str, Any]) -> dict[str, Any]:
     for name in [n for n in entries if not (build_dir / DATA_DIR / n).is_dir()]:
         entries.pop(name)
     prov["configs"] = dict(sorted(entries.items()))
-    write_json(build_dir / PROVENANCE, prov)
-    atomic_write_text(build_dir / CARD, render_card(build_dir, prov))
+    write_json_if_changed(build_dir / PROVENANCE, prov)
+    write_text_if_changed(build_dir / CARD, render_card(build_dir, prov))
     return prov
 
 

@@ -5,13 +5,47 @@ Every field can be overridden on the command line (`--set generate.models.text.b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vlm_autodrive.builders.core.strict import Strict
 
-MODEL_SPLIT_NAMES = ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa")
+MODEL_SPLIT_NAMES = (
+    "caption_vlm",
+    "vqa",
+    "reasoning_mcq",
+    "reasoning_vqa",
+    "reasoning_revised",
+    "short_qa",
+    "caption_augmented",
+    "cause_reasoning",
+)
+SplitName = Literal[
+    "caption_vlm",
+    "vqa",
+    "reasoning_mcq",
+    "reasoning_vqa",
+    "reasoning_revised",
+    "short_qa",
+    "caption_augmented",
+    "cause_reasoning",
+]
+
+
+class RayModelSettings(Strict):
+    """backend ray: how `ray.data.llm` runs the model's requests."""
+
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="HTTP actors (base_urls set) or vLLM engines in the cluster (none set)",
+    )
+    batch_size: int = Field(
+        16, ge=1, description="requests per batch; an HTTP actor sends a batch's at once"
+    )
+    accelerator_type: str | None = Field(None, description="vLLM in the cluster: e.g. H100")
 
 
 class Throughput(Strict):
@@ -34,7 +68,7 @@ class Throughput(Strict):
 class ModelConfig(Strict):
     """One model and the backend that serves it."""
 
-    backend: Literal["openai", "vllm"] = "openai"
+    backend: Literal["openai", "vllm", "ray"] = "openai"
     model: str = Field(description="model id (Hub id or local folder)")
     revision: str | None = Field(None, description="pinned revision; part of the cache key")
     served_model_name: str | None = Field(None, description="name the server knows it by")
@@ -43,6 +77,11 @@ class ModelConfig(Strict):
     )
     local_server: bool = Field(
         False, description="openai: start `vllm` on 127.0.0.1 for `model` during the build"
+    )
+    server_python: str | None = Field(
+        None,
+        description="local_server: the python of an environment with vLLM (default: the "
+        "project's .venv-vllm/bin/python, found from any working directory)",
     )
     api_key_env: str = Field("OPENAI_API_KEY", description="variable holding the API key")
     max_concurrency: int = Field(64, ge=1)
@@ -62,19 +101,48 @@ class ModelConfig(Strict):
     throughput: Throughput | None = Field(
         None, description="measured rate of one replica: the dry run's GPU-hours"
     )
+    ray: RayModelSettings | None = Field(
+        None,
+        description="backend ray: replicas and batch size; with base_urls the requests go "
+        "to those servers (HttpRequestProcessorConfig), without them vLLM runs in the "
+        "cluster (vLLMEngineProcessorConfig)",
+    )
+
+    @field_validator("server_python")
+    @classmethod
+    def _server_python_exists(cls, value: str | None) -> str | None:
+        # Checked when the recipe loads, not after ingest and chunking.
+        if value is not None and not Path(value).expanduser().exists():
+            raise ValueError(
+                f"{value} does not exist (the python of an environment with vLLM, "
+                "e.g. .venv-vllm/bin/python; leave it out to use the project's)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _keys_the_backend_reads(self) -> ModelConfig:
         # Every key set must be read: name the ones this backend would ignore.
+        if self.backend != "ray" and self.ray is not None:
+            raise ValueError(f"ray: only read with backend ray, not {self.backend}")
         if self.backend == "vllm":
-            ignored = [k for k in ("base_urls", "local_server") if getattr(self, k)]
+            ignored = [
+                k for k in ("base_urls", "local_server", "server_python") if getattr(self, k)
+            ]
+        elif self.backend == "ray":
+            ignored = [k for k in ("local_server", "server_python") if getattr(self, k)]
+            if self.base_urls:  # servers someone else runs hold the engine settings
+                ignored += [k for k in ("engine_args", "max_model_len") if getattr(self, k)]
+                ignored += ["tensor_parallel_size"] if self.tensor_parallel_size > 1 else []
         elif not self.local_server:  # a server someone else runs holds these settings
-            ignored = [k for k in ("engine_args", "max_model_len") if getattr(self, k)]
+            keys = ("engine_args", "max_model_len", "server_python")
+            ignored = [k for k in keys if getattr(self, k)]
             ignored += ["tensor_parallel_size"] if self.tensor_parallel_size > 1 else []
         else:
             ignored = []
         if ignored:
-            where = "backend vllm" if self.backend == "vllm" else "a server at base_urls"
+            where = {"vllm": "backend vllm", "ray": "backend ray"}.get(
+                self.backend, "a server at base_urls"
+            )
             raise ValueError(f"{', '.join(ignored)}: not used with {where}")
         return self
 
@@ -109,6 +177,12 @@ class SplitGenConfig(Strict):
     import_file: str | None = Field(
         None, description="caption_vlm: JSONL of {clip_id, caption} made elsewhere, no model"
     )
+    check: SplitGenConfig | None = Field(
+        None,
+        description="reasoning_revised: the independent check (a model re-asked with the "
+        "revised trace and no answer; kept only when it concludes the ground truth); "
+        "null: off",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -126,12 +200,26 @@ class GenerateConfig(Strict):
 
     prompts: str | None = Field(None, description="folder searched before bundled prompts")
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    splits: dict[
-        Literal["caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa"], SplitGenConfig
-    ] = Field(default_factory=dict)
+    splits: dict[SplitName, SplitGenConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _models_exist(self) -> GenerateConfig:
+        for name, split in self.splits.items():
+            if split.check is not None:
+                if name != "reasoning_revised":
+                    raise ValueError(f"splits.{name}.check: only reasoning_revised has a check")
+                if split.check.model not in self.models:
+                    raise ValueError(
+                        f"splits.{name}.check.model: {split.check.model!r} is not in "
+                        f"generate.models ({sorted(self.models)})"
+                    )
+                if split.check.n != 1 or split.check.check is not None:
+                    raise ValueError(f"splits.{name}.check: n must be 1, and no check of its own")
+        if "reasoning_revised" in self.splits and "reasoning_mcq" not in self.splits:
+            raise ValueError(
+                "splits.reasoning_revised: revises the failures of reasoning_mcq; "
+                "add reasoning_mcq to generate.splits"
+            )
         for name, split in self.splits.items():
             if split.model not in self.models and not split.import_file:
                 raise ValueError(

@@ -67,8 +67,11 @@ FAILURES_SCHEMA = pa.schema(
 )
 
 
-def failure_id(config: str, clip_id: str, sample: int) -> str:
-    return row_id(CONFIG, clip_id, config, sample)
+def failure_id(config: str, clip_id: str, sample: int, revises: str | None = None) -> str:
+    """Stable id of a failed sample (of one revised failure, for reasoning_revised)."""
+    if revises is None:
+        return row_id(CONFIG, clip_id, config, sample)
+    return row_id(CONFIG, clip_id, config, sample, revises)
 
 
 def failure_row(
@@ -76,7 +79,7 @@ def failure_row(
 ) -> FailureRow:
     """The failure row of one sample of a clip (`kind`: render, error, parse, filtered)."""
     return FailureRow(
-        id=failure_id(split.name, clip.clip_id, sample),
+        id=failure_id(split.name, clip.clip_id, sample, clip.revises),
         request_id=key,
         config=split.name,
         clip_id=clip.clip_id,

@@ -4,10 +4,11 @@ failures of the last build, and captions imported from a file."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.folder import DATA_DIR, data_files
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import RETRYABLE
@@ -17,14 +18,17 @@ from vlm_autodrive.builders.generate.tasks.base import ClipInput
 def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    for rel in data_files(name).values():
+    for rel in data_files(build_dir, name).values():
         path = build_dir / rel
         if path.exists():
             yield from pq.read_table(path, columns=columns).to_pylist()
 
 
-def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
-    """Every train/test clip with the texts the prompts need, sorted by clip id."""
+def read_clip_inputs(
+    build_dir: Path, sides: dict[str, str], taxonomy: Taxonomy | None = None
+) -> list[ClipInput]:
+    """Every train/test clip with the texts the prompts need, sorted by clip id; with the
+    taxonomy, also what its video's metadata says about it (`facts`)."""
     import pyarrow.parquet as pq
 
     if not (build_dir / DATA_DIR / "caption_metadata").is_dir():
@@ -36,14 +40,19 @@ def read_clip_inputs(build_dir: Path, sides: dict[str, str]) -> list[ClipInput]:
         r["clip_id"]: r["answer"]
         for r in read_config(build_dir, "caption_metadata", ["clip_id", "answer"])
     }
-    mcq = {
-        r["clip_id"]: r
-        for r in read_config(build_dir, "mcq", ["clip_id", "question", "options", "answer_letter"])
-    }
+    question = ["clip_id", "question", "options", "answer_letter"]
+    mcq = {r["clip_id"]: r for r in read_config(build_dir, "mcq", question)}
+    cause = {r["clip_id"]: r for r in read_config(build_dir, "cause_vqa", question)}
     table = pq.read_table(
         build_dir / "chunk" / "clips.parquet", columns=["clip_id", "video_id", "label", "path"]
     ).to_pylist()
-    return make_clip_inputs(build_dir, table, sides, captions, mcq)
+    videos = None
+    path = build_dir / "ingest" / "videos.parquet"
+    if taxonomy is not None and path.exists():
+        columns = ["video_id", "event_time", "metadata"]
+        videos = {v["video_id"]: v for v in pq.read_table(path, columns=columns).to_pylist()}
+    facts = video_facts(videos, taxonomy) if videos is not None else None
+    return make_clip_inputs(build_dir, table, sides, captions, mcq, cause, facts)
 
 
 def make_clip_inputs(
@@ -52,17 +61,22 @@ def make_clip_inputs(
     sides: dict[str, str],
     captions: dict[str, str],
     mcq: dict[str, dict[str, Any]],
+    cause: dict[str, dict[str, Any]] | None = None,
+    facts: Callable[[str, str], dict[str, tuple[str, ...]]] | None = None,
     hashes: dict[str, str] | None = None,
 ) -> list[ClipInput]:
     """The train/test clips of a clip table (`clip_id`, `video_id`, `label`, `path`) with
-    their texts, sorted by clip id; `hashes` (clip id -> sha256 of its file) for clips
-    the dry run plans before they are cut."""
+    their texts (caption, MCQ and cause question rows by clip id), sorted by clip id;
+    `facts` (video id, label) -> what the metadata says; `hashes` (clip id -> sha256 of
+    its file) for clips the dry run plans before they are cut."""
+    cause = cause or {}
     out = []
     for c in sorted(table, key=lambda c: c["clip_id"]):
         side = sides.get(c["clip_id"])
         if side is None:
             continue
         m = mcq.get(c["clip_id"], {})
+        q = cause.get(c["clip_id"], {})
         out.append(
             ClipInput(
                 clip_id=c["clip_id"],
@@ -77,9 +91,34 @@ def make_clip_inputs(
                 mcq_options=tuple(m.get("options") or ()),
                 mcq_answer_letter=m.get("answer_letter"),
                 video_sha256=(hashes or {}).get(c["clip_id"]),
+                facts=facts(c["video_id"], c["label"]) if facts else {},
+                cause_question=q.get("question"),
+                cause_options=tuple(q.get("options") or ()),
+                cause_answer_letter=q.get("answer_letter"),
             )
         )
     return out
+
+
+def video_facts(videos: dict[str, dict[str, Any]], taxonomy: Taxonomy):
+    """A function (video id, clip label) -> the clip's facts, from the ingested videos
+    (video id -> row with `event_time` and `metadata`)."""
+    from vlm_autodrive.builders.generate.facts import clip_facts
+    from vlm_autodrive.builders.rules.captions import MetadataNormalizer
+
+    normalizer = MetadataNormalizer(taxonomy)
+    by_video = {
+        vid: (normalizer.video_inputs(v["metadata"]), v["event_time"] is not None)
+        for vid, v in videos.items()
+    }
+
+    def facts(video_id: str, label: str) -> dict[str, tuple[str, ...]]:
+        if video_id not in by_video:
+            return {}
+        inputs, has_event = by_video[video_id]
+        return clip_facts(inputs, label, has_event, taxonomy)
+
+    return facts
 
 
 def failed_request_ids(build_dir: Path) -> set[str]:

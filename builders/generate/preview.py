@@ -27,7 +27,7 @@ from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.core.recipe import ChunkConfig
 from vlm_autodrive.builders.core.stage import Stage
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
-from vlm_autodrive.builders.generate.inputs import make_clip_inputs, read_config
+from vlm_autodrive.builders.generate.inputs import make_clip_inputs, read_config, video_facts
 from vlm_autodrive.builders.generate.tasks.base import NOT_CUT, ClipInput
 
 
@@ -114,13 +114,13 @@ def preview_rules(
         _read_inputs,
         check_inputs,
         compute_rule_rows,
+        load_rule_templates,
         rule_stage_key,
-        rule_templates,
     )
 
     lines = [] if lines is None else lines
     config = recipe.splits
-    templates = rule_templates(config, taxonomy)
+    templates = load_rule_templates(config, taxonomy)
     pin = config.pin_assignment
     pinned_path = pinned_assignment_path(pin) if pin else None
     if planned is None:
@@ -151,7 +151,9 @@ def preview_rules(
     )
     captions = {r["clip_id"]: r["answer"] for r in rows.get("caption_metadata", [])}
     mcq = {r["clip_id"]: r for r in rows.get("mcq", [])}
-    inputs = make_clip_inputs(build_dir, clips, sides, captions, mcq, hashes)
+    cause = {r["clip_id"]: r for r in rows.get("cause_vqa", [])}
+    facts = video_facts(videos, taxonomy)
+    inputs = make_clip_inputs(build_dir, clips, sides, captions, mcq, cause, facts, hashes)
     return UpstreamPreview(inputs, lines, changes)
 
 

@@ -32,6 +32,9 @@ class SplitReport:
     rows_changed: int = 0  # dry run: rows the cached responses change (added/removed/other)
     # dry run: clips whose request is to send (their rows are not known before)
     pending: set[str] = field(default_factory=set, repr=False)
+    by_class: dict[str, list[int]] = field(default_factory=dict)  # label -> [samples, kept]
+    checked: int = 0  # reasoning_revised: revisions the independent check was asked about
+    check_template: str = ""
 
     @property
     def yield_(self) -> float:
@@ -43,17 +46,45 @@ def format_reports(reports: Iterable[SplitReport], dry_run: bool = False) -> str
     if dry_run:
         return _format_dry_run(list(reports))
     head = (
-        f"  {'split':<14}{'clips':>6}{'requests':>9}{'cached':>7}{'sent':>6}{'samples':>8}"
+        f"  {'split':<18}{'clips':>6}{'requests':>9}{'cached':>7}{'sent':>6}{'samples':>8}"
         f"{'kept':>6}{'rows':>6}{'yield':>7}  failures"
     )
     lines = [head]
     for r in reports:
         fails = ", ".join(f"{k} {v}" for k, v in r.failed.items()) or "none"
         lines.append(
-            f"  {r.name:<14}{r.clips:>6}{r.requests:>9}{r.cached:>7}{r.sent:>6}"
+            f"  {r.name:<18}{r.clips:>6}{r.requests:>9}{r.cached:>7}{r.sent:>6}"
             f"{r.samples:>8}{r.kept:>6}{r.rows:>6}{r.yield_:>7.0%}  {fails}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + revision_yield(reports))
+
+
+def revision_yield(reports: Iterable[SplitReport]) -> list[str]:
+    """reasoning_mcq's yield per class before and after reasoning_revised: valid traces
+    over the samples drawn, without and with the revised ones."""
+    by_name = {r.name: r for r in reports}
+    first, revised = by_name.get("reasoning_mcq"), by_name.get("reasoning_revised")
+    if first is None or revised is None:
+        return []
+    lines = ["  reasoning_mcq yield per class, before -> after revision (valid traces / samples):"]
+    total = [0, 0, 0]
+    for label, (n, kept) in first.by_class.items():
+        more = revised.by_class.get(label, [0, 0])[1]
+        total = [total[0] + n, total[1] + kept, total[2] + more]
+        lines.append(f"    {label:<16}{_ratio(kept, n)} -> {_ratio(kept + more, n)}")
+    lines.append(
+        f"    {'all':<16}{_ratio(total[1], total[0])} -> {_ratio(total[1] + total[2], total[0])}"
+    )
+    if revised.check_template:  # the check is on
+        lines.append(
+            f"  reasoning_revised: {revised.checked} revisions sent to the independent check, "
+            f"{revised.kept} confirmed"
+        )
+    return lines
+
+
+def _ratio(k: int, n: int) -> str:
+    return f"{k:>3}/{n:<3} {k / n if n else 0:>4.0%}"
 
 
 def _format_dry_run(reports: list[SplitReport]) -> str:

@@ -1,8 +1,11 @@
 """Model splits stage: prompts -> requests -> response cache -> backend -> parse -> rows.
 
-Reads the rule configs (`caption_metadata`, `mcq`) and the train/test assignment;
-writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
-`caption_vlm`) and the `failures` config. For each split, in order:
+Reads the rule configs (`caption_metadata`, `mcq`, `cause_vqa`), the clips' metadata
+facts and the train/test assignment; writes one config per model split (MODEL_SPLITS:
+`caption_vlm`, `vqa`, `reasoning_mcq`, `reasoning_vqa`, `reasoning_revised`, `short_qa`,
+`caption_augmented`, `cause_reasoning`) and the `failures` config. A split's inputs are
+one per clip, or what its `expand` makes of the splits before it (reasoning_revised: one
+per filtered reasoning_mcq sample). For each split, in order:
 
 1. render the prompt template per clip (a render error fails that clip, kind `render`);
 2. one request per clip, seeded from the clip id, keyed on model, sampling, rendered
@@ -16,8 +19,12 @@ writes one config per model split (`vqa`, `reasoning_mcq`, `reasoning_vqa`,
 
 Counts are conserved and checked per split: samples = kept + failures.
 
+reasoning_revised with `check:` runs that loop a second time on its kept rows (the
+independent check), and reports both steps as one split.
+
 Over 400 lines on purpose: the per-split loop (render, key, cache, send, parse) is one
-flow whose steps share the split's plan; requests and failures already live apart.
+flow whose steps share the split's plan, and the revision check reruns it; requests and
+failures already live apart.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.jinja_env import LoadedTemplate, load_template
 from vlm_autodrive.builders.core.stage import Counts
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
@@ -69,9 +77,11 @@ from vlm_autodrive.builders.generate.stamp import commit as commit_stamp
 from vlm_autodrive.builders.generate.stamp import model_splits_key, stored_reports
 from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
+from vlm_autodrive.builders.generate.tasks.reasoning_revised import CHECK
 from vlm_autodrive.resources import bundled
 
 CACHE_PATH = Path("cache") / "responses.sqlite"
+CHECK_KEY = "reasoning_revised.check"  # the revision check's template in load_prompt_templates
 BLOCKS = ("system", "user")
 PENDING = "(a caption the dry run has not made yet) "
 
@@ -133,26 +143,16 @@ def run_model_splits(
         from vlm_autodrive.builders.generate.backends.factory import open_backend as opener
 
         open_backend = partial(opener, log_dir=build_dir / "logs", media_dir=build_dir)
-    folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
-    loaded = {
-        name: (
-            split,
-            load_template(
-                split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
-            ),
-        )
-        for name, split in MODEL_SPLITS.items()
-        if name in gen.splits
-    }
+    templates = load_prompt_templates(gen, taxonomy)
+    loaded = {n: (MODEL_SPLITS[n], t) for n, t in templates.items() if n != CHECK_KEY}
     key = None  # the stage key of the build folder's inputs (a dry run's own: none)
     if clips is None:
-        key = model_splits_key(build_dir, gen, taxonomy, loaded)
+        key = model_splits_key(build_dir, gen, taxonomy, loaded, _check_inputs(gen, templates))
         # A retry has work whatever the key: the failures to send again.
         if not retry_failed and (stored := stored_reports(build_dir, key)) is not None:
             return stored
-    if clips is None:
         sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
-        clips = read_clip_inputs(build_dir, sides)
+        clips = read_clip_inputs(build_dir, sides, taxonomy)
     cache = ResponseCache(build_dir / CACHE_PATH, create=not dry_run)
     retry = failed_request_ids(build_dir) if retry_failed else set()
     reports, configs, failures = [], [], []
@@ -178,7 +178,12 @@ def run_model_splits(
                     model_cfg = gen.models[sgen.model]
                     model_id = model_cfg.model_id
                 job = SplitJob(split, sgen, model_cfg, model_id, template)
-                report, rows, fails = _run_split(job, clips, ctx)
+                report, rows, fails = _run_split(job, split.expand(clips, failures), ctx)
+                if name == "reasoning_revised" and sgen.check is not None:
+                    report, rows, fails = _check_revisions(
+                        report, rows, fails, clips, gen, sgen.check, templates[CHECK_KEY], ctx
+                    )
+                    prompt_hashes[CHECK.prompt] = report.check_template
                 reports.append(report)
                 failures.extend(fails)
                 if name == "caption_vlm":  # later prompts read the VLM captions
@@ -239,6 +244,65 @@ def run_model_splits(
     return reports
 
 
+def load_prompt_templates(gen: GenerateConfig, taxonomy: Taxonomy) -> dict[str, LoadedTemplate]:
+    """The checked prompt template of every split `gen` names (by split name; the
+    revision check's as CHECK_KEY when it is on), from `generate.prompts` before the
+    bundled folder, and the word lists the splits' parsers read (`ModelSplit.prepare`);
+    InputError or TemplateLoadError naming the folder or the file and line or key."""
+    if gen.prompts and not Path(gen.prompts).is_dir():
+        raise InputError(gen.prompts, "not a folder", "generate.prompts")
+    folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
+    out = {}
+    for name, split in MODEL_SPLITS.items():
+        if name not in gen.splits:
+            continue
+        split.prepare(folders, taxonomy)
+        out[name] = load_template(
+            split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
+        )
+        if name == "reasoning_revised" and gen.splits[name].check is not None:
+            out[CHECK_KEY] = load_template(
+                CHECK.prompt, folders, CHECK.inputs, CHECK.sample_contexts(taxonomy), BLOCKS
+            )
+    return out
+
+
+def _check_inputs(gen: GenerateConfig, templates: dict[str, LoadedTemplate]) -> dict | None:
+    """What the independent check of reasoning_revised is made from (its template and
+    model), for the stage key; None when the check is off."""
+    if CHECK_KEY not in templates:
+        return None
+    model = gen.models[gen.splits["reasoning_revised"].check.model]
+    return {"prompt": templates[CHECK_KEY].sha256, "model": model.model_id}
+
+
+def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
+    """The independent check of reasoning_revised: its kept rows are asked again, trace
+    without answer, of `check.model`; rows it does not confirm move to the failures.
+    One report for both steps: samples = kept (confirmed) + failures of either step."""
+    model_cfg = gen.models[check.model]
+    job = SplitJob(CHECK, check, model_cfg, model_cfg.model_id, template)
+    checked, kept, more = _run_split(job, CHECK.expand(clips, rows), ctx)
+    for f in ("requests", "cached", "to_send", "sent", "prompt_tokens_est", "completion_tokens"):
+        setattr(report, f, getattr(report, f) + getattr(checked, f))
+    report.kept, report.rows = checked.kept, checked.rows
+    report.by_class = {
+        label: [n, checked.by_class.get(label, [0, 0])[1]]
+        for label, (n, _) in report.by_class.items()
+    }
+    fails = fails + more
+    counts = Counter(f.kind for f in fails)
+    report.failed = dict(sorted(counts.items()))
+    report.checked = checked.samples
+    report.check_template = template.sha256
+    report.seconds += checked.seconds
+    if not ctx.dry_run:
+        Counts(
+            "reasoning_revised samples", report.samples, report.kept, failures=len(fails)
+        ).check()
+    return report, kept, fails
+
+
 def _run_split(
     job: SplitJob, clips: list[ClipInput], ctx: RunContext
 ) -> tuple[SplitReport, list[Any], list[FailureRow]]:
@@ -273,7 +337,7 @@ def _run_split(
         report.clips += 1
         # A context is made from these clip fields only: clips that share them (the
         # scene-level clips of a video) share one render.
-        memo = (clip.caption, clip.vlm_caption, clip.mcq_question, clip.label)
+        memo = split.memo_key(clip)
         try:
             if memo not in rendered:
                 rendered[memo] = (
@@ -412,6 +476,7 @@ def _parse_all(
     cached_only: bool = False,
 ):
     rows = []
+    by_class: dict[str, list[int]] = {}  # label -> [samples, kept]
     for clip, base in plan:
         key = key_of[base]
         resp = by_key.get(key)
@@ -427,6 +492,8 @@ def _parse_all(
         }
         for s in range(sgen.n):
             report.samples += 1
+            counts_of = by_class.setdefault(clip.label, [0, 0])
+            counts_of[0] += 1
             if resp is None or resp.error is not None:
                 reason = resp.error if resp is not None else "no response"
                 fails.append(
@@ -478,11 +545,13 @@ def _parse_all(
                 )
                 continue
             report.kept += 1
+            counts_of[1] += 1
             rows.extend(new)
     counts = Counter(f.kind for f in fails)
     report.samples += counts.get("render", 0)  # samples whose prompt never rendered
     report.failed = dict(sorted(counts.items()))
     report.rows = len(rows)
+    report.by_class = dict(sorted(by_class.items()))
     if not cached_only:
         Counts(f"{split.name} samples", report.samples, report.kept, failures=len(fails)).check()
     return sorted(rows, key=lambda r: r.id)

@@ -62,9 +62,15 @@ def _hash_code(h, code) -> None:
 
 
 def model_splits_key(
-    build_dir: Path, gen: GenerateConfig, taxonomy: Taxonomy, splits: dict[str, Any]
+    build_dir: Path,
+    gen: GenerateConfig,
+    taxonomy: Taxonomy,
+    splits: dict[str, Any],
+    check: dict[str, Any] | None = None,
 ) -> str | None:
-    """The stage key; None when the rule splits left no stamp (nothing to compare)."""
+    """The stage key; None when the rule splits left no stamp (nothing to compare).
+    `splits`: name -> (split, loaded template), after `prepare` (its word lists count);
+    `check`: what reasoning_revised's independent check is made from, when on."""
     rule_stamp = build_dir / "rule_splits" / STAMP
     if not rule_stamp.exists():
         return None
@@ -87,6 +93,7 @@ def model_splits_key(
             "prompt": template.sha256,
             "import": file_sha256(Path(sgen.import_file)) if sgen.import_file else None,
             "parser": parser_fingerprint(split),
+            "word_lists": _word_lists(split),
         }
     video = any(s.needs_video and not gen.splits[n].import_file for n, (s, _) in splits.items())
     return content_key(
@@ -96,8 +103,15 @@ def model_splits_key(
             "rules": {"key": rules.get("key"), "outputs": rules.get("outputs")},
             "taxonomy": content_key(taxonomy.model_dump()),
             "splits": per_split,
+            "check": check,
         }
     )
+
+
+def _word_lists(split: Any) -> str | None:
+    """The content of the word lists a split's parser read in `prepare` (facts.py)."""
+    lex = getattr(split, "lexicon", None)
+    return content_key({"phrases": lex.phrases, "leaks": lex.leaks}) if lex else None
 
 
 def _clip_file_states(build_dir: Path) -> str:

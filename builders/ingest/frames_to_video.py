@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from tqdm import tqdm
 
 from vlm_autodrive.builders.clips.cutting import x264_deterministic_params
@@ -47,6 +47,13 @@ class FramesConfig(Strict):
     crf: int = Field(18, ge=0, le=51, description="x264 quality (lower = better, bigger)")
     preset: str = Field("veryfast", description="x264 preset")
     workers: int = Field(0, ge=0, description="processes (0 = one per core)")
+
+    @field_validator("preset")
+    @classmethod
+    def _x264_preset(cls, v: str) -> str:
+        from vlm_autodrive.builders.core.recipe import check_x264_preset
+
+        return check_x264_preset(v)
 
 
 @dataclasses.dataclass

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vlm_autodrive.builders.core.errors import InputError, require_file
 from vlm_autodrive.builders.core.stage import RejectRecord
 from vlm_autodrive.builders.ingest.records import ManifestEntry, VideoMetadata
 
@@ -23,6 +24,8 @@ from vlm_autodrive.builders.ingest.records import ManifestEntry, VideoMetadata
 # columns named after its fields (with `actors` as a JSON list, `cause` a JSON object).
 _METADATA_FIELDS = set(VideoMetadata.model_fields)
 _TIME_FIELDS = ("event_start", "event_time", "event_end")
+# Python's csv refuses fields over 128 KB by default; a long metadata cell is legitimate.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
@@ -44,8 +47,7 @@ def read_manifest(
     and `normal` rows with one: chunking would label such a video's clips wrongly.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"manifest not found: {path}")
+    require_file(path, "a manifest")
     rows: list[ManifestRow] = []
     rejects: list[RejectRecord] = []
     first_line: dict[str, int] = {}
@@ -120,13 +122,29 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
     elif suffix == ".parquet":
         yield from _parquet_rows(path)
     else:
-        raise ValueError(f"{path}: unknown manifest format {suffix!r} (use .jsonl, .csv, .parquet)")
+        raise InputError(path, f"unknown manifest format {suffix!r} (use .jsonl, .csv, .parquet)")
+
+
+def _undecodable(text: str, column: bool = True) -> ValueError | None:
+    """Why a line read with `surrogateescape` is not UTF-8, or None when it is; `column`:
+    name the character's column (a JSONL line; a CSV row's cells are no longer a line)."""
+    for col, ch in enumerate(text, start=1):
+        if "\udc80" <= ch <= "\udcff":
+            at = f" at column {col}" if column else ""
+            return ValueError(f"not UTF-8 (byte {ord(ch) - 0xDC00:#04x}{at})")
+    return None
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-    with path.open(encoding="utf-8") as f:
+    # utf-8-sig: a byte-order mark at the start is skipped; surrogateescape: a line that
+    # is not UTF-8 is rejected on its own, the rest of the manifest is still read.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as f:
         for i, text in enumerate(f, start=1):
             if not text.strip():
+                continue
+            bad = _undecodable(text)
+            if bad:
+                yield i, bad
                 continue
             try:
                 obj = json.loads(text)
@@ -137,10 +155,22 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-    with path.open(encoding="utf-8", newline="") as f:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
-        for row in reader:
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as e:  # the file's structure, not one row: nothing after it reads
+                raise InputError(path, f"not readable as CSV: {e}", reader.line_num) from None
             line = reader.line_num  # the physical line the row ended on
+            bad = _undecodable("".join(f"{k}{v}" for k, v in row.items() if k and v), False)
+            if bad:
+                yield line, bad
+                continue
             if None in row:
                 yield line, ValueError("more fields than the header has columns")
                 continue
@@ -178,9 +208,14 @@ def _json_cell(key: str, value: str) -> Any:
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(path, f"not a readable Parquet file ({e})") from None
+    for i, row in enumerate(table.to_pylist(), start=1):
         row = {k: v for k, v in row.items() if v is not None}
         if isinstance(row.get("metadata"), str):
             try:

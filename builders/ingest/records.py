@@ -11,6 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# A video id names its clip files (`<id>_<start ms>.mp4`, ~12 characters more): file
+# names stop at 255 bytes, so longer ids would stop the chunk stage, not one video.
+MAX_ID_LENGTH = 200
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -86,6 +89,11 @@ class ManifestEntry(BaseModel):
     def _safe_id(cls, v: str) -> str:
         if not v or v[0] in "._-" or not set(v) <= _ID_CHARS:
             raise ValueError(f"video_id {v!r} must be letters, digits, '_', '.', '-'")
+        if len(v) > MAX_ID_LENGTH:
+            raise ValueError(
+                f"video_id is {len(v)} characters long, at most {MAX_ID_LENGTH} (it names "
+                f"the clip files): {v[:40]}..."
+            )
         return v
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vlm_autodrive.builders.core.errors import require_file
 from vlm_autodrive.builders.core.files import file_sha256, write_table
 from vlm_autodrive.builders.core.stage import Counts, RejectRecord, Stage, content_key
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
@@ -43,8 +44,7 @@ def run_ingest(
 
     The stage is redone when the manifest, the taxonomy or any video file (its size or
     modification time; its bytes with `hash_videos`) changed since the last run."""
-    if not manifest.exists():
-        raise FileNotFoundError(f"manifest not found: {manifest}")
+    require_file(manifest, "a manifest")
     stage = Stage(build_dir, "ingest")
     rows, rejects, files, key = _read_and_key(manifest, taxonomy, hash_videos)
     if stage.finished(key) is not None:

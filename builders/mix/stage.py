@@ -3,7 +3,7 @@
 In: `recipes/mixtures/<name>.yaml` (see builders/mix/recipe.py) and a build folder whose
 configs it names. Out, in the build folder:
 
-- `data/mix-<name>/<side>-00000-of-00001.parquet`: one row per drawn row and copy, with
+- `data/mix-<name>/<side>-<hash>.parquet` (named by content): one row per drawn row and copy, with
   `id` (hash of the source id and the copy index: stable), `source_id`, `source_config`,
   `copy` (0 the row itself, 1.. its upsampled copies), `clip_id`, `video_id`, `label`,
   `split`, `video`, `content_hash` (changes with the source text or the format) and
@@ -30,6 +30,7 @@ per-component state that splitting would pass around in long signatures.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,12 @@ from vlm_autodrive import __version__
 from vlm_autodrive.builders.core.files import read_json, text_sha256
 from vlm_autodrive.builders.core.ranking import seeded_ranks
 from vlm_autodrive.builders.core.stage import Stage, content_key
-from vlm_autodrive.builders.dataset.folder import DATA_DIR, PROVENANCE, data_files, register_config
+from vlm_autodrive.builders.dataset.folder import (
+    DATA_DIR,
+    PROVENANCE,
+    register_config,
+    store_data_file,
+)
 from vlm_autodrive.builders.dataset.rows import content_hash
 from vlm_autodrive.builders.mix.conversations import (
     MESSAGES_TYPE,
@@ -186,7 +192,6 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
     stage.invalidate()
 
     report: dict[str, Any] = {"sides": {}}
-    written_any = False
     # Every side is planned (and every count checked) before anything is written.
     planned = {
         side: [
@@ -195,21 +200,22 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         ]
         for side in recipe.splits
     }
+    files: dict[str, str] = {}  # side -> data file; a side without rows has none
     for side, plans in planned.items():
-        rows = _write_side(build_dir / data_files(config)[side], plans, config)
-        written_any |= rows > 0
+        rel = _write_side(build_dir, config, side, plans)
+        if rel is not None:
+            files[side] = rel
         report["sides"][side] = _side_report(plans)
-    for side, rel in data_files(config).items():
-        if side not in recipe.splits:
-            (build_dir / rel).unlink(missing_ok=True)  # a side the recipe no longer mixes
-    if not written_any:
+    if not files:
         raise MixtureError(f"{recipe_path}: the mixture has no rows on {recipe.splits}")
 
     plot_rel, notes = _plot(build_dir, name, report)
     described = "; ".join(f"{c.split} ({c.amount})" for c in recipe.components)
+    # Declares the new files, then removes the config's old ones (sides no longer mixed).
     register_config(
         build_dir,
         config,
+        files=files,
         description=recipe.description or f"Conversations for SFT, mixed from {described}.",
         generator=f"mix:{name}",
         template=f"{recipe_path.name}@{key[:12]}",
@@ -226,9 +232,10 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
             "plot": plot_rel,
         },
     )
-    outputs = [rel for rel in data_files(config).values() if (build_dir / rel).exists()]
     stage.commit(
-        key, [*outputs, *([plot_rel] if plot_rel else [])], {"report": report, "plot": plot_rel}
+        key,
+        [*files.values(), *([plot_rel] if plot_rel else [])],
+        {"report": report, "plot": plot_rel},
     )
     return MixResult(name, config, str(build_dir), report, plot_rel, notes=notes)
 
@@ -284,28 +291,24 @@ def _rounded(fraction: float, n: int) -> int:
     return int(fraction * n + 0.5)
 
 
-def _write_side(path: Path, plans: list[ComponentPlan], config: str) -> int:
-    """Second pass: stream every component's rows into one Parquet file; rows written."""
+def _write_side(build_dir: Path, config: str, side: str, plans: list[ComponentPlan]) -> str | None:
+    """Second pass: stream every component's rows into one Parquet file, stored under its
+    content name; its path relative to the build folder, or None when no row went in."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = build_dir / DATA_DIR / config / f".{side}.{os.getpid()}.parquet.tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    writer = pq.ParquetWriter(tmp, MIX_SCHEMA)
     try:
-        for plan in plans:
-            for batch in _component_batches(plan, config):
-                writer.write_batch(batch)
-                rows += batch.num_rows
+        with pq.ParquetWriter(tmp, MIX_SCHEMA) as writer:
+            for plan in plans:
+                for batch in _component_batches(plan, config):
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        # `datasets` cannot read a Parquet file without rows: such a side is left out.
+        return store_data_file(build_dir, config, side, tmp) if rows else None
     finally:
-        writer.close()
-    if rows == 0:
-        # `datasets` cannot read a Parquet file without rows: the side is left out.
-        tmp.unlink()
-        path.unlink(missing_ok=True)
-        return 0
-    tmp.replace(path)
-    return rows
+        tmp.unlink(missing_ok=True)
 
 
 def _component_batches(plan: ComponentPlan, config: str):

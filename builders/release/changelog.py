@@ -103,10 +103,16 @@ def read_row_keys(folder: Path) -> dict[str, dict[str, tuple[str, str | None]]]:
     """config -> id -> (split, content_hash or None), from every data file of `folder`."""
     import pyarrow.parquet as pq
 
+    from vlm_autodrive.builders.dataset.folder import all_data_files
+
     out: dict[str, dict[str, tuple[str, str | None]]] = {}
-    for path in sorted((Path(folder) / DATA_DIR).glob("*/*.parquet")):
-        config = path.parent.name
-        split = path.name.split("-", 1)[0]
+    # The files the folder declares (its provenance.json), whatever they are named:
+    # `<split>-<hash>.parquet` now, `<split>-00000-of-00001.parquet` in older releases.
+    located = all_data_files(Path(folder))
+    for config, split, rel in sorted(
+        (c, s, r) for c, files in located.items() for s, r in files.items()
+    ):
+        path = Path(folder) / rel
         names = pq.read_schema(path).names
         cols = ["id"] + (["content_hash"] if "content_hash" in names else [])
         t = pq.read_table(path, columns=cols)

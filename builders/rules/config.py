@@ -13,14 +13,16 @@ from pydantic import Field, field_validator
 
 from vlm_autodrive.builders.core.strict import Strict
 
-RULE_CONFIGS = ("mcq", "caption_metadata")
+RULE_CONFIGS = ("mcq", "caption_metadata", "cause_vqa")
+DEFAULT_CONFIGS = ("mcq", "caption_metadata")
 
 
 class RuleSplitsConfig(Strict):
     """Which rule configs to build, how to draw the test set, how to order MCQ options."""
 
-    configs: list[Literal["mcq", "caption_metadata"]] = Field(
-        default_factory=lambda: list(RULE_CONFIGS), description="rule configs to build"
+    configs: list[Literal["mcq", "caption_metadata", "cause_vqa"]] = Field(
+        default_factory=lambda: list(DEFAULT_CONFIGS),
+        description="rule configs to build (cause_vqa: the manifest's cause questions)",
     )
     test_per_class: int = Field(66, ge=0, description="test clips per class (paper: 66)")
     seed: int = Field(0, description="seeds the held-out videos, test clips and MCQ orders")

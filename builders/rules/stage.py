@@ -1,7 +1,7 @@
 """Rule splits stage: clip table + metadata -> the `mcq` and `caption_metadata` configs.
 
 Reads `ingest/videos.parquet` and `chunk/clips.parquet`; writes `split/assignment.parquet`
-(each clip's side, reused by every later split), `data/<config>/{train,test}-*.parquet`,
+(each clip's side, reused by every later split), `data/<config>/{train,test}-<hash>.parquet`,
 `provenance.json`, the dataset card `README.md`, and `rule_splits/summary.json`. No model
 is involved: the text comes from the Jinja templates in `templates/` and the taxonomy.
 
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive import __version__
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.files import file_sha256, write_json
-from vlm_autodrive.builders.core.stage import Stage, content_key
+from vlm_autodrive.builders.core.stage import Stage, content_key, require_stage_input
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.assign import (
     ASSIGNMENT_PATH,
@@ -29,7 +30,7 @@ from vlm_autodrive.builders.dataset.assign import (
     read_pinned,
     write_assignment,
 )
-from vlm_autodrive.builders.dataset.folder import ConfigTables, data_files, write_dataset_folder
+from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
 from vlm_autodrive.builders.dataset.rows import rows_to_table
 from vlm_autodrive.builders.rules.caption_metadata import (
     CAPTION_METADATA_SCHEMA,
@@ -37,6 +38,7 @@ from vlm_autodrive.builders.rules.caption_metadata import (
     load_caption_metadata_template,
 )
 from vlm_autodrive.builders.rules.captions import MetadataNormalizer
+from vlm_autodrive.builders.rules.cause_vqa import build_cause_vqa, load_cause_template
 from vlm_autodrive.builders.rules.config import RULE_CONFIGS, RuleSplitsConfig
 from vlm_autodrive.builders.rules.mcq import MCQ_SCHEMA, build_mcq, load_mcq_template
 from vlm_autodrive.resources import bundled
@@ -132,7 +134,7 @@ def build_rule_splits(
     build_dir = Path(build_dir)
     # As JSON will store it (paths become strings), so the stage key matches on re-runs.
     recipe_dict = json.loads(json.dumps(recipe_dict, default=str, sort_keys=True))
-    templates = rule_templates(config, taxonomy)
+    templates = load_rule_templates(config, taxonomy)
 
     inputs = {
         rel: file_sha256(build_dir / rel)
@@ -166,6 +168,9 @@ def build_rule_splits(
         "settings": config.model_dump(),
         "inputs": inputs,
         "taxonomy_sha256": taxonomy_sha,
+        # The label set itself, so eval and the card read the build's classes wherever
+        # the folder (or its release) is, without the recipe's taxonomy file.
+        "taxonomy": taxonomy.model_dump(mode="json"),
         "templates": dict(sorted(h for t in templates.values() for h in t.source_hashes)),
         "assignment": {
             "path": ASSIGNMENT_PATH.as_posix(),
@@ -175,7 +180,7 @@ def build_rule_splits(
             "pinned": a.pinned,
         },
     }
-    write_dataset_folder(
+    prov = write_dataset_folder(
         build_dir,
         made,
         stage="rule_splits",
@@ -204,24 +209,28 @@ def build_rule_splits(
     write_json(build_dir / SUMMARY_PATH, summary.to_dict())
     outputs = [ASSIGNMENT_PATH.as_posix(), SUMMARY_PATH.as_posix()]
     outputs += [
-        rel for c in made for rel in data_files(c.name).values() if (build_dir / rel).exists()
+        v["path"] for c in made for v in prov["configs"].get(c.name, {}).get("splits", {}).values()
     ]
     stage.commit(key, outputs, summary.to_dict())
     return summary
 
 
-def rule_templates(config: RuleSplitsConfig, taxonomy: Taxonomy) -> dict[str, Any]:
-    """The loaded templates of the configs `config` asks for (checked on load)."""
+def load_rule_templates(config: RuleSplitsConfig, taxonomy: Taxonomy) -> dict[str, Any]:
+    """The loaded, checked templates of the rule configs `config` names (by config name);
+    `splits.templates` is searched before the bundled folder. Raises InputError or
+    TemplateLoadError naming the folder or the template's file and line."""
     folders = [bundled("templates")]
     if config.templates:
         if not Path(config.templates).is_dir():
-            raise FileNotFoundError(f"splits.templates: {config.templates} is not a folder")
+            raise InputError(config.templates, "not a folder", "splits.templates")
         folders.insert(0, Path(config.templates))
     templates = {}
     if "mcq" in config.configs:
         templates["mcq"] = load_mcq_template(taxonomy, folders)
     if "caption_metadata" in config.configs:
         templates["caption_metadata"] = load_caption_metadata_template(taxonomy, folders)
+    if "cause_vqa" in config.configs:
+        templates["cause_vqa"] = load_cause_template(folders)
     return templates
 
 
@@ -290,6 +299,20 @@ def compute_rule_rows(
                 _by_side(rows, CAPTION_METADATA_SCHEMA),
             )
         )
+    if "cause_vqa" in templates:
+        rows, no_cause = build_cause_vqa(clips, sides, videos, taxonomy, templates["cause_vqa"])
+        made.append(
+            ConfigTables(
+                "cause_vqa",
+                "The source dataset's own cause-of-accident question of each event clip "
+                "(e.g. MM-AU's five options), in its option order.",
+                "rule:cause_vqa",
+                templates["cause_vqa"].ref,
+                _by_side(rows, MCQ_SCHEMA),
+            )
+        )
+        if no_cause:
+            a.warnings.append(f"cause_vqa: {no_cause} event clips have no cause question")
     return RuleRows(a, made, letters, empty_captions, normalizer)
 
 
@@ -316,9 +339,7 @@ def rule_stage_key(
 
 
 def _require(path: Path) -> bool:
-    if not path.exists():
-        stage = "ingest" if path.parent.name == "ingest" else "chunk"
-        raise FileNotFoundError(f"{path} not found: run the {stage} stage first")
+    require_stage_input(path.parent.parent, f"{path.parent.name}/{path.name}")
     return True
 
 

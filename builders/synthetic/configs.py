@@ -1,7 +1,7 @@
 """Synthetic dataset configs (Parquet only, no videos, no model), for mixing tests and
 benchmarks.
 
-`write_synthetic_configs(build_dir, sizes)` writes `data/<config>/train-...parquet` (and a
+`write_synthetic_configs(build_dir, sizes)` writes `data/<config>/train-<hash>.parquet` (and a
 small test side) with the columns of each kind of config: `mcq`-like (question with
 lettered options, options, answer_letter, answer), caption-like (question, answer),
 `vqa` (plus dimension), reasoning (plus reasoning and the Cosmos-Reason1 target), and
@@ -208,26 +208,35 @@ def write_config(
     variant: dict[str, int] | None = None,
     chunk: int = 20_000,
     varied: bool = True,
-) -> Path:
+) -> str:
     """Write one side of one config, streamed in chunks; rows are numbered from `start`.
     `variant` maps a class to 1 for rows whose text should differ (an edited template);
-    `varied` False writes repeated words (faster; the bytes compress unrealistically)."""
+    `varied` False writes repeated words (faster; the bytes compress unrealistically).
+    Returns the file's path relative to `build_dir` (named by its content, as a build's;
+    declare it with `register_config`)."""
+    import os
+
     import pyarrow.parquet as pq
+
+    from vlm_autodrive.builders.dataset.folder import DATA_DIR, store_data_file
 
     kind = _kind(config)
     schema = _schema(kind)
     labels = [lab for lab, n in per_class.items() for _ in range(n)]
-    path = build_dir / "data" / config / f"{side}-00000-of-00001.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(build_dir) / DATA_DIR / config / f".{side}.{os.getpid()}.parquet.tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     variant = variant or {}
-    with pq.ParquetWriter(path, schema) as w:
-        for lo in range(0, len(labels), chunk):
-            rows = [
-                _row(config, kind, side, lab, start + lo + j, variant.get(lab, 0), varied)
-                for j, lab in enumerate(labels[lo : lo + chunk])
-            ]
-            w.write_table(pa.Table.from_pylist(rows, schema=schema))
-    return path
+    try:
+        with pq.ParquetWriter(tmp, schema) as w:
+            for lo in range(0, len(labels), chunk):
+                rows = [
+                    _row(config, kind, side, lab, start + lo + j, variant.get(lab, 0), varied)
+                    for j, lab in enumerate(labels[lo : lo + chunk])
+                ]
+                w.write_table(pa.Table.from_pylist(rows, schema=schema))
+        return store_data_file(build_dir, config, side, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_synthetic_configs(
@@ -247,13 +256,15 @@ def write_synthetic_configs(
     prov: dict[str, Any] = {}
     for config, per_class in sizes.items():
         edits = (variant or {}).get(config)
-        write_config(build_dir, config, per_class, "train", 0, edits, varied=varied)
+        train = write_config(build_dir, config, per_class, "train", 0, edits, varied=varied)
+        files = {"train": train}
         if test_per_class:
             test = {lab: test_per_class for lab in per_class}
-            write_config(build_dir, config, test, "test", 10_000_000, varied=varied)
+            files["test"] = write_config(build_dir, config, test, "test", 10_000_000, varied=varied)
         prov = register_config(
             build_dir,
             config,
+            files=files,
             description=f"synthetic {config} rows",
             generator="synthetic",
             template=f"{config}.jinja@000000000000",

@@ -26,6 +26,7 @@ import numpy as np
 from vlm_autodrive.builders.clips.cutting import x264_deterministic_params
 from vlm_autodrive.builders.core.taxonomy import Taxonomy, load_taxonomy
 from vlm_autodrive.builders.ingest.records import Actor, ManifestEntry, VideoMetadata
+from vlm_autodrive.builders.synthetic.cause import synthetic_cause
 from vlm_autodrive.builders.synthetic.scene import Scene
 
 # Part of every video's stamp: bump it when planning or drawing changes, so that a re-run
@@ -249,6 +250,7 @@ def plan_video(
         other = Actor(role="other", type=other_type, motion=motion)
         other.impact_side = sides[1] if hit else None
         meta.update(blame=blame, evasive_action=action, actors=[ego, other])
+        meta["cause"] = synthetic_cause(video_id, label, kind, other_type, blame, seed)
     else:
         if rng.random() < 0.2:
             t = rng.uniform(0.2, 0.7) * duration

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.dataset.folder import data_path
 from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.builders.synthetic.configs import write_synthetic_configs
 from vlm_autodrive.builders.synthetic.tables import write_synthetic_tables
@@ -36,7 +37,7 @@ def recipe(tmp_path: Path, text: str, name: str = "r.yaml") -> Path:
 
 
 def read(build: Path, config: str, side: str = "train"):
-    return pq.read_table(build / "data" / config / f"{side}-00000-of-00001.parquet")
+    return pq.read_table(data_path(build, config, side))
 
 
 def rule_build(build: Path, templates: Path | None = None, videos: int = 60) -> Path:

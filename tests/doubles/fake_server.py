@@ -42,6 +42,7 @@ class FakeOpenAIServer:
         hang: bool = False,
         reasoning_field: str | None = None,
         think_inline: bool = False,
+        answer: Any = None,
     ) -> None:
         self.host, self.port, self.model = host, port, model
         self.delay = delay
@@ -51,6 +52,7 @@ class FakeOpenAIServer:
         self.hang = hang
         self.reasoning_field = reasoning_field
         self.think_inline = think_inline
+        self.answer = answer  # None, or (request body, choice index) -> the choice's text
         self.requests = 0
         self.bodies: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,7 +116,8 @@ class FakeOpenAIServer:
         n = int(request.get("n") or 1)
         choices = []
         for i in range(n):
-            message: dict[str, Any] = {"role": "assistant", "content": f"answer {i}"}
+            text = self.answer(request, i) if self.answer else f"answer {i}"
+            message: dict[str, Any] = {"role": "assistant", "content": text}
             if self.reasoning_field:
                 message[self.reasoning_field] = f"reasoning {i}"
             elif self.think_inline:

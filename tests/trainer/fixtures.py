@@ -61,7 +61,9 @@ def mix(build: Path) -> Path:
     recipe.write_text(MIXTURE)
     cmd = [sys.executable, "-m", "vlm_autodrive.cli", "mix", str(recipe), "--build", str(build)]
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
-    return build / "data" / CONFIG / "train-00000-of-00001.parquet"
+    from vlm_autodrive.builders.dataset.folder import data_path
+
+    return data_path(build, CONFIG, "train")
 
 
 def mixture_rows(build: Path, copies: int = 3) -> list[dict]:
@@ -69,7 +71,9 @@ def mixture_rows(build: Path, copies: int = 3) -> list[dict]:
     odd copies answer in the Cosmos-Reason1 reasoning form."""
     import pyarrow.parquet as pq
 
-    source = pq.read_table(build / "data" / "mcq" / "train-00000-of-00001.parquet").to_pylist()
+    from vlm_autodrive.builders.dataset.folder import data_path
+
+    source = pq.read_table(data_path(build, "mcq", "train")).to_pylist()
     rows = []
     for r in source:
         for copy in range(copies):
@@ -110,7 +114,11 @@ def conversation(video: str, question: str, answer: str) -> list[dict]:
 
 
 def write_mixture(build: Path, rows: list[dict], config: str = CONFIG) -> Path:
-    """Write `rows` as `data/<config>/train-00000-of-00001.parquet`; returns the file."""
+    """Write `rows` as the config's train file, `data/<config>/train-<hash>.parquet` named
+    by its content as the toolkit names it, in place of the config's other train files;
+    returns the file. (Self-contained: the check scripts run it in `.venv-train`.)"""
+    import hashlib
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -124,9 +132,14 @@ def write_mixture(build: Path, rows: list[dict], config: str = CONFIG) -> Path:
             ("messages", pa.list_(turn)),
         ]
     )
-    path = build / "data" / config / "train-00000-of-00001.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    folder = build / "data" / config
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("train-*.parquet"):
+        old.unlink()
+    tmp = folder / ".train.tmp"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+    path = folder / f"train-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]}.parquet"
+    tmp.replace(path)
     return path
 
 

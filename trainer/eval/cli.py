@@ -133,6 +133,10 @@ def cmd_eval(args) -> int:
 
     if not args.model or not args.dataset:
         raise ValueError("autodrive eval needs --model and --dataset (or: eval compare ...)")
+    if not args.base_url:  # the model is loaded here (or served from here): it must exist
+        from vlm_autodrive.preflight import check_local_model
+
+        check_local_model(args.model, "--model", "command line")
     modes = ("direct", "reasoning") if args.mode == "both" else (args.mode,)
     cfg = EvalConfig(
         model=args.model,
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"autodrive: {e}", file=sys.stderr)
         return 2
 
 

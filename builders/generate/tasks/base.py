@@ -8,7 +8,9 @@ rendering, the cache, the backend, failures and writing the config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -37,6 +39,19 @@ class ClipInput:
     # The clip file's sha256 when known before it exists (the dry run plans clips not cut
     # yet: a `NOT_CUT` value keys requests no cache holds); None: hash the file.
     video_sha256: str | None = None
+    # What the metadata says about the clip, {field: values} (builders/generate/facts.py).
+    facts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The clip's cause question (cause_vqa config), when its video has one.
+    cause_question: str | None = None
+    cause_options: tuple[str, ...] = ()
+    cause_answer_letter: str | None = None
+    # reasoning_revised: the failed reasoning_mcq sample this input revises.
+    revises: str | None = None  # the failure's id
+    failed_sample: int = 0
+    failed_reasoning: str | None = None
+    failed_answer: str | None = None
+    # The independent check of a revised trace: the candidate row it decides on.
+    candidate: Any = None
 
 
 NOT_CUT = "not cut yet:"  # prefix of the video hash of a clip the dry run plans
@@ -66,6 +81,19 @@ class ModelSplit:
     schema: ClassVar[pa.Schema]
     description: ClassVar[str]
     needs_video: ClassVar[bool] = False
+
+    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
+        """Load what the parser needs besides the template (word lists), at build start."""
+
+    def expand(self, clips: list[ClipInput], earlier: list[Any]) -> list[ClipInput]:
+        """The inputs of this split: one per clip by default; `earlier` holds the rows and
+        failures of the splits built before it in this run (reasoning_revised reads the
+        failures of reasoning_mcq)."""
+        return clips
+
+    def memo_key(self, clip: ClipInput) -> tuple:
+        """The clip fields the prompt is made from: inputs that share them share a render."""
+        return (clip.caption, clip.vlm_caption, clip.mcq_question, clip.label)
 
     def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
         """Template inputs for a clip, or None when the clip has nothing to ask about."""

@@ -45,14 +45,15 @@ class ReasoningMcq(ModelSplit):
         "is the ground truth."
     )
 
+    def question(self, clip: ClipInput) -> tuple[str | None, tuple[str, ...], str | None]:
+        """The question asked, its options and the ground-truth letter (the clip's MCQ)."""
+        return clip.mcq_question, clip.mcq_options, clip.mcq_answer_letter
+
     def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
-        if not clip.caption or not clip.mcq_question:
+        question = self.question(clip)[0]
+        if not clip.caption or not question:
             return None
-        return {
-            "caption": clip.caption,
-            "vlm_caption": clip.vlm_caption,
-            "question": clip.mcq_question,
-        }
+        return {"caption": clip.caption, "vlm_caption": clip.vlm_caption, "question": question}
 
     def sample_contexts(self, taxonomy: Taxonomy) -> list[dict[str, Any]]:
         base = {"caption": "A car brakes.", "question": "Which event? A. x B. y C. z"}
@@ -61,24 +62,26 @@ class ReasoningMcq(ModelSplit):
     def constraint(
         self, clip: ClipInput, reasoning_parser: bool, taxonomy: Taxonomy
     ) -> dict[str, Any] | None:
-        return {"regex": answer_regex(option_letters(len(clip.mcq_options)), not reasoning_parser)}
+        options = self.question(clip)[1]
+        return {"regex": answer_regex(option_letters(len(options)), not reasoning_parser)}
 
     def parse(self, completion, clip, sample, common, taxonomy) -> list[SplitRow]:
+        question, options, truth = self.question(clip)
         reasoning, answer_text = split_reasoning(completion.text, completion.reasoning)
-        letters = option_letters(len(clip.mcq_options))
-        letter = extract_answer_letter(answer_text, list(clip.mcq_options))
+        letters = option_letters(len(options))
+        letter = extract_answer_letter(answer_text, list(options))
         require(bool(reasoning and reasoning.strip()), "no reasoning before the answer")
-        if letter != clip.mcq_answer_letter:
-            raise Filtered(f"answered {letter}, the ground truth is {clip.mcq_answer_letter}")
-        answer = f"{letter}. {clip.mcq_options[letters.index(letter)]}"
+        if letter != truth:
+            raise Filtered(f"answered {letter}, the ground truth is {truth}")
+        answer = f"{letter}. {options[letters.index(letter)]}"
         target = cosmos_target(reasoning, letter)
         return [
             ReasoningRow(
                 id=row_id(self.name, clip.clip_id, sample),
-                content_hash=content_hash(clip.mcq_question, target, clip.video),
+                content_hash=content_hash(question, target, clip.video),
                 sample=sample,
-                question=clip.mcq_question,
-                options=list(clip.mcq_options),
+                question=question,
+                options=list(options),
                 answer_letter=letter,
                 answer=answer,
                 reasoning=reasoning.strip(),

@@ -6,7 +6,7 @@ import pyarrow as pa
 import yaml
 
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
-from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
+from vlm_autodrive.builders.dataset.folder import ConfigTables, data_path, write_dataset_folder
 from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.builders.synthetic.tables import write_synthetic_tables
 
@@ -39,7 +39,7 @@ def test_a_later_stage_adds_a_config_and_a_rule_rebuild_keeps_it(tmp_path):
     assert "| `vqa` | Questions from captions. | 1 | 0 |" in card
     build_rule_splits(build, config, load_taxonomy(), {}, force=True)
     assert set(declared(build)) == {"mcq", "caption_metadata", "vqa"}
-    (build / "data" / "vqa" / "train-00000-of-00001.parquet").unlink()
+    data_path(build, "vqa", "train").unlink()
     (build / "data" / "vqa").rmdir()
     build_rule_splits(build, config, load_taxonomy(), {}, force=True)
     assert set(declared(build)) == {"mcq", "caption_metadata"}
@@ -62,7 +62,7 @@ def test_a_config_without_rows_is_declared_with_its_schema(tmp_path):
     assert prov["configs"]["vqa"]["splits"]["train"]["rows"] == 0
     assert set(prov["configs"]["mcq"]["splits"]) == {"train"}  # the empty side of a full one
     assert "config_name: vqa" in (tmp_path / "README.md").read_text()
-    f = pq.ParquetFile(tmp_path / "data/vqa/test-00000-of-00001.parquet")
+    f = pq.ParquetFile(data_path(tmp_path, "vqa", "test"))
     assert f.metadata.num_rows == 0 and f.schema_arrow == schema
     ds = datasets.load_dataset(str(tmp_path), "vqa", streaming=True)
     assert set(ds) == {"train", "test"} and list(ds["train"]) == []
@@ -70,3 +70,42 @@ def test_a_config_without_rows_is_declared_with_its_schema(tmp_path):
     assert datasets.load_dataset(str(tmp_path), "mcq", cache_dir=str(tmp_path / "c"))["train"][
         "id"
     ] == ["a"]
+
+
+def test_data_files_are_named_by_content_and_found_through_provenance(tmp_path):
+    """A config's files are named by their bytes; a new file that a killed run wrote but
+    never declared is not one of them, and the next write removes it with the old ones."""
+    import os
+
+    import pytest
+
+    from vlm_autodrive.builders.core.files import file_sha256
+    from vlm_autodrive.builders.dataset.folder import data_files, write_data_file
+
+    def write(answer: str) -> dict:
+        table = pa.table({"id": ["a"], "video": ["c.mp4"], "label": ["Collision"], "x": [answer]})
+        cfg = ConfigTables("mcq", "d", "g", "t", {"train": table})
+        return write_dataset_folder(tmp_path, [cfg], stage="s", stage_info={}, top={})
+
+    write("one")
+    first = data_path(tmp_path, "mcq", "train")
+    assert first.name == f"train-{file_sha256(first)[:16]}.parquet"
+    assert data_files(tmp_path, "mcq") == {"train": first.relative_to(tmp_path).as_posix()}
+    assert data_files(tmp_path, "mcq", "test") == {}
+    # A killed run: its new file is there, provenance and the card still name the old one.
+    stray = write_data_file(tmp_path, "mcq", "train", pa.table({"id": ["b"]}))
+    assert data_path(tmp_path, "mcq", "train") == first
+    assert f"path: {first.relative_to(tmp_path).as_posix()}" in (tmp_path / "README.md").read_text()
+    write("two")
+    now = data_path(tmp_path, "mcq", "train")
+    assert now != first and sorted((tmp_path / "data/mcq").iterdir()) == [now]
+    assert not (tmp_path / stray).exists()
+    os.utime(now, ns=(10**18, 10**18))
+    write("two")  # the same content: the same file, not rewritten
+    assert data_path(tmp_path, "mcq", "train") == now and now.stat().st_mtime_ns == 10**18
+    # Without provenance.json the folder's files are found by name, one per split.
+    (tmp_path / "provenance.json").unlink()
+    assert data_path(tmp_path, "mcq", "train") == now
+    write_data_file(tmp_path, "mcq", "train", pa.table({"id": ["c"]}))
+    with pytest.raises(ValueError, match="several files for one split"):
+        data_files(tmp_path, "mcq")

@@ -10,8 +10,11 @@ About 400 lines: both backends against the stand-in and the real server share fi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -89,10 +92,33 @@ def tiny_model() -> Path:
 
 @pytest.fixture(scope="module")  # stopped after this module: it holds ~3 GB
 def vllm_server(tiny_model: Path, tmp_path_factory) -> LocalVLLMServer:
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    """Started from a folder without .venv-vllm (its python is found from the project),
+    its start's messages kept as `server.start_messages`."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    log = elsewhere / "server.log"
     server = LocalVLLMServer(tiny_model, max_model_len=256, dtype="float32", log_path=log)
+    here, messages = Path.cwd(), io.StringIO()
+    os.chdir(elsewhere)
+    try:
+        with contextlib.redirect_stderr(messages):
+            server.start()
+    finally:
+        os.chdir(here)
+    server.start_messages = messages.getvalue()
     with server:
         yield server
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_local_server_starts_from_any_folder_and_shows_its_wait(vllm_server: LocalVLLMServer):
+    lines = vllm_server.start_messages.splitlines()
+    assert vllm_server.python == REPO / ".venv-vllm" / "bin" / "python"
+    assert lines[0] == (
+        f"starting vLLM server for tiny-llama on {vllm_server.base_url} "
+        f"(log: {vllm_server.log_path})"
+    )
+    assert re.fullmatch(r"vLLM server ready after \d+\.\d s", lines[-1])
 
 
 TRANSFORMERS_CHECK = """

@@ -18,6 +18,7 @@ from tests.doubles.scripted import ScriptedBackend
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.core.recipe import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.dataset.folder import data_files, data_path
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.generate.parsing import ParseError
 from vlm_autodrive.builders.generate.report import format_reports
@@ -97,10 +98,8 @@ def run(build, backend, **kw):
 
 def rows(build, config):
     out = []
-    for side in ("train", "test"):
-        p = build / f"data/{config}/{side}-00000-of-00001.parquet"
-        if p.exists():
-            out += pq.read_table(p).to_pylist()
+    for rel in data_files(build, config).values():  # train, then test
+        out += pq.read_table(build / rel).to_pylist()
     return out
 
 
@@ -235,7 +234,7 @@ def same_captions(build: Path) -> list[dict]:
 
     out = []
     for side in ("train", "test"):
-        p = build / f"data/caption_metadata/{side}-00000-of-00001.parquet"
+        p = data_path(build, "caption_metadata", side)
         t = pq.read_table(p)
         i = t.schema.get_field_index("answer")
         t = t.set_column(i, "answer", pa.array(["A car drives on a dry road."] * len(t)))

@@ -28,6 +28,7 @@ from tests.conftest import REPO
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.core.recipe import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.dataset.folder import data_files
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.generate.stage import run_model_splits
 from vlm_autodrive.builders.generate.tasks.reasoning_mcq import answer_regex
@@ -109,10 +110,8 @@ def stage(build: Path, gen: dict, tmp_path: Path) -> dict:
 
 def table(build: Path, config: str) -> list[dict]:
     out = []
-    for side in ("train", "test"):
-        p = build / f"data/{config}/{side}-00000-of-00001.parquet"
-        if p.exists():
-            out += pq.read_table(p).to_pylist()
+    for rel in data_files(build, config).values():  # train, then test
+        out += pq.read_table(build / rel).to_pylist()
     return out
 
 

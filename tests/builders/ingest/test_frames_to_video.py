@@ -146,7 +146,8 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main([*args, "--fps", "10", "--workers", "1"]) == 3  # done, one folder rejected
     printed = capsys.readouterr().out
     assert "2 frame folders = 1 encoded + 0 already done + 1 rejected" in printed
-    assert "rejected gap:" in printed and "frame 1 is missing" in printed
+    assert "rejected 1, by reason" in printed and "frame 1 is missing" in printed
+    assert f"gap ({tmp_path / 'src' / 'gap'}):" in printed
     assert (tmp_path / "o" / "rejects.jsonl").read_text().count("\n") == 1
     assert main([*args, "--fps", "0"]) == 2
     assert "fps" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from huggingface_hub import DatasetCard
 
 from tests.builders.small_builds import SMALL, read, recipe, small_build
 from vlm_autodrive.builders.core.files import text_sha256
+from vlm_autodrive.builders.dataset.folder import data_path
 from vlm_autodrive.builders.dataset.rows import content_hash, row_id
 from vlm_autodrive.builders.mix.conversations import load_system_prompt
 from vlm_autodrive.builders.mix.recipe import MixtureError, load_mixture
@@ -85,8 +86,9 @@ def test_same_seed_same_bytes_other_seed_other_draw(tmp_path):
     a, b = small_build(tmp_path / "a"), small_build(tmp_path / "b")
     mix(path, a)
     mix(path, b)
-    f = "data/mix-bal/train-00000-of-00001.parquet"
-    assert (a / f).read_bytes() == (b / f).read_bytes()
+    fa, fb = data_path(a, "mix-bal", "train"), data_path(b, "mix-bal", "train")
+    assert fa.relative_to(a) == fb.relative_to(b)  # named by content: the same name
+    assert fa.read_bytes() == fb.read_bytes()
     assert (a / "mix/bal/class_distribution.png").read_bytes() == (
         b / "mix/bal/class_distribution.png"
     ).read_bytes()

@@ -9,19 +9,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tests.builders.small_builds import read, recipe, rule_build
+from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.dataset.folder import data_path, write_data_file
 from vlm_autodrive.builders.mix.stage import mix
 from vlm_autodrive.builders.release.changelog import Changelog, compare
 from vlm_autodrive.builders.release.publish import publish
+from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.resources import bundled
 
 
 def _write(folder, config, rows, split="train", hashes=True):
-    path = folder / "data" / config / f"{split}-00000-of-00001.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A data file named by its content, as a build writes it (no provenance.json: the
+    changelog finds it in the folder)."""
     cols = {"id": [r[0] for r in rows]}
     if hashes:
         cols["content_hash"] = [r[1] for r in rows]
-    pq.write_table(pa.table(cols), path)
+    write_data_file(folder, config, split, pa.table(cols))
 
 
 def test_added_removed_changed_and_side_moves(tmp_path):
@@ -80,8 +83,7 @@ def test_a_template_edit_changes_exactly_the_rows_it_touches(tmp_path):
     mcq = log["configs"]["mcq"]
     assert (mcq["changed"], mcq["added"], mcq["removed"]) == (collision, [], [])
     assert mcq["unchanged"] == sum(
-        pq.ParquetFile(build / f"data/mcq/{s}-00000-of-00001.parquet").metadata.num_rows
-        for s in ("train", "test")
+        pq.ParquetFile(data_path(build, "mcq", s)).metadata.num_rows for s in ("train", "test")
     ) - len(collision)
     cap = log["configs"]["caption_metadata"]
     assert (cap["changed"], cap["added"], cap["removed"]) == ([], [], [])
@@ -97,3 +99,33 @@ def test_a_template_edit_changes_exactly_the_rows_it_touches(tmp_path):
     assert "Changes of 0.2.0 against 0.1.0" in card
     assert f"| `mcq` | 0 | 0 | {len(collision)} |" in card
     assert res.changelog.configs["mcq"].changed == collision
+
+
+def test_a_release_of_unchanged_content_is_unchanged_whatever_the_files_are_named(tmp_path):
+    """A forced rebuild with nothing changed gives the same content-named files, and a
+    release of it is all unchanged; so is one against a release whose files have the
+    older fixed names (`<split>-00000-of-00001.parquet`), found through its provenance."""
+    build, pub = tmp_path / "build", tmp_path / "pub"
+    rule_build(build)
+    mixture = recipe(tmp_path, "components:\n  - split: mcq\n    all: true\n", "m.yaml")
+    mix(mixture, build)
+    publish(build, "0.1.0", to=pub)
+    names = {c: data_path(build, c, "train").name for c in ("mcq", "caption_metadata", "mix-m")}
+    build_rule_splits(build, RuleSplitsConfig(test_per_class=2), load_taxonomy(), {}, force=True)
+    mix(mixture, build, force=True)
+    assert {c: data_path(build, c, "train").name for c in names} == names
+    # v0.1.0 as an older toolkit named its files.
+    old = pub / "v0.1.0"
+    prov = json.loads((old / "provenance.json").read_text())
+    for config, entry in prov["configs"].items():
+        for split, info in entry["splits"].items():
+            fixed = f"data/{config}/{split}-00000-of-00001.parquet"
+            (old / info["path"]).rename(old / fixed)
+            info["path"] = fixed
+    (old / "provenance.json").write_text(json.dumps(prov))
+    publish(build, "0.1.1", to=pub)
+    log = json.loads((pub / "v0.1.1" / "changelog.json").read_text())
+    assert log["previous"] == "0.1.0"
+    for config, c in log["configs"].items():
+        assert (c["added"], c["removed"], c["changed"]) == ([], [], []), config
+        assert c["unchanged"] > 0, config

@@ -125,8 +125,8 @@ def test_a_stale_mixture_or_missing_clip_blocks_the_release(build, tmp_path):
     with pytest.raises(ReleaseError, match="clips the rows reference"):
         publish(build, "0.1.0", to=tmp_path / "pub")
     (tmp_path / "clips").rename(build / "clips")
-    write_config(build, "mcq", {"Collision": 1, "Normal Driving": 2})
-    register_config(build, "mcq", description="d", generator="g", template="t",
-                    stage="rule_splits", stage_info={})  # fmt: skip
+    train = write_config(build, "mcq", {"Collision": 1, "Normal Driving": 2})
+    register_config(build, "mcq", files={"train": train}, description="d", generator="g",
+                    template="t", stage="rule_splits", stage_info={})  # fmt: skip
     with pytest.raises(ReleaseError, match="mixtures out of date: mix-m"):
         publish(build, "0.1.0", to=tmp_path / "pub")

@@ -22,6 +22,7 @@ import pytest
 
 from tests.builders.small_builds import rule_build
 from tests.doubles.hub_server import HubServer, start_hub_server
+from vlm_autodrive.builders.dataset.folder import data_path
 from vlm_autodrive.resources import bundled
 
 TOKEN = "hf_test" + secrets.token_hex(12)
@@ -130,7 +131,7 @@ def test_the_second_changelog_is_computed_against_the_hubs_first(releases):
     labels = [
         k
         for s in SIDES
-        for k in pq.read_table(releases["base"] / f"build-v1/data/mcq/{s}-00000-of-00001.parquet")[
+        for k in pq.read_table(data_path(releases["base"] / "build-v1", "mcq", s))[
             "label"
         ].to_pylist()
     ]

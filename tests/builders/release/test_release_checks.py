@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from tests.builders.small_builds import read, rule_build
-from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
+from vlm_autodrive.builders.dataset.folder import ConfigTables, data_path, write_dataset_folder
 from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA
 from vlm_autodrive.cli import main
 
@@ -69,8 +69,7 @@ def test_a_broken_build_is_refused_naming_the_file(build, tmp_path, capsys, brea
         prov["recipe"] = {"generate": {"splits": {"vqa": {}}}}
         (build / "provenance.json").write_text(json.dumps(prov))
     else:
-        shutil.copy(build / "data/mcq/test-00000-of-00001.parquet",
-                    build / "data/mcq/train-00000-of-00001.parquet")  # fmt: skip
+        shutil.copy(data_path(build, "mcq", "test"), data_path(build, "mcq", "train"))
     code, text = publish_to(build, tmp_path / "pub", capsys)
     assert code == 2, text
     assert re.search(said, text), text

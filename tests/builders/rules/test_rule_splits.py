@@ -12,8 +12,10 @@ import yaml
 from pydantic import ValidationError
 
 from vlm_autodrive import __version__
+from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.core.jinja_env import TemplateLoadError
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.dataset.folder import data_files, data_path
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS
 from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.builders.synthetic.tables import write_synthetic_tables
@@ -79,9 +81,7 @@ def test_test_split_is_balanced_and_leak_free(built):
     build, summary = built
     for name in ("mcq", "caption_metadata"):
         assert summary.configs[name]["test"] == dict.fromkeys(TAX.names, 8)
-    tables = {
-        s: pq.read_table(build / f"data/mcq/{s}-00000-of-00001.parquet") for s in ("train", "test")
-    }
+    tables = {s: pq.read_table(data_path(build, "mcq", s)) for s in ("train", "test")}
     train_videos = set(tables["train"].column("video_id").to_pylist())
     test_videos = set(tables["test"].column("video_id").to_pylist())
     assert train_videos and test_videos and not train_videos & test_videos
@@ -99,7 +99,10 @@ def test_card_declares_every_config_and_provenance_records_hashes(built):
     assert declared["mcq"].get("default") is True
     for name, c in declared.items():
         files = {f["split"]: f["path"] for f in c["data_files"]}
-        assert files == {s: f"data/{name}/{s}-00000-of-00001.parquet" for s in ("train", "test")}
+        assert files == data_files(build, name)  # the card declares what provenance does
+        assert set(files) == {"train", "test"}
+        for s, rel in files.items():  # named by content: `<split>-<sha256[:16]>.parquet`
+            assert rel == f"data/{name}/{s}-{file_sha256(build / rel)[:16]}.parquet"
         assert all((build / p).is_file() for p in files.values())
     prov = yaml.safe_load((build / "provenance.json").read_text())
     assert prov["toolkit"] == {"name": "vlm-autodrive", "version": __version__}
@@ -147,8 +150,8 @@ def test_template_edit_keeps_ids_and_changes_content_hash(built, tmp_path):
     shutil.copytree(build / "chunk", other / "chunk")
     build_rule_splits(other, CONFIG.model_copy(update={"templates": str(mine)}), TAX, RECIPE)
     for name in ("mcq", "caption_metadata"):
-        a = pq.read_table(build / f"data/{name}/train-00000-of-00001.parquet").to_pylist()
-        b = pq.read_table(other / f"data/{name}/train-00000-of-00001.parquet").to_pylist()
+        a = pq.read_table(data_path(build, name, "train")).to_pylist()
+        b = pq.read_table(data_path(other, name, "train")).to_pylist()
         assert [r["id"] for r in a] == [r["id"] for r in b]
         changed = name == "mcq"
         assert all((x["content_hash"] != y["content_hash"]) == changed for x, y in zip(a, b))
@@ -188,7 +191,7 @@ def test_short_class_error_names_the_class(tmp_path):
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="ingest stage first"):
+    with pytest.raises(ValueError, match=r"run `autodrive ingest MANIFEST --build .*` first"):
         build_rule_splits(tmp_path, CONFIG, TAX, RECIPE)
     build = make_inputs(tmp_path / "build", videos=20)
     t = pq.read_table(build / "chunk/clips.parquet").to_pylist()
@@ -215,6 +218,7 @@ def test_without_a_test_split_the_folder_still_loads(tmp_path, monkeypatch):
     build = make_inputs(tmp_path / "build", videos=30)
     summary = build_rule_splits(build, RuleSplitsConfig(test_per_class=0), TAX, RECIPE)
     assert summary.assignment["videos"]["test"] == 0
-    assert not (build / "data/mcq/test-00000-of-00001.parquet").exists()
+    assert set(data_files(build, "mcq")) == {"train"}
+    assert not list((build / "data/mcq").glob("test-*"))
     ds = load(build, None, tmp_path / "hf", monkeypatch)  # the default config: mcq
     assert set(ds) == {"train"} and "answer_letter" in ds["train"].column_names

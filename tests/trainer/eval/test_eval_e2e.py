@@ -19,6 +19,7 @@ import pytest
 
 from tests.trainer.fixtures import REPO, TRAIN_PYTHON, make_build
 from vlm_autodrive.builders.core.answers import STATUSES, UNPARSEABLE
+from vlm_autodrive.builders.dataset.folder import data_path
 from vlm_autodrive.trainer.eval import cli as eval_cli
 from vlm_autodrive.trainer.eval.harness import EvalConfig, run_eval
 from vlm_autodrive.trainer.eval.runners.base import RunnerOutput
@@ -37,7 +38,7 @@ def build(tmp_path_factory) -> Path:
 
 
 def mcq_test_rows(build: Path) -> list[dict]:
-    return pq.read_table(build / "data/mcq/test-00000-of-00001.parquet").to_pylist()
+    return pq.read_table(data_path(build, "mcq", "test")).to_pylist()
 
 
 class Scripted:

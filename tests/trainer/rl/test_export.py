@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.trainer.fixtures import make_build
+from vlm_autodrive.builders.dataset.folder import data_path, write_data_file
 from vlm_autodrive.builders.mix.conversations import load_system_prompt
 from vlm_autodrive.cli import main
 from vlm_autodrive.trainer.rl.export import export_rl
@@ -21,17 +22,15 @@ def build(tmp_path_factory) -> Path:
     build = make_build(tmp_path_factory.mktemp("rl") / "sample")
     # A reasoning_mcq config: the first mcq train row again (a duplicate prompt), and one
     # row of a clip the mcq split does not ask about.
-    mcq = pq.read_table(build / "data/mcq/train-00000-of-00001.parquet")
+    mcq = pq.read_table(data_path(build, "mcq", "train"))
     rows = mcq.slice(0, 2).to_pylist()
     rows[1]["question"] += " (asked again)"
-    out = build / "data/reasoning_mcq/train-00000-of-00001.parquet"
-    out.parent.mkdir(parents=True)
-    pq.write_table(type(mcq).from_pylist(rows, schema=mcq.schema), out)
+    write_data_file(build, "reasoning_mcq", "train", type(mcq).from_pylist(rows, schema=mcq.schema))
     return build
 
 
 def test_trl_export(build, tmp_path, capsys):
-    mcq = pq.read_table(build / "data/mcq/train-00000-of-00001.parquet").to_pylist()
+    mcq = pq.read_table(data_path(build, "mcq", "train")).to_pylist()
     code = main(["export-rl", str(build), "--out", str(tmp_path / "trl")])
     assert code == 0
     assert f"{len(mcq) + 1} prompts" in capsys.readouterr().out

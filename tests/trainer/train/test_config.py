@@ -56,7 +56,7 @@ def write(tmp_path: Path, change) -> Path:
         (lambda d: d.update(epochs=1), "r.yaml: epochs: Extra inputs are not permitted"),
         (lambda d: d["video"].update(fsp=2), "video.fsp: Extra inputs"),
         (lambda d: d["video"].update(max_frames="many"), "video.max_frames: Input should be"),
-        (lambda d: d["model"].update(id="x/y"), "model: Value error, give exactly one of"),
+        (lambda d: d["model"].update(id="x/y"), "model: give exactly one of"),
         (lambda d: d["dataset"].update(path=None, repo="org/data"), "needs a pinned `revision`"),
         (lambda d: d["dataset"].pop("config"), "dataset.config: Field required"),
         (lambda d: d["sft"].update(output_dir="x"), "sft.output_dir: set by the trainer wrapper"),
@@ -150,11 +150,12 @@ class FakeHub:
 
 
 def test_hub_dataset_is_pinned_and_downloads_its_config_and_clips(tmp_path, monkeypatch):
+    from vlm_autodrive.builders.dataset.folder import data_file_rel
     from vlm_autodrive.trainer.train.config import DatasetSpec
     from vlm_autodrive.trainer.train.data import resolve_dataset
 
-    files = ["README.md", "clips/a.mp4", "data/mcq/train-00000-of-00001.parquet",
-             "data/mix-paper/train-00000-of-00001.parquet"]  # fmt: skip
+    files = ["README.md", "clips/a.mp4", data_file_rel("mcq", "train", "1" * 64),
+             data_file_rel("mix-paper", "train", "2" * 64)]  # fmt: skip
     spec = DatasetSpec(repo="org/data", revision="v1.0.0", config="mix-paper")
     hub = FakeHub(tmp_path, files)
     hub.install(monkeypatch)
@@ -181,3 +182,22 @@ def test_autodrive_train_is_a_cli_command():
     args = _parser().parse_args(argv)
     assert args.func is run_train and args.max_steps == 3 and args.resume
     assert args.output_dir is None and args.recipe == Path("recipes/train/tiny_cpu.yaml")
+
+
+def test_a_hub_dataset_with_the_hub_off_is_a_named_error(tmp_path):
+    """Offline (HF_HUB_OFFLINE, read when huggingface_hub is imported: a fresh process),
+    a Hub dataset is a message naming dataset.repo, not the Hub client's traceback."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from vlm_autodrive.trainer.train.config import DatasetSpec\n"
+        "from vlm_autodrive.trainer.train.data import resolve_dataset\n"
+        "resolve_dataset(DatasetSpec(repo='acme/dashcam', revision='v1.0.0', config='mix'))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: dataset.repo: acme/dashcam@v1.0.0: the Hub is off")

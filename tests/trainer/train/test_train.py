@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.trainer.fixtures import REPO, TRAIN_PYTHON, make_build, mix, ok, run, train_recipe
+from vlm_autodrive.builders.dataset.folder import data_path
 
 pytestmark = [
     pytest.mark.slow,
@@ -71,7 +72,7 @@ def test_train_writes_checkpoints_and_final_model(data, trained):
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["global_step"] == 4
     assert math.isfinite(summary["train_loss"])
-    mixed = pq.read_table(data[0] / "data/mix-quickstart/train-00000-of-00001.parquet")
+    mixed = pq.read_table(data_path(data[0], "mix-quickstart", "train"))
     videos = mixed.column("video").to_pylist()
     assert summary["rows"] == len(videos) > summary["clips"] == len(set(videos))  # upsampled
     # the corrupt clip's rows were met mid-epoch, skipped and counted; training went on
