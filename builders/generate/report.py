@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -35,6 +35,10 @@ class SplitReport:
     by_class: dict[str, list[int]] = field(default_factory=dict)  # label -> [samples, kept]
     checked: int = 0  # reasoning_revised: revisions the independent check was asked about
     check_template: str = ""
+
+    def to_dict(self) -> dict:
+        """The report as JSON stores it (the dry run's `pending` clips left out)."""
+        return {k: v for k, v in asdict(self).items() if k != "pending"}
 
     @property
     def yield_(self) -> float:

@@ -21,7 +21,6 @@ sends them again; `--retry-failed` never skips.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -167,5 +166,4 @@ def commit(build_dir: Path, key: str | None, names: list[str], reports: list[Spl
     if key is None or any(r.failed.get("error") for r in reports):
         stage.invalidate()
         return
-    kept = [{k: v for k, v in dataclasses.asdict(r).items() if k != "pending"} for r in reports]
-    stage.commit(key, model_outputs(build_dir, names), {"reports": kept})
+    stage.commit(key, model_outputs(build_dir, names), {"reports": [r.to_dict() for r in reports]})

@@ -12,7 +12,6 @@ request id: user text}}, "seconds": s} to OUT_JSON (vLLM logs to stdout).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -54,7 +53,7 @@ def main() -> int:
     t0 = time.monotonic()
     reports = run_model_splits(build, gen, load_taxonomy(), open_backend=opener, progress=False)
     out = {
-        "reports": [dataclasses.asdict(r) for r in reports],
+        "reports": [r.to_dict() for r in reports],
         "prompts": prompts,
         "seconds": time.monotonic() - t0,
     }
