@@ -24,11 +24,17 @@ from vlm_autodrive.cli import main
 CHUNK = ["--window", "2", "--stride", "1", "--margin", "0.5"]
 
 
+DOUBLED_WORD = re.compile(r"\b([A-Za-z]{2,}) \1\b", re.IGNORECASE)
+
+
 def autodrive(capsys, *args: str) -> tuple[int, str, str]:
-    """Run `autodrive ARGS`; (exit code, stdout, stderr)."""
+    """Run `autodrive ARGS`; (exit code, stdout, stderr). Every message it prints is
+    checked for a doubled word (the issue found "at at")."""
     capsys.readouterr()
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
+    doubled = [m.group(0) for m in DOUBLED_WORD.finditer(out + err)]
+    assert not doubled, f"doubled words {doubled} in: {out + err}"
     return code, out, err
 
 
