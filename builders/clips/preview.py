@@ -22,12 +22,7 @@ from pathlib import Path
 
 from vlm_autodrive.builders.clips.cutting import CutError, index_copy
 from vlm_autodrive.builders.clips.plan import label_cuts, plan_cuts
-from vlm_autodrive.builders.clips.stage import (
-    ChunkSettingsChanged,
-    _differences,
-    chunk_settings,
-    clip_id,
-)
+from vlm_autodrive.builders.clips.stage import checked_settings, clip_id
 from vlm_autodrive.builders.clips.windows import Event, Window, event_offset
 from vlm_autodrive.builders.core.files import memoized_sha256, read_json
 from vlm_autodrive.builders.core.recipe import ChunkConfig
@@ -72,13 +67,7 @@ def preview_chunk(
     """The clips `run_chunk(build_dir, config, taxonomy, force=force)` would leave after
     an ingest that records `videos`; raises ChunkSettingsChanged as the run would."""
     out = build_dir / "chunk"
-    settings = chunk_settings(config, taxonomy)
-    old = read_json(out / "settings.json") if (out / "settings.json").exists() else settings
-    if old != settings and not force:
-        raise ChunkSettingsChanged(
-            f"{out}: clips here were cut with other settings "
-            f"({_differences(old, settings)}); re-run with --force to re-cut every video"
-        )
+    settings, old = checked_settings(out, config, taxonomy, force)
     preview = ChunkPreview()
     parts = out / "parts"
     present = {p.stem for p in parts.glob("*.json")} if parts.is_dir() else set()

@@ -110,13 +110,7 @@ def run_chunk(
     require_stage_input(build_dir, INGEST_TABLE)  # before anything is written
     out = build_dir / "chunk"
     parts = out / "parts"
-    settings = chunk_settings(config, taxonomy)
-    old = read_json(out / "settings.json") if (out / "settings.json").exists() else settings
-    if old != settings and not force:
-        raise ChunkSettingsChanged(
-            f"{out}: clips here were cut with other settings "
-            f"({_differences(old, settings)}); re-run with --force to re-cut every video"
-        )
+    settings, _ = checked_settings(out, config, taxonomy, force)
     parts.mkdir(parents=True, exist_ok=True)
     write_json(out / "settings.json", settings)
     _remove_stale_tmp(build_dir / "clips")
@@ -166,6 +160,22 @@ def chunk_settings(config: ChunkConfig, taxonomy: Taxonomy) -> dict:
     settings = {"chunk": config.model_dump(), "labels": taxonomy.names}
     settings["chunk"].pop("workers")
     return settings
+
+
+def checked_settings(
+    out: Path, config: ChunkConfig, taxonomy: Taxonomy, force: bool
+) -> tuple[dict, dict]:
+    """(the chunk settings of `config`, those the clips in `out` were cut with: the same
+    for a new folder); ChunkSettingsChanged when they differ, unless `force` (the run and
+    its dry run refuse alike)."""
+    settings = chunk_settings(config, taxonomy)
+    old = read_json(out / "settings.json") if (out / "settings.json").exists() else settings
+    if old != settings and not force:
+        raise ChunkSettingsChanged(
+            f"{out}: clips here were cut with other settings "
+            f"({_differences(old, settings)}); re-run with --force to re-cut every video"
+        )
+    return settings, old
 
 
 def _differences(old: dict, new: dict) -> str:
