@@ -297,17 +297,7 @@ def _cmd_sample(args) -> int:
     keys = ("videos", "seed", "duration", "width", "height", "fps", "gop")
     s = validate_model("command line", SampleConfig, {k: getattr(args, k) for k in keys}, True)
     require_folder_path(args.out, "the output (--out)")
-    manifest = generate_sample(
-        args.out,
-        s.videos,
-        seed=s.seed,
-        duration=s.duration,
-        width=s.width,
-        height=s.height,
-        fps=s.fps,
-        gop=s.gop,
-        progress=True,
-    )
+    manifest = generate_sample(args.out, **s.model_dump(), progress=True)
     print(f"wrote {args.videos} videos and {manifest}")
     return 0
 
@@ -436,17 +426,7 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
 
         s = recipe.sample
         print(f"[sample] generating {s.videos} synthetic videos in {manifest.parent}")
-        generate_sample(
-            manifest.parent,
-            s.videos,
-            seed=s.seed,
-            duration=s.duration,
-            width=s.width,
-            height=s.height,
-            fps=s.fps,
-            gop=s.gop,
-            progress=True,
-        )
+        generate_sample(manifest.parent, **s.model_dump(), progress=True)
     print(f"[ingest] {manifest}")
     ing = run_ingest(manifest, build, taxonomy, worker_count(recipe.chunk.workers))
     _print_ingest(ing, build)

@@ -12,16 +12,6 @@ from pydantic import Field, field_validator, model_validator
 
 from vlm_autodrive.builders.core.strict import Strict
 
-MODEL_SPLIT_NAMES = (
-    "caption_vlm",
-    "vqa",
-    "reasoning_mcq",
-    "reasoning_vqa",
-    "reasoning_revised",
-    "short_qa",
-    "caption_augmented",
-    "cause_reasoning",
-)
 SplitName = Literal[
     "caption_vlm",
     "vqa",

@@ -62,10 +62,7 @@ def preview_upstream(
             lines.append(
                 f"[sample] would generate {s.videos} videos (planned from a temporary copy)"
             )
-            manifest = generate_sample(
-                tmp, s.videos, seed=s.seed, duration=s.duration, width=s.width,
-                height=s.height, fps=s.fps, gop=s.gop, progress=False,
-            )  # fmt: skip
+            manifest = generate_sample(tmp, **s.model_dump())
         ing = preview_ingest(manifest, build_dir, taxonomy, workers)
         lines.append(
             f"[ingest] {'would record' if ing.changed else 'up to date:'} "

@@ -70,7 +70,9 @@ def build_cause_vqa(
                 split=side,
                 generator=GENERATOR,
                 template=template.ref,
-                content_hash=content_hash(question, list(cause["options"]), letter, answer),
+                content_hash=content_hash(
+                    question, list(cause["options"]), letter, answer, clip["path"]
+                ),
                 video=clip["path"],
                 question=question,
                 options=list(cause["options"]),
