@@ -11,6 +11,11 @@ or imports. A template that cannot work fails here, at load, with its file and l
   `StrictUndefined`: a misspelt attribute (`ego.moton`), a phrase table that lacks a
   value of the taxonomy, a required block that is missing.
 
+Templates are files users share and download, so they render in Jinja's immutable
+sandbox: no attribute starting with `_`, no method that changes a list or dict, no
+Python object reachable from a template. A template that tries (`cycler.__init__...`)
+fails while its samples render, at load, as a TemplateLoadError naming its file and line.
+
 Output text is the template's own; callers strip the ends. Templates that produce
 prose wrap themselves in `{% filter prose %}` to collapse whitespace (see the filters).
 """
@@ -28,9 +33,28 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.sandbox import (
+    UNSAFE_FUNCTION_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+    UNSAFE_METHOD_ATTRIBUTES,
+    ImmutableSandboxedEnvironment,
+    modifies_known_mutable,
+)
 
 # Names every template may use without declaring them: Jinja's own globals.
 _JINJA_NAMES = {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop", "super"}
+
+
+# Attribute names the immutable sandbox refuses on any object, found before rendering so
+# that a branch the samples never take is refused too: Python internals and the methods
+# that change a list, dict or set in place.
+_UNSAFE_ATTRIBUTES = (
+    UNSAFE_FUNCTION_ATTRIBUTES
+    | UNSAFE_METHOD_ATTRIBUTES
+    | UNSAFE_GENERATOR_ATTRIBUTES
+    | {"gi_yieldfrom", "cr_frame", "cr_code", "ag_code", "ag_frame"}
+    | {n for t in (list, dict, set) for n in dir(t) if modifies_known_mutable(t(), n)}
+)
 
 
 class TemplateLoadError(ValueError):
@@ -79,9 +103,10 @@ def environment(folders: tuple[str, ...]) -> jinja2.Environment:
     """The environment for a search path of template folders (first match wins).
 
     Cached so that every template of one folder set shares one environment and its
-    compiled-template cache. `autoescape` is off: the output is text, not HTML.
+    compiled-template cache. `autoescape` is off: the output is text, not HTML. The
+    sandbox keeps a shared template from reading files or running code.
     """
-    env = jinja2.Environment(
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(list(folders)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -146,6 +171,7 @@ def load_template(
     env = environment(tuple(str(Path(f)) for f in folders))
     template = _compile(env, name)
     sources = _closure(env, name)
+    _refuse_unsafe(env, name, sources)
     _check_names(env, name, sources, set(inputs))
     missing = [b for b in blocks if b not in template.blocks]
     if missing:
@@ -254,6 +280,48 @@ def _check_names(env: jinja2.Environment, name: str, sources: list[str], inputs:
                 + (f" (in a template {name} uses)" if src != name else "")
                 + f"; the inputs are: {', '.join(sorted(inputs))}"
             )
+
+
+def _refuse_unsafe(env: jinja2.Environment, name: str, sources: list[str]) -> None:
+    """Refuse, naming file and line, an attribute the sandbox would refuse at render time:
+    `x._y`, `x.__init__`, `x.append(...)`, `x|attr("_y")`, `x["__y__"]`."""
+    for src in sources:
+        text = _source(env, src)
+        found = [(line, attr) for line, attr in _attributes(env.parse(text, src)) if _unsafe(attr)]
+        if not found:
+            continue
+        first = min(line for line, _ in found)
+        on_line = text.splitlines()[first - 1] if first <= len(text.splitlines()) else ""
+        attrs = sorted({a for line, a in found if line == first}, key=on_line.find)
+        raise TemplateLoadError(
+            f"{_where(env, src)}:{first}: unsafe attribute {', '.join(map(repr, attrs))}: "
+            "templates render in a sandbox that refuses Python internals (names starting "
+            "with '_') and methods that change a value in place"
+            + (f" (in a template {name} uses)" if src != name else "")
+        )
+
+
+def _attributes(ast: nodes.Template) -> Iterable[tuple[int, Any]]:
+    """(line, name) of every attribute a template reads by a literal name."""
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            yield node.lineno, node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            # x["_y"] or x["pop"] may be a dict's own key (read before any attribute):
+            # only a dunder name is surely an attempt at Python's internals.
+            if str(node.arg.value).startswith("__"):
+                yield node.lineno, node.arg.value
+        elif (
+            isinstance(node, nodes.Filter)
+            and node.name == "attr"
+            and node.args
+            and isinstance(node.args[0], nodes.Const)
+        ):
+            yield node.lineno, node.args[0].value
+
+
+def _unsafe(attr: Any) -> bool:
+    return isinstance(attr, str) and (attr.startswith("_") or attr in _UNSAFE_ATTRIBUTES)
 
 
 def _first_line(ast: nodes.Template, var: str) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from vlm_autodrive.builders.core.files import atomic_write_text
 from vlm_autodrive.builders.dataset.show import Selection, ShownRow
@@ -27,8 +28,9 @@ PAGE_TEMPLATE = "show_page.html.jinja"
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     # Not core/jinja_env.py's environment: that one renders text (captions, prompts)
-    # with autoescaping off; a page needs it on. StrictUndefined all the same.
-    return jinja2.Environment(
+    # with autoescaping off; a page needs it on. StrictUndefined and the sandbox all the
+    # same: the page's values are row text, a model's output.
+    return ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
