@@ -2,7 +2,9 @@
 
 Exit codes: 0 done; 3 done, but some inputs were rejected or some samples failed (listed
 in the rejects files and the `failures` config); 2 bad arguments, recipe or manifest;
-4 a model server could not be reached; 1 anything unexpected.
+4 a model server could not be reached; 1 anything unexpected; 130 interrupted (^C), 143
+terminated (SIGTERM, as `timeout`, `docker stop`, Kubernetes and Slurm send): both keep
+the finished work, and the same command resumes.
 
 Over 400 lines: the argument parsers of every subcommand and their thin handlers, kept
 in one place so `autodrive --help` and the README's command table are checked side by
@@ -12,12 +14,26 @@ side; the handlers move into their stage packages when they grow.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_REJECTS = 3
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 4
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stopped as ^C stops (every `finally` and `except KeyboardInterrupt`
+    cleanup runs), but the exit code is 143, the shell's for SIGTERM."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM: let cleanup finish
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     from vlm_autodrive.builders.generate.backends.common import BackendUnavailable
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return args.func(args)
     except BackendUnavailable as e:
@@ -41,9 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the machine's (disk full, permissions), not the inputs'
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted: finished work is kept; run the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "interrupted (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"{what}: finished work is kept; run the same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _print_bad_input(e: BaseException) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from vlm_autodrive.builders.clips.windows import (
     Window,
     event_offset,
 )
+from vlm_autodrive.builders.core.children import worker_pool
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json, write_table
 from vlm_autodrive.builders.core.ray_cluster import RaySettings
 from vlm_autodrive.builders.core.recipe import ChunkConfig
@@ -218,7 +219,7 @@ def _run_parallel(jobs: list[tuple], workers: int):
         for job in jobs:
             yield chunk_video(*job)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    with worker_pool(workers) as pool:  # workers die with this process
         # Keep a bounded queue in flight so a kill loses at most `workers` videos.
         it = iter(jobs)
         running = {pool.submit(chunk_video, *j) for j in _take(it, 2 * workers)}

@@ -6,6 +6,13 @@ last file descriptor, so a `kill -9` never leaves a stale lock behind). The file
 the holder's pid and command, so a second run fails at once with `BuildLocked`, whose
 message names the running process.
 
+Only the process that took the lock holds it: a forked child (a pool worker) shares the
+lock's file descriptor, and would keep the lock after its parent was killed, so every
+fork closes it in the child (`os.register_at_fork`); `exec`'d children never get it
+(the descriptor is not inheritable). Once the lock is taken, temporary files that a
+killed run left in the folder (`.NAME.PID.tmp`, `.NAME.PID.parquet.tmp`, of a pid that
+is gone) are removed: no other process can be writing them.
+
 Read-modify-write files of the folder (provenance.json, the card, the changelog, eval
 outputs) are written atomically too (builders/core/files.py), so a reader never sees a
 half-written one; the lock keeps two writers from losing each other's changes.
@@ -15,11 +22,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 LOCK_NAME = ".lock"
+# `.NAME.PID.tmp` (files.atomic_path, clip cutting) and `.SIDE.PID.parquet.tmp` (mix).
+STALE_TMP = re.compile(r"^\..+\.(\d+)(\.parquet)?\.tmp$")
+
+_held_fds: set[int] = set()  # the lock descriptors this process holds
+
+
+def _close_in_child() -> None:
+    """After a fork, in the child: the locks are the parent's; let go of their copies."""
+    for fd in _held_fds:
+        with suppress(OSError):
+            os.close(fd)
+    _held_fds.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 class BuildLocked(ValueError):
@@ -44,6 +68,7 @@ def build_lock(build_dir: Path, command: str, *, create: bool = True) -> Iterato
         build_dir.mkdir(parents=True, exist_ok=True)
     path = build_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    _held_fds.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,9 +79,42 @@ def build_lock(build_dir: Path, command: str, *, create: bool = True) -> Iterato
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "command": command}).encode() + b"\n")
+        remove_stale_tmp(build_dir)
         yield path
     finally:
+        _held_fds.discard(fd)
         os.close(fd)  # releases the lock; the file stays (removing it would race)
+
+
+def remove_stale_tmp(build_dir: Path) -> int:
+    """Delete the temporary files of killed runs below `build_dir`; how many.
+
+    Call with the lock held. A file counts when its name is `.NAME.PID[.parquet].tmp`
+    and no process PID is running (this process's own are kept).
+    """
+    removed = 0
+    for folder, _, names in os.walk(build_dir):
+        for name in names:
+            m = STALE_TMP.match(name)
+            if m and not _running(int(m.group(1))):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
 
 
 def _holder(path: Path) -> str:

@@ -23,7 +23,6 @@ import hashlib
 import itertools
 import json
 import re
-from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from pydantic import Field, field_validator
 from tqdm import tqdm
 
 from vlm_autodrive.builders.clips.cutting import x264_deterministic_params
+from vlm_autodrive.builders.core.children import worker_pool
 from vlm_autodrive.builders.core.files import atomic_path
 from vlm_autodrive.builders.core.stage import RejectRecord
 from vlm_autodrive.builders.core.strict import Strict
@@ -264,7 +264,7 @@ def frames_to_video(
         outcomes = map(_run, work)
         _collect(result, jobs, outcomes, bar)
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with worker_pool(workers) as pool:  # workers die with this process
             _collect(result, jobs, pool.map(_run, work), bar)
     bar.close()
     assert result.folders == len(result.written) + len(result.skipped) + len(result.rejects)

@@ -7,12 +7,12 @@ Writes `ingest/videos.parquet` (one `VideoRecord` per usable video), `ingest/rej
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from vlm_autodrive.builders.core.children import worker_pool
 from vlm_autodrive.builders.core.errors import require_file
 from vlm_autodrive.builders.core.files import file_sha256, write_table
 from vlm_autodrive.builders.core.stage import Counts, RejectRecord, Stage, content_key
@@ -194,7 +194,7 @@ def _probe_all(rows: list[ManifestRow], workers: int, progress: bool):
             bar.update()
             yield row, facts
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with worker_pool(workers) as pool:  # workers die with this process
             for row, facts in zip(rows, pool.map(_probe_one, paths, chunksize=8)):
                 bar.update()
                 yield row, facts
