@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vlm_autodrive.builders.core.stage import RejectRecord
+from vlm_autodrive.builders.core.terminal import printable
 
 # What varies between rejects of one kind: quoted values, paths, numbers.
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -57,11 +58,12 @@ def format_rejects(
     ]
     width = len(str(len(groups[0][1])))
     for kind, members in groups:
-        lines.append(f"{indent}  {len(members):>{width}}  {kind}")
+        lines.append(printable(f"{indent}  {len(members):>{width}}  {kind}"))
         pad = f"{indent}  {'':>{width}}    "
         for r in members[:examples]:
             where = f"{r.source}:{r.line}" if r.line else r.source
-            lines.append(f"{pad}{r.video_id or '?'} ({where}): {r.reason}")
+            # a manifest's values (ids, paths) may hold control characters: escaped
+            lines.append(printable(f"{pad}{r.video_id or '?'} ({where}): {r.reason}"))
         if len(members) > examples:
             lines.append(f"{pad}... and {len(members) - examples} more")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ reading goes on. Relative video paths are resolved against the manifest's folder
 from __future__ import annotations
 
 import csv
+import errno
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,11 +93,33 @@ def read_manifest(
                 )
             )
             continue
+        resolved, problem = _resolve(path.parent, entry.path)
+        if problem:
+            rejects.append(RejectRecord("ingest", str(path), line, entry.video_id, problem))
+            continue
         first_line[entry.video_id] = line
-        p = Path(entry.path)
-        entry.path = str(p if p.is_absolute() else (path.parent / p).resolve())
+        entry.path = resolved
         rows.append(ManifestRow(entry, line))
     return rows, rejects
+
+
+def _resolve(folder: Path, video: str) -> tuple[str, str | None]:
+    """(the video's path, relative ones resolved against `folder`; None) or ("", why the
+    path cannot be a file): a symlink loop or a path the system refuses is this row's
+    problem, not the ingest's. A path that is merely missing is left to the caller."""
+    p = Path(video)
+    try:
+        target = p if p.is_absolute() else (folder / p).resolve()
+        target.stat()
+    except RuntimeError:  # Python < 3.13 reports a loop met while resolving so
+        return "", f"path: {video}: a symbolic link loop"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "", f"path: {video}: a symbolic link loop"
+        if e.errno == errno.ENAMETOOLONG:
+            return "", f"path: {video[:80]}...: {e.strerror}"
+        # missing or unreadable: the caller names missing files together, probing the rest
+    return str(target), None
 
 
 def _event_problem(entry: ManifestEntry, normal: str | None) -> str | None:

@@ -11,10 +11,16 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vlm_autodrive.builders.core.answers import OPTION_LETTERS
+
 # A video id names its clip files (`<id>_<start ms>.mp4`, ~12 characters more): file
 # names stop at 255 bytes, so longer ids would stop the chunk stage, not one video.
 MAX_ID_LENGTH = 200
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+# What file systems allow (Linux's NAME_MAX and PATH_MAX, in bytes): a longer path fails
+# in the kernel with an OSError that would stop the whole ingest, not one row.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095
 
 
 class Actor(BaseModel):
@@ -39,10 +45,24 @@ class CauseQuestion(BaseModel):
     answer: int = Field(ge=0, description="index of the right option in `options`")
 
     @model_validator(mode="after")
-    def _answer_in_range(self) -> CauseQuestion:
+    def _options_and_answer(self) -> CauseQuestion:
+        if len(self.options) > len(OPTION_LETTERS):  # shown lettered A, B, C, ...
+            raise ValueError(
+                f"{len(self.options)} options: a question has at most {len(OPTION_LETTERS)}, "
+                f"one per letter {OPTION_LETTERS[0]} to {OPTION_LETTERS[-1]}"
+            )
         if self.answer >= len(self.options):
             n = len(self.options)
             raise ValueError(f"answer {self.answer} is not an index of the {n} options")
+        seen: dict[str, int] = {}
+        for i, option in enumerate(self.options):
+            key = " ".join(option.split()).casefold()
+            if key in seen:
+                raise ValueError(
+                    f"options {seen[key]} and {i} are the same ({option!r}): a question "
+                    "whose options repeat has no single right answer"
+                )
+            seen[key] = i
         return self
 
 
@@ -96,6 +116,24 @@ class ManifestEntry(BaseModel):
             )
         return v
 
+    @field_validator("path")
+    @classmethod
+    def _usable_path(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("empty: a row needs the path of its video file")
+        if "\x00" in v:
+            raise ValueError(f"holds a NUL byte, which no file name can: {v!r}")
+        if len(v.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+            raise ValueError(f"longer than the {MAX_PATH_BYTES} bytes a path may have")
+        for name in Path(v).parts:
+            size = len(name.encode("utf-8", "surrogateescape"))
+            if size > MAX_NAME_BYTES:
+                raise ValueError(
+                    f"the file or folder name {name[:40]!r}... is {size} bytes long, more "
+                    f"than the {MAX_NAME_BYTES} a file system allows"
+                )
+        return v
+
     @model_validator(mode="after")
     def _event_bounds(self) -> ManifestEntry:
         times = [self.event_start, self.event_time, self.event_end]
@@ -121,8 +159,8 @@ class VideoRecord(ManifestEntry):
     """Ingest output: a validated manifest entry plus what probing the file found.
 
     `fingerprint` names what the video's clips are made from: every manifest field, the
-    probed facts, the file's size and modification time (and its sha256 with
-    `--hash-videos`). Chunk re-cuts a video exactly when it changes.
+    probed facts, the file's size and sha256. Chunk re-cuts a video exactly when it
+    changes. `sha256`: the file's bytes (videos with equal ones are duplicates).
     """
 
     duration: float
@@ -131,7 +169,13 @@ class VideoRecord(ManifestEntry):
     width: int
     height: int
     codec: str
+    # Display rotation (counter-clockwise degrees) and timing facts (probe.py).
+    rotation: int = 0
+    jitter_ms: float = 0.0
+    max_gap: float = 0.0
+    missing: float = 0.0
     fingerprint: str = ""
+    sha256: str = ""
 
 
 ACTOR_TYPE = pa.struct(
@@ -185,7 +229,12 @@ VIDEO_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("codec", pa.string()),
+        ("rotation", pa.int32()),
+        ("jitter_ms", pa.float64()),
+        ("max_gap", pa.float64()),
+        ("missing", pa.float64()),
         ("fingerprint", pa.string()),
+        ("sha256", pa.string()),
     ]
 )
 

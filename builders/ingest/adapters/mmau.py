@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from vlm_autodrive.builders.core.strict import Strict
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
@@ -379,6 +379,11 @@ class _Reader:
         if answer is None or not 0 <= answer < len(options):
             raise self._bad("answer", f"{answer!r} is not an index of the {len(options)} options")
         question = self._cell("question")
-        return CauseQuestion(
-            question=str(question) if question is not None else None, options=options, answer=answer
-        )
+        try:
+            return CauseQuestion(
+                question=str(question) if question is not None else None,
+                options=options,
+                answer=answer,
+            )
+        except ValidationError as e:  # too many options, repeated options: this row only
+            raise RowError("cause question: " + "; ".join(x["msg"] for x in e.errors())) from None
