@@ -6,6 +6,7 @@ Each record's field names are the Arrow columns of the table the stage writes
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -132,6 +133,17 @@ class ManifestEntry(BaseModel):
                     f"the file or folder name {name[:40]!r}... is {size} bytes long, more "
                     f"than the {MAX_NAME_BYTES} a file system allows"
                 )
+        return v
+
+    @field_validator("event_start", "event_time", "event_end")
+    @classmethod
+    def _finite_time(cls, v: float | None) -> float | None:
+        # NaN compares false with everything: without this the row would fail the
+        # order check below with a reason that does not name the NaN
+        if v is not None and not math.isfinite(v):
+            raise ValueError(
+                f"{v} is not a time in seconds (leave it empty for a video without an event)"
+            )
         return v
 
     @model_validator(mode="after")
