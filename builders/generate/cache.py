@@ -11,15 +11,21 @@ everything it received (at most the last open transaction is lost, and re-sent).
 `attempt` > 0 marks a deliberate re-send of a failed request (`--retry-failed`): it
 gets a new key and seed, and the `current_attempt` table says which attempt a request
 uses now.
+
+A write that SQLite cannot make (the disk is full, the folder is read-only) raises
+CacheWriteError, an OSError whose message names the cache and what to do; the failed
+transaction is rolled back, so every response stored before is kept intact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -49,6 +55,7 @@ CREATE TABLE IF NOT EXISTS current_attempt (
 ) WITHOUT ROWID;
 """
 _CHUNK = 500  # SQLite's default limit on bound parameters is 999 (older builds)
+_FULL_BELOW = 1 << 20  # free bytes under which a failed write is put down to a full disk
 
 
 def request_key(model_id: str, request: GenerationRequest, attempt: int = 0) -> str:
@@ -67,6 +74,10 @@ def request_key(model_id: str, request: GenerationRequest, attempt: int = 0) -> 
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class CacheWriteError(OSError):
+    """The response cache could not be written; the CLI prints it as `error: ...` (exit 1)."""
+
+
 class ResponseCache:
     """SQLite-backed store of responses, keyed by `request_key`."""
 
@@ -80,9 +91,37 @@ class ResponseCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             target = str(path)
         self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        with self._writing("opening"):
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn SQLite's write errors into a CacheWriteError saying what to do (the
+        transaction of the failed write is already rolled back by then)."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or self._disk_full():
+                raise CacheWriteError(
+                    f"{self.path}: the disk is full ({what} the response cache: SQLite says "
+                    f"'{e}'). Every response stored before is kept; free space on the disk "
+                    f"that holds {self.path.parent} and run the same command again: only the "
+                    "requests not stored yet are sent"
+                ) from None
+            raise CacheWriteError(
+                f"{self.path}: cannot write the response cache ({what}: {e}); every "
+                "response stored before is kept. Fix the cause and run the same command again"
+            ) from None
+
+    def _disk_full(self) -> bool:
+        # A full disk met while growing the WAL's shared-memory file is reported as a
+        # "disk I/O error", not SQLITE_FULL: the free space tells them apart.
+        try:
+            return shutil.disk_usage(self.path.parent).free < _FULL_BELOW
+        except OSError:
+            return False
 
     def close(self) -> None:
         self.db.close()
@@ -126,7 +165,7 @@ class ResponseCache:
             if r.error is None
             for i, c in enumerate(r.completions)
         ]
-        with self.db:
+        with self._writing("storing responses in"), self.db:
             self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     def attempts(self, base_keys: Iterable[str]) -> dict[str, int]:
@@ -145,7 +184,7 @@ class ResponseCache:
         return out
 
     def set_attempts(self, attempts: dict[str, int]) -> None:
-        with self.db:
+        with self._writing("recording the attempts of failed requests in"), self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO current_attempt VALUES (?, ?)", list(attempts.items())
             )
