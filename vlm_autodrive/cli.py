@@ -331,7 +331,7 @@ def _cmd_adapt(args) -> int:
     # Absolute video paths, so the manifest works wherever it is moved or ingested from.
     root = args.video_root.resolve() if args.video_root else None
     result = run_adapter(args.adapter, args.source, args.config, root)
-    write_manifest(result.entries, args.out)
+    write_manifest(result.entries, args.out, result.paths_from)
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
     write_rejects(rejects, result.rejects)
     print(result.summary())

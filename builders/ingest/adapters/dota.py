@@ -5,7 +5,8 @@ anomaly_end, anomaly_class, num_frames, subset}}`, where anomaly_start/anomaly_e
 frame indices within the clip, and a `DotaConfig` (`recipes/adapters/dota.yaml`).
 Out: an AdapterResult; seconds = index / fps. `anomaly_class` is `"<involvement>:
 <category>"` (e.g. `ego: turning`): the involvement part says who crashed (actors from
-`involvement`), the category what the counterpart was (`counterparts`).
+`involvement`), the category what the counterpart was (`counterparts`). `subset`
+(`train`, `val`) is kept as `metadata.source_split`.
 DoTA ships frames, not videos: `path_template` names the mp4 the user made of them.
 """
 
@@ -144,6 +145,9 @@ def _convert_row(
         raise RowError(f"anomaly_class {raw_class!r}: involvement {who!r} is not in involvement")
     if category not in config.counterparts:
         raise RowError(f"anomaly_class {raw_class!r}: category {category!r} is not in counterparts")
+    subset = row.get("subset")
+    if subset is not None and not isinstance(subset, str):
+        raise RowError(f"subset must be a string such as 'train' or 'val', got {subset!r}")
     actors = list(config.involvement[who])
     counterpart = config.counterparts[category]
     if counterpart is not None:
@@ -156,4 +160,5 @@ def _convert_row(
         frame_seconds(start, end, config.fps, config.event_time),
         raw_class,
         actors,
+        source_split=(subset or "").strip() or None,
     )

@@ -12,6 +12,7 @@ as a JSONL manifest.
 from __future__ import annotations
 
 import dataclasses
+import os
 import string
 from collections import Counter
 from collections.abc import Iterable
@@ -132,6 +133,9 @@ class AdapterResult:
     reject (with its reason): `rows == len(entries) + sum(dropped.values()) + len(rejects)`.
     `unmapped_values` counts metadata values kept or nulled because `values` has no entry
     for them (not rejects); `notes` counts other facts worth a line (files read, ...).
+    `paths_from`: the folder the entries' relative paths are relative to, when it is not
+    the manifest's (Nexar's paths name files below the folder it was given, relative to
+    the working folder); None: relative paths are relative to the manifest's folder.
     """
 
     entries: list[ManifestEntry]
@@ -140,6 +144,7 @@ class AdapterResult:
     dropped: Counter[str] = dataclasses.field(default_factory=Counter)
     unmapped_values: Counter[str] = dataclasses.field(default_factory=Counter)
     notes: Counter[str] = dataclasses.field(default_factory=Counter)
+    paths_from: Path | None = None
 
     def counts(self) -> dict[str, int]:
         """Entries per project class, by class name."""
@@ -196,13 +201,14 @@ class ResultBuilder:
     def label(self, raw: str, line: int) -> str | None:
         """The project class for `raw`, or None when the mapping says `drop`.
 
-        Raises RowError (reject) or AdapterError (`unmapped: error`) when no rule covers it.
+        Raises RowError (reject; the adapter's reject names the line) or AdapterError
+        (`unmapped: error`, naming the file and line) when no rule covers it.
         """
         target = self.config.map_label(raw)
         if target is None:
-            msg = f"line {line}: source label {raw!r} is not in the label mapping"
+            msg = f"source label {raw!r} is not in the label mapping"
             if self.config.unmapped == "error":
-                raise AdapterError(f"{self.source}: {msg}")
+                raise AdapterError(f"{self.source}: line {line}: {msg}")
             raise RowError(msg)
         if target == DROP:
             self.result.dropped[raw] += 1
@@ -267,14 +273,24 @@ class ResultBuilder:
         self.result.entries.append(entry)
 
 
-def write_manifest(entries: Iterable[ManifestEntry], path: str | Path) -> int:
+def write_manifest(
+    entries: Iterable[ManifestEntry], path: str | Path, paths_from: Path | None = None
+) -> int:
     """Write entries as a JSONL manifest (one ManifestEntry per line), atomically.
 
-    Returns the number of lines written.
+    `paths_from` (an AdapterResult's): the folder relative video paths are relative to;
+    they are written relative to the manifest's folder instead, where ingest resolves
+    them (`adapt nexar data/nexar --out sub/dir/m.jsonl` writes `../../data/nexar/...`).
+    Absolute paths are written as they are. Returns the number of lines written.
     """
+    path = Path(path)
+    folder = path.parent.resolve()
     n = 0
-    with atomic_path(Path(path)) as tmp, tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for e in entries:
+            if paths_from is not None and not Path(e.path).is_absolute():
+                rel = os.path.relpath(Path(paths_from) / e.path, folder)
+                e = e.model_copy(update={"path": Path(rel).as_posix()})
             f.write(e.model_dump_json() + "\n")
             n += 1
     return n

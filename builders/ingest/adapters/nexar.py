@@ -85,7 +85,13 @@ def _seconds(raw: str | None, column: str) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        value = math.nan
+        raise RowError(f"{column} {raw!r} is not a number of seconds") from None
+    if math.isnan(value):
+        # pandas writes a missing value as NaN: say so, not "not a number of seconds"
+        raise RowError(
+            f"{column} is {raw!r} (a missing value): leave it empty for a video without "
+            "an event, or give the event's time in seconds"
+        )
     if not math.isfinite(value):
         raise RowError(f"{column} {raw!r} is not a number of seconds")
     return value
@@ -101,14 +107,19 @@ def convert(
 
     `video_root` stands for the source's folder (`source` itself, or the folder of the
     CSV given): paths are `video_root/<CSV folder relative to it>/<file_name>`, as
-    written (relative stays relative). Default: the source's folder.
+    written. Default: the source's folder. Relative ones are relative to the working
+    folder (`paths_from` of the result), and `write_manifest` rewrites them relative to
+    the manifest's folder, where ingest resolves them.
     """
     source = Path(source)
     base = source if source.is_dir() else source.parent
     csvs = find_csvs(source, config.metadata_name)
     out = ResultBuilder(config, source, taxonomy)
+    top = video_root if video_root is not None else base
+    if not top.is_absolute():
+        out.result.paths_from = Path.cwd()
     for csv_path in csvs:
-        root = (video_root if video_root is not None else base) / csv_path.parent.relative_to(base)
+        root = top / csv_path.parent.relative_to(base)
         _convert_csv(out, config, csv_path, root)
         out.result.notes["csv files read"] += 1
     return out.finish()
@@ -116,7 +127,9 @@ def convert(
 
 def _convert_csv(out: ResultBuilder, config: NexarConfig, csv_path: Path, root: Path) -> None:
     try:
-        with csv_path.open(newline="", encoding="utf-8") as f:
+        # utf-8-sig: a CSV saved by Excel starts with a byte order mark, which would
+        # otherwise become part of the first column's name
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
             kaggle = "target" in header and "file_name" not in header

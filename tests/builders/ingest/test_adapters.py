@@ -318,3 +318,36 @@ def test_run_adapter_guards():
         run_adapter("waymo", "x")
     with pytest.raises(AdapterError, match="not a config for adapter 'dota'"):
         run_adapter("dota", "x", load_adapter_config("ccd"))
+
+
+def test_dota_subset_is_kept_as_source_split(tmp_path):
+    good = {
+        "anomaly_start": 5,
+        "anomaly_end": 20,
+        "num_frames": 30,
+        "anomaly_class": "ego: oncoming",
+    }
+    rows = {
+        "a_val": {**good, "subset": "val"},
+        "b_train": {**good, "subset": "train"},
+        "c_none": dict(good),
+        "d_bad": {**good, "subset": 3},
+    }
+    src = tmp_path / "meta.json"
+    src.write_text(json.dumps(rows, indent=2))
+    result = run_adapter("dota", src)
+    splits = {e.video_id: e.metadata.source_split for e in result.entries}
+    assert splits == {"a_val": "val", "b_train": "train", "c_none": None}
+    assert [(r.video_id, "subset must be a string" in r.reason) for r in result.rejects] == [
+        ("d_bad", True)
+    ]
+    if DOTA.exists():  # the real file: every row says `val`
+        assert {e.metadata.source_split for e in run_adapter("dota", DOTA).entries} == {"val"}
+
+
+def test_unmapped_label_reject_names_its_line_once(tmp_path):
+    src = tmp_path / "meta.json"
+    row = {"anomaly_start": 5, "anomaly_end": 20, "num_frames": 30, "anomaly_class": "ego: x"}
+    src.write_text(json.dumps({"v1": row}, indent=2))
+    (reject,) = run_adapter("dota", src).rejects
+    assert reject.reason == "line 2: source label 'ego: x' is not in the label mapping"

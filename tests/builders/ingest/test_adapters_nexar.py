@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from vlm_autodrive.builders.core.stage import read_rejects, write_rejects
+from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.adapters import (
     AdapterError,
     load_adapter_config,
     run_adapter,
     write_manifest,
 )
+from vlm_autodrive.builders.ingest.manifest import read_manifest
 from vlm_autodrive.builders.ingest.records import ManifestEntry
 from vlm_autodrive.cli import main
 
@@ -213,3 +215,47 @@ def test_write_manifest_and_rejects_round_trip(tmp_path):
         read_rejects(rejects) == []
         and json.loads(back[0].model_dump_json())["metadata"]["source_split"] == "train"
     )
+
+
+def test_relative_root_paths_resolve_from_the_manifest_folder(tmp_path, monkeypatch):
+    """`adapt nexar data/nexar --out sub/dir/manifest.jsonl` run from the project folder:
+    ingest resolves relative paths against the manifest's folder, so every row's video
+    must be found from there."""
+    root = _nexar(tmp_path / "data" / "nexar", GOOD)
+    for (split, folder), rows in GOOD.items():
+        for row in rows:
+            (root / split / folder / row.split(",")[0]).write_bytes(b"video")
+    monkeypatch.chdir(tmp_path)
+    out = Path("sub/dir/manifest.jsonl")
+    assert main(["adapt", "nexar", "data/nexar", "--out", str(out)]) == 0
+    written = [json.loads(t)["path"] for t in out.read_text().splitlines()]
+    assert "../../data/nexar/train/positive/00000.mp4" in written  # relative, movable tree
+    rows, rejects = read_manifest(out, load_taxonomy().names)
+    assert not rejects and len(rows) == len(written) == 5
+    assert all(Path(r.entry.path).is_file() for r in rows)
+    # an absolute root stays absolute
+    absolute = tmp_path / "abs.jsonl"
+    assert main(["adapt", "nexar", str(root), "--out", str(absolute)]) == 0
+    assert all(Path(json.loads(t)["path"]).is_absolute() for t in absolute.read_text().splitlines())
+
+
+def test_excel_byte_order_mark_is_read_as_text(tmp_path):
+    root = _nexar(tmp_path / "nexar", GOOD)
+    csv = root / "train" / "positive" / "metadata.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())  # Excel's "CSV UTF-8"
+    result = run_adapter("nexar", root)
+    assert not result.rejects and len(result.entries) == 5
+
+
+def test_reject_reasons_name_the_line_once_and_nan_says_missing(tmp_path):
+    root = _nexar(
+        tmp_path / "nexar",
+        {
+            ("train", "positive"): ["00001.mp4,NaN,,Normal,Clear,Urban,"],  # pandas' gap
+            ("train", "unsorted"): ["00002.mp4,,,Normal,Clear,Urban,"],  # no mapping
+        },
+    )
+    reasons = {Path(r.source).parent.name: r.reason for r in run_adapter("nexar", root).rejects}
+    assert all(r.startswith("line 2: ") and r.count("line 2") == 1 for r in reasons.values())
+    assert "time_of_event is 'NaN' (a missing value)" in reasons["positive"]
+    assert "not a number of seconds" not in reasons["positive"]
