@@ -5,11 +5,14 @@ Every field can be overridden on the command line (`--set generate.models.text.b
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from vlm_autodrive.builders.core.fingerprint import FILE_INPUT, NOT_AN_INPUT
 from vlm_autodrive.builders.core.strict import Strict
 
 SplitName = Literal[
@@ -58,25 +61,41 @@ class Throughput(Strict):
 class ModelConfig(Strict):
     """One model and the backend that serves it."""
 
-    backend: Literal["openai", "vllm", "ray"] = "openai"
-    model: str = Field(description="model id (Hub id or local folder)")
+    # What a model writes is decided by its weights (`model`, `revision`: see
+    # `identity`) and the engine settings that are inputs; the rest says how it is
+    # reached and run (marked NOT_AN_INPUT: changing them re-sends nothing).
+    backend: Literal["openai", "vllm", "ray"] = Field("openai", json_schema_extra=NOT_AN_INPUT)
+    model: str = Field(
+        description="model id (Hub id or local folder)", json_schema_extra=NOT_AN_INPUT
+    )
     revision: str | None = Field(None, description="pinned revision; part of the cache key")
-    served_model_name: str | None = Field(None, description="name the server knows it by")
+    served_model_name: str | None = Field(
+        None, description="name the server knows it by", json_schema_extra=NOT_AN_INPUT
+    )
     base_urls: list[str] = Field(
-        default_factory=list, description="openai: one URL per replica, e.g. http://h:8000/v1"
+        default_factory=list,
+        description="openai: one URL per replica, e.g. http://h:8000/v1",
+        json_schema_extra=NOT_AN_INPUT,
     )
     local_server: bool = Field(
-        False, description="openai: start `vllm` on 127.0.0.1 for `model` during the build"
+        False,
+        description="openai: start `vllm` on 127.0.0.1 for `model` during the build",
+        json_schema_extra=NOT_AN_INPUT,
     )
     server_python: str | None = Field(
         None,
         description="local_server: the python of an environment with vLLM (default: the "
         "project's .venv-vllm/bin/python, found from any working directory)",
+        json_schema_extra=NOT_AN_INPUT,
     )
-    api_key_env: str = Field("OPENAI_API_KEY", description="variable holding the API key")
-    max_concurrency: int = Field(64, ge=1)
-    timeout: float = Field(600.0, gt=0, description="seconds per request")
-    max_retries: int = Field(3, ge=0)
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="variable holding the API key", json_schema_extra=NOT_AN_INPUT
+    )
+    max_concurrency: int = Field(64, ge=1, json_schema_extra=NOT_AN_INPUT)
+    timeout: float = Field(
+        600.0, gt=0, description="seconds per request", json_schema_extra=NOT_AN_INPUT
+    )
+    max_retries: int = Field(3, ge=0, json_schema_extra=NOT_AN_INPUT)
     tensor_parallel_size: int = Field(1, ge=1, description="vllm backend")
     max_model_len: int | None = None
     reasoning_parser: str | None = Field(
@@ -89,13 +108,16 @@ class ModelConfig(Strict):
         default_factory=dict, description="extra vllm.LLM / server arguments"
     )
     throughput: Throughput | None = Field(
-        None, description="measured rate of one replica: the dry run's GPU-hours"
+        None,
+        description="measured rate of one replica: the dry run's GPU-hours",
+        json_schema_extra=NOT_AN_INPUT,
     )
     ray: RayModelSettings | None = Field(
         None,
         description="backend ray: replicas and batch size; with base_urls the requests go "
         "to those servers (HttpRequestProcessorConfig), without them vLLM runs in the "
         "cluster (vLLMEngineProcessorConfig)",
+        json_schema_extra=NOT_AN_INPUT,
     )
 
     @field_validator("server_python")
@@ -138,8 +160,24 @@ class ModelConfig(Strict):
 
     @property
     def model_id(self) -> str:
-        """Backend-independent id for the cache key and the rows' `generator`."""
-        return f"{self.model}@{self.revision or 'unpinned'}"
+        """The rows' `generator`: the model's name (a local folder's own name, never the
+        path to it) and revision."""
+        name = Path(self.model).name if Path(self.model).is_dir() else self.model
+        return f"{name}@{self.revision or 'unpinned'}"
+
+    def identity(self, memo_dir: Path | None = None) -> str:
+        """What the model writes is made from, for the cache key: its weights (a local
+        folder by content, a Hub id by id and revision) and every setting marked as an
+        input (engine arguments, context length, reasoning parser...), never a path."""
+        from vlm_autodrive.builders.core.fingerprint import input_values, model_identity
+
+        weights = model_identity(self.model, self.revision, memo_dir)
+        settings = input_values(self)
+        settings.pop("revision", None)  # in `weights` already
+        if not settings.get("engine_args"):
+            settings.pop("engine_args", None)
+        text = json.dumps({"weights": weights, "settings": settings}, sort_keys=True)
+        return "model:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class SplitGenConfig(Strict):
@@ -165,7 +203,9 @@ class SplitGenConfig(Strict):
         "failure; the cache keeps only this many of them",
     )
     import_file: str | None = Field(
-        None, description="caption_vlm: JSONL of {clip_id, caption} made elsewhere, no model"
+        None,
+        description="caption_vlm: JSONL of {clip_id, caption} made elsewhere, no model",
+        json_schema_extra=FILE_INPUT,
     )
     check: SplitGenConfig | None = Field(
         None,
@@ -188,7 +228,9 @@ class SplitGenConfig(Strict):
 class GenerateConfig(Strict):
     """Models and the model-made splits to build (in dependency order)."""
 
-    prompts: str | None = Field(None, description="folder searched before bundled prompts")
+    prompts: str | None = Field(
+        None, description="folder searched before bundled prompts", json_schema_extra=FILE_INPUT
+    )
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     splits: dict[SplitName, SplitGenConfig] = Field(default_factory=dict)
 

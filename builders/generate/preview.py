@@ -1,30 +1,24 @@
-"""The dry run's view of the stages before the model splits: what they would produce.
+"""The dry run's plan of the rule splits: what they would produce.
 
-In: the build folder, the recipe (manifest, chunk settings, rule splits settings), the
-taxonomy. Out: an `UpstreamPreview`: the clips the model splits would read after a real
-run of ingest, chunk and the rule splits (each with its side, detailed caption and MCQ),
-or None for them when every one of those stages is up to date (the model splits then
-read the build folder as it is), plus lines saying what each stage would do and, per
-rule config, how many rows would change.
+In: the build folder, the recipe (rule splits settings), the taxonomy, and what the
+planned ingest and chunk would leave (builders/pipeline.py walks sample, ingest and chunk
+before this, each planned by its own code: `preview_ingest`, `preview_chunk`). Out: an
+`UpstreamPreview`: the clips the model splits would read after a real run of ingest,
+chunk and the rule splits (each with its side, detailed caption and MCQ), or None for
+them when every one of those stages is up to date (the model splits then read the build
+folder as it is), plus lines saying, per rule config, how many rows would change.
 
-Nothing is written. Each stage is planned by its own code: ingest probes only the new or
-changed files (`preview_ingest`), chunk plans and labels without cutting
-(`preview_chunk`), the rule splits compute their rows in memory (`compute_rule_rows`).
-A new build (no ingest yet) is planned from the manifest alone; when the recipe's
-`sample` stage has not made the manifest yet, the sample is generated into a temporary
-folder first (same seed, same videos) and deleted after.
+Nothing is written: the rule splits compute their rows in memory (`compute_rule_rows`).
 """
 
 from __future__ import annotations
 
-import tempfile
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.files import file_sha256
-from vlm_autodrive.builders.core.recipe import ChunkConfig
 from vlm_autodrive.builders.core.stage import Stage
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.generate.inputs import make_clip_inputs, read_config, video_facts
@@ -38,52 +32,28 @@ class UpstreamPreview:
     rule_changes: dict[str, int] = field(default_factory=dict)  # config -> rows changed
 
 
-def preview_upstream(
+def plan_rules(
     build_dir: Path,
     recipe: Any,
     taxonomy: Taxonomy,
-    chunk_config: ChunkConfig,
-    *,
-    force: bool = False,
-    workers: int = 1,
+    ing: Any,
+    ch: Any,
+    declared: Callable[[], str],
 ) -> UpstreamPreview:
-    """What ingest, chunk and the rule splits of `recipe` would leave (see the module)."""
-    from vlm_autodrive.builders.clips.preview import preview_chunk
-    from vlm_autodrive.builders.ingest.stage import preview_ingest
-
-    with ExitStack() as stack:
-        manifest = Path(recipe.manifest)
-        lines = []
-        if recipe.sample and not manifest.exists():
-            from vlm_autodrive.builders.synthetic.sample import generate_sample
-
-            s = recipe.sample
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dry-run-")))
-            lines.append(
-                f"[sample] would generate {s.videos} videos (planned from a temporary copy)"
-            )
-            manifest = generate_sample(tmp, **s.model_dump())
-        ing = preview_ingest(manifest, build_dir, taxonomy, workers)
-        lines.append(
-            f"[ingest] {'would record' if ing.changed else 'up to date:'} "
-            f"{len(ing.videos)} videos, {ing.rejects} rejected"
-        )
-        ch = preview_chunk(build_dir, ing.videos, ing.same_file, chunk_config, taxonomy, force)
-        lines.append(
-            f"[chunk] would cut {ch.cut} videos ({ch.recut} of them again), remove "
-            f"{ch.removed}: {len(ch.clips)} clips, {ch.rejected} videos rejected"
-        )
-        return _preview_rules(build_dir, recipe, taxonomy, ing, ch, lines)
+    """The rule splits as a run after the planned ingest (`ing`, an IngestPreview) and
+    chunk (`ch`, a ChunkPreview) would leave them (see the module); `declared` gives the
+    pipeline's key of the stage's declared inputs."""
+    return _preview_rules(build_dir, recipe, taxonomy, ing, ch, [], declared)
 
 
-def _preview_rules(build_dir, recipe, taxonomy, ing, ch, lines) -> UpstreamPreview:
+def _preview_rules(build_dir, recipe, taxonomy, ing, ch, lines, declared) -> UpstreamPreview:
     import pyarrow as pa
 
     from vlm_autodrive.builders.ingest.records import VIDEO_SCHEMA
     from vlm_autodrive.builders.rules.stage import VIDEO_COLUMNS
 
     if not ing.changed and not ch.changed:  # the tables on disk are what a run reads
-        return preview_rules(build_dir, recipe, taxonomy, lines=lines)
+        return preview_rules(build_dir, recipe, taxonomy, lines=lines, declared=declared())
     table = [
         {"clip_id": c.clip_id, "video_id": c.video_id, "path": c.path, "label": c.label,
          "event_offset": c.event_offset}
@@ -102,6 +72,7 @@ def preview_rules(
     taxonomy: Taxonomy,
     planned: tuple | None = None,
     lines: list[str] | None = None,
+    declared: str | None = None,
 ) -> UpstreamPreview:
     """The rule splits as a run would leave them, from the ingest and chunk tables on
     disk, or from `planned` (clip table rows, videos by id, clip id -> file hash) when
@@ -112,6 +83,7 @@ def preview_rules(
         check_inputs,
         compute_rule_rows,
         load_rule_templates,
+        rule_declared_key,
         rule_stage_key,
     )
 
@@ -125,8 +97,9 @@ def preview_rules(
         inputs = {r: file_sha256(build_dir / r) for r in tables}
         if pinned_path is not None:
             inputs["pin_assignment"] = file_sha256(pinned_path)
-        recipe_dict = recipe.model_dump(mode="json")
-        key = rule_stage_key(build_dir, config, taxonomy, templates, recipe_dict, inputs)
+        if declared is None:
+            declared = rule_declared_key(build_dir, config, taxonomy)
+        key = rule_stage_key(declared, templates, inputs)
         if Stage(build_dir, "rule_splits").finished(key) is not None:
             lines.append("[rule splits] up to date")
             return UpstreamPreview(None, lines)

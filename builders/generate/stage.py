@@ -69,6 +69,7 @@ from vlm_autodrive.builders.generate.report import SplitReport
 from vlm_autodrive.builders.generate.requests import (
     OVERSIZED,
     build_request,
+    checked,
     estimate_tokens,
     local_paths,
     send_misses,
@@ -97,8 +98,9 @@ class SplitJob:
     split: ModelSplit
     sgen: SplitGenConfig
     model_cfg: ModelConfig | None
-    model_id: str
+    model_id: str  # the rows' `generator`
     template: LoadedTemplate
+    cache_id: str  # the model's identity in the request keys (`ModelConfig.identity`)
 
 
 @dataclass
@@ -112,6 +114,7 @@ class RunContext:
     retry: set[str]
     dry_run: bool
     progress: bool
+    identity: Callable[[ModelConfig], str] = ModelConfig.identity
 
 
 def run_model_splits(
@@ -124,6 +127,7 @@ def run_model_splits(
     open_backend: BackendOpener | None = None,
     progress: bool = True,
     clips: list[ClipInput] | None = None,
+    declared: str | None = None,
 ) -> list[SplitReport]:
     """Build every split of `gen.splits` (in MODEL_SPLITS order); returns their reports.
 
@@ -135,7 +139,9 @@ def run_model_splits(
     model config (default: `backend_factory.open_backend`), opened only for a split that
     has requests to send. `clips`: the clips with their texts as the dry run plans them
     (`preview.py`) instead of the build folder's. With nothing changed since the last
-    run (`stamp.py`) the stored reports come back and nothing is done.
+    run (`stamp.py`) the stored reports come back and nothing is done. `declared`: the
+    pipeline's key of the stage's declared inputs (builders/pipeline.py; None: derived
+    here from `gen` and `taxonomy`).
     """
     if open_backend is None:
         from functools import partial
@@ -147,7 +153,12 @@ def run_model_splits(
     loaded = {n: (MODEL_SPLITS[n], t) for n, t in templates.items() if n != CHECK_KEY}
     key = None  # the stage key of the build folder's inputs (a dry run's own: none)
     if clips is None:
-        key = model_splits_key(build_dir, gen, taxonomy, loaded, _check_inputs(gen, templates))
+        if declared is None:
+            from vlm_autodrive.builders.pipeline import declared_key
+
+            declared = declared_key("model_splits", {"generate": gen}, taxonomy, build_dir)
+        check = templates[CHECK_KEY].sha256 if CHECK_KEY in templates else None
+        key = model_splits_key(build_dir, gen, declared, loaded, check)
         # A retry has work whatever the key: the failures to send again.
         if not retry_failed and (stored := stored_reports(build_dir, key)) is not None:
             return stored
@@ -169,15 +180,28 @@ def run_model_splits(
                 return backends[key]
 
             ctx = RunContext(build_dir, taxonomy, cache, backend_for, retry, dry_run, progress)
+            # A model's weights are hashed once a run (memoised in the cache folder,
+            # which a dry run does not write).
+            memo = None if dry_run else build_dir / CACHE_PATH.parent
+            identities: dict[str, str] = {}
+
+            def identity(cfg: ModelConfig) -> str:
+                key = cfg.model_dump_json()
+                if key not in identities:
+                    identities[key] = cfg.identity(memo)
+                return identities[key]
+
+            ctx.identity = identity
             for name, (split, template) in loaded.items():
                 sgen = gen.splits[name]
                 prompt_hashes[split.prompt] = template.sha256
                 if sgen.import_file:
                     model_cfg, model_id = None, f"import:{Path(sgen.import_file).name}"
+                    cache_id = model_id
                 else:
                     model_cfg = gen.models[sgen.model]
-                    model_id = model_cfg.model_id
-                job = SplitJob(split, sgen, model_cfg, model_id, template)
+                    model_id, cache_id = model_cfg.model_id, identity(model_cfg)
+                job = SplitJob(split, sgen, model_cfg, model_id, template, cache_id)
                 report, rows, fails = _run_split(job, split.expand(clips, failures), ctx)
                 if name == "reasoning_revised" and sgen.check is not None:
                     report, rows, fails = _check_revisions(
@@ -267,21 +291,12 @@ def load_prompt_templates(gen: GenerateConfig, taxonomy: Taxonomy) -> dict[str, 
     return out
 
 
-def _check_inputs(gen: GenerateConfig, templates: dict[str, LoadedTemplate]) -> dict | None:
-    """What the independent check of reasoning_revised is made from (its template and
-    model), for the stage key; None when the check is off."""
-    if CHECK_KEY not in templates:
-        return None
-    model = gen.models[gen.splits["reasoning_revised"].check.model]
-    return {"prompt": templates[CHECK_KEY].sha256, "model": model.model_id}
-
-
 def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
     """The independent check of reasoning_revised: its kept rows are asked again, trace
     without answer, of `check.model`; rows it does not confirm move to the failures.
     One report for both steps: samples = kept (confirmed) + failures of either step."""
     model_cfg = gen.models[check.model]
-    job = SplitJob(CHECK, check, model_cfg, model_cfg.model_id, template)
+    job = SplitJob(CHECK, check, model_cfg, model_cfg.model_id, template, ctx.identity(model_cfg))
     checked, kept, more = _run_split(job, CHECK.expand(clips, rows), ctx)
     for f in ("requests", "cached", "to_send", "sent", "prompt_tokens_est", "completion_tokens"):
         setattr(report, f, getattr(report, f) + getattr(checked, f))
@@ -352,7 +367,7 @@ def _run_split(
                     failure_row(split, clip, s, "render", reason, None, 0, common_base, "")
                 )
             continue
-        base = request_key(model_id, req)
+        base = request_key(job.cache_id, req)
         plan.append((clip, base))
         requests.setdefault(base, req)
     attempts = cache.attempts(requests)
@@ -361,10 +376,10 @@ def _run_split(
     key_of: dict[str, str] = {}
     for base, req in requests.items():
         a = attempts.get(base, 0)
-        key, sent = _attempt(model_id, base, req, a)
+        key, sent = _attempt(job.cache_id, base, req, a)
         if key in retry:  # the failures name the key of the attempt that failed
             a = bumped[base] = a + 1
-            key, sent = _attempt(model_id, base, req, a)
+            key, sent = _attempt(job.cache_id, base, req, a)
         key_of[base] = key
         keyed[key] = replace(sent, request_id=key)
     report.requests = len(keyed)
@@ -390,6 +405,9 @@ def _run_split(
         # A sample cut at a smaller max_output_chars than today's is incomplete: re-send.
         for key in [k for k, r in by_key.items() if _cut_below(r, sgen.max_output_chars)]:
             del by_key[key]
+        # The rest are kept as a new response is (`checked`): cut to today's bound, so a
+        # warm cache parses what a build from scratch would.
+        by_key = {k: checked(r, sgen.n, sgen.max_output_chars) for k, r in by_key.items()}
         report.cached = len(by_key)
         misses = [r for k, r in keyed.items() if k not in by_key]
         report.to_send = len(misses)
@@ -533,16 +551,14 @@ def _parse_all(
                 )
                 continue
             try:
-                new = split.parse(comp, clip, s, dict(common), taxonomy)
+                new = split.checked_parse(comp, clip, s, dict(common), taxonomy)
             except Filtered as e:
                 fails.append(
                     failure_row(split, clip, s, "filtered", str(e), comp, 1, common_base, key)
                 )
                 continue
-            except ParseError as e:
-                fails.append(
-                    failure_row(split, clip, s, "parse", str(e), comp, 1, common_base, key)
-                )
+            except ParseError as e:  # kind `parse`, or `degenerate` (a subclass)
+                fails.append(failure_row(split, clip, s, e.kind, str(e), comp, 1, common_base, key))
                 continue
             report.kept += 1
             counts_of[1] += 1

@@ -1,17 +1,13 @@
 """The model splits' stage stamp: a rebuild with nothing changed does no work.
 
-In: the build folder, the `generate:` config, the taxonomy, each split's loaded prompt.
-Out: the stage key (`model_splits_key`) over everything the model splits are made from:
-
-- the rule splits' stamp (its key covers the ingest and chunk tables, so the clips'
-  labels, paths and bytes, the rule settings, templates and taxonomy; its outputs are
-  the sha256 of the assignment and of the `caption_metadata` and `mcq` files);
-- per split the model id and revision, the sampling settings, the model settings that
-  shape a request (`fold_system_prompt`, `reasoning_parser`), the prompt's hash, an
-  imported captions file's hash, and the parser: the source of the split modules, the
-  shared parsing helpers and the answer parser, and the code of the `parse` method in
-  use (so a changed parser re-parses);
-- the taxonomy and the toolkit version.
+In: the build folder, the pipeline's key of the stage's declared inputs
+(builders/pipeline.py: the `generate:` settings that are inputs, the prompt folder and
+import files by content, the taxonomy, every model by its weights and engine settings,
+the code of the stage and everything it imports, the recorded outputs of rule_splits
+and chunk), each split's loaded prompt. Out: the stage key (`model_splits_key`): the
+declared key with what only a loaded split knows: the prompt templates as loaded
+(bundled ones included), the word lists its parser read, the `parse` method in use, and
+the clip files' state when a split attaches video.
 
 With the same key and the outputs intact (`Stage.finished`), the stage returns the
 reports stored in the stamp without rendering, looking up or parsing anything. A run
@@ -25,26 +21,18 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from vlm_autodrive import __version__
-from vlm_autodrive.builders.core.files import file_sha256, read_json
 from vlm_autodrive.builders.core.stage import STAMP, Stage, content_key
-from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.folder import DATA_DIR
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.generate.report import SplitReport
 
 STAGE = "model_splits"
-_PARSER_SOURCES = ("generate/tasks", "generate/parsing.py", "core/answers.py")
 
 
 def parser_fingerprint(split: Any) -> str:
-    """A hash of the code that parses `split`'s completions (see the module)."""
-    root = Path(__file__).resolve().parents[1]
+    """A hash of the `parse` method `split` runs now (the module files are in the
+    declared key already; this catches a parser replaced at run time)."""
     h = hashlib.sha256()
-    for rel in _PARSER_SOURCES:
-        p = root / rel
-        for f in sorted(p.glob("*.py")) if p.is_dir() else [p]:
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
     _hash_code(h, type(split).parse.__code__)
     return h.hexdigest()
 
@@ -63,44 +51,28 @@ def _hash_code(h, code) -> None:
 def model_splits_key(
     build_dir: Path,
     gen: GenerateConfig,
-    taxonomy: Taxonomy,
+    declared: str,
     splits: dict[str, Any],
     check: dict[str, Any] | None = None,
 ) -> str | None:
     """The stage key; None when the rule splits left no stamp (nothing to compare).
     `splits`: name -> (split, loaded template), after `prepare` (its word lists count);
-    `check`: what reasoning_revised's independent check is made from, when on."""
-    rule_stamp = build_dir / "rule_splits" / STAMP
-    if not rule_stamp.exists():
+    `check`: the independent check's template hash, when on."""
+    if not (build_dir / "rule_splits" / STAMP).exists():
         return None
-    try:
-        rules = read_json(rule_stamp)
-    except (OSError, ValueError):
-        return None
-    per_split = {}
-    for name, (split, template) in splits.items():
-        sgen = gen.splits[name]
-        model = gen.models.get(sgen.model) if not sgen.import_file else None
-        per_split[name] = {
-            "model": model.model_id if model else None,
-            "request": (
-                model.model_dump(include={"fold_system_prompt", "reasoning_parser"})
-                if model
-                else None
-            ),
-            "sampling": sgen.model_dump(),
+    per_split = {
+        name: {
             "prompt": template.sha256,
-            "import": file_sha256(Path(sgen.import_file)) if sgen.import_file else None,
             "parser": parser_fingerprint(split),
             "word_lists": _word_lists(split),
         }
+        for name, (split, template) in splits.items()
+    }
     video = any(s.needs_video and not gen.splits[n].import_file for n, (s, _) in splits.items())
     return content_key(
         {
-            "toolkit": __version__,
+            "declared": declared,
             "clip_files": _clip_file_states(build_dir) if video else None,
-            "rules": {"key": rules.get("key"), "outputs": rules.get("outputs")},
-            "taxonomy": content_key(taxonomy.model_dump()),
             "splits": per_split,
             "check": check,
         }

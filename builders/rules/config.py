@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from vlm_autodrive.builders.core.fingerprint import FILE_INPUT
 from vlm_autodrive.builders.core.strict import Strict
 
 RULE_CONFIGS = ("mcq", "caption_metadata", "cause_vqa")
@@ -36,12 +37,15 @@ class RuleSplitsConfig(Strict):
         "balanced", description="fixed: taxonomy (paper) order; balanced: seeded per clip"
     )
     templates: str | None = Field(
-        None, description="folder searched before the bundled templates (edited copies)"
+        None,
+        description="folder searched before the bundled templates (edited copies)",
+        json_schema_extra=FILE_INPUT,
     )
     pin_assignment: str | None = Field(
         None,
         description="keep old videos on the side a previous release gave them: a release "
         "or build folder, its split/assignment.parquet, or ORG/NAME@vX.Y.Z on the Hub",
+        json_schema_extra=FILE_INPUT,
     )
 
     @field_validator("pin_assignment")

@@ -26,6 +26,7 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.assign import (
     ASSIGNMENT_PATH,
     assign_splits,
+    duplicate_groups,
     pinned_assignment_path,
     read_pinned,
     write_assignment,
@@ -121,10 +122,13 @@ def build_rule_splits(
     recipe_dict: dict[str, Any],
     *,
     force: bool = False,
+    declared: str | None = None,
 ) -> RuleSplitsSummary:
     """Build the rule configs of `config` from the ingest and chunk tables in `build_dir`.
 
-    `recipe_dict` is recorded in provenance.json (and part of the stage key). Raises,
+    `recipe_dict` is recorded in provenance.json. `declared`: the pipeline's key of the
+    stage's declared inputs (builders/pipeline.py; None: derived here from `config`
+    and `taxonomy`), part of the stage key with the input tables' hashes. Raises,
     with a message for the user: FileNotFoundError when a table or the templates folder
     is missing; ValueError on bad input: unknown labels, a broken template
     (TemplateLoadError), a class too small for the test (ShortClassError).
@@ -145,7 +149,9 @@ def build_rule_splits(
     if pinned_path is not None:
         inputs["pin_assignment"] = file_sha256(pinned_path)
     taxonomy_sha = content_key(taxonomy.model_dump())
-    key = rule_stage_key(build_dir, config, taxonomy, templates, recipe_dict, inputs)
+    if declared is None:
+        declared = rule_declared_key(build_dir, config, taxonomy)
+    key = rule_stage_key(declared, templates, inputs)
     stage = Stage(build_dir, "rule_splits")
     if not force and (done := stage.finished(key)) is not None:
         return RuleSplitsSummary(build_dir=str(build_dir), **done, skipped=True)
@@ -264,6 +270,7 @@ def compute_rule_rows(
         on_short=config.on_short,
         max_test_fraction=config.max_test_fraction,
         pinned=read_pinned(pinned_path) if pinned_path else None,
+        groups=duplicate_groups(videos),  # byte-identical files: one side
     )
     sides = {cid: s for cid, s in a.sides.items() if s != "held_out"}
     made: list[ConfigTables] = []
@@ -316,26 +323,24 @@ def compute_rule_rows(
     return RuleRows(a, made, letters, empty_captions, normalizer)
 
 
-def rule_stage_key(
-    build_dir: Path,
-    config: RuleSplitsConfig,
-    taxonomy: Taxonomy,
-    templates: dict[str, Any],
-    recipe_dict: dict[str, Any],
-    inputs: dict[str, str],
-) -> str:
-    """The stage key: what the rule configs are made from (`inputs`: the ingest and chunk
-    tables' sha256, and the pinned assignment's)."""
+def rule_stage_key(declared: str, templates: dict[str, Any], inputs: dict[str, str]) -> str:
+    """The stage key: the declared inputs' key (settings, taxonomy, code), the templates
+    as loaded (bundled ones included) and `inputs` (the ingest and chunk tables' sha256,
+    and the pinned assignment's)."""
     return content_key(
         {
-            "toolkit": __version__,
-            "config": config.model_dump(),
-            "taxonomy": content_key(taxonomy.model_dump()),
+            "declared": declared,
             "templates": {n: t.sha256 for n, t in templates.items()},
             "inputs": inputs,
-            "recipe": json.loads(json.dumps(recipe_dict, default=str, sort_keys=True)),
         }
     )
+
+
+def rule_declared_key(build_dir: Path, config: RuleSplitsConfig, taxonomy: Taxonomy) -> str:
+    """The pipeline's key of this stage's declared inputs, for callers outside it."""
+    from vlm_autodrive.builders.pipeline import declared_key
+
+    return declared_key("rule_splits", {"splits": config}, taxonomy, build_dir)
 
 
 def _require(path: Path) -> bool:
@@ -357,7 +362,7 @@ def _read_inputs(
 
 
 CLIP_COLUMNS = ["clip_id", "video_id", "path", "label", "event_offset"]
-VIDEO_COLUMNS = ["video_id", "label", "event_time", "metadata"]
+VIDEO_COLUMNS = ["video_id", "label", "event_time", "metadata", "sha256"]
 
 
 def check_inputs(
