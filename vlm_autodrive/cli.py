@@ -267,6 +267,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_show_parser(sub)  # `autodrive show BUILD CONFIG [--html OUT]`
 
+    from vlm_autodrive.builders.audit.cli import add_audit_parser
+
+    add_audit_parser(sub)  # `autodrive audit BUILD`
+
     from vlm_autodrive.trainer.eval.cli import add_eval_parser
 
     add_eval_parser(sub)  # `autodrive eval ...` and `autodrive eval compare ...`

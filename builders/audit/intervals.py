@@ -1,0 +1,57 @@
+"""95% intervals for an accuracy over rows that are clustered by source video.
+
+In: per-row credit in [0, 1] and each row's video id. Out: (low, high), the wider of
+Wilson's score interval over the rows and a percentile bootstrap that resamples whole
+videos (the questions of one clip, and the clips of one video, are correlated: treating
+them as independent would make the interval too narrow). Wilson keeps a few rows with
+all answers right from getting a zero-width interval, which the bootstrap gives them.
+Deterministic: the bootstrap's generator is seeded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+BOOTSTRAP = 1000
+
+
+def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval for a proportion `p` of `n` trials."""
+    if n == 0:
+        return 0.0, 1.0
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def cluster_bootstrap(
+    credits: np.ndarray, clusters: Sequence[str], seed: int = 0, resamples: int = BOOTSTRAP
+) -> tuple[float, float]:
+    """Percentile 95% interval of the mean credit, resampling clusters with replacement."""
+    ids = {c: k for k, c in enumerate(dict.fromkeys(clusters))}
+    index = np.fromiter((ids[c] for c in clusters), dtype=np.int64, count=len(clusters))
+    sums = np.bincount(index, weights=credits, minlength=len(ids))
+    counts = np.bincount(index, minlength=len(ids)).astype(float)
+    rng = np.random.default_rng(seed)
+    batch = max(1, 4_000_000 // max(1, len(ids)))  # memory: batch x clusters indices
+    means = []
+    for lo in range(0, resamples, batch):
+        draws = rng.integers(0, len(ids), size=(min(batch, resamples - lo), len(ids)))
+        means.append(sums[draws].sum(axis=1) / counts[draws].sum(axis=1))
+    means = np.concatenate(means)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def interval(credits: np.ndarray, clusters: Sequence[str], seed: int = 0) -> tuple[float, float]:
+    """The wider of Wilson's and the clustered bootstrap's 95% intervals (see the module)."""
+    if len(credits) == 0:
+        return 0.0, 1.0
+    w = wilson(float(np.mean(credits)), len(credits))
+    b = cluster_bootstrap(np.asarray(credits, dtype=float), clusters, seed)
+    return round(min(w[0], b[0]), 6), round(max(w[1], b[1]), 6)
