@@ -345,15 +345,18 @@ def _cmd_adapt(args) -> int:
 
 
 def _cmd_frames_to_video(args) -> int:
-    from vlm_autodrive.builders.core.stage import write_rejects
     from vlm_autodrive.builders.core.strict import validate_model
-    from vlm_autodrive.builders.ingest.frames_to_video import FramesConfig, frames_to_video
+    from vlm_autodrive.builders.ingest.frames_to_video import (
+        FramesConfig,
+        frames_to_video,
+        merge_rejects,
+    )
 
     settings = {k: getattr(args, k) for k in ("fps", "crf", "preset", "workers")}
     config = validate_model("command line", FramesConfig, settings)
     res = frames_to_video(args.src, args.out, config)
     rejects = args.rejects or args.out / "rejects.jsonl"
-    write_rejects(rejects, res.rejects)
+    merge_rejects(rejects, res.rejects, args.src)  # other groups' rejects in OUT are kept
     print(res.summary())
     _print_rejects(res.rejects, rejects)
     print(f"wrote {args.out} and {rejects}")

@@ -14,6 +14,8 @@ carries a stamp (a hash of the settings and the frames' bytes): a re-run skips a
 whose output has the same stamp, and re-encodes it otherwise. A folder with a gap in its
 numbering, a frame that cannot be read or one of another size is a reject naming the
 file. An odd width or height is cropped by one pixel (yuv420p needs even sizes).
+`merge_rejects` writes a run's rejects into OUT's rejects file beside those of runs on
+other source folders.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tqdm import tqdm
 from vlm_autodrive.builders.clips.cutting import x264_deterministic_params
 from vlm_autodrive.builders.core.children import worker_pool
 from vlm_autodrive.builders.core.files import atomic_path
-from vlm_autodrive.builders.core.stage import RejectRecord
+from vlm_autodrive.builders.core.stage import RejectRecord, read_rejects, write_rejects
 from vlm_autodrive.builders.core.strict import Strict
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -269,6 +271,27 @@ def frames_to_video(
     bar.close()
     assert result.folders == len(result.written) + len(result.skipped) + len(result.rejects)
     return result
+
+
+def merge_rejects(path: Path, rejects: list[RejectRecord], src: Path) -> list[RejectRecord]:
+    """Write this run's `rejects` into the rejects file `path`, keeping earlier runs' ones.
+
+    The MM-AU layout is encoded one group folder at a time into one OUT: a run replaces
+    the frames-to-video records of folders at or below its own `src` (a folder fixed
+    since loses its reject; one still bad gets this run's reason) and keeps every other
+    record. Sorted by folder, so re-running any group, in any order, writes the same
+    file. Folders are compared resolved (from the working folder). Returns what it wrote.
+    """
+    top = Path(src).resolve()
+
+    def this_run(r: RejectRecord) -> bool:
+        folder = Path(r.source).resolve()
+        return r.stage == "frames-to-video" and (folder == top or top in folder.parents)
+
+    kept = [r for r in read_rejects(path) if not this_run(r)]
+    merged = sorted([*kept, *rejects], key=lambda r: (r.source, r.video_id or "", r.reason))
+    write_rejects(path, merged)
+    return merged
 
 
 def _collect(result: FramesResult, jobs, outcomes, bar) -> None:
