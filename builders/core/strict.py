@@ -2,6 +2,11 @@
 
 Also the one YAML reader of configs (`load_yaml`): safe (no Python tags), and a key given
 twice in one mapping is an error naming the key and its line, not a silent overwrite.
+Recipes are files users share, so the reader has limits: a file of at most
+MAX_YAML_BYTES, and at most MAX_YAML_VALUES values once YAML aliases are expanded (an
+"alias bomb" of nine aliases of nine aliases... is a few lines that expand to millions
+of values, which the build would write into provenance.json), no alias inside its own
+anchor, no nesting deeper than Python can walk.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vlm_autodrive.builders.core.errors import InputError, require_file
 
 M = TypeVar("M", bound=BaseModel)
+
+MAX_YAML_BYTES = 4 << 20  # the largest bundled config is a few kB
+MAX_YAML_VALUES = 100_000  # every mapping, list and scalar, aliases counted each time used
 
 
 class Strict(BaseModel):
@@ -47,7 +55,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_yaml(text: str, source: str | Path) -> Any:
     """`text` parsed as safe YAML; InputError naming `source` and the line otherwise."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise InputError(source, "not valid YAML: nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = mark.line + 1 if mark is not None else None
@@ -55,6 +65,51 @@ def load_yaml(text: str, source: str | Path) -> Any:
         if "could not determine a constructor" in problem:
             problem = f"{problem}: tags that build Python objects are not allowed"
         raise InputError(source, f"not valid YAML: {problem}", where) from None
+    _check_expansion(data, source)
+    return data
+
+
+def _check_expansion(data: Any, source: str | Path) -> None:
+    """InputError naming the key whose value expands past MAX_YAML_VALUES values, or that
+    holds itself. PyYAML builds an alias as a second reference to its anchor's object, so
+    sizes are summed over references, memoised per object: linear in the file's size."""
+    sizes: dict[int, int] = {}
+    path: list[str] = []
+
+    def size(node: Any, key: str, parents: set[int]) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) in parents:
+            where = ".".join([*path[1:], key]) or "(top level)"
+            raise InputError(source, "a YAML alias inside its own anchor: it holds itself", where)
+        if id(node) not in sizes:
+            parents.add(id(node))
+            path.append(key)
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            sizes[id(node)] = 1 + sum(size(v, str(k), parents) for k, v in items)
+            path.pop()
+            parents.discard(id(node))
+        return sizes[id(node)]
+
+    try:
+        total = size(data, "", set())
+    except RecursionError:
+        raise InputError(source, "nested too deeply") from None
+    if total <= MAX_YAML_VALUES:
+        return
+    keys, node = [], data
+    while isinstance(node, dict):  # down to the one key that holds the expansion
+        big = [(k, v) for k, v in node.items() if size(v, "", set()) > MAX_YAML_VALUES]
+        if len(big) != 1:
+            break
+        keys.append(str(big[0][0]))
+        node = big[0][1]
+    raise InputError(
+        source,
+        f"expands to {size(node, '', set()):,} values through YAML aliases (&anchor/*alias); "
+        f"a config holds at most {MAX_YAML_VALUES:,}",
+        ".".join(keys) or None,
+    )
 
 
 def read_text_file(path: str | Path, what: str) -> str:
@@ -82,6 +137,11 @@ def format_validation_error(source: str | Path, err: ValidationError, flags: boo
 def read_yaml_mapping(path: str | Path, kind: str = "recipe") -> dict:
     """A YAML file that must hold a mapping; InputError naming the file otherwise."""
     p = Path(path)
+    require_file(p, kind)
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise InputError(
+            p, f"{p.stat().st_size:,} bytes: {kind} is at most {MAX_YAML_BYTES:,} bytes of YAML"
+        )
     data = load_yaml(read_text_file(p, kind), p) or {}
     if not isinstance(data, dict):
         raise InputError(p, f"{kind} must be a mapping of keys, got {type(data).__name__}")
