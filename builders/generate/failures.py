@@ -1,9 +1,12 @@
 """The `failures` config: every sample that did not become rows, with its raw output.
 
-Kinds: `error` (the backend gave up after its retries), `parse` (the output is not
-usable: the reason says why), `filtered` (well formed but not kept by the split's rule,
-e.g. a reasoning trace with a wrong answer), `render` (the prompt template failed for
-this clip). `autodrive build --retry-failed` re-sends `error` and `parse` failures.
+Kinds (`KINDS`): `error` (the backend gave up after its retries), `parse` (the output is
+not usable: the reason says why, control characters and invalid Unicode included),
+`degenerate` (well formed but degenerate: repetition, placeholder or duplicate options,
+an answer copied into its question, ...; the reason starts with one of
+`degenerate.REASONS`), `filtered` (well formed but not kept by the split's rule, e.g. a
+reasoning trace with a wrong answer), `render` (the prompt template failed for this clip).
+`autodrive build --retry-failed` re-sends `error`, `parse` and `degenerate` failures.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ if TYPE_CHECKING:
     from vlm_autodrive.builders.generate.backends.base import Completion
 
 CONFIG = "failures"
-RETRYABLE = ("error", "parse")
+KINDS = ("error", "parse", "degenerate", "filtered", "render")
+RETRYABLE = ("error", "parse", "degenerate")
 
 
 @dataclass(slots=True)
@@ -77,7 +81,7 @@ def failure_id(config: str, clip_id: str, sample: int, revises: str | None = Non
 def failure_row(
     split, clip, sample, kind, reason, comp: Completion | None, attempts, common_base, key
 ) -> FailureRow:
-    """The failure row of one sample of a clip (`kind`: render, error, parse, filtered)."""
+    """The failure row of one sample of a clip (`kind`: one of KINDS)."""
     return FailureRow(
         id=failure_id(split.name, clip.clip_id, sample, clip.revises),
         request_id=key,
@@ -89,10 +93,18 @@ def failure_row(
         sample=sample,
         kind=kind,
         reason=scrub_text(reason),  # no server URL in a published row
-        raw_output=comp.text if comp else None,
-        reasoning=comp.reasoning if comp else None,
+        raw_output=storable(comp.text) if comp else None,
+        reasoning=storable(comp.reasoning) if comp else None,
         attempts=attempts,
         generator=common_base["generator"],
         template=common_base["template"],
         video=clip.video,
     )
+
+
+def storable(text: str | None) -> str | None:
+    """The raw text as Parquet can hold it: a lone surrogate (invalid Unicode, no UTF-8
+    form) becomes its `\\udXXX` escape; everything else is kept as it came."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

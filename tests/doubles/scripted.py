@@ -81,7 +81,7 @@ class ScriptedBackend:
             return json.dumps(
                 {
                     "question": "Why was the manoeuvre risky?",
-                    "options": ["a", "b", "c", "d"],
+                    "options": ["a red light", "a pedestrian", "the gap closed", "a pothole"],
                     "answer": "C",
                     "reasons": ["The car ahead brakes.", "The gap closes."],
                 }

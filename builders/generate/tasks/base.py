@@ -9,7 +9,7 @@ rendering, the cache, the backend, failures and writing the config.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow
 from vlm_autodrive.builders.generate.backends.base import Completion
+from vlm_autodrive.builders.generate.parsing import check_output_text
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,28 @@ class ModelSplit:
     ) -> dict[str, Any] | None:
         """The output constraint (see GenerationRequest), or None."""
         return None
+
+    def checked_parse(
+        self,
+        completion: Completion,
+        clip: ClipInput,
+        sample: int,
+        common: dict[str, Any],
+        taxonomy: Taxonomy,
+    ) -> list[SplitRow]:
+        """`parse`, with the output refused (ParseError) when its text, its reasoning or
+        any text of its rows (JSON can spell `\\u001b`) holds control characters or
+        invalid Unicode: what the stage calls."""
+        check_output_text(completion.text, "output")
+        check_output_text(completion.reasoning, "reasoning")
+        rows = self.parse(completion, clip, sample, common, taxonomy)
+        for row in rows:
+            for f in fields(row):
+                name, value = f.name, getattr(row, f.name)
+                for text in value if isinstance(value, list) else [value]:
+                    if isinstance(text, str):
+                        check_output_text(text, f"row's {name}")
+        return rows
 
     def parse(
         self,

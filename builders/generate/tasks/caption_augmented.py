@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from vlm_autodrive.builders.generate.degenerate import check_content
 from vlm_autodrive.builders.generate.facts import Lexicon, contrary, load_lexicon
 from vlm_autodrive.builders.generate.parsing import require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
@@ -91,6 +92,7 @@ class CaptionAugmented(ModelSplit):
         require(text != "", "empty output")
         require(completion.finish_reason != "length", "cut off at max_tokens")
         require(len(text.split()) >= MIN_WORDS, f"{len(text.split())} words: not a caption")
+        check_content(text, "paraphrase")
         if text.lower() == " ".join(clip.caption.split()).lower():
             raise Filtered("the caption itself, not a paraphrase")
         ratio = len(text.split()) / max(1, len(clip.caption.split()))

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from vlm_autodrive.builders.generate.degenerate import check_content
 from vlm_autodrive.builders.generate.parsing import require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
 
@@ -52,6 +53,7 @@ class CaptionVlm(ModelSplit):
         text = " ".join(completion.text.split())
         require(text != "", "empty output")
         require(completion.finish_reason != "length", "cut off at max_tokens")
+        check_content(text, "caption")
         return [
             CaptionVlmRow(
                 id=row_id(self.name, clip.clip_id, sample),

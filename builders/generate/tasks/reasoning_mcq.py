@@ -15,6 +15,7 @@ from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.backends.base import split_reasoning
+from vlm_autodrive.builders.generate.degenerate import check_content
 from vlm_autodrive.builders.generate.parsing import extract_answer_letter, require
 from vlm_autodrive.builders.generate.tasks.base import (
     REASONING_SCHEMA,
@@ -71,6 +72,7 @@ class ReasoningMcq(ModelSplit):
         letters = option_letters(len(options))
         letter = extract_answer_letter(answer_text, list(options))
         require(bool(reasoning and reasoning.strip()), "no reasoning before the answer")
+        check_content(reasoning, "reasoning")
         if letter != truth:
             raise Filtered(f"answered {letter}, the ground truth is {truth}")
         answer = f"{letter}. {options[letters.index(letter)]}"

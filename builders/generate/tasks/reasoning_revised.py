@@ -24,6 +24,7 @@ from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.backends.base import split_reasoning
+from vlm_autodrive.builders.generate.degenerate import check_content
 from vlm_autodrive.builders.generate.facts import Lexicon, load_lexicon
 from vlm_autodrive.builders.generate.parsing import ParseError, extract_answer_letter, require
 from vlm_autodrive.builders.generate.tasks.base import (
@@ -128,6 +129,7 @@ class ReasoningRevised(ModelSplit):
         reasoning, answer_text = split_reasoning(completion.text, completion.reasoning)
         letter = extract_answer_letter(answer_text, list(clip.mcq_options))
         require(bool(reasoning and reasoning.strip()), "no reasoning before the answer")
+        check_content(reasoning, "reasoning")
         if letter != clip.mcq_answer_letter:
             raise Filtered(
                 f"the revision answered {letter}, the ground truth is {clip.mcq_answer_letter}"

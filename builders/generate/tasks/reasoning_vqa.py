@@ -12,6 +12,7 @@ from typing import Any
 from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
+from vlm_autodrive.builders.generate.degenerate import check_content, check_mcq, check_reasons
 from vlm_autodrive.builders.generate.parsing import extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import (
     REASONING_SCHEMA,
@@ -76,15 +77,11 @@ class ReasoningVqa(ModelSplit):
     def parse(self, completion, clip, sample, common, taxonomy) -> list[SplitRow]:
         obj = extract_json(completion.text, completion.finish_reason)
         q, opts, ans, reasons = (obj.get(k) for k in ("question", "options", "answer", "reasons"))
-        require(isinstance(q, str) and q.strip() != "", "empty question")
+        require(isinstance(q, str), "no question string")
         require(
-            isinstance(opts, list)
-            and len(opts) == 4
-            and all(isinstance(o, str) and o.strip() for o in opts),
-            "need exactly four non-empty options",
+            isinstance(opts, list) and len(opts) == 4 and all(isinstance(o, str) for o in opts),
+            "need exactly four option strings",
         )
-        opts = [o.strip() for o in opts]
-        require(len({o.lower() for o in opts}) == 4, "options repeat")
         require(
             isinstance(ans, str) and len(ans.strip()) == 1 and ans.strip().upper() in LETTERS,
             f"answer {ans!r} is not a letter A-D",
@@ -94,10 +91,12 @@ class ReasoningVqa(ModelSplit):
             "no reasons",
         )
         letter = ans.strip().upper()
-        reasoning = "\n".join(
-            f"{i + 1}. {r.strip()}"
-            for i, r in enumerate(r for r in reasons if isinstance(r, str) and r.strip())
-        )
+        steps = [r.strip() for r in reasons if isinstance(r, str) and r.strip()]
+        check_mcq(q, opts, LETTERS.index(letter))
+        check_reasons(steps)
+        opts = [o.strip() for o in opts]
+        reasoning = "\n".join(f"{i + 1}. {r}" for i, r in enumerate(steps))
+        check_content(reasoning, "reasoning")
         question = lettered(q, opts, INSTRUCTION)
         target = cosmos_target(reasoning, letter)
         return [

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from vlm_autodrive.builders.generate.degenerate import check_open_qa
 from vlm_autodrive.builders.generate.facts import FIELDS, Lexicon, contrary, load_lexicon
 from vlm_autodrive.builders.generate.parsing import extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
@@ -147,9 +148,10 @@ class ShortQa(ModelSplit):
             )
             require(dim not in seen_dims, f"dimension {dim!r} repeats")
             seen_dims.add(dim)
-            require(isinstance(q, str) and q.strip() != "", f"pair {k + 1}: empty question")
+            require(isinstance(q, str), f"pair {k + 1}: no question string")
             require(isinstance(a, str) and a.strip() != "", f"pair {k + 1}: empty answer")
             q, a = " ".join(q.split()), " ".join(a.split())
+            check_open_qa(q, a, f"pair {k + 1}")
             require(q.endswith("?"), f"pair {k + 1}: the question does not end with '?'")
             require(q.lower() not in seen_q, f"pair {k + 1}: the question repeats")
             seen_q.add(q.lower())

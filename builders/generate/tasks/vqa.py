@@ -16,6 +16,11 @@ import pyarrow as pa
 from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
+from vlm_autodrive.builders.generate.degenerate import (
+    check_answer_not_in_question,
+    check_options,
+    check_question,
+)
 from vlm_autodrive.builders.generate.parsing import ParseError, extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit, lettered
 
@@ -177,15 +182,14 @@ class Vqa(ModelSplit):
             )
             require(dim not in seen, f"dimension {dim!r} repeats")
             seen.add(dim)
-            require(isinstance(q, str) and q.strip() != "", f"question {k + 1}: empty question")
+            require(isinstance(q, str), f"question {k + 1}: no question string")
             require(
-                isinstance(opts, list) and all(isinstance(o, str) and o.strip() for o in opts),
-                f"question {k + 1}: options must be non-empty strings",
+                isinstance(opts, list) and all(isinstance(o, str) for o in opts),
+                f"question {k + 1}: options must be strings",
             )
+            check_question(q, f"question {k + 1}")
+            check_options(opts, f"question {k + 1}")
             opts = [o.strip() for o in opts]
-            require(
-                len(set(o.lower() for o in opts)) == len(opts), f"question {k + 1}: options repeat"
-            )
             if dim == "event_type":
                 require(
                     sorted(opts) == sorted(classes),
@@ -200,6 +204,7 @@ class Vqa(ModelSplit):
             )
             letter = ans.strip().upper()
             answer_text = opts[letters.index(letter)]
+            check_answer_not_in_question(q, opts, letters.index(letter), f"question {k + 1}")
             if dim == "event_type":
                 event_answer = answer_text
             question = lettered(q, opts, INSTRUCTION)

@@ -233,7 +233,15 @@ def test_a_short_answer_that_contradicts_the_metadata_is_filtered(pair, reason):
         (qa(("weather", "The weather", "Overcast."), *GOOD_QA[1:3]), "stop", "'\\?'"),
         (qa(("weather", "Weather?", " "), *GOOD_QA[1:3]), "stop", "empty answer"),
         (
-            qa(("weather", "Weather?", "overcast " * 16), *GOOD_QA[1:3]),
+            qa(
+                (
+                    "weather",
+                    "What is the weather?",
+                    "it is grey and overcast with low dark "
+                    "clouds over the wide highway all day long",
+                ),
+                *GOOD_QA[1:3],
+            ),
             "stop",
             "16 words",
         ),

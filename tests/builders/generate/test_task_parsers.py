@@ -106,7 +106,7 @@ def test_vqa_good_output_in_a_code_fence_with_chatter():
         (vqa_json(q0__answer="A"), "stop", "the clip is 'Near-Collision'"),
         (vqa_json(q0__dimension="scene"), "stop", "no event_type question"),
         (vqa_json(q1__options=["clear", "rain"]), "stop", "2 options (need 3-4)"),
-        (vqa_json(q1__options=["clear", "Clear", "rain"]), "stop", "options repeat"),
+        (vqa_json(q1__options=["clear", "Clear", "rain"]), "stop", "duplicate options: 'clear'"),
     ],
 )
 def test_vqa_bad_outputs_fail_with_their_reason(text, finish, reason):
@@ -147,7 +147,7 @@ def test_reasoning_mcq_bad_outputs(text, reason):
 def test_reasoning_vqa_good_and_bad():
     obj = {
         "question": "Why did the ego brake?",
-        "options": ["a", "b", "c", "d"],
+        "options": ["a red light", "a pedestrian", "the truck cut in", "a pothole"],
         "answer": "c",
         "reasons": ["The truck moved over.", "The gap closed."],
     }
@@ -161,7 +161,7 @@ def test_reasoning_vqa_good_and_bad():
         ({"answer": "E"}, "not a letter A-D"),
         ({"reasons": []}, "no reasons"),
         ({"question": " "}, "empty question"),
-        ({"options": ["a", "a", "b", "c"]}, "options repeat"),
+        ({"options": ["a bus", "a bus", "a car", "a van"]}, "duplicate options"),
     ]:
         with pytest.raises(ParseError, match=reason):
             parse(REASONING_VQA, json.dumps({**obj, **change}))
@@ -188,7 +188,11 @@ def test_low_level_helpers():
 def test_no_regex_caps_the_reasoning():
     from vlm_autodrive.builders.generate.tasks.reasoning_mcq import answer_regex
 
-    long = "The truck ahead brakes and the gap closes. " * 120  # ~5,000 characters
+    moves = ["closing", "braking", "drifting", "slowing"]
+    long = " ".join(  # ~5,000 characters that do not loop
+        f"At {i / 10:.1f} s the truck is {40 - i * 0.3:.1f} m ahead and {moves[i % 4]}."
+        for i in range(100)
+    )
     text = f"<think>\n{long}\n</think>\n\n<answer>\nB\n</answer>"
     assert re.fullmatch(answer_regex("ABC", with_think=True), text)
     assert re.fullmatch(answer_regex("ABC", with_think=False), "<answer>\nB\n</answer>")
