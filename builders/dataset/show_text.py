@@ -4,7 +4,9 @@ In: a `Selection` (show.py) and a line width (default: the terminal's). Out: one
 per row (a heading with config, split, label and id; then the question, the options
 lettered with the answer marked, the answer or caption, the reasoning, the clip and its
 provenance, the other columns on one line), then the counts. Values past
-TEXT_VALUE_LIMIT characters are cut, saying how much was left out.
+TEXT_VALUE_LIMIT characters are cut, saying how much was left out. Control characters
+are shown escaped (`\x1b`): a row holds a model's output, and an escape sequence in it
+must not clear the screen or print text that the row does not hold.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+from vlm_autodrive.builders.core.terminal import printable
 from vlm_autodrive.builders.dataset.show import Field, Selection, ShownRow
 
 # A model's raw output can be pages long; the HTML page always shows values whole.
@@ -24,11 +27,11 @@ def format_text(sel: Selection, width: int | None = None) -> str:
     out = []
     for n, row in enumerate(sel.rows, 1):
         head = f"[{n}/{len(sel.rows)}] {row.config} · {row.split} · {row.label} · id {row.id}"
-        out.append(head)
+        out.append(printable(head))
         for f in _text_fields(row):
-            out += _labelled(f.label, _cut(f.text), width)
+            out += _labelled(printable(f.label), printable(_cut(f.text)), width)
         out.append("")
-    out.append(sel.summary())
+    out.append(printable(sel.summary()))
     return "\n".join(out)
 
 
