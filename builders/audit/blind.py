@@ -39,6 +39,7 @@ from vlm_autodrive.builders.dataset.folder import all_data_files
 MC_COLUMNS = ("question", "options", "answer_letter")
 ROW_COLUMNS = ("id", "video_id", "label", "split", *MC_COLUMNS)
 MARGIN = 0.05  # flagged at chance + 5 points or more (and the interval above chance)
+FAMILY_LEVEL = 0.95  # the flag's confidence over all baselines of a config (Bonferroni)
 _OPTION_LINE = re.compile(r"^\s*[A-Z][.)]\s")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = (
@@ -154,8 +155,9 @@ def blind_audit(
     if ask is not None:
         credits["text_model"] = model_baseline(scored, ask)
     scores, flags = [], []
+    level = 1 - (1 - FAMILY_LEVEL) / max(1, len(credits))
     for name, cred in credits.items():
-        for s in _scores(config, name, scored, cred, note, seed):
+        for s in _scores(config, name, scored, cred, note, seed, level):
             scores.append(s)
             if s.label == "all" and s.flagged:
                 src = all_credits.get(name, cred)
@@ -165,8 +167,10 @@ def blind_audit(
     return scores, flags, dict(skipped)
 
 
-def _scores(config, name, scored, credits, note, seed) -> list[BaselineScore]:
-    """The baseline's score on all scored rows and per class."""
+def _scores(config, name, scored, credits, note, seed, level) -> list[BaselineScore]:
+    """The baseline's score on all scored rows and per class; flagged when over chance +
+    MARGIN and the interval at `level` (corrected for the config's several baselines:
+    a clean config is tried 4-5 times) lies above chance."""
     side = scored[0][0]["split"] if scored else "test"
     out = []
     labels = sorted({r["label"] for r, _ in scored})
@@ -179,7 +183,7 @@ def _scores(config, name, scored, credits, note, seed) -> list[BaselineScore]:
         videos = [scored[k][0]["video_id"] for k in keep]
         acc = float(cred.mean())
         low, high = interval(cred, videos, seed)
-        flagged = acc >= chance + MARGIN and low > chance
+        flagged = acc >= chance + MARGIN and interval(cred, videos, seed, level)[0] > chance
         out.append(
             BaselineScore(
                 config, name, label, side, len(keep), acc, chance, low, high, flagged, note

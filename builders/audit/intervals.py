@@ -29,10 +29,22 @@ def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def z_for(level: float) -> float:
+    """The two-sided normal quantile of a confidence level (0.95 -> 1.96)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
 def cluster_bootstrap(
-    credits: np.ndarray, clusters: Sequence[str], seed: int = 0, resamples: int = BOOTSTRAP
+    credits: np.ndarray,
+    clusters: Sequence[str],
+    seed: int = 0,
+    resamples: int = BOOTSTRAP,
+    level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile 95% interval of the mean credit, resampling clusters with replacement."""
+    """Percentile interval of the mean credit at `level`, resampling clusters with
+    replacement."""
     ids = {c: k for k, c in enumerate(dict.fromkeys(clusters))}
     index = np.fromiter((ids[c] for c in clusters), dtype=np.int64, count=len(clusters))
     sums = np.bincount(index, weights=credits, minlength=len(ids))
@@ -44,14 +56,18 @@ def cluster_bootstrap(
         draws = rng.integers(0, len(ids), size=(min(batch, resamples - lo), len(ids)))
         means.append(sums[draws].sum(axis=1) / counts[draws].sum(axis=1))
     means = np.concatenate(means)
-    low, high = np.percentile(means, [2.5, 97.5])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
 
 
-def interval(credits: np.ndarray, clusters: Sequence[str], seed: int = 0) -> tuple[float, float]:
-    """The wider of Wilson's and the clustered bootstrap's 95% intervals (see the module)."""
+def interval(
+    credits: np.ndarray, clusters: Sequence[str], seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """The wider of Wilson's and the clustered bootstrap's intervals at `level` (see the
+    module)."""
     if len(credits) == 0:
         return 0.0, 1.0
-    w = wilson(float(np.mean(credits)), len(credits))
-    b = cluster_bootstrap(np.asarray(credits, dtype=float), clusters, seed)
+    w = wilson(float(np.mean(credits)), len(credits), z_for(level))
+    b = cluster_bootstrap(np.asarray(credits, dtype=float), clusters, seed, level=level)
     return round(min(w[0], b[0]), 6), round(max(w[1], b[1]), 6)

@@ -16,7 +16,10 @@ class BaselineScore:
     scores 1/k: the baseline's expected accuracy with ties broken at random); `chance`
     the mean of 1/options; `low`/`high` the 95% interval (the wider of Wilson's and a
     bootstrap over source videos, whose clips and questions are correlated); `flagged`
-    when accuracy >= chance + 5 points and `low` > chance. `scored_on` names the side.
+    when accuracy >= chance + 5 points and the interval's low end lies above chance at
+    95% over all baselines of the config (Bonferroni: 98.75% each for 4 baselines, so a
+    clean config tried 4 ways is flagged by noise at most 5% of the time). `scored_on`
+    names the side.
     """
 
     config: str
