@@ -36,11 +36,15 @@ def token_counter(build_dir: Path) -> tuple[Callable[[list[str]], list[int]], st
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except Exception:  # an unreadable tokenizer file: try the next, else words
+            tok.encode("The car ahead brakes: A. Collision, 12.5 s?", add_special_tokens=False)
+        except Exception:  # a file this tokenizers cannot read or use: the next, else words
             continue
 
         def count(texts: list[str], tok=tok) -> list[int]:
-            return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+            try:
+                return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+            except Exception:  # a text it cannot encode (no unknown token): words, not a stop
+                return [len(t.split()) for t in texts]
 
         return count, f"tokens of {folder.name}'s tokenizer.json"
     return (lambda texts: [len(t.split()) for t in texts]), "whitespace-separated words"
