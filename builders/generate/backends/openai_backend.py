@@ -56,9 +56,11 @@ class OpenAIBackend:
     `model` is the served model name sent with each request; `model_id` (default
     `model`) is the backend-independent id for cache keys and provenance. `base_urls`
     are replicas serving the same model ("http://host:8000/v1"); `max_concurrency` is
-    the number of requests in flight over all of them. `timeout` is per try,
-    in seconds; a request makes at most `1 + max_retries` tries, sleeping
-    `backoff * 2**k` seconds (with jitter) before retry k+1. `constraint_style`
+    the number of requests in flight over all of them. `timeout` is the deadline of
+    one whole try in seconds (connect, send, and the entire answer, however slowly it
+    comes); a request makes at most `1 + max_retries` tries, sleeping
+    `backoff * 2**k` seconds (with jitter) before retry k+1, so it ends, answered or as
+    an `error`, within `timeout * (1 + max_retries)` plus the backoff. `constraint_style`
     "vllm" sends constraints as vLLM's `structured_outputs` field; "response_format"
     sends JSON-schema constraints the standard OpenAI way (regex and choice then fail).
     """
@@ -203,13 +205,20 @@ class OpenAIBackend:
                 # pydantic models of the answer, ~1 ms of CPU a request, which caps
                 # throughput at a few hundred requests/s. Errors, timeouts and
                 # connection handling are the SDK's either way.
-                text = await client.post("/chat/completions", cast_to=str, body=body)
+                # `timeout` is the whole try (connect, send, every byte of the answer):
+                # the SDK's own timeout is per read, so a server dripping a byte a second
+                # would hold a request for ever. `wait_for` cancels the try at the deadline.
+                post = client.post("/chat/completions", cast_to=str, body=body)
+                text = await asyncio.wait_for(post, self.timeout)
                 return _to_response(request, json.loads(text), attempts)
             except openai.APIStatusError as e:
                 error = f"{self.base_urls[index]}: HTTP {e.status_code}: {_describe(e)}"
                 retry = e.status_code >= 500 or e.status_code in _RETRY_STATUS
-            except (openai.APIConnectionError, asyncio.TimeoutError) as e:
-                # APITimeoutError is an APIConnectionError
+            except asyncio.TimeoutError:
+                limit = f"no whole answer within {self.timeout:g} s"
+                error = f"{self.base_urls[index]}: TimeoutError: {limit}"
+                retry = True
+            except openai.APIConnectionError as e:  # APITimeoutError is one
                 error = f"{self.base_urls[index]}: {_describe(e)}"
                 retry = True
             except (openai.APIError, ValueError, KeyError, TypeError, AttributeError) as e:
