@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.ray_cluster import RaySettings
@@ -45,13 +45,24 @@ def check_x264_preset(v: str) -> str:
 class SampleConfig(Strict):
     """Synthetic sample to generate before ingest (`manifest` then points into it)."""
 
-    videos: int = Field(12, ge=1)
+    videos: int = 12
     seed: int = 0
-    duration: float = Field(20.0, gt=0)
-    width: int = Field(320, ge=32)
-    height: int = Field(180, ge=32)
-    fps: float = Field(30.0, gt=0)
-    gop: int = Field(30, ge=1, description="keyframe interval in frames")
+    duration: float = 20.0
+    width: int = 320
+    height: int = 180
+    fps: float = 30.0
+    gop: int = Field(30, description="keyframe interval in frames")
+
+    @field_validator("*")
+    @classmethod
+    def _in_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        # builders/synthetic/limits.py: the sample code checks the same bounds again
+        from vlm_autodrive.builders.synthetic.limits import sample_setting_problem
+
+        problem = sample_setting_problem(info.field_name, value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ChunkConfig(Strict):

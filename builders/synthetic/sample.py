@@ -27,6 +27,7 @@ from vlm_autodrive.builders.clips.cutting import x264_deterministic_params
 from vlm_autodrive.builders.core.taxonomy import Taxonomy, load_taxonomy
 from vlm_autodrive.builders.ingest.records import Actor, ManifestEntry, VideoMetadata
 from vlm_autodrive.builders.synthetic.cause import synthetic_cause
+from vlm_autodrive.builders.synthetic.limits import check_sample_settings
 from vlm_autodrive.builders.synthetic.scene import Scene
 
 # Part of every video's stamp: bump it when planning or drawing changes, so that a re-run
@@ -400,10 +401,9 @@ def generate_sample(
     """
     from tqdm import tqdm
 
-    if width % 2 or height % 2 or width < 16 or height < 16:
-        raise ValueError(f"frame size must be even and at least 16x16, got {width}x{height}")
-    if gop < 1:
-        raise ValueError("gop must be >= 1")
+    check_sample_settings(
+        videos=videos, seed=seed, duration=duration, width=width, height=height, fps=fps, gop=gop
+    )
     out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     plans = plan_sample(videos, seed, duration, fps)
