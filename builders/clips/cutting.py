@@ -1,7 +1,8 @@
 """Cutting clips out of one source video with PyAV, in one pass over the source.
 
-- `cut_reencode`: decodes the source once and feeds each frame to every window that
-  holds it (overlapping windows share the decode), encoding H.264 frame exactly.
+- `cut_reencode` (`reencode.py`): decodes the source once and feeds each frame to every
+  window that holds it (overlapping windows share the decode), encoding H.264 frame
+  exactly.
 - `cut_copy`: stream copy, no decoding. A clip starts at the keyframe at or before its
   planned start (earlier frames cannot be decoded without it) and ends after the last
   frame before the planned end; the actual times are returned. `index_copy` reads the
@@ -35,6 +36,12 @@ class CutClip:
     start: float
     end: float
     frames: int
+    width: int = 0  # of the clip's picture (0: the source's)
+    height: int = 0
+    picture: str = ""  # what re-encoding did to the picture ("" when nothing)
+    duplicated: int = 0  # grid slots showing the frame before again (variable rate)
+    dropped: int = 0  # source frames inside the clip not shown (variable rate)
+    rotation: int = 0  # the display rotation flag the clip file carries
 
 
 class CutError(Exception):
@@ -60,87 +67,6 @@ def _open_source(source: str):
 
 def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def cut_reencode(
-    source: str,
-    windows: list[Window],
-    paths: list[Path],
-    crf: int = 23,
-    preset: str = "veryfast",
-    threads: int = 1,
-) -> list[CutClip]:
-    """Frame-exact H.264 clips for `windows`, written to `paths`, from one decode pass."""
-    import av
-    from av.video.frame import PictureType
-
-    with _open_source(source) as inp:
-        stream = inp.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-        rate = Fraction(stream.average_rate or stream.guessed_rate)
-        tb = stream.time_base
-        spans = [(round(w.start * rate), round(w.end * rate)) for w in windows]
-        pending = sorted(range(len(windows)), key=lambda i: spans[i][0])
-        open_: dict[int, tuple] = {}
-        written = [0] * len(windows)
-        done: list[CutClip] = []
-        first_pts = None
-        last_needed = max(end for _, end in spans)
-        try:
-            for frame in inp.decode(stream):
-                if first_pts is None:
-                    first_pts = frame.pts or 0
-                idx = round((frame.pts - first_pts) * tb * rate)
-                if idx >= last_needed:
-                    break
-                while pending and spans[pending[0]][0] <= idx:
-                    i = pending.pop(0)
-                    open_[i] = _open_encoder(paths[i], stream, rate, crf, preset, threads)
-                if frame.format.name != "yuv420p":
-                    frame = frame.reformat(format="yuv420p")
-                frame.pict_type = PictureType.NONE  # let x264 place its own keyframes
-                for i, (container, out) in list(open_.items()):
-                    start, end = spans[i]
-                    if idx < start:
-                        continue
-                    frame.pts = written[i]
-                    frame.time_base = 1 / rate
-                    container.mux(out.encode(frame))
-                    written[i] += 1
-                    if idx + 1 >= end:
-                        done.append(_close(open_.pop(i), windows[i], paths[i], spans[i], rate))
-        except av.error.FFmpegError as e:
-            for container, _ in open_.values():
-                container.close()
-            _raise_machine_errors(e)
-            raise CutError(f"decoding failed near frame {written and max(written)}: {e}") from None
-        for i, enc in open_.items():  # the source ended before these windows did
-            done.append(
-                _close(enc, windows[i], paths[i], (spans[i][0], spans[i][0] + written[i]), rate)
-            )
-    return sorted(done, key=lambda c: c.window.start)
-
-
-def _open_encoder(path: Path, template, rate: Fraction, crf: int, preset: str, threads: int):
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    container = av.open(str(_tmp_path(path)), "w", format="mp4")
-    out = container.add_stream("libx264", rate=rate)
-    out.width = template.codec_context.width
-    out.height = template.codec_context.height
-    out.pix_fmt = "yuv420p"
-    out.options = {
-        "crf": str(crf),
-        "preset": preset,
-        "x264-params": ":".join(x264_deterministic_params()),
-    }
-    out.codec_context.thread_count = threads
-    # Frame threads, as the ffmpeg command line uses for x264: PyAV's default (slice
-    # threads) splits each frame and was measured ~15% slower at the same settings.
-    out.codec_context.thread_type = "FRAME"
-    return container, out
 
 
 @functools.cache
@@ -171,15 +97,6 @@ def _cpu_has_avx512() -> bool:
     return bool(__cpu_features__.get("AVX512_SKX"))
 
 
-def _close(enc, window: Window, path: Path, span: tuple[int, int], rate: Fraction) -> CutClip:
-    container, out = enc
-    container.mux(out.encode(None))
-    container.close()
-    _tmp_path(path).replace(path)
-    start, end = span
-    return CutClip(window, path, float(start / rate), float(end / rate), end - start)
-
-
 @dataclass
 class _PacketInfo:
     pts: int
@@ -196,16 +113,15 @@ class CopyIndex:
     rate: Fraction
     t0: int  # the lowest pts: time 0
 
+    def plan(self, w: Window) -> CopyPlan:
+        """Which packets a stream copy of `w` takes, and the frames it will show."""
+        return _plan_copy(self.packets, w, self.tb, self.t0, self.rate)
+
     def span(self, w: Window) -> Window:
-        """The times a stream copy of `w` covers: from the keyframe at or before its
-        start to the end of the last frame shown before its end."""
-        first, last, base = _plan_copy(self.packets, w, self.tb, self.t0)
-        end_pts = (
-            max(p.pts for p in self.packets[first : last + 1]) - self.t0 + 1 / self.rate / self.tb
-        )
-        return Window(
-            round(float((base - self.t0) * self.tb), 6), round(float(end_pts * self.tb), 6)
-        )
+        """The times a stream copy of `w` covers, as its decoded frames show them: from
+        the keyframe at or before its start to the end of its last frame."""
+        plan = self.plan(w)
+        return Window(plan.start, plan.end)
 
     def keyframes(self) -> list[float]:
         """Keyframe times in seconds, ascending."""
@@ -233,57 +149,90 @@ def index_copy(source: str) -> CopyIndex:
         return CopyIndex(packets, stream.time_base, rate, min(p.pts for p in packets))
 
 
+@dataclass(frozen=True)
+class CopyPlan:
+    """One stream copy: the packets it takes (indices in decode order), the pts that
+    becomes 0, and what the clip shows when decoded: its frames' times and count."""
+
+    packets: list[int]
+    base: int
+    start: float
+    end: float
+
+    @property
+    def frames(self) -> int:
+        return len(self.packets)
+
+
 def cut_copy(
-    source: str, windows: list[Window], paths: list[Path], index: CopyIndex | None = None
+    source: str,
+    windows: list[Window],
+    paths: list[Path],
+    index: CopyIndex | None = None,
+    rotation: int = 0,
 ) -> list[CutClip]:
-    """Stream-copied clips for `windows`; two demux passes (index, then copy), no decode."""
+    """Stream-copied clips for `windows`; two demux passes (index, then copy), no decode.
+    The clips keep the source's display rotation flag (`rotation`, as ingest probed it)."""
     import av
 
     index = index or index_copy(source)
     with _open_source(source) as inp:
         stream = inp.streams.video[0]
-        tb, t0 = index.tb, index.t0
-        plans = [_plan_copy(index.packets, w, tb, t0) for w in windows]
+        tb = index.tb
+        plans = [index.plan(w) for w in windows]
+        wanted = [set(p.packets) for p in plans]
+        tick = max(1, round(1 / index.rate / tb))
         outputs = {}
         try:
             for i, packet in enumerate(
                 p for p in inp.demux(stream) if p.size and p.pts is not None
             ):
-                for k, (first, last, base) in enumerate(plans):
-                    if first <= i <= last:
-                        if k not in outputs:
-                            paths[k].parent.mkdir(parents=True, exist_ok=True)
-                            out = av.open(str(_tmp_path(paths[k])), "w", format="mp4")
-                            outputs[k] = (out, out.add_stream_from_template(stream))
-                        out, ostream = outputs[k]
-                        copy = av.Packet(bytes(packet))
-                        copy.pts = packet.pts - base
-                        copy.dts = None if packet.dts is None else packet.dts - base
-                        copy.time_base = tb
-                        copy.is_keyframe = packet.is_keyframe
-                        copy.stream = ostream
-                        out.mux(copy)
+                for k, plan in enumerate(plans):
+                    if i not in wanted[k]:
+                        continue
+                    if k not in outputs:
+                        paths[k].parent.mkdir(parents=True, exist_ok=True)
+                        out = av.open(str(_tmp_path(paths[k])), "w", format="mp4")
+                        outputs[k] = (out, out.add_stream_from_template(stream))
+                    out, ostream = outputs[k]
+                    copy = av.Packet(bytes(packet))
+                    copy.pts = packet.pts - plan.base
+                    copy.dts = None if packet.dts is None else packet.dts - plan.base
+                    # Without a duration the muxer gives the last frame none, and
+                    # players (and PyAV) never show it.
+                    copy.duration = packet.duration or tick
+                    copy.time_base = tb
+                    copy.is_keyframe = packet.is_keyframe
+                    copy.stream = ostream
+                    out.mux(copy)
         except av.error.FFmpegError as e:
             for out, _ in outputs.values():
                 out.close()
             _raise_machine_errors(e)
             raise CutError(f"demuxing failed at packet {i}: {e}") from None
     clips = []
-    for k, (first, last, _) in enumerate(plans):
+    for k, plan in enumerate(plans):
         out, _ = outputs[k]
         out.close()
         _tmp_path(paths[k]).replace(paths[k])
-        actual = index.span(windows[k])
-        clips.append(CutClip(windows[k], paths[k], actual.start, actual.end, last - first + 1))
+        clips.append(
+            CutClip(windows[k], paths[k], plan.start, plan.end, plan.frames, rotation=rotation)
+        )
     return clips
 
 
-def _plan_copy(index: list[_PacketInfo], w: Window, tb: Fraction, t0: int) -> tuple[int, int, int]:
-    """(first packet, last packet, pts base) in decode order for one window.
+def _plan_copy(
+    index: list[_PacketInfo], w: Window, tb: Fraction, t0: int, rate: Fraction
+) -> CopyPlan:
+    """The stream copy of one window, B-frame aware.
 
-    First: the last keyframe whose time is at or before the planned start. Last: the last
-    packet in decode order whose frame shows before the planned end; frames decoded
-    before it (references of B-frames) come along, so every kept frame decodes.
+    It starts at the last keyframe whose time is at or before the planned start, and
+    leaves out the frames after it in decode order that show before it (the leading
+    B-frames of an open GOP, HEVC's RASL pictures, MPEG-4's packed B-frames): they
+    reference the GOP before and would not decode. It takes every frame shown before
+    the planned end, and the frames decoded before them that they reference (which
+    then show too, a frame or two past the end); then every frame shown between those,
+    so the clip shows each source frame from its first to its last, none skipped.
     """
 
     def time(p: _PacketInfo) -> float:
@@ -291,9 +240,17 @@ def _plan_copy(index: list[_PacketInfo], w: Window, tb: Fraction, t0: int) -> tu
 
     keys = [i for i, p in enumerate(index) if p.key and time(p) <= w.start + EPS]
     first = keys[-1] if keys else 0
-    last = first
-    for i in range(first, len(index)):
-        if time(index[i]) < w.end - EPS:
-            last = i
-    base = min(p.pts for p in index[first : last + 1])
-    return first, last, base
+    key_pts = index[first].pts
+    after = range(first, len(index))
+    shown = [i for i in after if index[i].pts >= key_pts]
+    last = max((i for i in shown if time(index[i]) < w.end - EPS), default=first)
+    while True:  # take every frame shown before the latest frame taken
+        top = max(index[i].pts for i in shown if i <= last)
+        later = [i for i in shown if i > last and index[i].pts < top]
+        if not later:
+            break
+        last = max(later)
+    packets = [i for i in shown if i <= last]
+    top = max(index[i].pts for i in packets)
+    end = (top - t0) * tb + 1 / rate
+    return CopyPlan(packets, key_pts, round(time(index[first]), 6), round(float(end), 6))

@@ -37,6 +37,7 @@ from vlm_autodrive.builders.clips.windows import (
     Window,
     event_starts,
     event_window,
+    frame_span,
     holds_event,
     label_window,
     place_window,
@@ -79,7 +80,7 @@ def frame_rate(fps: float) -> Fraction:
 
 def on_frame_grid(w: Window, rate: Fraction, frames: int) -> Window:
     """The times a frame-exact cut of `w` covers (whole frames, inside the video)."""
-    start, end = round(w.start * rate), min(round(w.end * rate), frames)
+    start, end = frame_span(w, rate, frames)
     return Window(round(float(start / rate), 6), round(float(end / rate), 6))
 
 
@@ -90,9 +91,20 @@ def plan_cuts(
     event: Event | None,
     config: ChunkConfig,
     index: CopyIndex | None = None,
+    timing: tuple[float, float] = (0.0, 0.0),
 ) -> CutPlan:
-    """The windows of one video and how each is cut (`index`: needed in copy mode)."""
+    """The windows of one video and how each is cut (`index`: needed in copy mode).
+
+    `frames`: the video's frames; a variable-rate video is cut on its nominal grid,
+    `duration * fps` slots, which may be more than the frames it holds. `timing`: the
+    video's longest gap between frames (seconds) and share of the grid missing, as
+    ingest measured them; past `max_gap` or `max_missing` the video is rejected.
+    """
+    problem = timing_problem(*timing, fps, config)
+    if problem:
+        return CutPlan(reject=problem)
     rate = frame_rate(fps)
+    frames = max(frames, round(duration * rate))
     grid = plan_windows(duration, config.window, config.stride, short_videos=config.short_videos)
     plan = CutPlan(whole=duration + EPS < config.window)
     if not grid:
@@ -129,6 +141,21 @@ def plan_cuts(
         plan.reencoded_stretched -= same[0].mode != config.mode
     plan.cuts = sorted([*plan.cuts, extra], key=lambda c: c.window.start)
     return plan
+
+
+def timing_problem(max_gap: float, missing: float, fps: float, config: ChunkConfig) -> str | None:
+    """Why a variable-frame-rate video cannot be cut on its nominal grid, or None."""
+    if max_gap > config.max_gap + EPS:
+        return (
+            f"variable frame rate: a gap of {max_gap:.3g} s between two frames, longer than "
+            f"max_gap {config.max_gap:g} s"
+        )
+    if missing > config.max_missing:
+        return (
+            f"variable frame rate: {missing:.1%} of the frames of its nominal {fps:g} fps "
+            f"grid are missing, more than max_missing {config.max_missing:.1%}"
+        )
+    return None
 
 
 def _cut(

@@ -115,7 +115,8 @@ def _plan_video(
         event = Event(video.label, min(video.event_start, time), time, video.event_end)
     try:
         index = index_copy(video.path) if config.mode == "copy" else None
-        plan = plan_cuts(video.duration, video.fps, video.frames, event, config, index)
+        timing = (video.max_gap, video.missing)
+        plan = plan_cuts(video.duration, video.fps, video.frames, event, config, index, timing)
     except CutError:
         return None
     if plan.reject:

@@ -33,6 +33,15 @@ class ClipRecord:
     label: str
     event_offset: float | None
     cut_mode: str
+    # The display rotation flag the file carries (counter-clockwise degrees; re-encoded
+    # clips are upright, 0), and what re-encoding did to the picture ("" when nothing,
+    # e.g. "rotated 90; cropped 853x480 to 852x480").
+    rotation: int = 0
+    picture: str = ""
+    # Variable frame rate, re-encoded on the nominal grid: slots that repeat the frame
+    # before, and source frames inside the clip not shown.
+    frames_duplicated: int = 0
+    frames_dropped: int = 0
 
 
 CLIP_SCHEMA = pa.schema(
@@ -52,5 +61,9 @@ CLIP_SCHEMA = pa.schema(
         ("label", pa.string()),
         ("event_offset", pa.float64()),
         ("cut_mode", pa.string()),
+        ("rotation", pa.int32()),
+        ("picture", pa.string()),
+        ("frames_duplicated", pa.int64()),
+        ("frames_dropped", pa.int64()),
     ]
 )

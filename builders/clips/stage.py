@@ -22,9 +22,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vlm_autodrive.builders.clips.cutting import CutError, cut_copy, cut_reencode, index_copy
-from vlm_autodrive.builders.clips.plan import CutPlan, PlannedCut, label_cuts, plan_cuts
+from vlm_autodrive.builders.clips.cutting import CutError, cut_copy, index_copy
+from vlm_autodrive.builders.clips.plan import (
+    CutPlan,
+    PlannedCut,
+    frame_rate,
+    label_cuts,
+    plan_cuts,
+)
 from vlm_autodrive.builders.clips.records import CLIP_SCHEMA, ClipRecord
+from vlm_autodrive.builders.clips.reencode import cut_reencode
 from vlm_autodrive.builders.clips.windows import (
     Event,
     Window,
@@ -160,6 +167,7 @@ def chunk_settings(config: ChunkConfig, taxonomy: Taxonomy) -> dict:
     and the labels."""
     settings = {"chunk": config.model_dump(), "labels": taxonomy.names}
     settings["chunk"].pop("workers")
+    settings["chunk"].pop("decode")  # the same pictures from either decoder
     return settings
 
 
@@ -249,7 +257,8 @@ def chunk_video(
     outcome = VideoOutcome(video.video_id, has_event=event is not None)
     try:
         index = index_copy(video.path) if config.mode == "copy" else None
-        plan = plan_cuts(video.duration, video.fps, video.frames, event, config, index)
+        timing = (video.max_gap, video.missing)
+        plan = plan_cuts(video.duration, video.fps, video.frames, event, config, index, timing)
     except CutError as e:
         index, plan = None, CutPlan(reject=str(e))
     outcome.planned = plan.windows
@@ -263,7 +272,7 @@ def chunk_video(
         for c in plan.cuts
     }
     try:
-        cut = _cut_all(video.path, plan.cuts, root, rel, config, index, threads)
+        cut = _cut_all(video, plan.cuts, root, rel, config, index, threads)
     except CutError as e:
         for r in rel.values():
             (root / r).unlink(missing_ok=True)
@@ -302,12 +311,16 @@ def chunk_video(
                 end=actual.end,
                 fps=video.fps,
                 frames=clip.frames,
-                width=video.width,
-                height=video.height,
+                width=clip.width or video.width,
+                height=clip.height or video.height,
                 size_bytes=(root / r).stat().st_size,
                 label=kept[i],
                 event_offset=event_offset(actual, event),
                 cut_mode=mode,
+                rotation=clip.rotation,
+                picture=clip.picture,
+                frames_duplicated=clip.duplicated,
+                frames_dropped=clip.dropped,
             )
         )
     outcome.event_clips = labelled.event_clips
@@ -316,8 +329,9 @@ def chunk_video(
     return outcome
 
 
-def _cut_all(source, cuts: list[PlannedCut], root, rel, config, index, threads):
-    """Cut every planned window by its mode; [(CutClip, mode)] sorted by planned start."""
+def _cut_all(source: VideoRecord, cuts: list[PlannedCut], root, rel, config, index, threads):
+    """Cut every planned window of `source` by its mode; [(CutClip, mode)] sorted by
+    planned start."""
     done = []
     for mode in ("copy", "reencode"):
         wins = [c.window for c in cuts if c.mode == mode]
@@ -325,9 +339,19 @@ def _cut_all(source, cuts: list[PlannedCut], root, rel, config, index, threads):
             continue
         paths = [root / rel[w] for w in wins]
         if mode == "copy":
-            clips = cut_copy(source, wins, paths, index)
+            clips = cut_copy(source.path, wins, paths, index, source.rotation)
         else:
-            clips = cut_reencode(source, wins, paths, config.crf, config.preset, threads)
+            clips = cut_reencode(
+                source.path,
+                wins,
+                paths,
+                config.crf,
+                config.preset,
+                threads,
+                rotation=source.rotation,
+                decode=config.decode,
+                rate=frame_rate(source.fps),
+            )
         done += [(c, mode) for c in clips]
     return sorted(done, key=lambda x: x[0].window.start)
 

@@ -83,6 +83,19 @@ def plan_windows(
     return sorted(set(wins), key=lambda w: w.start)
 
 
+def frame_span(w: Window, rate: Fraction, frames: int | None = None) -> tuple[int, int]:
+    """The frames [first, end) a frame-exact cut of `w` covers at `rate`: the frame at
+    its start and as many whole frames as the window is long (at most `frames`).
+
+    The length is counted once, in frames, so every window of one length is cut to the
+    same number of frames wherever its start falls between two frames (a 6.01 s window
+    at 30 fps is 180 frames, 6.0 s, at every start).
+    """
+    first = round(w.start * rate)
+    end = first + round((w.end - w.start) * rate)
+    return first, end if frames is None else min(end, frames)
+
+
 def edge_margins(moment: float, duration: float, margin: float) -> tuple[float, float]:
     """The context a clip can keep before and after `moment`: `margin`, or less where
     the video starts or ends closer to the moment than that."""
@@ -113,6 +126,8 @@ def event_window(
     these times. None when no such window exists (a window of exactly twice the margin
     with the moment between two frames).
     """
+    if fps:  # the window as cut: whole frames (6.01 s at 30 fps is 180 frames, 6.0 s)
+        window = float(round(window * Fraction(fps)) / Fraction(fps))
     lo, hi = event_starts(event, duration, window, margin)
     start = event.time - window / 2 if prefer is None else prefer
     start = min(max(start, lo), hi)

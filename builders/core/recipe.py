@@ -108,6 +108,24 @@ class ChunkConfig(Strict):
         "or not cut (counted as dropped `copy_stretch`; an event window: the video is "
         "rejected)",
     )
+    max_gap: float = Field(
+        1.0,
+        gt=0,
+        description="variable frame rate: a video with a gap between two frames longer "
+        "than this many seconds is rejected (shorter gaps repeat the frame before)",
+    )
+    max_missing: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="variable frame rate: a video missing more than this share of its "
+        "nominal frame grid is rejected",
+    )
+    decode: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="decoder for re-encoding: NVDEC (`cuda`), the CPU, or `auto` (NVDEC "
+        "when it opens, else the CPU); the clips are the same bytes",
+    )
     crf: int = Field(23, ge=0, le=51)
     preset: str = "veryfast"
     workers: int = Field(0, ge=0, description="processes; 0 = one per core")

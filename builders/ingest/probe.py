@@ -5,8 +5,17 @@ In: a file path. Out: its `StreamFacts`, or a `ProbeError` naming what is wrong.
 Probing reads every packet of the video stream and decodes every frame (one pass, with
 the decoder's threads): a file corrupt mid-stream is rejected naming the first frame
 that does not decode, before any clip is cut or copied from it. It also finds missing,
-empty, audio-only, truncated and variable-frame-rate files, and files that are not
-video: an image (a PNG, whatever its name), a single frame, a picture a few pixels wide.
+empty, audio-only and truncated files, and files that are not video: an image (a PNG,
+whatever its name), a single frame, a picture a few pixels wide.
+
+Timing: the nominal frame rate is the rate the frame intervals keep (the stream's
+declared rates when they agree with the median interval, snapped to a standard rate
+such as 30 or 30000/1001), so a phone or dashcam video that drops a frame or jitters by
+a few milliseconds keeps its nominal 30 fps. Probing records how far frames sit off that
+grid (`jitter_ms`), the longest interval (`max_gap`) and the share of grid slots no
+frame falls on (`missing`); the chunk stage decides from these what it accepts. The
+display rotation (a phone's display matrix) is recorded as counter-clockwise degrees,
+0, 90, 180 or 270, as ffmpeg's `-display_rotation` sets it.
 An OSError (disk, permissions) is the machine's, not the video's: it propagates and
 fails the run instead of being recorded as a reject.
 """
@@ -14,6 +23,7 @@ fails the run instead of being recorded as a reject.
 from __future__ import annotations
 
 import itertools
+import statistics
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,11 +43,19 @@ class StreamFacts:
     width: int
     height: int
     codec: str
+    rotation: int = 0  # display rotation, counter-clockwise degrees
+    jitter_ms: float = 0.0  # the farthest a frame's time lies off the nominal grid
+    max_gap: float = 0.0  # the longest interval between two frames, seconds
+    missing: float = 0.0  # share of the nominal grid's frames absent (0 to 1)
 
 
-# Real dashcams jitter by a millisecond or so; a frame interval off the nominal one
-# by more than this share is variable frame rate, which clips at "native fps" cannot keep.
-VFR_TOLERANCE = 0.25
+# Frame rates cameras record at: a measured rate this close to one is that one.
+STANDARD_RATES = tuple(
+    Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60")
+)
+SNAP = 0.001  # share of the rate (30 and 30000/1001 are 0.1% apart)
+# A declared rate within this share of the median frame interval is the nominal rate.
+DECLARED_AGREES = 0.02
 # Fewer frames than this, or a smaller picture side in pixels, is not a video.
 MIN_FRAMES = 2
 MIN_SIDE = 16
@@ -46,7 +64,7 @@ IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "gi
 
 
 def probe_video(path: str | Path, full_decode: bool = True) -> StreamFacts:
-    """Stream facts of a constant-frame-rate video file, or ProbeError with the reason.
+    """Stream facts of a video file, or ProbeError with the reason.
 
     `full_decode=False` decodes only the first frame (for measuring what the full
     decode costs, benchmarks/bench_ingest.py).
@@ -84,7 +102,9 @@ def probe_video(path: str | Path, full_decode: bool = True) -> StreamFacts:
         rate = (stream.guessed_rate if avi else None) or stream.average_rate or stream.guessed_rate
         if not rate:
             raise ProbeError("the video stream declares no frame rate")
-        pts, decode_problem = _read_all(container, stream, Fraction(rate), full_decode, avi)
+        pts, decode_problem, rotation = _read_all(
+            container, stream, Fraction(rate), full_decode, avi
+        )
         if len(pts) < MIN_FRAMES:
             raise ProbeError(f"holds {len(pts)} frame(s): a still image, not a video")
         declared = stream.frames
@@ -95,30 +115,32 @@ def probe_video(path: str | Path, full_decode: bool = True) -> StreamFacts:
         if decode_problem:
             raise ProbeError(decode_problem)
         tb = stream.time_base
-        _check_constant_rate(sorted(pts), tb, Fraction(rate))
+        rates = [stream.base_rate, rate, stream.guessed_rate, stream.average_rate]
+        timing = frame_timing(sorted(pts), tb, [Fraction(r) for r in rates if r])
         if not full_decode:
             try:
                 container.seek(0)
-                next(container.decode(stream))
+                first = next(container.decode(stream))
             except (av.error.FFmpegError, StopIteration) as e:
                 if isinstance(e, OSError):
                     raise
                 raise ProbeError(f"the first frame does not decode: {e}") from None
+            rotation = first.rotation
         return StreamFacts(
-            duration=round(float(len(pts) / Fraction(rate)), 6),
-            fps=float(rate),
-            frames=len(pts),
             width=width,
             height=height,
             codec=stream.codec_context.name,
+            rotation=round(rotation or 0) % 360,
+            **timing,
         )
 
 
 def _read_all(
     container, stream, rate: Fraction, decode: bool, avi: bool = False
-) -> tuple[list[int], str | None]:
-    """The pts of every video packet and, with `decode`, why not every frame decodes
-    (naming the first frame that does not), or None. Frames decode with threads.
+) -> tuple[list[int], str | None, int]:
+    """The pts of every video packet, with `decode` why not every frame decodes (naming
+    the first frame that does not) or None, and the first frame's display rotation.
+    Frames decode with threads.
     `avi`: the dts instead (AVI stores decode times only; the demuxer guesses the
     presentation times, the last one a tick after its decode time)."""
     import av
@@ -128,6 +150,7 @@ def _read_all(
     pts: list[int] = []
     decoded = 0
     problem = None
+    rotation = 0
     try:
         for packet in container.demux(stream):
             stamp = packet.dts if avi else packet.pts
@@ -136,7 +159,10 @@ def _read_all(
             if not decode or problem:
                 continue
             try:
-                decoded += len(packet.decode())  # the last, empty packet flushes
+                frames = packet.decode()  # the last, empty packet flushes
+                if frames and not decoded:
+                    rotation = frames[0].rotation
+                decoded += len(frames)
             except av.error.FFmpegError as e:
                 if isinstance(e, OSError):
                     raise
@@ -154,18 +180,33 @@ def _read_all(
             f"only {decoded} of {len(pts)} frames decode: frame {decoded} "
             f"({float(decoded / rate):.2f} s) and later are missing"
         )
-    return pts, problem
+    return pts, problem, rotation
 
 
-def _check_constant_rate(pts: list[int], tb: Fraction, rate: Fraction) -> None:
-    if len(pts) < 3:
-        return
-    nominal = 1 / rate
-    deltas = [(b - a) * tb for a, b in itertools.pairwise(pts)]
-    lo, hi = min(deltas), max(deltas)
-    if abs(lo - nominal) > VFR_TOLERANCE * nominal or abs(hi - nominal) > VFR_TOLERANCE * nominal:
-        raise ProbeError(
-            f"variable frame rate: frame intervals from {float(lo) * 1000:.1f} to "
-            f"{float(hi) * 1000:.1f} ms (nominal {float(nominal) * 1000:.1f} ms); "
-            "re-encode it at a constant frame rate first"
-        )
+def nominal_rate(intervals: list[Fraction], declared: list[Fraction]) -> Fraction:
+    """The frame rate the intervals keep: the first declared rate that agrees with the
+    median interval (ffmpeg's r_frame_rate survives dropped frames; the average does
+    not), else the median's; snapped to the nearest standard rate within 0.1%."""
+    median = statistics.median_low(intervals)
+    agreeing = [r for r in declared if abs(1 / r - median) <= DECLARED_AGREES * median]
+    rate = agreeing[0] if agreeing else (1 / median).limit_denominator(1001)
+    nearest = min(STANDARD_RATES, key=lambda r: abs(rate - r))
+    return nearest if abs(rate - nearest) <= SNAP * nearest else rate
+
+
+def frame_timing(pts: list[int], tb: Fraction, declared: list[Fraction]) -> dict:
+    """The timing facts of frames at `pts` (sorted): duration (from the first frame to
+    the end of the last), nominal fps, frames, jitter_ms, max_gap, missing."""
+    t = [(p - pts[0]) * tb for p in pts]
+    intervals = [b - a for a, b in itertools.pairwise(t) if b > a] or [Fraction(1, 30)]
+    rate = nominal_rate(intervals, declared)
+    slots = {round(x * rate) for x in t}
+    grid = round(t[-1] * rate) + 1
+    return {
+        "duration": round(float(t[-1] + 1 / rate), 6),
+        "fps": float(rate),
+        "frames": len(pts),
+        "jitter_ms": round(max(float(abs(x - round(x * rate) / rate)) for x in t) * 1000, 3),
+        "max_gap": round(float(max(intervals)), 6),
+        "missing": round(1 - len(slots) / grid, 6),
+    }
