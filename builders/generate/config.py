@@ -183,7 +183,9 @@ class ModelConfig(Strict):
 class SplitGenConfig(Strict):
     """Sampling and model choice for one model-made split."""
 
-    model: str = Field(description="a key of generate.models")
+    model: str | None = Field(
+        None, description="a key of generate.models (not needed with import_file)"
+    )
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
@@ -213,6 +215,13 @@ class SplitGenConfig(Strict):
         "revised trace and no answer; kept only when it concludes the ground truth); "
         "null: off",
     )
+
+    @model_validator(mode="after")
+    def _model_or_import(self) -> SplitGenConfig:
+        # `caption_vlm: {import_file: captions.jsonl}` is complete: no model is asked
+        if self.model is None and not self.import_file:
+            raise ValueError("model: required (a key of generate.models), unless import_file")
+        return self
 
     @model_validator(mode="before")
     @classmethod
