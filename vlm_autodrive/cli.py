@@ -251,6 +251,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--private", action="store_true", help="create the Hub repo private")
     pub.add_argument(
+        "-v",
+        "--verbose",
+        dest="all_files",
+        action="store_true",
+        help="list every file (default: counts, size and the first few per step)",
+    )
+    pub.add_argument(
         "--license",
         default="other",
         help="license id for the card (default: other, the source videos' terms)",
@@ -569,7 +576,7 @@ def _cmd_publish(args) -> int:
     except PublishError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(res.format())
+    print(res.format(verbose=args.all_files))
     return 0
 
 

@@ -7,7 +7,15 @@ category, every config with its data files), then how to load each config (pinne
 release's tag), rows per config and class in the layout of the paper's Table 1, the
 configs, mixtures (counts per component and class, class-distribution plot), columns,
 train/test assignment, provenance (toolkit, manifest, taxonomy, template and prompt
-hashes, models with revision and sampling, recipes) and the changelog.
+hashes, models with revision and sampling, recipes), the paper's citation and the
+changelog.
+
+Every config the header declares loads with a plain `datasets.load_dataset(repo, config)`:
+`datasets` refuses a split without rows ("corresponds to no data"), so a config is
+declared with the sides that have rows, and one without any row is listed in the text
+only. The clip column `video` stays a string (the clip's path in the repository): the
+Hub's viewer shows videos from Parquet only when their bytes are embedded, and a `Video`
+feature would make `load_dataset` need a video decoder; the card says how to fetch clips.
 
 The card has no timestamp: the same folder renders the same bytes.
 """
@@ -25,6 +33,18 @@ import yaml
 DEFAULT_CONFIG = "mcq"
 MIX_PREFIX = "mix-"
 DEFAULT_LICENSE = "other"
+LICENSE_FILE = "LICENSE.md"  # a release's terms; the card's `license_link` for `other`
+CITATION = """@misc{bhat2026vlmautodrive,
+  title         = {{VLM-AutoDrive}: Post-Training Vision-Language Models for
+                   Safety-Critical Autonomous Driving Events},
+  author        = {Bhat, Mohammad Qazim and Huang, Yufan and Agarwal, Niket and Wang, Hao
+                   and Woods, Michael and Kenyon, John and Lin, Tsung-Yi and Yang, Xiaodong
+                   and Liu, Ming-Yu and Xie, Kevin},
+  year          = {2026},
+  eprint        = {2603.18178},
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.CV}
+}"""
 TASKS = ["video-text-to-text", "visual-question-answering", "video-classification"]
 TAGS = ["autonomous-driving", "dashcam", "video", "safety-critical-events", "vlm-autodrive"]
 
@@ -67,24 +87,39 @@ def size_category(rows: int) -> str:
     return "100K<n<1M" if rows < 1_000_000 else "1M<n<10M"
 
 
-def card_header(prov: Mapping[str, Any], license: str = DEFAULT_LICENSE) -> dict[str, Any]:
-    """The YAML header as a dict (the Hub's dataset card metadata)."""
-    names = list(prov["configs"])
+def declared_sides(prov: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """config -> side -> data file, for what the card declares: the sides with rows of
+    every config that has any (`load_dataset` refuses a split without rows)."""
+    out = {}
+    for name, entry in prov["configs"].items():
+        sides = {s: v["path"] for s, v in entry["splits"].items() if v.get("rows", 1) > 0}
+        if sides:
+            out[name] = sides
+    return out
+
+
+def card_header(
+    prov: Mapping[str, Any], license: str = DEFAULT_LICENSE, license_link: str | None = None
+) -> dict[str, Any]:
+    """The YAML header as a dict (the Hub's dataset card metadata). `license_link`: the
+    file or URL of the terms, given for a release (its LICENSE.md) when license is other."""
+    declared = declared_sides(prov)
+    names = list(declared)
     default = DEFAULT_CONFIG if DEFAULT_CONFIG in names else (names[0] if names else None)
     configs = []
     for name in names:
         entry: dict[str, Any] = {"config_name": name}
         if name == default:
             entry["default"] = True
-        entry["data_files"] = [
-            {"split": s, "path": v["path"]} for s, v in prov["configs"][name]["splits"].items()
-        ]
+        entry["data_files"] = [{"split": s, "path": p} for s, p in declared[name].items()]
         configs.append(entry)
     rows = sum(v["rows"] for c in prov["configs"].values() for v in c["splits"].values())
     header: dict[str, Any] = {"license": license}
     if license == "other":
         # The Hub asks `other` licenses for a name; the clips keep their sources' terms.
         header["license_name"] = "source-video-terms"
+        if license_link:
+            header["license_link"] = license_link
     header.update(
         {
             "pretty_name": "vlm-autodrive dashcam event supervision",
@@ -103,7 +138,9 @@ def render_card(build_dir: Path, prov: Mapping[str, Any], release: Release | Non
     counts = _label_counts(build_dir, prov)
     classes = _class_order(prov, counts)
     license = release.license if release else DEFAULT_LICENSE
-    out = ["---\n" + yaml.safe_dump(card_header(prov, license), sort_keys=False) + "---\n"]
+    link = LICENSE_FILE if release else None  # a release folder has its LICENSE.md
+    header = card_header(prov, license, link)
+    out = ["---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n"]
     toolkit = prov.get("toolkit", {})
     title = "# Dashcam event supervision for video VLMs"
     out.append(title + (f" (v{release.version})" if release else "") + "\n")
@@ -120,15 +157,17 @@ def render_card(build_dir: Path, prov: Mapping[str, Any], release: Release | Non
     out.append(_columns_section(build_dir, prov))
     out.append(_split_section(prov))
     out.append(_provenance_section(prov))
+    out.append("## Citation\n\nThe pipeline follows the VLM-AutoDrive paper (NVIDIA):\n\n"
+               f"```bibtex\n{CITATION}\n```\n")  # fmt: skip
     if release is not None:
-        out.append(_license_section(license))
+        out.append(license_text(license))
         if release.changelog is not None:
             out.append("## Changelog\n\n" + release.changelog.to_markdown())
     return "\n".join(s for s in out if s).rstrip() + "\n"
 
 
 def _load_section(prov: Mapping[str, Any], release: Release | None) -> str:
-    names = list(prov["configs"])
+    names = list(declared_sides(prov))
     if release and release.repo:
         where, pin = f'"{release.repo}"', f', revision="v{release.version}"'
     elif release:
@@ -138,19 +177,32 @@ def _load_section(prov: Mapping[str, Any], release: Release | None) -> str:
     lines = ["## Load\n", "```python", "from datasets import load_dataset", ""]
     lines += [f'{_var(n)} = load_dataset({where}, "{n}"{pin})' for n in names]
     lines.append("```\n")
+    empty = [n for n in prov["configs"] if n not in names]
+    if empty:
+        lines.append(
+            "Configs without rows in this build, so not declared (`load_dataset` cannot "
+            "load a config without rows): " + ", ".join(f"`{n}`" for n in empty) + ".\n"
+        )
     if release and release.repo:
         lines.append(
-            f'`revision="v{release.version}"` pins this release; without it you get the '
-            "newest. The clips are files of the repository: download the ones you need "
-            'with `huggingface_hub.hf_hub_download(repo, row["video"], '
-            f'repo_type="dataset", revision="v{release.version}")`, or the folder with '
-            "`snapshot_download`.\n"
+            f'`revision="v{release.version}"` pins this release; without it you get the newest.\n'
+        )
+        lines.append(
+            "### Clips\n\nThe `video` column is the clip's path in the repository (text, "
+            "not a `Video` feature: the Hub's viewer shows videos from Parquet only when "
+            "their bytes are in the file, and a `Video` column would make `load_dataset` "
+            "need a video decoder). Download the clips you need:\n\n```python\n"
+            "from huggingface_hub import hf_hub_download, snapshot_download\n\n"
+            f'clip = hf_hub_download({where}, row["video"], repo_type="dataset"{pin})\n'
+            f'folder = snapshot_download({where}, repo_type="dataset"{pin}, '
+            'allow_patterns=["clips/*"])  # all of them\n```\n'
         )
     else:
         folder = where.strip('"')
         lines.append(
-            f'A row\'s clip is `{folder}/` + `row["video"]`. On the Hub, a version is pinned '
-            'with `revision="vX.Y.Z"` (`autodrive publish` tags each release).\n'
+            f'A row\'s clip is `{folder}/` + `row["video"]` (the `video` column is the '
+            'clip\'s path, as text). On the Hub, a version is pinned with `revision="vX.Y.Z"` '
+            "(`autodrive publish` tags each release).\n"
         )
     if any(n.startswith(MIX_PREFIX) for n in names):
         lines.append(
@@ -308,7 +360,9 @@ def _models(info: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _license_section(license: str) -> str:
+def license_text(license: str) -> str:
+    """The card's license section, also a release's LICENSE.md (the `license_link` of
+    a card whose license is `other`)."""
     if license == "other":
         return (
             "## License\n\nThe clips are cut from the source videos, whose terms apply to "

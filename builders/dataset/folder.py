@@ -6,8 +6,8 @@ made them, and that stage's provenance. Out, under the build folder:
 - `data/<config>/<split>-<hash>.parquet`, `<hash>` the first 16 hex digits of the file's
   sha256 (an empty split of a config with rows elsewhere is left out: `datasets` 5.2
   loads no split without rows; a config with no row at all keeps zero-row files with its
-  schema, so the card declares it and `load_dataset(folder, config, streaming=True)`
-  yields its empty splits);
+  schema, which `load_dataset(folder, config, data_files=...)` can stream, but the card
+  lists it in its text only: every config it declares loads with a plain `load_dataset`);
 - `provenance.json`: toolkit version, recipe, manifest and input hashes, and per stage
   and config the taxonomy and template hashes, generators, row counts, file paths and
   hashes;
@@ -229,8 +229,8 @@ def write_dataset_folder(
         given = {s: t for s, t in cfg.tables.items() if t is not None}
         # An empty split of a config with rows elsewhere (test_per_class: 0) is left out:
         # `datasets` 5.2 refuses to load a split without rows ("corresponds to no data").
-        # A config without any row keeps its splits as zero-row files with the schema,
-        # so the card still declares it (loadable with streaming=True).
+        # A config without any row keeps its splits as zero-row files with the schema;
+        # the card lists it but does not declare it (card.declared_sides).
         all_empty = bool(given) and all(t.num_rows == 0 for t in given.values())
         for split in SPLITS:
             table = given.get(split)

@@ -20,11 +20,18 @@ The order is the contract, written down as a plan before anything runs (`hub_pla
    (size and sha256 of LFS files, git blob id of the others: builders/release/remote.py),
    and only then tag that commit. Any failure stops the run with a message saying what
    happened and that no tag was made; nothing is ever tagged half-uploaded.
+
+What it prints (`PublishResult.format`): the steps, and for the steps that move files a
+summary (how many, their size, how many under each top folder, the first few); every
+file with `verbose` (`autodrive publish -v`): a release at the paper's size has about
+53,000. URLs name the Hub that `huggingface_hub` talks to (`HF_ENDPOINT`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +56,7 @@ from vlm_autodrive.builders.release.staging import (
 )
 
 REPO_TYPE = "dataset"
+SHOWN_FILES = 5  # files a step lists without verbose
 
 
 class PublishError(RuntimeError):
@@ -63,12 +71,41 @@ class Op:
     target: str
     detail: str = ""
     files: tuple[str, ...] = ()
+    size: int = 0  # bytes of `files`, when known
 
-    def describe(self, with_files: bool = True) -> str:
+    def describe(self, verbose: bool = False) -> str:
+        """The step in one line; with files, a summary and the first few (all: verbose)."""
         head = f"{self.kind:<10}{self.target}" + (f": {self.detail}" if self.detail else "")
-        if not with_files or not self.files:
+        if not self.files:
             return head
-        return "\n".join([head, *(f"            {f}" for f in self.files)])
+        pad = " " * 12
+        shown = self.files if verbose else self.files[:SHOWN_FILES]
+        lines = [head, pad + files_summary(self.files, self.size)]
+        lines += [pad + f for f in shown]
+        if len(shown) < len(self.files):
+            lines.append(f"{pad}... and {len(self.files) - len(shown)} more (all with -v)")
+        return "\n".join(lines)
+
+
+def files_summary(files: tuple[str, ...] | list[str], size: int = 0) -> str:
+    """`57 files, 1.2 MB: 40 clips/, 12 data/, 1 split/, 4 at the top`."""
+    tops = Counter(f.split("/", 1)[0] + "/" if "/" in f else "" for f in files)
+    parts = [f"{n} {top}" for top, n in sorted(tops.items()) if top]
+    if tops.get(""):
+        parts.append(f"{tops['']} at the top")
+    mb = f", {size / 1e6:.1f} MB" if size else ""
+    return f"{len(files)} files{mb}: " + ", ".join(parts)
+
+
+def hub_url(path: str) -> str:
+    """`path` on the Hub that huggingface_hub uses: HF_ENDPOINT, else huggingface.co."""
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except ImportError:  # the publish extra is not installed: a dry run still works
+        endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    return f"{endpoint.rstrip('/')}/{path}"
 
 
 @dataclass
@@ -82,12 +119,13 @@ class PublishResult:
     changelog: Changelog | None = None
     notes: list[str] = field(default_factory=list)
 
-    def format(self) -> str:
+    def format(self, verbose: bool = False) -> str:
+        """What to print: the steps, with a summary of their files (every file: verbose)."""
         verb = "would publish" if self.dry_run else "published"
         lines = [f"{verb} v{self.version} -> {self.where}"]
         if self.dry_run:
             lines.append("dry run: nothing read from or sent to the network, nothing written")
-        lines += [f"{i:>3}. {op.describe()}" for i, op in enumerate(self.plan, 1)]
+        lines += [f"{i:>3}. {op.describe(verbose)}" for i, op in enumerate(self.plan, 1)]
         if self.changelog is not None:
             lines.append("changelog:\n" + self.changelog.to_markdown(max_ids=5))
         lines += self.notes
@@ -115,6 +153,7 @@ def hub_plan(repo: str, version: Version, rf: ReleaseFiles, *, private: bool = F
             f"datasets/{repo}",
             f"{len(files)} files, resumable; files already on the Hub are not sent",
             files,
+            rf.size,
         ),
         Op("delete", f"datasets/{repo}", "files on the Hub that this release does not have"),
         Op(
@@ -133,8 +172,14 @@ def local_plan(root: Path, version: Version, rf: ReleaseFiles) -> list[Op]:
     return [
         Op("check", str(final), f"must not exist (else refuse: {version} is published)"),
         Op("changelog", str(root), f"against the newest vX.Y.Z folder below {version.tag}"),
-        Op("copy", str(tmp), f"{len(rf.files)} files ({rf.size / 1e6:.1f} MB)", tuple(rf.files)),
-        Op("write", str(tmp), "the release's card, provenance and changelog", GENERATED),
+        Op(
+            "copy",
+            str(tmp),
+            f"{len(rf.files)} files ({rf.size / 1e6:.1f} MB)",
+            tuple(rf.files),
+            rf.size,
+        ),
+        Op("write", str(tmp), "the release's card, provenance, changelog and license", GENERATED),
         Op("rename", str(final), f"from {tmp.name}, once every file is there"),
     ]
 
@@ -150,11 +195,14 @@ def publish(
     license: str = "other",
     previous: str | Path | None = None,
     api: Any = None,
+    allow_older: bool = False,
 ) -> PublishResult:
     """Publish `build_dir` as `version` to the Hub (`repo`) or a local folder (`to`).
 
     `previous` (a release folder) overrides what the changelog compares with. `api`
-    replaces `HfApi` (tests). Raises ValueError for bad arguments or a build that is not
+    replaces `HfApi` (tests). A version lower than the newest one already published
+    there is refused unless `allow_older` (a fix of an older line, e.g. 0.1.1 after
+    0.2.0, is deliberate; a typo like 0.0.1 for 0.3.0 is not). Raises ValueError for bad arguments or a build that is not
     ready (nothing done), PublishError when a step fails (no tag made).
     """
     v = parse_version(version)  # before anything else, as promised
@@ -165,11 +213,15 @@ def publish(
     rf = release_files(Path(build_dir))
     prev_override = _previous_folder(previous) if previous else None
     if to is not None:
-        return _publish_local(rf, Path(to), v, repo, license, prev_override, dry_run)
+        return _publish_local(
+            rf, Path(to), v, repo, license, prev_override, dry_run, allow_older
+        )
     plan = hub_plan(repo, v, rf, private=private)
     if dry_run:
-        return PublishResult(plan, True, str(v), f"https://huggingface.co/datasets/{repo}")
-    return HubPublisher(repo, v, rf, license, private, prev_override, api).run(plan)
+        return PublishResult(plan, True, str(v), hub_url(f"datasets/{repo}"))
+    hub = HubPublisher(repo, v, rf, license, private, prev_override, api)
+    hub.allow_older = allow_older
+    return hub.run(plan)
 
 
 def _previous_folder(previous: str | Path) -> tuple[str, Path]:
@@ -184,11 +236,15 @@ def _previous_folder(previous: str | Path) -> tuple[str, Path]:
     return path.name, path
 
 
-def _publish_local(rf, root, v, repo, license, prev_override, dry_run) -> PublishResult:
+def _publish_local(
+    rf, root, v, repo, license, prev_override, dry_run, allow_older=False
+) -> PublishResult:
     plan = local_plan(root, v, rf)
     existing = local_versions(root)
     if v in existing:
         raise ReleaseError(f"{root / v.tag} exists: version {v} is already published there")
+    if not allow_older:
+        refuse_older(v, list(existing), str(root))
     if dry_run:
         return PublishResult(plan, True, str(v), str(root / v.tag))
     prev = previous_version(v, list(existing))
@@ -199,8 +255,22 @@ def _publish_local(rf, root, v, repo, license, prev_override, dry_run) -> Publis
     return PublishResult(plan, False, str(v), str(final), log, notes)
 
 
+def refuse_older(version: Version, existing: list[Version], where: str) -> None:
+    """ReleaseError (exit 2) when `version` is below the newest of `existing`."""
+    newest = max(existing, key=Version.key, default=None)
+    if newest is not None and version.key() < newest.key():
+        raise ReleaseError(
+            f"{where}: version {version} is lower than the newest release there, {newest}. "
+            "To publish a fix of an older line (e.g. 0.1.1 after 0.2.0) on purpose, add "
+            "--allow-older; otherwise publish a version above "
+            f"{newest}. Nothing was published."
+        )
+
+
 class HubPublisher:
     """Runs a `hub_plan` against the Hub, one method per step kind."""
+
+    allow_older = False  # publish below the newest tag (refuse_older)
 
     def __init__(self, repo, version, rf, license, private, prev_override, api=None):
         self.repo, self.version, self.rf = repo, version, rf
@@ -220,7 +290,7 @@ class HubPublisher:
                 raise
             except Exception as e:
                 raise PublishError(self._explain(op, e)) from None
-        url = f"https://huggingface.co/datasets/{self.repo}/tree/{self.version.tag}"
+        url = hub_url(f"datasets/{self.repo}/tree/{self.version.tag}")
         notes = [f'load it with: datasets.load_dataset("{self.repo}", "<config>", '
                  f'revision="{self.version.tag}")']  # fmt: skip
         return PublishResult(plan, False, str(self.version), url, self.changelog, notes)
@@ -252,6 +322,8 @@ class HubPublisher:
                 "number). Nothing was uploaded."
             )
         versions = [v for v in map(version_from_tag, tags) if v is not None]
+        if not self.allow_older:
+            refuse_older(self.version, versions, f"datasets/{self.repo}")
         prev = previous_version(self.version, versions)
         if prev is not None:
             self.previous = (str(prev), None)

@@ -8,9 +8,10 @@ In: a build folder (after `autodrive build` and any `autodrive mix`). Out:
   internals (ingest/, chunk/, caches) are not published. Checked first: every file
   exists, and no mixture was made from rows that have since been rebuilt.
 - `stage_release`: the release folder `DEST` with the same layout as the build folder
-  (files hard-linked where the filesystem allows, else copied) plus three files written
+  (files hard-linked where the filesystem allows, else copied) plus four files written
   for the release: `README.md` (the card, with the version, loading pinned to the tag and
-  the changelog), `provenance.json` (the build's, plus the release) and `changelog.json`.
+  the changelog), `provenance.json` (the build's, plus the release), `changelog.json`
+  and `LICENSE.md` (the terms; the card's `license_link` when the license is `other`).
 
 The local publish target is such a folder, `FOLDER/vX.Y.Z/`, written under a temporary
 name and renamed when whole; the Hub upload sends a staged one.
@@ -32,13 +33,19 @@ from vlm_autodrive.builders.core.files import (
     write_parquet,
 )
 from vlm_autodrive.builders.core.private import scrub_provenance, scrub_text
-from vlm_autodrive.builders.dataset.card import Release, render_card
+from vlm_autodrive.builders.dataset.card import (
+    LICENSE_FILE,
+    Release,
+    declared_sides,
+    license_text,
+    render_card,
+)
 from vlm_autodrive.builders.dataset.folder import CARD, PROVENANCE
 from vlm_autodrive.builders.release.changelog import Changelog, compare
 from vlm_autodrive.builders.release.semver import Version, version_from_tag
 
 CHANGELOG = "changelog.json"
-GENERATED = (CARD, PROVENANCE, CHANGELOG)
+GENERATED = (CARD, PROVENANCE, CHANGELOG, LICENSE_FILE)
 ASSIGNMENT = "split/assignment.parquet"
 STAGING = ".release"
 
@@ -147,7 +154,9 @@ def _read_provenance(build_dir: Path) -> dict[str, Any]:
 
 
 def _check_card(build_dir: Path, prov: dict[str, Any]) -> None:
-    """The card declares exactly provenance's configs, and those cover the recipe's."""
+    """The card declares exactly provenance's configs that have rows (or, written before
+    configs without rows were left out, all of them: the release's card is rendered
+    anew), and provenance's configs cover the recipe's."""
     import yaml
 
     card = build_dir / CARD
@@ -161,11 +170,11 @@ def _check_card(build_dir: Path, prov: dict[str, Any]) -> None:
     if not isinstance(header, dict):
         raise ReleaseError(f"{card}: missing, or its YAML header does not parse; rebuild")
     declared = {c.get("config_name") for c in header.get("configs") or [] if isinstance(c, dict)}
-    have = set(prov["configs"])
-    if declared != have:
+    with_rows, have = set(declared_sides(prov)), set(prov["configs"])
+    if declared not in (with_rows, have):
         raise ReleaseError(
             f"{card} declares configs {sorted(declared, key=str)} but {PROVENANCE} has "
-            f"{sorted(have)}: the card does not match the folder; rebuild"
+            f"{sorted(with_rows)} with rows: the card does not match the folder; rebuild"
         )
     asked = _recipe_configs(prov.get("recipe") or {})
     if asked - have:
@@ -254,6 +263,7 @@ def stage_release(
         "files": len(rf.files) + len(GENERATED),
     }
     write_json(dest / PROVENANCE, prov)
+    atomic_write_text(dest / LICENSE_FILE, license_text(license).replace("## ", "# ", 1))
     release = Release(str(version), repo=repo, license=license, changelog=log)
     atomic_write_text(dest / CARD, render_card(dest, prov, release))
     return log

@@ -88,14 +88,17 @@ def test_existing_and_non_semver_versions_are_refused_before_anything(build, tmp
     assert sorted(p.name for p in pub.iterdir()) == before
 
 
-def test_a_dry_run_lists_every_file_and_writes_nothing(build, tmp_path):
+def test_a_dry_run_lists_every_file_with_verbose_and_writes_nothing(build, tmp_path):
     files = release_files(build).all_paths
     res = publish(build, "0.2.0", to=tmp_path / "pub", dry_run=True)
     assert not (tmp_path / "pub").exists()
-    text = res.format()
+    text = res.format(verbose=True)
     assert all(f in text for f in files if f not in ("README.md", "provenance.json"))
     res = publish(build, "0.2.0", repo="org/drive", dry_run=True, api=Exploding())
-    assert all(f in res.format() for f in files)
+    assert all(f in res.format(verbose=True) for f in files)
+    summary = res.format()  # without verbose: counts, size and the first few files
+    assert sum(f in summary for f in files) < len(files) and "(all with -v)" in summary
+    assert f"{len(files)} files, " in summary
     assert not (build / ".release").exists()
 
 
