@@ -268,6 +268,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FOLDER",
         help="release folder to compare with (default: the newest earlier version)",
     )
+    pub.add_argument(
+        "--allow-older",
+        action="store_true",
+        help="publish a version lower than the newest release (a fix of an older line)",
+    )
     pub.set_defaults(func=_cmd_publish)
 
     from vlm_autodrive.builders.dataset.show import add_show_parser
@@ -572,6 +577,7 @@ def _cmd_publish(args) -> int:
                 private=args.private,
                 license=args.license,
                 previous=args.previous,
+                allow_older=args.allow_older,
             )
     except PublishError as e:
         print(f"error: {e}", file=sys.stderr)

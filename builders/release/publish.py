@@ -200,10 +200,10 @@ def publish(
     """Publish `build_dir` as `version` to the Hub (`repo`) or a local folder (`to`).
 
     `previous` (a release folder) overrides what the changelog compares with. `api`
-    replaces `HfApi` (tests). A version lower than the newest one already published
-    there is refused unless `allow_older` (a fix of an older line, e.g. 0.1.1 after
-    0.2.0, is deliberate; a typo like 0.0.1 for 0.3.0 is not). Raises ValueError for bad arguments or a build that is not
-    ready (nothing done), PublishError when a step fails (no tag made).
+    replaces `HfApi` (tests). Raises ValueError for bad arguments or a build that is not
+    ready (nothing done), PublishError when a step fails (no tag made). A version lower
+    than the newest one already published there is refused (ReleaseError) unless
+    `allow_older`: a fix of an older line (0.1.1 after 0.2.0) is deliberate, a typo is not.
     """
     v = parse_version(version)  # before anything else, as promised
     if to is None and not repo:
@@ -213,9 +213,7 @@ def publish(
     rf = release_files(Path(build_dir))
     prev_override = _previous_folder(previous) if previous else None
     if to is not None:
-        return _publish_local(
-            rf, Path(to), v, repo, license, prev_override, dry_run, allow_older
-        )
+        return _publish_local(rf, Path(to), v, repo, license, prev_override, dry_run, allow_older)
     plan = hub_plan(repo, v, rf, private=private)
     if dry_run:
         return PublishResult(plan, True, str(v), hub_url(f"datasets/{repo}"))
