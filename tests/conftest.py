@@ -31,6 +31,9 @@ def make_video(
     w, h = size
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as c:
+        # The file name in the container: videos made alike under different names are
+        # different files, not byte-identical duplicates (which ingest rejects).
+        c.metadata["title"] = path.name
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         s.options = {"g": str(gop), "bf": str(bframes), "preset": "ultrafast", "threads": "1"}

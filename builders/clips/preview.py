@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlm_autodrive.builders.clips.cutting import CutError, index_copy
+from vlm_autodrive.builders.clips.parts import clips_intact
 from vlm_autodrive.builders.clips.plan import label_cuts, plan_cuts
-from vlm_autodrive.builders.clips.stage import checked_settings, clip_id
+from vlm_autodrive.builders.clips.stage import checked_settings, clip_id, video_key
 from vlm_autodrive.builders.clips.windows import Event, Window, event_offset
 from vlm_autodrive.builders.core.files import memoized_sha256, read_json
 from vlm_autodrive.builders.core.recipe import ChunkConfig
-from vlm_autodrive.builders.core.stage import content_key
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.ingest.records import VideoRecord
 
@@ -63,6 +63,7 @@ def preview_chunk(
     config: ChunkConfig,
     taxonomy: Taxonomy,
     force: bool = False,
+    declared: str = "",
 ) -> ChunkPreview:
     """The clips `run_chunk(build_dir, config, taxonomy, force=force)` would leave after
     an ingest that records `videos`; raises ChunkSettingsChanged as the run would."""
@@ -73,9 +74,10 @@ def preview_chunk(
     present = {p.stem for p in parts.glob("*.json")} if parts.is_dir() else set()
     preview.removed = len(present - {v.video_id for v in videos})
     for v in videos:
-        key = content_key({"video": v.fingerprint, "settings": settings})
+        key = video_key(v, settings, declared)
         part = _read_part(parts / f"{v.video_id}.json")
-        if part is not None and part.get("key") == key:
+        intact = part is not None and clips_intact(build_dir, part)  # else re-cut, as the run
+        if intact and part.get("key") == key:
             preview.rejected += bool(part["reject"])
             preview.clips += [
                 PlannedClip(
@@ -92,7 +94,7 @@ def preview_chunk(
         preview.cut += 1
         preview.recut += part is not None
         reuse = {}  # clip id -> (start, end, path, cut mode) of the clips cut before
-        if part is not None and _same_encoding(old, settings) and v.video_id in same_file:
+        if intact and _same_encoding(old, settings) and v.video_id in same_file:
             reuse = {
                 c["clip_id"]: (c["start"], c["end"], c["path"], c["cut_mode"])
                 for c in part["clips"]

@@ -8,8 +8,10 @@ cut in parallel, one process per video, or one Ray task per video with `engine: 
 and how each is cut is `plan.py`; labels come from the times actually cut, and an event
 video whose event no clip holds as cut is rejected with the reason, never dropped
 silently. Each finished video leaves
-`chunk/parts/<video_id>.json`; a re-run skips those, so a killed job resumes where it
-stopped and a finished one does no work.
+`chunk/parts/<video_id>.json` (its clips, and each clip file's size, modification time and
+sha256); a re-run skips those whose clips are intact, so a killed job resumes where it
+stopped, a finished one does no work, and a missing, empty or changed clip is cut again.
+A video to cut whose source file is missing stops the stage before anything is deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vlm_autodrive.builders.clips.cutting import CutError, cut_copy, index_copy
+from vlm_autodrive.builders.clips.parts import clip_files, clips_intact, read_part, remove_gone
 from vlm_autodrive.builders.clips.plan import (
     CutPlan,
     PlannedCut,
@@ -50,6 +53,7 @@ from vlm_autodrive.builders.core.stage import (
 )
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.ingest.records import VideoRecord, read_videos
+from vlm_autodrive.builders.ingest.sources import missing_sources, refuse_missing
 
 INGEST_TABLE = "ingest/videos.parquet"
 
@@ -78,6 +82,7 @@ class VideoOutcome:
     event_clips: int = 0  # clips that hold the event, as cut
     reencoded_stretched: int = 0  # copy mode: re-encoded past max_copy_stretch
     whole: bool = False  # shorter than a window: one clip of the whole video
+    files: dict[str, list] = field(default_factory=dict)  # clip -> [size, mtime_ns, sha256]
 
 
 @dataclass
@@ -91,7 +96,7 @@ class ChunkResult:
     dropped: dict[str, int]
     cut_now: int  # videos cut in this run (the rest were already done)
     summary: dict = field(default_factory=dict)  # as in chunk/summary.json
-    recut: int = 0  # of cut_now: videos cut before whose fingerprint or settings changed
+    recut: int = 0  # of cut_now: videos cut before whose inputs changed or clips were damaged
     removed: int = 0  # videos that left the manifest: their clips and rows deleted
 
     @property
@@ -108,6 +113,7 @@ def run_chunk(
     progress: bool = True,
     engine: str = "local",
     ray: RaySettings | None = None,
+    declared: str = "",
 ) -> ChunkResult:
     """Cut every ingested video into labelled clips; resumable, parallel across videos.
 
@@ -119,25 +125,36 @@ def run_chunk(
     out = build_dir / "chunk"
     parts = out / "parts"
     settings, _ = checked_settings(out, config, taxonomy, force)
-    parts.mkdir(parents=True, exist_ok=True)
-    write_json(out / "settings.json", settings)
-    _remove_stale_tmp(build_dir / "clips")
-
     videos = read_videos(build_dir / INGEST_TABLE)
     # A video is cut again exactly when what its clips are made from changed: its
-    # fingerprint (manifest fields, probe facts, file state) or the settings.
-    keys = {v.video_id: content_key({"video": v.fingerprint, "settings": settings}) for v in videos}
+    # fingerprint (manifest fields, probe facts, file bytes) or the settings; or when a
+    # clip file it wrote is missing, empty or not the bytes recorded (`clip_files`).
+    keys = {v.video_id: video_key(v, settings, declared) for v in videos}
     todo, changed = [], 0
     for v in videos:
         part = parts / f"{v.video_id}.json"
         if part.exists():
-            if _part_key(part) == keys[v.video_id]:
+            record = read_part(part)
+            if record.get("key") == keys[v.video_id] and clips_intact(build_dir, record):
                 continue
             changed += 1
-            part.unlink()
-            shutil.rmtree(build_dir / "clips" / v.video_id, ignore_errors=True)
         todo.append(v)
-    removed = _remove_gone(build_dir, parts, {v.video_id for v in videos})
+    # Sources that went missing (an unmounted disk) stop the stage before it deletes
+    # anything: their clips are kept until ingest drops them on purpose.
+    refuse_missing(
+        build_dir / INGEST_TABLE,
+        missing_sources([v.path for v in todo]),
+        len(videos),
+        "run `autodrive ingest MANIFEST --build BUILD --prune-missing` (or `autodrive build "
+        "RECIPE --prune-missing`)",
+    )
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json(out / "settings.json", settings)
+    _remove_stale_tmp(build_dir / "clips")
+    for v in todo:
+        (parts / f"{v.video_id}.json").unlink(missing_ok=True)
+        shutil.rmtree(build_dir / "clips" / v.video_id, ignore_errors=True)
+    removed = remove_gone(build_dir, parts, {v.video_id for v in videos})
     jobs = [(v, config, taxonomy.normal, str(build_dir), X264_THREADS) for v in todo]
     bar = tqdm(
         total=len(videos),
@@ -160,6 +177,14 @@ def run_chunk(
     result = _merge(build_dir, videos, len(todo), file_sha256(build_dir / INGEST_TABLE))
     result.recut, result.removed = changed, removed
     return result
+
+
+def video_key(video: VideoRecord, settings: dict, declared: str) -> str:
+    """The key of one video's clips: the video's fingerprint, the chunk settings and
+    `declared` (the pipeline's key of the stage's declared inputs: the chunk code, its
+    settings and the taxonomy; builders/pipeline.py). `declared` is "" for callers
+    outside the pipeline, which then key on the fingerprint and settings alone."""
+    return content_key({"video": video.fingerprint, "settings": settings, "declared": declared})
 
 
 def chunk_settings(config: ChunkConfig, taxonomy: Taxonomy) -> dict:
@@ -204,22 +229,6 @@ def _label_difference(old: list[str], new: list[str]) -> str:
     what += [f"removed {removed}"] if removed else []
     what = what or ["the same classes in another order"]
     return f"labels (the taxonomy's classes): {'; '.join(what)} ({old} -> {new})"
-
-
-def _part_key(part: Path) -> str | None:
-    try:
-        return read_json(part).get("key")
-    except (OSError, ValueError):
-        return None  # a part cut short by a kill: the video is cut again
-
-
-def _remove_gone(build_dir: Path, parts: Path, keep: set[str]) -> int:
-    """Delete the parts and clips of videos that left the manifest; how many."""
-    gone = sorted(p.stem for p in parts.glob("*.json") if p.stem not in keep)
-    for vid in gone:
-        (parts / f"{vid}.json").unlink(missing_ok=True)
-        shutil.rmtree(build_dir / "clips" / vid, ignore_errors=True)
-    return len(gone)
 
 
 def _run_parallel(jobs: list[tuple], workers: int):
@@ -323,6 +332,7 @@ def chunk_video(
                 frames_dropped=clip.dropped,
             )
         )
+    outcome.files = clip_files(root, [c.path for c in outcome.clips])
     outcome.event_clips = labelled.event_clips
     outcome.dropped = dict(labelled.dropped)
     outcome.reencoded_stretched = plan.reencoded_stretched
@@ -419,5 +429,6 @@ def _merge(
         content_key({"settings": read_json(out / "settings.json"), "videos": ingest_sha}),
         ["chunk/clips.parquet", rejects_rel],
         summary,
+        inputs={INGEST_TABLE: ingest_sha},
     )
     return ChunkResult(len(videos), clips, rejects, planned, dict(dropped), cut_now, summary)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vlm_autodrive.builders.core.errors import InputError
+from vlm_autodrive.builders.core.fingerprint import FILE_INPUT, NOT_AN_INPUT
 from vlm_autodrive.builders.core.ray_cluster import RaySettings
 from vlm_autodrive.builders.core.strict import Strict, load_yaml, read_yaml_mapping, validate_model
 from vlm_autodrive.builders.generate.config import GenerateConfig
@@ -125,10 +126,13 @@ class ChunkConfig(Strict):
         "auto",
         description="decoder for re-encoding: NVDEC (`cuda`), the CPU, or `auto` (NVDEC "
         "when it opens, else the CPU); the clips are the same bytes",
+        json_schema_extra=NOT_AN_INPUT,
     )
     crf: int = Field(23, ge=0, le=51)
     preset: str = "veryfast"
-    workers: int = Field(0, ge=0, description="processes; 0 = one per core")
+    workers: int = Field(
+        0, ge=0, description="processes; 0 = one per core", json_schema_extra=NOT_AN_INPUT
+    )
 
     @field_validator("preset")
     @classmethod
@@ -142,23 +146,37 @@ class ChunkConfig(Strict):
         return self
 
 
+class IngestConfig(Strict):
+    """How ingest treats its sources (builders/ingest/sources.py)."""
+
+    duplicates: Literal["reject", "group"] = Field(
+        "reject",
+        description="byte-identical video files under different ids: `reject` the later "
+        "rows (by manifest line), naming the id they duplicate; or `group`: keep them, "
+        "and the train/test assignment puts them all on one side",
+    )
+
+
 class BuildRecipe(Strict):
     """A whole build: where the videos are, where the build goes, how to cut and split."""
 
-    manifest: str
-    build_dir: str
+    manifest: str = Field(json_schema_extra=FILE_INPUT)
+    build_dir: str = Field(json_schema_extra=NOT_AN_INPUT)
     taxonomy: str | None = Field(
         None,
         description="the label set (taxonomy YAML); default: the taxonomy.yaml of "
         "splits.templates when that folder has one, else the bundled templates/taxonomy.yaml",
+        json_schema_extra=FILE_INPUT,
     )
     engine: Literal["local", "ray"] = Field(
         "local",
         description="where videos are cut: `local` (a process pool on this machine) or "
         "`ray` (Ray Data tasks on the cluster of the `ray:` section; the same clips)",
+        json_schema_extra=NOT_AN_INPUT,
     )
-    ray: RaySettings = RaySettings()
+    ray: RaySettings = Field(RaySettings(), json_schema_extra=NOT_AN_INPUT)
     sample: SampleConfig | None = None
+    ingest: IngestConfig = IngestConfig()
     chunk: ChunkConfig = ChunkConfig()
     splits: RuleSplitsConfig = RuleSplitsConfig()
     generate: GenerateConfig | None = None

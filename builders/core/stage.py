@@ -139,11 +139,22 @@ class Stage:
                 return None
         return stamp.get("summary", {})
 
-    def commit(self, key: str, outputs: Iterable[str], summary: Mapping[str, Any]) -> None:
+    def commit(
+        self,
+        key: str,
+        outputs: Iterable[str],
+        summary: Mapping[str, Any],
+        inputs: Mapping[str, str] | None = None,
+    ) -> None:
         """Record that the outputs (paths relative to the build folder, already written)
-        were made from `key`, with the summary to return when nothing changes."""
+        were made from `key`, with the summary to return when nothing changes. `inputs`:
+        the sha256 of each upstream output read (relative path -> sha256), which publish
+        compares with the upstream stage's current stamp (builders/release/verify.py)."""
         hashes = {rel: file_sha256(self.build_dir / rel) for rel in sorted(set(outputs))}
-        write_json(self.dir / STAMP, {"key": key, "outputs": hashes, "summary": dict(summary)})
+        stamp = {"key": key, "outputs": hashes, "summary": dict(summary)}
+        if inputs:
+            stamp["inputs"] = dict(sorted(inputs.items()))
+        write_json(self.dir / STAMP, stamp)
 
     def invalidate(self) -> None:
         """Forget the stamp (the stage's outputs are about to change)."""

@@ -7,7 +7,8 @@ the test may take). Out: an `Assignment`: each clip's side, `train`, `test` or
 generated, follows the same one (`read_assignment`).
 
 Rules:
-- Whole videos are held out: no video has clips on both sides.
+- Whole videos are held out: no video has clips on both sides. Videos of one file
+  (byte-identical duplicates kept by `ingest.duplicates: group`) go together.
 - The test set has exactly N clips of each class, drawn with the seed from the held-out
   videos; held-out clips beyond that are `held_out` (in no split), because putting them
   into train would leak their video.
@@ -100,14 +101,25 @@ def assign_splits(
     on_short: str = "error",
     max_test_fraction: float = 0.5,
     pinned: Mapping[str, str] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> Assignment:
     """Assign every clip to train, test or held_out (see the module docstring).
 
     `clips` need `clip_id`, `video_id` and `label` (a name in `classes`). `pinned`
     (clip_id -> side, a previous release's assignment) keeps old videos on their side:
-    see "Pinning" in the module docstring.
+    see "Pinning" in the module docstring. `groups` (video_id -> group id, from
+    `duplicate_groups`) makes the videos of one group one unit: all on the same side.
     Raises ShortClassError when a class is short and `on_short` is `error`.
     """
+    if groups:
+        grouped = [{**c, "video_id": groups.get(c["video_id"], c["video_id"])} for c in clips]
+        a = assign_splits(
+            grouped, classes, per_class=per_class, seed=seed, on_short=on_short,
+            max_test_fraction=max_test_fraction, pinned=pinned,
+        )  # fmt: skip
+        held = {c["video_id"] for c in clips if a.sides[c["clip_id"]] != "train"}
+        a.videos = {"train": len({c["video_id"] for c in clips}) - len(held), "test": len(held)}
+        return a
     if on_short not in ("error", "take_available"):
         raise ValueError(f"on_short must be error or take_available, not {on_short!r}")
     avail = Counter(c["label"] for c in clips)
@@ -150,6 +162,17 @@ def assign_splits(
     held = _hold_out(per_video, classes, avail, dict(limit), seed)
     sides = _draw_test(clips, held, limit, seed)
     return _result(clips, classes, per_video, held, sides, warnings)
+
+
+def duplicate_groups(videos: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """video_id -> group id (the group's smallest video id) for the videos that share their
+    file's bytes with another (`sha256` of ingest, kept with `ingest.duplicates: group`);
+    videos with a file of their own are left out (they are their own unit)."""
+    by_sha: dict[str, list[str]] = {}
+    for vid, v in videos.items():
+        if v.get("sha256"):
+            by_sha.setdefault(v["sha256"], []).append(vid)
+    return {vid: min(ids) for ids in by_sha.values() if len(ids) > 1 for vid in ids}
 
 
 def _result(clips, classes, per_video, held, sides, warnings) -> Assignment:

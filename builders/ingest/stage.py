@@ -1,8 +1,10 @@
 """Ingest stage: manifest -> validated, probed video records (`ingest/videos.parquet`).
 
-Writes `ingest/videos.parquet` (one `VideoRecord` per usable video), `ingest/rejects.jsonl`
-(one `RejectRecord` per unusable row or file) and `ingest/stamp.json` (the stage base,
-`core/stage.py`). Re-running with the same manifest and taxonomy does no work.
+Writes `ingest/videos.parquet` (one `VideoRecord` per usable video, with its file's
+sha256), `ingest/rejects.jsonl` (one `RejectRecord` per unusable row or file, duplicates
+included), `ingest/source_hashes.json` (the hash memo, `sources.py`) and
+`ingest/stamp.json` (the stage base, `core/stage.py`). Re-running with the same manifest,
+taxonomy and file bytes does no work; missing files stop it before any write.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.ingest.manifest import ManifestRow, read_manifest
 from vlm_autodrive.builders.ingest.probe import ProbeError, StreamFacts, probe_video
 from vlm_autodrive.builders.ingest.records import VIDEO_SCHEMA, VideoRecord, read_videos
+from vlm_autodrive.builders.ingest.sources import (
+    hash_sources,
+    missing_sources,
+    read_memo,
+    refuse_missing,
+    split_duplicates,
+    write_memo,
+)
 
 
 @dataclass
@@ -32,47 +42,68 @@ class IngestResult:
     skipped: bool  # True when a finished ingest with the same inputs was reused
 
 
+PRUNE_HINT = "run again with --prune-missing"
+
+
 def run_ingest(
     manifest: Path,
     build_dir: Path,
     taxonomy: Taxonomy,
     workers: int = 1,
     progress: bool = True,
-    hash_videos: bool = False,
+    *,
+    prune_missing: bool = False,
+    duplicates: str = "reject",
+    declared: str = "",
 ) -> IngestResult:
-    """Validate and probe every manifest row; write the stage's files under `build_dir`.
+    """Validate, hash and probe every manifest row; write the stage's files under `build_dir`.
 
-    The stage is redone when the manifest, the taxonomy or any video file (its size or
-    modification time; its bytes with `hash_videos`) changed since the last run."""
+    The stage is redone when the manifest, the taxonomy, `duplicates` or any video file's
+    bytes changed since the last run (files are hashed once per size and modification
+    time, `sources.py`). A video file that is missing stops the run before anything is
+    written (MissingSources, exit 2) when the last ingest had its video, unless
+    `prune_missing`: then its row is rejected and chunk deletes its clips. `duplicates`
+    ("reject" or "group"): what to do with byte-identical files under different ids
+    (`sources.split_duplicates`)."""
     require_file(manifest, "a manifest")
     stage = Stage(build_dir, "ingest")
-    rows, rejects, files, key = _read_and_key(manifest, taxonomy, hash_videos)
+    rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
+    if not prune_missing:
+        refuse_missing(manifest, _missing(rows, stage), len(rows), PRUNE_HINT)
+    files, memo = hash_sources(rows, read_memo(stage.dir), workers)
+    key = _key(manifest, taxonomy, files, duplicates, declared)
     if stage.finished(key) is not None:
+        write_memo(stage.dir, memo)  # files touched but not changed: not hashed again
         videos = read_videos(stage.dir / "videos.parquet")
         rejects = stage.read_rejects()
         return IngestResult(len(videos) + len(rejects), videos, rejects, skipped=True)
 
     n_rows = len(rows) + len(rejects)
+    rows, dup_rejects = split_duplicates(manifest, rows, files, duplicates)
+    rejects += dup_rejects
     videos = _records(manifest, rows, rejects, files, _probe_all(rows, workers, progress))
     write_table(videos, VIDEO_SCHEMA, stage.dir / "videos.parquet")
     rejects_rel = stage.write_rejects(rejects)
+    write_memo(stage.dir, memo)
     stage.commit(key, ["ingest/videos.parquet", rejects_rel], {"rows": n_rows})
     return IngestResult(n_rows, videos, rejects, skipped=False)
 
 
-def _read_and_key(manifest: Path, taxonomy: Taxonomy, hash_videos: bool):
-    """The manifest's rows and rejects, each video file's state, and the stage key."""
-    rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
-    files = {r.entry.video_id: _file_state(r.entry.path, hash_videos) for r in rows}
-    key = content_key(
+def _key(manifest: Path, taxonomy: Taxonomy, files: dict, duplicates: str, declared: str) -> str:
+    """The stage key: the manifest's bytes, the label set, every file's size and sha256
+    (not its path's modification time: a touched file is the same file), the
+    duplicates setting, and `declared` (the pipeline's key of the stage's declared
+    inputs: its code, settings and taxonomy; builders/pipeline.py)."""
+    return content_key(
         {
+            "declared": declared,
             "manifest_sha256": file_sha256(manifest),
             "labels": taxonomy.names,
             "normal": taxonomy.normal,  # the event-time checks depend on it
             "files": files,
+            "duplicates": duplicates,
         }
     )
-    return rows, rejects, files, key
 
 
 def _records(manifest, rows, rejects, files, probed) -> list[VideoRecord]:
@@ -87,7 +118,8 @@ def _records(manifest, rows, rejects, files, probed) -> list[VideoRecord]:
             continue
         entry = row.entry.model_dump()
         fingerprint = _fingerprint(entry, facts.__dict__, files[entry["video_id"]])
-        video = VideoRecord(**entry, **facts.__dict__, fingerprint=fingerprint)
+        sha = files[entry["video_id"]][1]
+        video = VideoRecord(**entry, **facts.__dict__, fingerprint=fingerprint, sha256=sha)
         problem = _event_problem(video)
         if problem:
             rejects.append(_reject(manifest, row, problem))
@@ -100,7 +132,10 @@ def _records(manifest, rows, rejects, files, probed) -> list[VideoRecord]:
 
 
 def _fingerprint(entry: dict, facts: dict, file_state) -> str:
-    return content_key({**entry, **facts, "file": file_state})
+    """What a video's clips are made from: its manifest fields, probed facts and file
+    state; not where the file lies (a moved project re-cuts nothing)."""
+    fields = {k: v for k, v in entry.items() if k != "path"}
+    return content_key({**fields, **facts, "file": file_state})
 
 
 @dataclass
@@ -116,19 +151,33 @@ class IngestPreview:
 
 
 def preview_ingest(
-    manifest: Path, build_dir: Path, taxonomy: Taxonomy, workers: int = 1
+    manifest: Path,
+    build_dir: Path,
+    taxonomy: Taxonomy,
+    workers: int = 1,
+    *,
+    prune_missing: bool = False,
+    duplicates: str = "reject",
+    declared: str = "",
 ) -> IngestPreview:
-    """What `run_ingest` would do (the dry run's ingest): reads the manifest, probes (with
-    the full decode) only the files that are new or changed since the last ingest, and
-    writes nothing."""
+    """What `run_ingest` would do (the dry run's ingest): reads the manifest, hashes the
+    files the last ingest did not (nothing is recorded), probes (with the full decode)
+    only the files that are new or changed since the last ingest, and writes nothing.
+    Missing files stop it as they stop the run (MissingSources), unless `prune_missing`."""
     if not manifest.exists():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     stage = Stage(build_dir, "ingest")
-    rows, rejects, files, key = _read_and_key(manifest, taxonomy, False)
+    rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
+    if not prune_missing:
+        refuse_missing(manifest, _missing(rows, stage), len(rows), PRUNE_HINT)
+    files, _ = hash_sources(rows, read_memo(stage.dir), workers)
+    key = _key(manifest, taxonomy, files, duplicates, declared)
     table = stage.dir / "videos.parquet"
     if stage.finished(key) is not None:
         videos = read_videos(table)
         return IngestPreview(videos, len(stage.read_rejects()), {v.video_id for v in videos}, False)
+    rows, dup_rejects = split_duplicates(manifest, rows, files, duplicates)
+    rejects += dup_rejects
     old = {v.video_id: v for v in read_videos(table)} if table.exists() else {}
     facts_fields = list(StreamFacts.__dataclass_fields__)
     known: dict[str, StreamFacts] = {}
@@ -148,17 +197,16 @@ def preview_ingest(
     return IngestPreview(videos, len(rejects), set(known), True)
 
 
-def _file_state(path: str, with_hash: bool) -> list | None:
-    """A video file's size and modification time (and sha256 when asked); None when it
-    cannot be read (probing then rejects the row with the reason)."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    state = [st.st_size, st.st_mtime_ns]
-    if with_hash:
-        state.append(file_sha256(Path(path)))
-    return state
+def _missing(rows: list[ManifestRow], stage: Stage) -> list[str]:
+    """The files of the rows the last ingest recorded as videos that are not there now:
+    losing them would delete clips. (A row whose file was never there is a reject.)"""
+    table = stage.dir / "videos.parquet"
+    if not table.exists():
+        return []
+    import pyarrow.parquet as pq
+
+    known = set(pq.read_table(table, columns=["video_id"])["video_id"].to_pylist())
+    return missing_sources([r.entry.path for r in rows if r.entry.video_id in known])
 
 
 def _reject(manifest: Path, row: ManifestRow, reason: str) -> RejectRecord:

@@ -15,6 +15,7 @@ from tests.conftest import make_video, write_jsonl
 from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged, run_chunk
 from vlm_autodrive.builders.core.recipe import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.ingest.sources import MissingSources
 from vlm_autodrive.builders.ingest.stage import run_ingest
 
 TAX = load_taxonomy()
@@ -168,10 +169,25 @@ def test_unreadable_video_mid_stream_is_rejected_and_the_rest_goes_on(tmp_path):
         ],
     )
     run_ingest(m, tmp_path / "build", TAX, progress=False)
-    bad.unlink()  # gone between ingest and chunk
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 3])  # cut short between ingest and chunk
     res = run_chunk(tmp_path / "build", ChunkConfig(window=4, stride=4), TAX, progress=False)
     assert [r.video_id for r in res.rejects] == ["bad"]
     assert {c.video_id for c in res.clips} == {"ok"}
+
+
+def test_a_source_gone_between_ingest_and_chunk_stops_it_before_any_change(tmp_path):
+    make_video(tmp_path / "ok.mp4", seconds=8)
+    gone = make_video(tmp_path / "gone.mp4", seconds=8)
+    rows = [
+        {"video_id": "ok", "path": "ok.mp4", "label": "Normal Driving"},
+        {"video_id": "gone", "path": "gone.mp4", "label": "Normal Driving"},
+    ]
+    run_ingest(write_jsonl(tmp_path / "m.jsonl", rows), tmp_path / "build", TAX, progress=False)
+    gone.unlink()  # an unmounted disk, say
+    with pytest.raises(MissingSources, match=r"1 of 2 video files are missing .*gone\.mp4"):
+        run_chunk(tmp_path / "build", ChunkConfig(window=4, stride=4), TAX, progress=False)
+    assert not (tmp_path / "build" / "clips").exists()  # nothing cut, nothing deleted
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from tests.conftest import make_audio_only, make_video, write_jsonl
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.manifest import read_manifest
 from vlm_autodrive.builders.ingest.probe import ProbeError, probe_video
+from vlm_autodrive.builders.ingest.sources import MissingSources
 from vlm_autodrive.builders.ingest.stage import run_ingest
 from vlm_autodrive.cli import main
 
@@ -111,6 +112,7 @@ def test_csv_row_with_extra_fields_is_rejected(tmp_path):
 def _bad_inputs(d):
     """One usable video and one file for each kind of bad input, with a manifest."""
     make_video(d / "good.mp4", seconds=8)
+    make_video(d / "late.mp4", seconds=8, gop=15)
     make_video(d / "vfr.mp4", seconds=4, vfr=True)
     make_audio_only(d / "audio.m4a")
     (d / "empty.mp4").write_bytes(b"")
@@ -125,7 +127,8 @@ def _bad_inputs(d):
         {"video_id": "truncated", "path": "truncated.mp4", "label": "Normal Driving"},
         {"video_id": "audio", "path": "audio.m4a", "label": "Normal Driving"},
         {"video_id": "vfr", "path": "vfr.mp4", "label": "Normal Driving"},
-        {"video_id": "late", "path": "good.mp4", "label": "Collision", "event_time": 9.5},
+        # its own file: good.mp4's bytes under another id would be a duplicate reject
+        {"video_id": "late", "path": "late.mp4", "label": "Collision", "event_time": 9.5},
         {"video_id": "odd", "path": "good.mp4", "label": "Unknown Class"},
         {"video_id": "good", "path": "good.mp4", "label": "Normal Driving"},
     ]
@@ -191,9 +194,13 @@ def test_rerun_with_same_inputs_does_no_work(tmp_path):
     again = run_ingest(m, tmp_path / "b", TAX, progress=False)
     assert again.skipped and [v.video_id for v in again.videos] == ["a"]
     assert table.stat().st_mtime_ns == written  # nothing probed or written again
-    # The same manifest over a changed file is not "the same inputs": the file is gone.
+    # A file that went missing stops the run, changing nothing (an unmounted disk must
+    # not delete the build); pruned on purpose, it is a reject.
     (tmp_path / "a.mp4").unlink()
-    gone = run_ingest(m, tmp_path / "b", TAX, progress=False)
+    with pytest.raises(MissingSources, match="1 of 1 video files are missing"):
+        run_ingest(m, tmp_path / "b", TAX, progress=False)
+    assert table.stat().st_mtime_ns == written
+    gone = run_ingest(m, tmp_path / "b", TAX, progress=False, prune_missing=True)
     assert not gone.skipped and not gone.videos and "not found" in gone.rejects[0].reason
     shutil.rmtree(tmp_path / "b")
 
