@@ -187,16 +187,6 @@ def _load_section(prov: Mapping[str, Any], release: Release | None) -> str:
         lines.append(
             f'`revision="v{release.version}"` pins this release; without it you get the newest.\n'
         )
-        lines.append(
-            "### Clips\n\nThe `video` column is the clip's path in the repository (text, "
-            "not a `Video` feature: the Hub's viewer shows videos from Parquet only when "
-            "their bytes are in the file, and a `Video` column would make `load_dataset` "
-            "need a video decoder). Download the clips you need:\n\n```python\n"
-            "from huggingface_hub import hf_hub_download, snapshot_download\n\n"
-            f'clip = hf_hub_download({where}, row["video"], repo_type="dataset"{pin})\n'
-            f'folder = snapshot_download({where}, repo_type="dataset"{pin}, '
-            'allow_patterns=["clips/*"])  # all of them\n```\n'
-        )
     else:
         folder = where.strip('"')
         lines.append(
@@ -210,6 +200,17 @@ def _load_section(prov: Mapping[str, Any], release: Release | None) -> str:
             "content parts are Arrow structs, so `datasets` returns every part with all of "
             "`type`, `text` and `video` (absent ones None): drop the None keys before a "
             "chat template sees them (`vlm_autodrive.builders.mix.conversations.chat_ready`).\n"
+        )
+    if release and release.repo:  # last: its heading ends the load section
+        lines.append(
+            "### Clips\n\nThe `video` column is the clip's path in the repository (text, "
+            "not a `Video` feature: the Hub's viewer shows videos from Parquet only when "
+            "their bytes are in the file, and a `Video` column would make `load_dataset` "
+            "need a video decoder). Download the clips you need:\n\n```python\n"
+            "from huggingface_hub import hf_hub_download, snapshot_download\n\n"
+            f'clip = hf_hub_download({where}, row["video"], repo_type="dataset"{pin})\n'
+            f'folder = snapshot_download({where}, repo_type="dataset"{pin}, '
+            'allow_patterns=["clips/*"])  # all of them\n```\n'
         )
     return "\n".join(lines)
 
