@@ -1,9 +1,9 @@
 """Real footage shapes made with PyAV for the clips tests: variable frame rate, display
 rotation, odd frame sizes, other codecs, B-frames.
 
-Every frame draws its number: a bar `number % width + 1` pixels wide across the middle
-row (`bar_width` reads it back), and a bright block in the top-left corner so the
-picture's orientation is checkable (`corner`).
+Every frame draws its number in binary, 12 white or black blocks across the middle of
+the picture, big enough to survive lossy codecs (`frame_number` reads it back), and a red
+block in the top-left corner so the picture's orientation is checkable (`corner`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ from pathlib import Path
 import av
 import numpy as np
 
+BITS = 12
+
 
 def picture(number: int, width: int, height: int) -> np.ndarray:
-    """Frame `number`'s picture (rgb24): the bar and the corner block."""
+    """Frame `number`'s picture (rgb24): its number's bits and the corner block."""
     arr = np.zeros((height, width, 3), np.uint8)
-    arr[height // 2 - 2 : height // 2 + 2, : (number % width) + 1] = 200
+    band = slice(height // 2 - height // 8, height // 2 + height // 8)
+    for bit in range(BITS):
+        if number >> bit & 1:
+            arr[band, bit * width // BITS : (bit + 1) * width // BITS] = 220
     arr[: height // 4, : width // 4, 0] = 250  # the orientation mark: red, top left
     return arr
 
@@ -46,6 +51,8 @@ def make_footage(
     with av.open(str(path), "w", format=fmt) as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        if codec == "mpeg4":  # its time base's denominator is at most 65535
+            time_base = Fraction(1, fps)
         s.codec_context.time_base = time_base
         options = {"g": str(gop), "bf": str(bframes)}
         if codec == "libx264":
@@ -66,10 +73,12 @@ def make_footage(
     return path
 
 
-def bar_width(frame) -> int:
-    """The number a decoded frame draws (+1): its bar's width on the middle row."""
+def frame_number(frame) -> int:
+    """The number a decoded (upright, unrotated) frame draws."""
     gray = frame.to_ndarray(format="gray")
-    return int((gray[gray.shape[0] // 2] > 100).sum())
+    row, w = gray[gray.shape[0] // 2], gray.shape[1]
+    centres = [(2 * bit + 1) * w // (2 * BITS) for bit in range(BITS)]
+    return sum(1 << bit for bit, x in enumerate(centres) if row[x] > 110)
 
 
 def shown(path: Path) -> list:
