@@ -11,8 +11,9 @@ In: a source path, windows (seconds), clip paths and the encoder settings. Out: 
 - The picture is written upright: a source with a display rotation (phones) is turned
   by its pixels and the clip carries no rotation flag. x264 needs even sides: an odd
   width or height is cropped by its last column or row (`picture` says so).
-- `decode`: `cpu`, `cuda` (NVDEC through PyAV's `h264_cuvid`/`hevc_cuvid`) or `auto`
-  (NVDEC when it opens, else the CPU). Both decoders give the same pictures (H.264 and
+- `decode`: `cpu`, `cuda` (NVDEC through PyAV's `h264_cuvid`/`hevc_cuvid` for H.264
+  and HEVC; the run stops when it does not open) or `auto` (NVDEC when it opens, else
+  the CPU). Other codecs decode on the CPU. Both decoders give the same pictures (H.264 and
   HEVC decoding is bit exact), so the clip bytes do not depend on it.
 """
 
@@ -133,7 +134,7 @@ def _cut(inp, stream, rate, windows, paths, enc, rotation, decode, av) -> list[C
                 c.dropped += 1
 
     try:
-        for number, frame in enumerate(_decoded(inp, stream, decode, av)):
+        for number, frame in enumerate(_decoded(inp, stream, decode, enc[2], av)):
             pts = frame.pts if frame.pts is not None else number
             if first_pts is None:
                 first_pts = pts
@@ -195,36 +196,44 @@ class _Upright:
         return frame
 
 
-def _decoded(inp, stream, decode: str, av):
+def _decoded(inp, stream, decode: str, threads: int, av):
     """The source's frames in presentation order, decoded as `decode` asks."""
     ctx = _cuda_decoder(stream, decode, av) if decode != "cpu" else None
     if ctx is None:
         stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = 1
+        stream.codec_context.thread_count = threads
         yield from inp.decode(stream)
         return
     for packet in inp.demux(stream):
         yield from ctx.decode(packet)
 
 
+class DecoderUnavailable(ValueError):
+    """`decode: cuda` on a machine where NVDEC does not open (a setting, not a video,
+    is wrong: the run stops with the message instead of rejecting every video)."""
+
+
 def _cuda_decoder(stream, decode: str, av):
-    """An open NVDEC decoder for the stream; None for `auto` when it does not open (no
-    GPU, or a codec NVDEC lacks); CutError for `cuda`."""
+    """An open NVDEC decoder for the stream, or None: the codec has none (VP9, MPEG-4:
+    the CPU decodes them in every mode), or `auto` and NVDEC does not open (no GPU).
+    DecoderUnavailable for `cuda` when NVDEC does not open."""
     name = CUVID.get(stream.codec_context.name)
-    problem = None
     if name is None:
-        problem = f"no NVDEC decoder for {stream.codec_context.name}"
-    else:
-        try:
-            ctx = av.CodecContext.create(name, "r")
-            ctx.extradata = stream.codec_context.extradata
-            ctx.open()
-            return ctx
-        except (av.error.FFmpegError, ValueError) as e:
-            problem = f"NVDEC ({name}) does not open: {e}"
-    if decode == "cuda":
-        raise CutError(f"decode: cuda, but {problem}")
-    return None
+        return None
+    try:
+        ctx = av.CodecContext.create(name, "r")
+        ctx.extradata = stream.codec_context.extradata
+        ctx.open()
+        return ctx
+    except (av.error.FFmpegError, ValueError) as e:
+        if isinstance(e, OSError) and not isinstance(e, av.error.FFmpegError):
+            raise
+        if decode == "cuda":
+            raise DecoderUnavailable(
+                f"chunk.decode is cuda, but NVDEC ({name}) does not open on this machine "
+                f"({e}); use decode: auto or cpu"
+            ) from None
+        return None
 
 
 def _open_encoder(path: Path, width: int, height: int, rate: Fraction, enc: tuple):
