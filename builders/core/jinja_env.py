@@ -33,6 +33,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import (
     UNSAFE_FUNCTION_ATTRIBUTES,
     UNSAFE_GENERATOR_ATTRIBUTES,
@@ -140,18 +141,31 @@ class LoadedTemplate:
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The whole template rendered, ends stripped."""
-        return self.template.render(context).strip()
+        try:
+            return self.template.render(context).strip()
+        except SecurityError as e:
+            raise self._refused(e) from None
 
     def render_block(self, block: str, context: Mapping[str, Any]) -> str:
         """One `{% block %}` rendered on its own, ends stripped."""
         ctx = self.template.new_context(dict(context))
         try:
-            return "".join(self.template.blocks[block](ctx)).strip()
-        except Exception:
-            # As Template.render does: rewrite the traceback so that its template frames
-            # carry the template's own lines, not those of the compiled Python.
-            self.template.environment.handle_exception()
-            raise  # not reached: handle_exception raises
+            try:
+                return "".join(self.template.blocks[block](ctx)).strip()
+            except Exception:
+                # As Template.render does: rewrite the traceback so that its template frames
+                # carry the template's own lines, not those of the compiled Python.
+                self.template.environment.handle_exception()
+                raise  # not reached: handle_exception raises
+        except SecurityError as e:
+            raise self._refused(e) from None
+
+    def _refused(self, err: SecurityError) -> TemplateLoadError:
+        """What the sandbox stopped at render time (a name computed past the load-time
+        check): a bad-input error naming the template's file and line, as at load."""
+        file, line = _template_frame(err, self.sources)
+        where = f"{_where(self.template.environment, file)}:{line}" if file else self.name
+        return TemplateLoadError(f"{where}: SecurityError: {err} (templates render in a sandbox)")
 
 
 def load_template(

@@ -124,6 +124,24 @@ def test_a_computed_attribute_name_is_stopped_by_the_sandbox_itself(tmp_path):
     assert f"{tmp_path / 't.jinja'}:2: SecurityError:" in str(e.value)
 
 
+def test_what_the_sandbox_stops_while_rows_render_is_bad_input_with_file_and_line(tmp_path):
+    # A computed name in a branch the samples do not take: loads, then stops at the row
+    # that takes it, as a TemplateLoadError (exit 2, `file:line:`), not a traceback.
+    write(
+        tmp_path,
+        "t.jinja",
+        "{% block user %}{{ question }}\n"
+        "{% if question == 'boom' %}{{ cycler|attr('__in' ~ 'it__') }}{% endif %}"
+        "{% endblock %}\n",
+    )
+    t = load_template("t.jinja", [tmp_path], ["question"], samples=[{"question": "Q"}])
+    assert t.render_block("user", {"question": "Q"}) == "Q"
+    for render in (lambda c: t.render_block("user", c), t.render):
+        with pytest.raises(TemplateLoadError) as e:
+            render({"question": "boom"})
+        assert str(e.value).startswith(f"{tmp_path / 't.jinja'}:2: SecurityError:")
+
+
 def test_a_template_cannot_include_a_file_outside_its_folders(tmp_path):
     secret = write(tmp_path, "secret.txt", "the secret")
     folder = tmp_path / "prompts"
