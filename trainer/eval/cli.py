@@ -24,7 +24,8 @@ DEFAULT_FPS, DEFAULT_FRAMES = 2.0, 32
 DESCRIPTION = (
     "Ask a model the multiple-choice question of every test clip (video + question), "
     "parse its answers and write the paper's Table 2 metrics: per-class precision, recall "
-    "and F1, accuracy and binary anomaly accuracy, per answer mode. Outputs under --out: "
+    "and F1, accuracy and binary anomaly accuracy, per answer mode, each with a 95% "
+    "interval (bootstrap over source videos). Outputs under --out: "
     "predictions.parquet, report.json, report.md, confusion_<mode>.png, and outputs.jsonl "
     "(raw outputs; a re-run only generates what is missing)."
 )
@@ -44,9 +45,12 @@ def add_eval_parser(sub) -> argparse.ArgumentParser:
     esub = e.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
     c = esub.add_parser(
         "compare",
-        help="put several eval reports side by side",
+        help="put eval reports side by side, each paired against the first",
         description="One Table 2 with a row per model and mode from several report.json "
-        "files, and what each was measured on (warns when the clip sets differ).",
+        "files, and what each was measured on (warns when the clip sets differ); then each "
+        "report against the first: the paired difference of every metric on the clips both "
+        "answered, with its 95% interval (bootstrap over source videos) and McNemar's exact "
+        "test on accuracy (needs each report's predictions.parquet beside it).",
     )
     c.add_argument("reports", nargs="+", type=Path, help="report.json files (or their folders)")
     c.add_argument("--out", type=Path, help="Markdown file to write (default: print)")
@@ -64,20 +68,26 @@ def add_eval_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument(
         "--mode",
-        choices=["direct", "reasoning", "both"],
+        choices=["direct", "reasoning", "both", "blind"],
         default="direct",
-        help="direct: answer with the letter; reasoning: think, then <answer>; both",
+        help="direct: answer with the letter; reasoning: think, then <answer>; both; "
+        "blind: the direct question without the video (what the text alone gives away)",
     )
     e.add_argument("--name", help="model name in the report (default: the model folder's name)")
-    e.add_argument("--out", type=Path, help="output folder (default build/eval/MODEL--DATASET)")
+    e.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default build/eval/ORG--MODEL[@REV]--DATASET-HASH, one per model, "
+        "revision and dataset)",
+    )
     e.add_argument("--limit", type=int, help="evaluate N clips, class-balanced (smoke runs)")
     e.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: bundled)")
     e.add_argument("--prompts", type=Path, help="folder with direct.jinja / reasoning.jinja")
     e.add_argument(
         "--system-prompt",
         default="driving_assistant",
-        help="system turn in direct mode: a bundled name (prompts/system/), a file, or none "
-        "(default driving_assistant, as the bundled mixtures train)",
+        help="system turn in direct and blind mode: a bundled name (prompts/system/), a file, "
+        "or none (default driving_assistant, as the bundled mixtures train)",
     )
     e.add_argument(
         "--reasoning-system-prompt",
@@ -159,7 +169,11 @@ def cmd_eval(args) -> int:
         device=args.device,
         dtype=args.dtype,
         concurrency=args.concurrency,
-        system_prompts={"direct": args.system_prompt, "reasoning": args.reasoning_system_prompt},
+        system_prompts={
+            "direct": args.system_prompt,
+            "reasoning": args.reasoning_system_prompt,
+            "blind": args.system_prompt,
+        },
     )
     res = run_eval(cfg)
     from vlm_autodrive.trainer.eval.report import table2

@@ -15,7 +15,10 @@ Out, under `--out`:
 - `report.json`, `report.md`: the paper's Table 2 (one row per mode), confusion matrices,
   parse outcomes; `confusion_<mode>.png`.
 
-`autodrive eval compare A/report.json B/report.json` puts several runs side by side.
+Every metric comes with a 95% bootstrap interval clustered by source video
+(`bootstrap.py`); mode `blind` asks the direct question without the video. `autodrive
+eval compare A B` puts runs side by side with the paired difference of each against the
+first (interval, and McNemar's exact test on accuracy).
 
 Over 400 lines: the run, its items and their keys, and the report assembly share the
 eval config; predictions, metrics, reports and runners already live in their own modules.
@@ -48,12 +51,15 @@ from vlm_autodrive.trainer.eval.predictions import prediction_row, write_predict
 from vlm_autodrive.trainer.eval.report import REPORT_FORMAT, UNPARSEABLE_RULE
 from vlm_autodrive.trainer.eval.runners.base import EvalItem, Runner, RunnerOutput, VideoSettings
 
-MODES = ("direct", "reasoning")
-DEFAULT_MAX_NEW_TOKENS = {"direct": 32, "reasoning": 1024}
+# `blind` asks the direct question without the video: what the text alone gives away.
+MODES = ("direct", "reasoning", "blind")
+PROMPT_OF = {"direct": "direct", "reasoning": "reasoning", "blind": "direct"}
+DEFAULT_MAX_NEW_TOKENS = {"direct": 32, "reasoning": 1024, "blind": 32}
 # The system turns of the bundled mixture recipes (builders/mix/recipe.py).
 DEFAULT_SYSTEM_PROMPTS: dict[str, str | None] = {
     "direct": "driving_assistant",
     "reasoning": "driving_reasoner",
+    "blind": "driving_assistant",
 }
 OUTPUTS = "outputs.jsonl"
 RUNNER = "runner.json"
@@ -72,7 +78,8 @@ class EvalConfig:
     `served_model`: the model name the server knows (default: `model`).
     `video_url`: `file` sends file:// URLs (the server needs read access to the clips
     and `--allowed-local-media-path` covering them), `data` sends the bytes inline.
-    `max_new_tokens`: None uses 32 for direct and 1024 for reasoning.
+    `max_new_tokens`: None uses 32 for direct and blind, 1024 for reasoning.
+    `modes`: `direct`, `reasoning`, and `blind` (the direct question without the video).
     `system_prompts`: per mode, a bundled system prompt's name (`prompts/system/`), a file
     path, or None for no system turn; the defaults are the ones the bundled mixtures
     train with, so a model fine-tuned here is asked as it was taught.
@@ -113,15 +120,23 @@ class EvalConfig:
         return self.name or Path(self.model.rstrip("/")).name or self.model
 
     def out_dir(self) -> Path:
-        """`--out`, or `build/eval/<model>--<dataset>`: one model evaluated on two datasets
-        (or two configs of one) never shares a folder."""
+        """`--out`, or `build/eval/<org>--<model>[@<revision>]--<dataset>[-<config>-<split>]-
+        <hash>`: the hash is of the model's (org, name, revision), the dataset, config and
+        split as given (a local folder by its resolved path), so two models, two
+        revisions of one, or one model on two datasets never share a folder, while the
+        readable part says whose it is."""
         if self.out:
             return self.out
+        org, name, revision = _model_parts(self.model)
+        model = f"{Path(org).name}--{name}" if org else name  # a folder: its parent's name
+        model += f"@{revision}" if revision else ""
         dataset = Path(self.dataset.split("@")[0].rstrip("/")).name or self.dataset
         tail = (
             "" if self.config == "mcq" and self.split == "test" else f"-{self.config}-{self.split}"
         )
-        return Path("build") / "eval" / f"{_slug(self.display_name)}--{_slug(dataset)}{tail}"
+        ident = [org, name, revision, _where(self.dataset), self.config, self.split]
+        digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:8]
+        return Path("build") / "eval" / f"{_slug(model)}--{_slug(dataset)}{tail}-{digest}"
 
 
 @dataclass
@@ -155,9 +170,10 @@ def run_eval(
     rows = balanced_subset(data.rows, classes, cfg.limit)
     if not rows:
         raise ValueError(f"{cfg.dataset}: split {cfg.split!r} of {cfg.config!r} has no rows")
-    data.ensure_videos(rows)
-    templates = {mode: load_mode_prompt(mode, cfg.prompts) for mode in cfg.modes}
-    systems = {mode: load_system_turn(cfg.system_prompts.get(mode)) for mode in cfg.modes}
+    if any(mode != "blind" for mode in cfg.modes):  # blind asks without the clips
+        data.ensure_videos(rows)
+    templates = {mode: load_mode_prompt(PROMPT_OF[mode], cfg.prompts) for mode in cfg.modes}
+    systems = {mode: load_system_turn(_system_name(cfg, mode)) for mode in cfg.modes}
     out = cfg.out_dir()
     out.mkdir(parents=True, exist_ok=True)
     identity = model_identity(cfg.model, None, out)
@@ -296,7 +312,9 @@ def _item(
     max_new = cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode]
     # The key names everything that shapes the output, so a changed setting regenerates:
     # the weights (retraining into the same folder), the prompt, the clip's bytes.
-    video_path = data.video_path(row)
+    # Blind: no video is sent, so neither the clip's bytes nor the video settings shape
+    # the answer.
+    video_path = None if mode == "blind" else data.video_path(row)
     ident = [
         cfg.runner_kind,
         cfg.served_model or cfg.model,
@@ -305,12 +323,19 @@ def _item(
         system,
         prompt,
         row["video"],
-        _clip_sha(video_path),
-        cfg.video.as_dict(),
+        None if video_path is None else _clip_sha(video_path),
+        None if video_path is None else cfg.video.as_dict(),
         max_new,
     ]
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
     return EvalItem(key, video_path, prompt, mode, max_new, system)
+
+
+def _system_name(cfg: EvalConfig, mode: str) -> str | None:
+    """The system prompt asked for `mode` (blind: the direct one unless it has its own)."""
+    if mode in cfg.system_prompts:
+        return cfg.system_prompts[mode]
+    return cfg.system_prompts.get(PROMPT_OF[mode])
 
 
 def _clip_sha(path) -> str | None:
@@ -382,21 +407,26 @@ def _build_report(
     systems: dict[str, str | None],
 ) -> dict[str, Any]:
     from vlm_autodrive import __version__
+    from vlm_autodrive.trainer.eval.bootstrap import bootstrap_intervals
     from vlm_autodrive.trainer.eval.metrics import compute_metrics
 
     per_class = Counter(r["label"] for r in rows)
     results = []
+    bootstrap = None
     for mode in cfg.modes:
         mine = [p for p in preds if p["mode"] == mode]
         ok = [p for p in mine if p["parse_status"] == "ok"]
-        metrics = compute_metrics(
-            [p["gold"] for p in mine], [p["prediction"] for p in mine], classes, normal
-        )
+        gold, pred = [p["gold"] for p in mine], [p["prediction"] for p in mine]
+        metrics = compute_metrics(gold, pred, classes, normal)
+        intervals = bootstrap_intervals(gold, pred, [p["video_id"] for p in mine], classes, normal)
+        bootstrap = intervals.pop("bootstrap")
+        metrics["intervals"] = intervals
         results.append(
             {
                 "mode": mode,
+                "video_input": mode != "blind",
                 "prompt_template": templates[mode].ref,
-                "system_prompt": _system_ref(cfg.system_prompts.get(mode), systems[mode]),
+                "system_prompt": _system_ref(_system_name(cfg, mode), systems[mode]),
                 "max_new_tokens": cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode],
                 "metrics": metrics,
                 "parse_status": dict(Counter(p["parse_status"] for p in mine).most_common()),
@@ -424,6 +454,7 @@ def _build_report(
         "normal": normal,
         "video": cfg.video.as_dict(),
         "unparseable_rule": UNPARSEABLE_RULE,
+        "bootstrap": bootstrap,
         "results": results,
         "files": {"predictions": PREDICTIONS, "outputs": OUTPUTS, "markdown": "report.md"},
     }
@@ -448,4 +479,22 @@ def _write_reports(report: dict[str, Any], out: Path) -> None:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
+    return re.sub(r"[^A-Za-z0-9._@-]+", "-", text).strip("-") or "model"
+
+
+def _where(name: str) -> str:
+    """A local folder by its resolved path (however it was spelled), anything else as is."""
+    path = Path(name)
+    return str(path.resolve()) if path.is_dir() else name
+
+
+def _model_parts(model: str) -> tuple[str, str, str | None]:
+    """(org, name, revision) of `--model`: a Hub-style `org/name[@revision]`, or a local
+    folder (its resolved path as the org, its name; no revision)."""
+    path = Path(model)
+    if path.is_dir():
+        resolved = path.resolve()
+        return str(resolved.parent), resolved.name, None
+    base, _, revision = model.partition("@")
+    org, _, name = base.rstrip("/").rpartition("/")
+    return org, name or base, revision or None

@@ -19,7 +19,8 @@ REPORT_FORMAT = "vlm-autodrive/eval-report/1"
 
 UNPARSEABLE_RULE = (
     "Unparseable answers (no option found, several options, a letter that is no option, a "
-    "letter whose text names another class, truncated reasoning, or a runner error) are "
+    "letter whose text names another class, a runner error, or in reasoning mode an output "
+    "without a closed <answer>...</answer>, which is never scanned for class names) are "
     "scored as the label `unparseable`: wrong for accuracy and for binary accuracy, a miss "
     "against the recall of the clip's gold class, and no class's prediction, so they do not "
     "change any class's precision. A class never predicted has precision 0."
@@ -40,8 +41,9 @@ def table2(reports: Sequence[Mapping[str, Any]], classes: Sequence[str] | None =
 
     One row per (model, mode): per-class precision / recall / F1 (two decimals), accuracy
     and binary anomaly accuracy (percent, two decimals), then unparseable answers and the
-    number of clips. `classes` sets the column order (default: the first report's, then
-    any class only later reports have); a class a report lacks shows `–`.
+    number of clips; each value with its 95% interval `[low, high]` when the report has
+    them. `classes` sets the column order (default: the first report's, then any class
+    only later reports have); a class a report lacks shows `–`.
     """
     if classes is None:
         classes = []
@@ -55,22 +57,31 @@ def table2(reports: Sequence[Mapping[str, Any]], classes: Sequence[str] | None =
     for r in reports:
         for res in r["results"]:
             m = res["metrics"]
+            iv = m.get("intervals") or {}
             cells = [_escape(r["name"]), res["mode"]]
             for c in classes:
-                pc = m["per_class"].get(c)
+                pc, pci = m["per_class"].get(c), iv.get("per_class", {}).get(c, {})
                 cells += (
-                    [f"{pc['precision']:.2f}", f"{pc['recall']:.2f}", f"{pc['f1']:.2f}"]
+                    [_value(pc[k], pci.get(k)) for k in ("precision", "recall", "f1")]
                     if pc
                     else ["–"] * 3
                 )
             cells += [
-                f"{100 * m['accuracy']:.2f}%",
-                f"{100 * m['binary_accuracy']:.2f}%",
+                _value(m["accuracy"], iv.get("accuracy"), percent=True),
+                _value(m["binary_accuracy"], iv.get("binary_accuracy"), percent=True),
                 str(m["unparseable"]),
                 str(m["n"]),
             ]
             lines.append(_row(cells))
     return "\n".join(lines)
+
+
+def _value(value: float, interval: Sequence[float] | None, percent: bool = False) -> str:
+    """`0.69 [0.60, 0.78]`, or `77.27% [71.7, 83.3]`; the value alone without an interval."""
+    if percent:
+        text = f"{100 * value:.2f}%"
+        return f"{text} [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval else text
+    return f"{value:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{value:.2f}"
 
 
 def confusion_markdown(metrics: Mapping[str, Any]) -> str:
@@ -108,17 +119,25 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "P, R, F1: precision, recall and F1 per class. Accuracy: share of clips whose answer "
         "is the gold class. Binary acc.: normal driving vs. any event class. "
         "Unparseable: answers no option could be read from (counted as wrong).",
+        *_bootstrap_words(report.get("bootstrap")),
     ]
     for res in report["results"]:
         parse = ", ".join(f"{k} {v}" for k, v in res["parse_status"].items())
         rules = ", ".join(f"{k} {v}" for k, v in res["parse_method"].items()) or "none"
+        blind = (
+            " Asked **blind**: the question and its options without the video, so this row "
+            "measures what the text alone gives away (compare it with the direct row and "
+            "with chance)."
+            if res.get("video_input") is False
+            else ""
+        )
         lines += [
             "",
             f"## Mode `{res['mode']}`",
             "",
             f"Prompt `{res['prompt_template']}`, system prompt "
             f"{_code(res.get('system_prompt'))}, at most {res['max_new_tokens']} new tokens. "
-            f"Answers: {parse} (read by rule: {rules}).",
+            f"Answers: {parse} (read by rule: {rules}).{blind}",
             "",
             "Confusion matrix (rows: gold class, columns: parsed answer):",
             "",
@@ -217,12 +236,30 @@ def _escape(text: str) -> str:
 
 
 def compare_reports(paths: Iterable[Path], out: Path | None = None) -> str:
-    """The Markdown comparison of several `report.json` files (written to `out` if given)."""
+    """The Markdown comparison of several `report.json` files (written to `out` if given):
+    one table, then each run paired against the first (`compare.py`)."""
     paths = list(paths)
     if not paths:
         raise ValueError("give at least one report.json")
     text = compare_markdown([load_report(p) for p in paths], [str(p) for p in paths])
+    if len(paths) > 1:
+        from vlm_autodrive.trainer.eval.compare import paired_markdown
+
+        text = text.rstrip("\n") + "\n" + paired_markdown(paths) + "\n"
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, text)
     return text
+
+
+def _bootstrap_words(boot: Mapping[str, Any] | None) -> list[str]:
+    """How the intervals in brackets were made (none in reports made before they were)."""
+    if not boot:
+        return []
+    return [
+        "",
+        f"In brackets: {round(100 * boot['level'])}% intervals, a percentile bootstrap that "
+        f"resamples the {boot['clusters']} source videos (clips of one video together), "
+        f"{boot['resamples']} resamples, seed {boot['seed']}. Two runs differ credibly when "
+        "`autodrive eval compare` puts their paired difference's interval off zero.",
+    ]

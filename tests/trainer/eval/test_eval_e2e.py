@@ -26,7 +26,7 @@ from vlm_autodrive.trainer.eval.runners.base import RunnerOutput
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COLUMNS = {
-    "id", "clip_id", "video", "mode", "model", "gold", "gold_letter", "options",
+    "id", "clip_id", "video_id", "video", "mode", "model", "gold", "gold_letter", "options",
     "raw_output", "reasoning", "finish_reason", "prediction", "parsed_letter",
     "parse_status", "parse_method", "parse_detail", "correct", "prompt_template",
 }  # fmt: skip
@@ -279,5 +279,28 @@ def test_new_weights_in_the_same_folder_regenerate_every_answer(build, tmp_path)
 def test_default_output_folder_names_model_and_dataset(build, tmp_path):
     a = EvalConfig(model="org/model", dataset=str(build)).out_dir()
     b = EvalConfig(model="org/model", dataset="org/other-data@v0.1.0").out_dir()
-    assert a.name == f"model--{build.name}" and b.name == "model--other-data"
-    assert EvalConfig(model="m", dataset="d", config="vqa").out_dir().name == "m--d-vqa-test"
+    assert a.name.startswith(f"org--model--{build.name}-") and a.parent.name == "eval"
+    assert b.name.startswith("org--model--other-data-") and a != b
+    assert (
+        EvalConfig(model="m", dataset="d", config="vqa").out_dir().name.startswith("m--d-vqa-test-")
+    )
+
+
+def test_default_output_folder_is_one_per_org_name_and_revision(build, tmp_path, monkeypatch):
+    """Evaluating `other/x` no longer overwrites the report of `org/x@v0.1.0` (issue 22)."""
+    models = ["org/x@v0.1.0", "other/x", "org/x", "x", "org/x@v0.2.0", "org-x", "org--x"]
+    folders = [EvalConfig(model=m, dataset=str(build)).out_dir() for m in models]
+    assert len(set(folders)) == len(models)
+    assert folders[0].name.startswith("org--x@v0.1.0--") and folders[1].name.startswith(
+        "other--x--"
+    )
+    assert EvalConfig(model="org/x@v0.1.0", dataset=str(build)).out_dir() == folders[0]
+    # A local model folder, however it is spelled, is one folder; another folder of the
+    # same name elsewhere is another.
+    for parent in ("runs/a", "runs/b"):
+        (tmp_path / parent / "ckpt").mkdir(parents=True)
+        (tmp_path / parent / "ckpt" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    same = {EvalConfig(model=m, dataset="d").out_dir() for m in ("runs/a/ckpt", "./runs/a/ckpt/")}
+    other = EvalConfig(model="runs/b/ckpt", dataset="d").out_dir()
+    assert len(same) == 1 and other not in same and other.name.startswith("b--ckpt--d-")

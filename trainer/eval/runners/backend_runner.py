@@ -86,7 +86,11 @@ class BackendRunner:
         keys = set()
         for item in items:
             try:
-                part = {"type": "video_url", "video_url": {"url": self._url(item.video)}}
+                part = (
+                    None  # blind mode: the question alone
+                    if item.video is None
+                    else {"type": "video_url", "video_url": {"url": self._url(item.video)}}
+                )
             except OSError as e:  # an unreadable clip fails its item, not the run
                 yield RunnerOutput(item.key, "", error=f"{type(e).__name__}: {e}")
                 continue

@@ -33,22 +33,24 @@ class VideoSettings:
 
 @dataclass(frozen=True)
 class EvalItem:
-    """One request: `key` identifies it in the outputs; `video` is an absolute path;
-    the user turn is the video then `prompt`, after a `system` turn when one is set."""
+    """One request: `key` identifies it in the outputs; `video` is an absolute path, or
+    None in blind mode (the question without the video); the user turn is the video then
+    `prompt`, after a `system` turn when one is set."""
 
     key: str
-    video: Path
+    video: Path | None
     prompt: str
     mode: str
     max_new_tokens: int
     system: str | None = None
 
-    def messages(self, video_part: dict[str, Any]) -> list[dict[str, Any]]:
-        """OpenAI-style chat messages with `video_part` (the runner's form of the video)."""
+    def messages(self, video_part: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """OpenAI-style chat messages with `video_part` (the runner's form of the video;
+        None: text only, as blind mode asks)."""
         turns: list[dict[str, Any]] = []
         if self.system:
             turns.append({"role": "system", "content": self.system})
-        user = [video_part, {"type": "text", "text": self.prompt}]
+        user = [*([video_part] if video_part else []), {"type": "text", "text": self.prompt}]
         return [*turns, {"role": "user", "content": user}]
 
 

@@ -93,19 +93,24 @@ class TransformersRunner:
 
         from vlm_autodrive.trainer.video import sample_video
 
-        clip = sample_video(item.video, self._sampling)
-        messages = item.messages({"type": "video"})
-        text = self.processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        inputs = self.processor(
-            text=[text],
-            videos=[clip.frames],
-            video_metadata=[clip.metadata],
-            do_sample_frames=False,  # sampled above at --fps, as the training collator does
-            do_resize=False,  # and resized to the pixel budget in multiples of 28
-            return_tensors="pt",
-        ).to(self.device)
+        if item.video is None:  # blind mode: the question without the video
+            text = self.processor.apply_chat_template(
+                item.messages(None), tokenize=False, add_generation_prompt=True
+            )
+            inputs = self.processor(text=[text], return_tensors="pt").to(self.device)
+        else:
+            clip = sample_video(item.video, self._sampling)
+            text = self.processor.apply_chat_template(
+                item.messages({"type": "video"}), tokenize=False, add_generation_prompt=True
+            )
+            inputs = self.processor(
+                text=[text],
+                videos=[clip.frames],
+                video_metadata=[clip.metadata],
+                do_sample_frames=False,  # sampled above at --fps, as the training collator does
+                do_resize=False,  # and resized to the pixel budget in multiples of 28
+                return_tensors="pt",
+            ).to(self.device)
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs,
