@@ -73,8 +73,10 @@ def _print_bad_input(e: BaseException) -> None:
         text = f"{e.filename}: {e.strerror}"
     else:
         text = str(e) or type(e).__name__
-    for line in text.splitlines() or [text]:
-        print(f"autodrive: {line}", file=sys.stderr)
+    from vlm_autodrive.builders.core.terminal import printable
+
+    for line in text.splitlines() or [text]:  # a message may quote a file's own text
+        print(f"autodrive: {printable(line)}", file=sys.stderr)
 
 
 def _locked(build: Path, *, create: bool = True):

@@ -51,3 +51,11 @@ def test_escape_codes_in_a_row_are_printed_escaped(build, config, column):
     assert code == 0
     assert not any(ch in out for ch in "\x1b\r\x07\u202e")
     assert "A car passes.\\x1b[2J\\x1b[HAll rows passed.\\x0dX\\u202eevil\\x07" in out
+
+
+def test_error_messages_quote_file_names_escaped(tmp_path, capsys):
+    manifest = tmp_path / "manifest\x1b[2J.jsonl"
+    code = main(["ingest", str(manifest), "--build", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "\x1b" not in err and "manifest\\x1b[2J.jsonl" in err
