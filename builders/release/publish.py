@@ -54,6 +54,7 @@ from vlm_autodrive.builders.release.staging import (
     stage_release,
     write_local_release,
 )
+from vlm_autodrive.builders.release.verify import check_recorded
 
 REPO_TYPE = "dataset"
 SHOWN_FILES = 5  # files a step lists without verbose
@@ -211,6 +212,7 @@ def publish(
     if repo is not None and repo.count("/") != 1:
         raise ValueError(f"--repo {repo!r}: expected ORG/NAME")
     rf = release_files(Path(build_dir))
+    check_recorded(rf.build_dir, rf.files, rf.prov)  # stale stages, altered files
     prev_override = _previous_folder(previous) if previous else None
     if to is not None:
         return _publish_local(rf, Path(to), v, repo, license, prev_override, dry_run, allow_older)

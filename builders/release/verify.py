@@ -1,0 +1,135 @@
+"""Before a release: every file is what its stage recorded, and no stage is stale.
+
+In: a build folder and the files a release takes from it (`ReleaseFiles.files`). Checked,
+cheapest first, each refusal a `ReleaseError` (exit 2) naming the file or the stage and
+the command that makes it right:
+
+- every output a stage stamp records (`BUILD/<stage>/stamp.json`, core/stage.py) is there
+  with the recorded sha256 (a changed table);
+- every clip of the release is the file the chunk stage cut: its part
+  (`chunk/parts/<video_id>.json`, clips/parts.py) records each clip's size, modification
+  time and sha256; the size is compared first, the sha256 only when the modification time
+  moved (a truncated or altered clip);
+- every stage was made from the upstream outputs that are current: the hashes a stage
+  recorded of what it read (its stamp's `inputs`; for the rule splits also
+  `provenance.json`'s `stages.rule_splits.inputs`) equal those the upstream stage's stamp
+  records now (relabel + `autodrive ingest` + `autodrive chunk`, then publish: the rule
+  splits were made from the old clip table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from vlm_autodrive.builders.core.files import file_sha256, read_json
+from vlm_autodrive.builders.core.stage import STAMP
+from vlm_autodrive.builders.release.staging import ReleaseError
+
+# The stages whose stamps a build folder may hold, in pipeline order.
+STAGES = ("ingest", "chunk", "rule_splits", "model_splits")
+REBUILD = "autodrive build RECIPE --build {build}"
+
+
+def check_recorded(build_dir: Path, files: Iterable[str], prov: dict[str, Any]) -> None:
+    """Refuse (ReleaseError) a build whose files or stages are not as recorded (see the
+    module docstring); `files` are the release's paths relative to `build_dir`."""
+    build_dir = Path(build_dir)
+    stamps = _stamps(build_dir)
+    _check_outputs(build_dir, stamps)
+    _check_clips(build_dir, [f for f in files if f.startswith("clips/")])
+    _check_upstream(build_dir, stamps, prov)
+
+
+def _stamps(build_dir: Path) -> dict[str, dict[str, Any]]:
+    """{stage: its stamp} for every stage stamp in the build (mixtures as mix/<name>)."""
+    paths = [build_dir / s / STAMP for s in STAGES]
+    paths += sorted((build_dir / "mix").glob(f"*/{STAMP}"))
+    out = {}
+    for path in paths:
+        try:
+            stamp = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if isinstance(stamp, dict):
+            out[path.parent.relative_to(build_dir).as_posix()] = stamp
+    return out
+
+
+def _command(stage: str, build_dir: Path) -> str:
+    if stage.startswith("mix/"):
+        return f"autodrive mix RECIPE --build {build_dir}"
+    return REBUILD.format(build=build_dir)
+
+
+def _check_outputs(build_dir: Path, stamps: dict[str, dict[str, Any]]) -> None:
+    for stage, stamp in stamps.items():
+        for rel, sha in (stamp.get("outputs") or {}).items():
+            path = build_dir / rel
+            if not path.is_file() or file_sha256(path) != sha:
+                what = "is missing" if not path.is_file() else "changed"
+                raise ReleaseError(
+                    f"{path} {what} since the {stage} stage wrote it (its stamp records "
+                    f"sha256 {sha[:12]}): run `{_command(stage, build_dir)}` to make it "
+                    "again, then publish"
+                )
+
+
+def _check_clips(build_dir: Path, clips: list[str]) -> None:
+    """Every clip is the size (and, when its modification time moved, the sha256) its
+    chunk part recorded. Clips without a part record (builds made before parts recorded
+    their files) are checked by publish's own missing/empty test only."""
+    parts: dict[str, dict] = {}
+    bad = []
+    for rel in clips:
+        video = rel.split("/")[1] if rel.count("/") >= 2 else ""
+        if video not in parts:
+            try:
+                parts[video] = read_json(build_dir / "chunk" / "parts" / f"{video}.json")
+            except (OSError, ValueError):
+                parts[video] = {}
+        recorded = (parts[video].get("files") or {}).get(rel)
+        if not recorded:
+            continue
+        size, mtime_ns, sha = recorded
+        st = (build_dir / rel).stat()
+        if st.st_size != size:
+            bad.append(f"{rel} ({st.st_size} bytes; the chunk stage cut {size})")
+        elif st.st_mtime_ns != mtime_ns and file_sha256(build_dir / rel) != sha:
+            bad.append(f"{rel} (same size, other bytes than the chunk stage cut)")
+    if bad:
+        raise ReleaseError(
+            f"{build_dir}: {len(bad)} clips the release holds are not the files the chunk "
+            f"stage cut: {'; '.join(bad[:3])}. Run `{REBUILD.format(build=build_dir)}`: it "
+            "re-cuts them (the same bytes as before), then publish"
+        )
+
+
+def _check_upstream(
+    build_dir: Path, stamps: dict[str, dict[str, Any]], prov: dict[str, Any]
+) -> None:
+    """Each stage's recorded inputs against the outputs their stages record now."""
+    made_by = {
+        rel: (stage, sha)
+        for stage, stamp in stamps.items()
+        for rel, sha in (stamp.get("outputs") or {}).items()
+    }
+    read: dict[str, dict[str, str]] = {
+        stage: dict(stamp.get("inputs") or {}) for stage, stamp in stamps.items()
+    }
+    rules = ((prov.get("stages") or {}).get("rule_splits") or {}).get("inputs") or {}
+    if "rule_splits" in stamps:
+        read.setdefault("rule_splits", {}).update(
+            {rel: sha for rel, sha in rules.items() if rel in made_by}
+        )
+    for stage in (*STAGES, *sorted(s for s in read if s.startswith("mix/"))):
+        for rel, sha in sorted(read.get(stage, {}).items()):
+            upstream = made_by.get(rel)
+            if upstream is None or upstream[1] == sha:
+                continue
+            raise ReleaseError(
+                f"{build_dir}: the {stage} stage was made from an older {rel} (the "
+                f"{upstream[0]} stage has run since): run `{_command(stage, build_dir)}` to "
+                f"make the {stage} stage again from it, then publish"
+            )
