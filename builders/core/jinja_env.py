@@ -99,6 +99,22 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
+class _ConfinedLoader(jinja2.FileSystemLoader):
+    """FileSystemLoader that refuses a template whose real path leaves the folder it was
+    found in: a shared folder's symbolic link to ~/.ssh/id_rsa would otherwise be
+    included into every row. (`..` and absolute names Jinja refuses itself.)"""
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        real = Path(filename).resolve()
+        if not any(real.is_relative_to(Path(f).resolve()) for f in self.searchpath):
+            raise TemplateLoadError(
+                f"{filename}: a symbolic link to {real}, outside the template folders "
+                f"({', '.join(self.searchpath)}): copy the file into the folder instead"
+            )
+        return source, filename, uptodate
+
+
 @functools.lru_cache(maxsize=16)
 def environment(folders: tuple[str, ...]) -> jinja2.Environment:
     """The environment for a search path of template folders (first match wins).
@@ -108,7 +124,7 @@ def environment(folders: tuple[str, ...]) -> jinja2.Environment:
     sandbox keeps a shared template from reading files or running code.
     """
     env = ImmutableSandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(list(folders)),
+        loader=_ConfinedLoader(list(folders)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         trim_blocks=True,

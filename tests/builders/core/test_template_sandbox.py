@@ -151,6 +151,21 @@ def test_a_template_cannot_include_a_file_outside_its_folders(tmp_path):
             load_template("t.jinja", [folder], [], samples=[{}])
 
 
+def test_a_symbolic_link_out_of_the_template_folder_is_refused(tmp_path):
+    secret = write(tmp_path, "secret.txt", "the secret")
+    folder = tmp_path / "prompts"
+    write(folder, "t.jinja", "{% include 'leak.jinja' %}\n")
+    (folder / "leak.jinja").symlink_to(secret)
+    with pytest.raises(TemplateLoadError) as e:
+        load_template("t.jinja", [folder], [], samples=[{}])
+    assert f"{folder / 'leak.jinja'}: a symbolic link to {secret}, outside" in str(e.value)
+    (folder / "inside.jinja").symlink_to(folder / "t.jinja")  # a link within is fine
+    write(folder, "u.jinja", "{% include 'inside.jinja' %}\n")
+    (folder / "leak.jinja").unlink()
+    write(folder, "t.jinja", "T\n")
+    assert load_template("u.jinja", [folder], [], samples=[{}]).render({}) == "T"
+
+
 def test_an_eval_prompt_with_the_payload_is_refused(tmp_path):
     from vlm_autodrive.trainer.eval.harness import load_mode_prompt
 
