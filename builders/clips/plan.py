@@ -163,8 +163,8 @@ def _cut(
 ) -> PlannedCut | None:
     """How `w` is cut; None when copy mode may not stretch it that far and
     `stretched` is reject."""
-    if config.mode == "reencode":
-        return PlannedCut(w, "reencode", on_frame_grid(w, rate, frames))
+    if config.mode in ("reencode", "smart"):  # both frame exact
+        return PlannedCut(w, config.mode, on_frame_grid(w, rate, frames))
     assert index is not None, "copy mode plans from the source's packet index"
     span = index.span(w)
     if w.start - span.start <= config.max_copy_stretch + EPS:

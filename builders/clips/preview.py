@@ -116,7 +116,7 @@ def _plan_video(
         time = min(video.event_time, video.duration)
         event = Event(video.label, min(video.event_start, time), time, video.event_end)
     try:
-        index = index_copy(video.path) if config.mode == "copy" else None
+        index = index_copy(video.path) if config.mode in ("copy", "smart") else None
         timing = (video.max_gap, video.missing)
         plan = plan_cuts(video.duration, video.fps, video.frames, event, config, index, timing)
     except CutError:

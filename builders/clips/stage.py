@@ -35,6 +35,7 @@ from vlm_autodrive.builders.clips.plan import (
 )
 from vlm_autodrive.builders.clips.records import CLIP_SCHEMA, ClipRecord
 from vlm_autodrive.builders.clips.reencode import cut_reencode
+from vlm_autodrive.builders.clips.smart import cut_smart
 from vlm_autodrive.builders.clips.windows import (
     Event,
     Window,
@@ -81,6 +82,7 @@ class VideoOutcome:
     has_event: bool = False
     event_clips: int = 0  # clips that hold the event, as cut
     reencoded_stretched: int = 0  # copy mode: re-encoded past max_copy_stretch
+    smart_fallback: dict[str, int] = field(default_factory=dict)  # smart mode: re-encoded, why
     whole: bool = False  # shorter than a window: one clip of the whole video
     files: dict[str, list] = field(default_factory=dict)  # clip -> [size, mtime_ns, sha256]
 
@@ -265,7 +267,7 @@ def chunk_video(
         event = Event(video.label, min(video.event_start, time), time, video.event_end)
     outcome = VideoOutcome(video.video_id, has_event=event is not None)
     try:
-        index = index_copy(video.path) if config.mode == "copy" else None
+        index = index_copy(video.path) if config.mode in ("copy", "smart") else None
         timing = (video.max_gap, video.missing)
         plan = plan_cuts(video.duration, video.fps, video.frames, event, config, index, timing)
     except CutError as e:
@@ -281,7 +283,7 @@ def chunk_video(
         for c in plan.cuts
     }
     try:
-        cut = _cut_all(video, plan.cuts, root, rel, config, index, threads)
+        cut, outcome.smart_fallback = _cut_all(video, plan.cuts, root, rel, config, index, threads)
     except CutError as e:
         for r in rel.values():
             (root / r).unlink(missing_ok=True)
@@ -340,14 +342,23 @@ def chunk_video(
 
 
 def _cut_all(source: VideoRecord, cuts: list[PlannedCut], root, rel, config, index, threads):
-    """Cut every planned window of `source` by its mode; [(CutClip, mode)] sorted by
-    planned start."""
+    """Cut every planned window of `source` by its mode: [(CutClip, mode as cut)] sorted
+    by planned start, and the windows smart mode re-encoded, by reason."""
     done = []
-    for mode in ("copy", "reencode"):
+    fallback: Counter[str] = Counter()
+    for mode in ("copy", "reencode", "smart"):
         wins = [c.window for c in cuts if c.mode == mode]
         if not wins:
             continue
         paths = [root / rel[w] for w in wins]
+        if mode == "smart":
+            rate = frame_rate(source.fps)
+            cut, why = cut_smart(
+                source, wins, paths, index, rate, config.crf, config.preset, threads
+            )
+            done += cut
+            fallback.update(why)
+            continue
         if mode == "copy":
             clips = cut_copy(source.path, wins, paths, index, source.rotation)
         else:
@@ -363,7 +374,7 @@ def _cut_all(source: VideoRecord, cuts: list[PlannedCut], root, rel, config, ind
                 rate=frame_rate(source.fps),
             )
         done += [(c, mode) for c in clips]
-    return sorted(done, key=lambda x: x[0].window.start)
+    return sorted(done, key=lambda x: x[0].window.start), dict(fallback)
 
 
 def clip_id(video_id: str, window: Window) -> str:
@@ -386,6 +397,7 @@ def _merge(
     rejects: list[RejectRecord] = []
     planned = failed_windows = stretched = whole = 0
     dropped: Counter[str] = Counter()
+    smart_fallback: Counter[str] = Counter()
     events: Counter[str] = Counter()
     for v in videos:
         o = read_json(out / "parts" / f"{v.video_id}.json")
@@ -393,6 +405,7 @@ def _merge(
         dropped.update(o["dropped"])
         clips.extend(ClipRecord(**c) for c in o["clips"])
         stretched += o.get("reencoded_stretched", 0)
+        smart_fallback.update(o.get("smart_fallback") or {})
         whole += bool(o.get("whole")) and not o["reject"]
         if o["reject"]:
             rejects.append(RejectRecord("chunk", v.path, None, v.video_id, o["reject"]))
@@ -423,6 +436,7 @@ def _merge(
             "reencoded": stretched,
             "not_cut": dropped.get("copy_stretch", 0),
         },
+        "smart_fallback": dict(sorted(smart_fallback.items())),
     }
     write_json(out / "summary.json", summary)
     stage.commit(

@@ -94,8 +94,12 @@ class ChunkConfig(Strict):
         "the event nearest its centre (as the paper: one event clip a video; the others are "
         "dropped as `event_duplicate`), `all` keeps every one",
     )
-    mode: Literal["copy", "reencode"] = Field(
-        "reencode", description="reencode: frame exact; copy: stream copy from keyframes"
+    mode: Literal["copy", "reencode", "smart"] = Field(
+        "reencode",
+        description="reencode: frame exact; copy: stream copy from keyframes; smart: frame "
+        "exact, re-encoding only the frames before the window's first keyframe (and after "
+        "the last whole B-frame group), stream-copying the rest (H.264 sources; other "
+        "windows are re-encoded, counted in the summary's smart_fallback)",
     )
     max_copy_stretch: float = Field(
         1.0,
