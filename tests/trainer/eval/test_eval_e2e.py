@@ -221,6 +221,15 @@ def test_tiny_qwen2_5_vl_transformers_runner_end_to_end(build, tmp_path):
         again.stdout
     )
 
+    # Blind: the processor gets the question alone (no video), ~30 s more.
+    blind = [*cmd[: cmd.index("--mode") + 1], "blind", *cmd[cmd.index("--mode") + 2 :]]
+    blind[blind.index("--out") + 1] = str(tmp_path / "blind")
+    r = subprocess.run(blind, capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = check_outputs(tmp_path / "blind", len(rows), ["blind"])
+    assert report["results"][0]["video_input"] is False
+    assert "| tiny random Qwen2.5-VL | blind |" in r.stdout
+
 
 def test_openai_runner_sends_each_clip_as_a_video_url(build, tmp_path):
     from tests.doubles.fake_server import FakeOpenAIServer
