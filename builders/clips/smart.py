@@ -122,6 +122,8 @@ def _stream_problem(stream) -> str | None:
     extradata = ctx.extradata or b""
     if not extradata or extradata[0] != 1:
         return "H.264 without an avcC header (Annex B stream)"
+    if extradata[4] & 3 != 3:
+        return "H.264 with NAL lengths of other than 4 bytes"
     if ctx.pix_fmt not in ("yuv420p", "yuvj420p"):
         return f"pixel format {ctx.pix_fmt} (x264 writes yuv420p)"
     return None
@@ -162,6 +164,9 @@ def _cut_one(inp, stream, index: CopyIndex, w: Window, path: Path, rate, enc) ->
     if head and tail and head[1] != tail[1]:
         raise _Fallback("the re-encoded parts' parameter sets differ")
     header = _merged_avcc(source_header, own_header) if own_header else source_header
+    copied = list(_read_packets(inp, stream, [packets[i].pts for i in body], body))
+    if not _is_idr(copied[0][1]):
+        raise _Fallback("the keyframe is not an IDR frame (open GOP)")
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(_tmp_path(path)), "w", format="mp4") as out:
@@ -182,7 +187,7 @@ def _cut_one(inp, stream, index: CopyIndex, w: Window, path: Path, rate, enc) ->
         for n, (payload, key) in enumerate(head[0] if head else []):
             mux(payload, n * ticks, n * ticks - delay, key, ticks)
         base = (k - a) * ticks
-        for i, payload in _read_packets(inp, stream, [packets[i].pts for i in body], body):
+        for i, payload in copied:
             p = packets[i]
             dts = p.dts if p.dts is not None else p.pts
             mux(payload, p.pts - key_pts + base, dts - key_pts + base, p.key, ticks)
@@ -271,6 +276,17 @@ def _encode(inp, stream, index: CopyIndex, a: int, b: int, rate, enc, sps_id: in
         raise _Fallback("the source decoded fewer frames than its grid holds")
     packets = [(_length_prefixed(bytes(p)), p.is_keyframe) for p in out]
     return packets, bytes(ctx.extradata)
+
+
+def _is_idr(sample: bytes) -> bool:
+    """Whether an MP4 sample (4-byte NAL lengths) holds an IDR slice (NAL type 5)."""
+    i = 0
+    while i + 4 < len(sample):
+        (n,) = struct.unpack(">I", sample[i : i + 4])
+        if sample[i + 4] & 0x1F == 5:
+            return True
+        i += 4 + n
+    return False
 
 
 def _nals(annexb: bytes) -> list[bytes]:

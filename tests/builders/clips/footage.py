@@ -39,6 +39,7 @@ def make_footage(
     bframes: int = 0,
     rotation: int = 0,
     time_base: Fraction = Fraction(1, 90000),
+    x264_params: str = "",
 ) -> Path:
     """A video of frames shown at `times` (seconds; default: every 1/fps for `seconds`),
     frame i drawing number round(time * fps), encoded with `codec`; `rotation`: the
@@ -57,6 +58,8 @@ def make_footage(
         options = {"g": str(gop), "bf": str(bframes)}
         if codec == "libx264":
             options.update(preset="ultrafast", threads="1")
+            if x264_params:
+                options["x264-params"] = x264_params
         if codec == "libvpx-vp9":  # fast; VP9 encodes odd sizes (x264 cannot)
             options.update(deadline="realtime", **{"cpu-used": "8"})
         if codec == "libx265":

@@ -92,3 +92,14 @@ def test_sources_smart_cannot_join_are_reencoded_with_the_reason(tmp_path, foota
     assert got == want
     assert {c.cut_mode for c in res.clips} == {"reencode"}
     assert summary["smart_fallback"] == {reason: summary["windows_planned"]}
+
+
+def test_open_gop_keyframes_are_not_joined(tmp_path):
+    # x264's open GOP: the first keyframe is an IDR frame, the later ones are not
+    build = _ingest(tmp_path, bframes=2, x264_params="open-gop=1:keyint=30:min-keyint=30")
+    _, want, _ = _cut(build, "reencode")
+    res, got, summary = _cut(build, "smart")
+    assert got == want
+    assert [c.cut_mode for c in res.clips] == ["smart"] + ["reencode"] * (len(res.clips) - 1)
+    reason = "the keyframe is not an IDR frame (open GOP)"
+    assert summary["smart_fallback"] == {reason: summary["windows_planned"] - 1}
