@@ -348,7 +348,7 @@ def test_duplicate_yaml_keys_are_an_error_naming_key_and_line(sample, tmp_path, 
 def test_sample_fps_zero_and_duration_nan_say_what_is_wrong(tmp_path, capsys):
     out = tmp_path / "s"
     err = bad_input(capsys, "sample", "--videos", "1", "--out", out, "--fps", "0")
-    assert "autodrive: command line: --fps: Input should be greater than 0" in err
+    assert "autodrive: command line: --fps: 0 is out of range: from 1 to 120" in err
     err = bad_input(capsys, "sample", "--videos", "1", "--out", out, "--duration", "nan")
     assert "autodrive: command line: --duration: Input should be a finite number" in err
     assert not out.exists()
