@@ -171,8 +171,12 @@ def run_chunk(
         outcomes = run_on_ray(jobs, ray or RaySettings(), config.workers, build_dir)
     else:
         outcomes = _run_parallel(jobs, workers)
+    sources = {v.video_id: v.path for v in videos}
     for outcome in outcomes:
-        record = {"key": keys[outcome.video_id], **asdict(outcome)}
+        # A source gone mid-run (an unmounted disk) is a reject of this run only: no key,
+        # so the next run cuts it again (or stops, naming it, while it is still missing).
+        gone = outcome.reject is not None and not Path(sources[outcome.video_id]).exists()
+        record = {"key": None if gone else keys[outcome.video_id], **asdict(outcome)}
         write_json(parts / f"{outcome.video_id}.json", record)
         bar.update()
     bar.close()

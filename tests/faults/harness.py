@@ -67,14 +67,16 @@ def run(args: list[str], *, env: dict | None = None, timeout: float = 300, cwd=N
 
 def hurt(
     args: list[str],
-    sig: int,
+    sig: int | None,
     when: Callable[[], bool],
     *,
+    act: Callable[[], None] | None = None,
     env_extra: dict[str, str] | None = None,
     timeout: float = 120,
     cwd=None,
 ) -> Hurt:
-    """Start `autodrive ARGS`, send `sig` once `when()` holds, and wait for it to end.
+    """Start `autodrive ARGS`, send `sig` (or call `act`) once `when()` holds, and wait
+    for it to end.
 
     The signal goes to the toolkit's process only, as `kill PID`, `timeout`, `docker
     stop` send it (a terminal's ^C reaches the whole group; the workers ignore it).
@@ -93,7 +95,10 @@ def hurt(
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if when():
-                proc.send_signal(sig)
+                if sig is not None:
+                    proc.send_signal(sig)
+                if act is not None:
+                    act()
                 signalled = True
                 break
             time.sleep(0.01)

@@ -3,7 +3,8 @@ video done) and midway (half of them): the run stops as a user expects, no worke
 stays, the lock is free at once, and the same command then finishes with the same
 bytes as an uninterrupted run, every video counted once.
 
-About 40 s on 2 idle cores (8 short videos of 160x96, 2 s windows)."""
+About 40 s on 2 idle cores (8 short videos of 160x96, 2 s windows). Also: the videos'
+folder disappearing mid-run."""
 
 from __future__ import annotations
 
@@ -62,6 +63,43 @@ def test_chunk_survives_a_signal(ingested, clean, tmp_path, sig, moment):
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in again.stderr
     assert digest(build) == clean  # same files, same bytes: nothing lost, nothing doubled
+    check_counts(build)
+
+
+def test_a_source_folder_that_disappears_mid_run_gives_counted_rejects(ingested, clean, tmp_path):
+    """The videos' folder is moved away (an unmounted disk) after 2 videos: the rest are
+    rejects naming their file, every window counted; with the folder back, the same
+    command re-cuts them to a clean run's bytes."""
+    build = tmp_path / "build"
+    shutil.copytree(ingested, build)
+    videos = ingested.parent / "s" / "videos"
+    away = videos.with_name("videos.away")
+    parts = count_files(build / "chunk" / "parts", "*.json")
+    try:
+        h = hurt(
+            ["chunk", "--build", build, *CHUNK],
+            None,
+            at_least(parts, 2),
+            act=lambda: videos.rename(away),
+        )
+    finally:
+        if away.exists():
+            away.rename(videos)
+    assert h.signalled and h.left == []
+    assert h.returncode == 3, h.stderr  # done, with rejects
+    assert "Traceback" not in h.stderr
+    rejects = (build / "chunk" / "rejects.jsonl").read_text().splitlines()
+    assert rejects and all(str(videos) in line for line in rejects)
+    s = json.loads((build / "chunk" / "summary.json").read_text())
+    assert s["videos_rejected"] == len(rejects) and s["videos"] == VIDEOS
+    assert (
+        s["windows_planned"]
+        == s["clips"] + sum(s["dropped"].values()) + s["windows_of_rejected_videos"]
+    )
+    assert lock_is_free(build)
+    again = run(["chunk", "--build", build, *CHUNK])
+    assert again.returncode == 0, again.stderr
+    assert digest(build) == clean
     check_counts(build)
 
 
