@@ -106,7 +106,7 @@ def _check_expansion(data: Any, source: str | Path) -> None:
         node = big[0][1]
     raise InputError(
         source,
-        f"expands to {size(node, '', set()):,} values through YAML aliases (&anchor/*alias); "
+        f"holds {size(node, '', set()):,} values once YAML aliases (*name) are expanded; "
         f"a config holds at most {MAX_YAML_VALUES:,}",
         ".".join(keys) or None,
     )

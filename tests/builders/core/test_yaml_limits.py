@@ -46,8 +46,8 @@ def test_an_alias_bomb_in_engine_args_is_refused_at_load_naming_the_key(tmp_path
     recipe.write_text(RECIPE.format(bomb=BOMB))
     err = run(capsys, "build", recipe, *(["--dry-run"] if dry_run else []))
     assert err.startswith(
-        f"autodrive: {recipe}: generate.models.m.engine_args: expands to 6,053,444 values "
-        "through YAML aliases (&anchor/*alias); a config holds at most 100,000"
+        f"autodrive: {recipe}: generate.models.m.engine_args: holds 6,053,444 values once "
+        "YAML aliases (*name) are expanded; a config holds at most 100,000"
     )
     assert list(tmp_path.iterdir()) == [recipe]  # no build folder, no provenance.json
 
@@ -56,7 +56,7 @@ def test_the_same_limits_hold_for_every_config_and_for_set(tmp_path, capsys):
     mixture = tmp_path / "mix.yaml"
     mixture.write_text("name: x\nsplits:\n" + BOMB.replace("        ", "  "))
     err = run(capsys, "mix", mixture, "--build", tmp_path / "b")
-    assert f"autodrive: {mixture}: splits: expands to" in err
+    assert f"autodrive: {mixture}: splits: holds " in err
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("manifest: manifest.jsonl\n")
     err = run(capsys, "build", recipe, "--dry-run", "--set", "chunk.window=&a [*a]")
