@@ -12,6 +12,7 @@ SMOLLM2 := build/models/smollm2-135m-instruct
 include mk/vllm.mk
 include mk/train.mk
 include mk/browser.mk
+include mk/gpu.mk
 
 .PHONY: demo test lint bench clean
 
