@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ MC_COLUMNS = ("question", "options", "answer_letter")
 ROW_COLUMNS = ("id", "video_id", "label", "split", *MC_COLUMNS)
 MARGIN = 0.05  # flagged at chance + 5 points or more (and the interval above chance)
 FAMILY_LEVEL = 0.95  # the flag's confidence over all baselines of a config (Bonferroni)
-_OPTION_LINE = re.compile(r"^\s*[A-Z][.)]\s")
+_OPTION_LINES = re.compile(r"(?m)^[ \t]*[A-Z][.)][ \t].*$")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = (
     "a an the of in on at to for from by with and or is are was were be been this that "
@@ -76,13 +77,24 @@ def read_rows(build_dir: Path, files: dict[str, str]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["split"], r["id"]))
 
 
-def words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+def words(text: str) -> frozenset[str]:
+    """The text's lower-case words, stopwords left out."""
+    return frozenset(_WORD.findall(text.lower())) - STOPWORDS
+
+
+@lru_cache(maxsize=65536)  # option texts repeat across rows ("clear", "Collision")
+def _option_words(text: str) -> frozenset[str]:
+    return words(text)
 
 
 def question_stem(question: str) -> str:
-    """The question without its option lines."""
-    return "\n".join(line for line in question.splitlines() if not _OPTION_LINE.match(line))
+    """The question without its option lines (`A. ...`, `B) ...`)."""
+    return _OPTION_LINES.sub("", question)
+
+
+@lru_cache(maxsize=4096)  # rule configs ask every clip the same question
+def _stem_words(question: str) -> frozenset[str]:
+    return words(question_stem(question))
 
 
 def _credit(scores: list[float], answer: int) -> float:
@@ -92,25 +104,21 @@ def _credit(scores: list[float], answer: int) -> float:
     return 1.0 / len(tied) if answer in tied else 0.0
 
 
-def longest_option(question: str, options: list[str]) -> list[float]:
-    return [float(len(o.strip())) for o in options]
+def text_baseline_scores(question: str, options: list[str]) -> dict[str, list[float]]:
+    """Each text baseline's score of every option (the highest is its pick):
+    `longest_option` the characters, `most_shared_words` the words shared with the
+    question's stem, `option_in_question` the share of the option's words the stem holds."""
+    stem = _stem_words(question)
+    opt = [_option_words(o) for o in options]
+    shared = [len(w & stem) for w in opt]
+    return {
+        "longest_option": [float(len(o.strip())) for o in options],
+        "most_shared_words": [float(n) for n in shared],
+        "option_in_question": [n / len(w) if w else 0.0 for n, w in zip(shared, opt, strict=True)],
+    }
 
 
-def most_shared_words(question: str, options: list[str]) -> list[float]:
-    stem = words(question_stem(question))
-    return [float(len(words(o) & stem)) for o in options]
-
-
-def option_in_question(question: str, options: list[str]) -> list[float]:
-    stem = words(question_stem(question))
-    return [len(words(o) & stem) / len(words(o)) if words(o) else 0.0 for o in options]
-
-
-TEXT_BASELINES: dict[str, Callable[[str, list[str]], list[float]]] = {
-    "longest_option": longest_option,
-    "most_shared_words": most_shared_words,
-    "option_in_question": option_in_question,
-}
+TEXT_BASELINES = ("longest_option", "most_shared_words", "option_in_question")
 
 
 def answer_index(row: dict[str, Any]) -> int | None:
@@ -148,10 +156,11 @@ def blind_audit(
         top = min(letters, key=lambda k: (-letters[k], k))
         credits["majority_letter"] = [float(OPTION_LETTERS[i] == top) for _, i in scored]
         all_credits["majority_letter"] = [float(OPTION_LETTERS[i] == top) for _, i in usable]
-    for name, fn in TEXT_BASELINES.items():
-        all_credits[name] = [_credit(fn(r["question"], r["options"]), i) for r, i in usable]
-        side = {id(r): c for (r, _), c in zip(usable, all_credits[name], strict=True)}
-        credits[name] = [side[id(r)] for r, _ in scored]
+    picks = [text_baseline_scores(r["question"], r["options"]) for r, _ in usable]
+    on_scored = [r["split"] == scored[0][0]["split"] for r, _ in usable] if scored else []
+    for name in TEXT_BASELINES:
+        all_credits[name] = [_credit(p[name], i) for p, (_, i) in zip(picks, usable, strict=True)]
+        credits[name] = [c for c, keep in zip(all_credits[name], on_scored, strict=True) if keep]
     if ask is not None:
         credits["text_model"] = model_baseline(scored, ask)
     scores, flags = [], []

@@ -85,7 +85,8 @@ class QuestionDuplicates:
 class ConfigStats:
     """Per config, side and class (`all` too): rows, token lengths of question and answer
     (reasoning included when the config has it), answer-letter counts, distinct-1/2
-    (distinct word uni-/bigrams over all words of the answers, reasoning included)."""
+    (distinct word uni-/bigrams over all words of the answers, reasoning included, on a
+    seeded sample of at most 1,000 rows per group, so that groups of any size compare)."""
 
     config: str
     side: str

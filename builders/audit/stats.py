@@ -27,6 +27,7 @@ from vlm_autodrive.builders.dataset.folder import PROVENANCE, all_data_files
 
 SKIP_CONFIGS = ("failures",)
 TEXT_COLUMNS = ("question", "answer", "reasoning", "answer_letter")
+DISTINCT_SAMPLE = 1000  # texts per group for distinct-1/2 (see distinct_ngrams)
 
 
 def token_counter(build_dir: Path) -> tuple[Callable[[list[str]], list[int]], str]:
@@ -87,21 +88,23 @@ def config_stats(
     q_tokens = np.array(count([r.get("question") or "" for r in rows]), dtype=float)
     answers = [_answer_text(r) for r in rows]
     a_tokens = np.array(count(answers), dtype=float)
+    split = np.array([r["split"] for r in rows])
+    label_of = np.array([r["label"] for r in rows])
+    letter_of = np.array([r.get("answer_letter") or "" for r in rows])
     out = []
-    sides = ["all", *sorted({r["split"] for r in rows})]
-    labels = ["all", *sorted({r["label"] for r in rows})]
-    for side in sides:
-        for label in labels:
-            keep = [
-                k
-                for k, r in enumerate(rows)
-                if side in ("all", r["split"]) and label in ("all", r["label"])
-            ]
-            if not keep:
+    for side in ["all", *sorted(set(split.tolist()))]:
+        for label in ["all", *sorted(set(label_of.tolist()))]:
+            mask = np.ones(len(rows), bool)
+            if side != "all":
+                mask &= split == side
+            if label != "all":
+                mask &= label_of == label
+            keep = np.flatnonzero(mask)
+            if not len(keep):
                 continue
-            letters = Counter(rows[k].get("answer_letter") for k in keep)
-            letters.pop(None, None)
-            d1, d2 = distinct_ngrams([answers[k] for k in keep])
+            letters = Counter(letter_of[keep].tolist())
+            letters.pop("", None)
+            d1, d2 = distinct_ngrams([answers[k] for k in sample_indices(keep)])
             a = a_tokens[keep]
             out.append(
                 ConfigStats(
@@ -114,14 +117,23 @@ def config_stats(
     return out
 
 
+def sample_indices(keep: np.ndarray, size: int = DISTINCT_SAMPLE, seed: int = 0) -> np.ndarray:
+    """At most `size` of `keep`, drawn with a seeded generator (all when fewer)."""
+    if len(keep) <= size:
+        return keep
+    return np.sort(np.random.default_rng(seed).choice(keep, size, replace=False))
+
+
 def _answer_text(row: dict[str, Any]) -> str:
     parts = [row.get("reasoning") or "", row.get("answer") or ""]
     return "\n".join(p for p in parts if p)
 
 
 def distinct_ngrams(texts: list[str]) -> tuple[float, float]:
-    """distinct-1 and distinct-2: distinct word uni-/bigrams over all of them (0 when
-    there are none): near 0 means the texts repeat each other."""
+    """distinct-1 and distinct-2: distinct word uni-/bigrams over all words of `texts`
+    (0 when there are none): near 0 means the texts repeat each other. The ratio falls as
+    a corpus grows, so `config_stats` measures it on a seeded sample of at most
+    DISTINCT_SAMPLE texts per group: groups of different sizes compare."""
     uni: set[str] = set()
     bi: set[tuple[str, str]] = set()
     n1 = n2 = 0
