@@ -79,10 +79,17 @@ def _print_bad_input(e: BaseException) -> None:
         print(f"autodrive: {printable(line)}", file=sys.stderr)
 
 
+def _refuse_release(build: Path) -> None:
+    from vlm_autodrive.builders.release.readonly import refuse_release_folder
+
+    refuse_release_folder(build)
+
+
 def _locked(build: Path, *, create: bool = True):
     """The build folder's lock (builders/core/lock.py), named after this command line."""
     from vlm_autodrive.builders.core.lock import build_lock
 
+    _refuse_release(build)  # a published release is read-only (before the lock)
     command = " ".join(["autodrive", *sys.argv[1:]])
     return build_lock(build, command, create=create)
 
@@ -162,7 +169,15 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--hash-videos",
         action="store_true",
-        help="fingerprint each video by its bytes too, not only its size and modification time",
+        help="no effect: ingest always fingerprints each video by its bytes (sha256) now",
+    )
+    _source_options(i)
+    i.add_argument(
+        "--duplicates",
+        choices=["reject", "group"],
+        default="reject",
+        help="byte-identical files under different ids: reject the later rows (default), "
+        "or group them on one side of the train/test split",
     )
     i.set_defaults(func=_cmd_ingest)
 
@@ -210,6 +225,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-send only the requests of the last build's error and parse failures",
     )
+    _source_options(b)
     _chunk_overrides(b)
     b.set_defaults(func=_cmd_build)
 
@@ -297,6 +313,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add_export_rl_parser(sub)
     return p
+
+
+def _source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prune-missing",
+        action="store_true",
+        help="drop the videos whose file is missing and delete their clips (without it, a "
+        "missing file stops the run before anything changes: an unmounted disk deletes nothing)",
+    )
 
 
 def _chunk_overrides(p: argparse.ArgumentParser) -> None:
@@ -391,7 +416,8 @@ def _cmd_ingest(args) -> int:
             args.build,
             taxonomy,
             worker_count(args.workers),
-            hash_videos=args.hash_videos,
+            prune_missing=args.prune_missing,
+            duplicates=args.duplicates,
         )
     _print_ingest(res, args.build)
     return EXIT_REJECTS if res.rejects else 0
@@ -405,6 +431,7 @@ def _cmd_chunk(args) -> int:
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
+    _refuse_release(args.build)  # before it asks for ingest's table
     require_stage_input(args.build, INGEST_TABLE)  # before the lock makes the folder
     taxonomy = load_taxonomy(args.taxonomy or (recipe_taxonomy(recipe) if recipe else None))
     engine = args.engine or (recipe.engine if recipe else "local")
@@ -471,7 +498,14 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
         print(f"[sample] generating {s.videos} synthetic videos in {manifest.parent}")
         generate_sample(manifest.parent, **s.model_dump(), progress=True)
     print(f"[ingest] {manifest}")
-    ing = run_ingest(manifest, build, taxonomy, worker_count(recipe.chunk.workers))
+    ing = run_ingest(
+        manifest,
+        build,
+        taxonomy,
+        worker_count(recipe.chunk.workers),
+        prune_missing=args.prune_missing,
+        duplicates=recipe.ingest.duplicates,
+    )
     _print_ingest(ing, build)
     print("[chunk]")
     engine = args.engine or recipe.engine

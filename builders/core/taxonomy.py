@@ -63,6 +63,17 @@ def taxonomy_from_provenance(prov: dict) -> Taxonomy | None:
         raise ValueError(f"provenance.json: stages.rule_splits.taxonomy is invalid:\n{e}") from None
 
 
+def build_taxonomy(prov: dict) -> Taxonomy:
+    """The label set of a build or release, from its `provenance.json` (`prov`): the one
+    its rule splits recorded; for builds made before they recorded it, the recipe's
+    `taxonomy:` file, else the bundled one. Every stage after the rule splits (mix, the
+    card, eval) reads it here, so a class added through `splits.templates` is known."""
+    recorded = taxonomy_from_provenance(prov)
+    if recorded is not None:
+        return recorded
+    return load_taxonomy((prov.get("recipe") or {}).get("taxonomy"))
+
+
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Load and validate a taxonomy YAML (the bundled one when `path` is None)."""
     p = Path(path) if path else bundled("templates", "taxonomy.yaml")

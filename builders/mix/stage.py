@@ -149,7 +149,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
     """
     import pyarrow.parquet as pq
 
-    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.taxonomy import build_taxonomy
 
     recipe_path, build_dir = Path(recipe_path), Path(build_dir)
     recipe = load_mixture(recipe_path)
@@ -164,7 +164,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         k: pq.read_schema(build_dir / next(iter(v["splits"].values()))["path"]).names
         for k, v in sources.items()
     }
-    taxonomy = load_taxonomy((prov.get("recipe") or {}).get("taxonomy"))
+    taxonomy = build_taxonomy(prov)  # the label set the build recorded, not a guess
     check_against_build(recipe, recipe_path, sources, columns, taxonomy.names)
 
     fmt = recipe.conversation
@@ -224,7 +224,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
             "kind": "mixture",
             "config": config,
             "key": key,
-            "recipe_path": str(recipe_path),
+            "recipe_path": shown_recipe_path(recipe_path),
             "recipe": recipe_dict,
             "inputs": inputs,
             "system_prompts": {n: text_sha256(t) for n, t in sorted(prompts.items())},
@@ -238,6 +238,20 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         {"report": report, "plot": plot_rel},
     )
     return MixResult(name, config, str(build_dir), report, plot_rel, notes=notes)
+
+
+def shown_recipe_path(recipe_path: Path) -> str:
+    """How provenance and the card name a mixture recipe: `recipes/...` for a bundled
+    one, else its file name; never an absolute path (it says where a machine keeps its
+    files, and would make the same mixture's provenance differ between machines)."""
+    from vlm_autodrive.resources import bundled
+
+    try:
+        return (
+            "recipes/" + recipe_path.resolve().relative_to(bundled("recipes").resolve()).as_posix()
+        )
+    except ValueError:
+        return recipe_path.name
 
 
 def _plan(

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.release.changelog import Changelog, download_hub_version
+from vlm_autodrive.builders.release.readonly import mark_release
 from vlm_autodrive.builders.release.remote import compare_files, remote_files
 from vlm_autodrive.builders.release.semver import (
     Version,
@@ -251,6 +252,7 @@ def _publish_local(
     previous = prev_override or ((str(prev), existing[prev]) if prev else None)
     root.mkdir(parents=True, exist_ok=True)
     final, log = write_local_release(rf, root, v, repo=repo, license=license, previous=previous)
+    mark_release(final, str(v))  # read-only to build, mix, ingest, chunk, publish
     notes = [f'load it with: datasets.load_dataset("{final}", "<config>")']
     return PublishResult(plan, False, str(v), str(final), log, notes)
 
