@@ -11,9 +11,9 @@ baseline). Baselines that never see the video:
 - `longest_option`: the option with the most characters;
 - `most_shared_words`: the option sharing most words with the question;
 - `option_in_question`: the option the largest share of whose words the question holds;
-- a text-only model (question and options, no video), when a `ask` function is given
-  (`model_baseline`): any backend, e.g. the recipe's text model through the generation
-  backends; the audit runs it only when asked.
+- `text_model`: a language model asked the question and options without the video, when
+  an `ask` function is given (model.py's `backend_answerer` over any generation backend:
+  the recipe's text model); the audit runs it only when asked.
 
 Scores are on the test side (the side a benchmark reads; it is balanced per class, so a
 class prior does not pass for a leak); a config without test rows is scored on train,
@@ -202,6 +202,9 @@ def _scores(config, name, scored, credits, note, seed, level) -> list[BaselineSc
 
 
 def model_baseline(scored: Iterable[tuple[dict[str, Any], int]], ask: Callable) -> list[float]:
-    """A text-only model's credit per row: `ask(question, options) -> letter or None`
-    (the question with its options, no video; any backend), 1.0 when it names the answer."""
-    return [float(ask(r["question"], r["options"]) == OPTION_LETTERS[i]) for r, i in scored]
+    """A text-only model's credit per row: `ask([(question, options), ...])` returns a
+    letter or None per question (model.py's `backend_answerer`: the question and its
+    options, no video); 1.0 where it names the answer."""
+    scored = list(scored)
+    letters = ask([(r["question"], list(r["options"])) for r, _ in scored])
+    return [float(a == OPTION_LETTERS[i]) for a, (_, i) in zip(letters, scored, strict=True)]

@@ -4,6 +4,7 @@ adds it, as it adds `show`)."""
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 from pathlib import Path
 
 
@@ -37,7 +38,34 @@ def add_audit_parser(sub: argparse._SubParsersAction) -> None:
         help="find byte-identical files only: decode no frame (no near-duplicates)",
     )
     a.add_argument("--no-plots", action="store_true", help="write no PNG")
+    a.add_argument(
+        "--text-model",
+        metavar="NAME",
+        help="also ask the recipe's model NAME (generate.models.NAME, e.g. text) every "
+        "test question with its options and no video: the text-only model baseline "
+        "(needs --recipe; a local_server model is started and stopped as build does)",
+    )
+    a.add_argument("--recipe", type=Path, help="the build recipe naming --text-model")
     a.set_defaults(func=cmd_audit)
+
+
+def _text_model(args):
+    """The model config `--text-model` names in `--recipe`, or None."""
+    if args.text_model is None:
+        return None
+    if args.recipe is None:
+        raise ValueError("--text-model needs --recipe (the recipe whose generate.models names it)")
+    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.resources import resolve_recipe_path
+
+    recipe = load_recipe(resolve_recipe_path(args.recipe))
+    models = recipe.generate.models if recipe.generate else {}
+    if args.text_model not in models:
+        raise ValueError(
+            f"{args.recipe}: generate.models: no model {args.text_model!r} "
+            f"(it has: {', '.join(sorted(models)) or 'none'})"
+        )
+    return models[args.text_model]
 
 
 def cmd_audit(args) -> int:
@@ -53,12 +81,23 @@ def cmd_audit(args) -> int:
         raise ValueError(f"--threshold {threshold}: a distance between 0 and 2")
     if not args.build.is_dir():
         raise FileNotFoundError(f"{args.build}: no such build folder")
+    model = _text_model(args)
     # The build's lock: a build writing the folder meanwhile would be audited half-written.
-    with build_lock(args.build, " ".join(["autodrive", *sys.argv[1:]]), create=False):
+    with (
+        build_lock(args.build, " ".join(["autodrive", *sys.argv[1:]]), create=False),
+        ExitStack() as stack,
+    ):
+        ask = None
+        if model is not None:
+            from vlm_autodrive.builders.audit.model import backend_answerer
+            from vlm_autodrive.builders.generate.backends.factory import open_backend
+
+            ask = backend_answerer(open_backend(model, stack, log_dir=args.build / "logs"))
         report = run_audit(
             args.build,
             threshold=threshold,
             perceptual=not args.bytes_only,
+            ask=ask,
             plots=not args.no_plots,
         )
     print(report.summary())

@@ -62,14 +62,15 @@ def run_audit(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     perceptual: bool = True,
-    ask: Callable[[str, list[str]], str | None] | None = None,
+    ask: Callable[[list[tuple[str, list[str]]]], list[str | None]] | None = None,
     plots: bool = True,
 ) -> AuditReport:
     """Audit the build folder and write `BUILD/audit/` (see the module).
 
     `threshold`: perceptual distance at or below which two sources are near-duplicates;
-    `perceptual` False hashes bytes only (no frame is decoded); `ask(question, options)
-    -> letter or None`: a text-only model for the model baseline (None: not run);
+    `perceptual` False hashes bytes only (no frame is decoded); `ask([(question,
+    options), ...]) -> [letter or None, ...]`: a text-only model for the model baseline
+    (`model.backend_answerer(backend)`; None: not run);
     `plots` False writes no PNG. FileNotFoundError when the folder is no build."""
     build_dir = Path(build_dir)
     if not (build_dir / PROVENANCE).is_file():
@@ -84,7 +85,11 @@ def run_audit(
         if perceptual
         else "off (bytes only)",
         "threshold_calibration": CALIBRATION,
-        "text_model_baseline": "run" if ask else "not run (no text model given)",
+        "text_model_baseline": (
+            f"run ({getattr(ask, 'model_id', 'a text model')}, test questions without the video)"
+            if ask
+            else "not run (no text model given)"
+        ),
         "out": f"{build_dir.name}/{AUDIT_DIR}",
     }
     skipped: dict[str, dict[str, int]] = {}
