@@ -329,7 +329,11 @@ def _chunk_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window", type=float, help="clip length, seconds")
     g.add_argument("--stride", type=float, help="seconds between window starts")
     g.add_argument("--margin", type=float, help="context around the event moment, seconds")
-    g.add_argument("--mode", choices=["copy", "reencode"], help="stream copy or frame exact")
+    g.add_argument(
+        "--mode",
+        choices=["copy", "reencode", "smart"],
+        help="stream copy, frame exact, or frame exact re-encoding only up to a keyframe",
+    )
     g.add_argument("--crf", type=int, help="x264 quality for reencode (lower = better)")
     g.add_argument("--preset", help="x264 preset for reencode")
     g.add_argument("--ambiguous", choices=["drop", "event"], help="clips near the event")
