@@ -45,6 +45,18 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AuditReport:
+        """The report report.json holds (what `to_dict` wrote)."""
+        tables = {
+            "baselines": BaselineScore, "leaks": LeakFlag, "duplicates": DuplicateGroup,
+            "question_duplicates": QuestionDuplicates, "config_stats": ConfigStats,
+            "yields": YieldRow, "videos": VideoStats,
+        }  # fmt: skip
+        given = {k: [t(**row) for row in d.get(k, [])] for k, t in tables.items()}
+        rest = {k: v for k, v in d.items() if k not in tables}
+        return cls(**rest, **given)
+
     @property
     def flagged_configs(self) -> list[str]:
         return sorted({f.config for f in self.leaks})

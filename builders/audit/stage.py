@@ -13,7 +13,6 @@ generation yield and the videos (stats.py). Same build, same report bytes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,13 @@ from vlm_autodrive.builders.audit.stats import (
     video_stats,
     yield_rows,
 )
-from vlm_autodrive.builders.core.files import write_json_if_changed, write_text_if_changed
+from vlm_autodrive.builders.core.files import (
+    file_sha256,
+    read_json,
+    write_json_if_changed,
+    write_text_if_changed,
+)
+from vlm_autodrive.builders.core.stage import Stage, content_key
 from vlm_autodrive.builders.dataset.folder import PROVENANCE
 
 AUDIT_DIR = "audit"
@@ -76,6 +81,13 @@ def run_audit(
     if not (build_dir / PROVENANCE).is_file():
         raise FileNotFoundError(f"{build_dir}: no {PROVENANCE}: not a build folder")
     out = build_dir / AUDIT_DIR
+    stage = Stage(build_dir, AUDIT_DIR)
+    key = None if ask else audit_key(build_dir, threshold, perceptual, plots)
+    if key is not None and stage.finished(key) is not None:
+        report = AuditReport.from_dict(read_json(out / "report.json"))
+        report.notes.append("up to date: nothing changed since the last audit")
+        return report
+    stage.invalidate()
     report = AuditReport(build=build_dir.name)
     count, tokens = token_counter(build_dir)
     report.settings = {
@@ -113,7 +125,38 @@ def run_audit(
         report.plots = [f"{AUDIT_DIR}/{p.name}" for p in write_plots(report, out)]
     write_json_if_changed(out / "report.json", report.to_dict())
     write_text_if_changed(out / "report.md", report.markdown())
+    if key is not None:
+        outputs = [f"{AUDIT_DIR}/report.json", f"{AUDIT_DIR}/report.md", *report.plots]
+        stage.commit(key, outputs, {"leaks": len(report.leaks)})
     return report
+
+
+def audit_key(build_dir: Path, threshold: float, perceptual: bool, plots: bool) -> str:
+    """What the audit is made from: the build's tables and provenance (their sha256),
+    every source and clip file's size and modification time, the settings, the audit's
+    code and the toolkit version. Equal keys: the last report stands (no work)."""
+    import os
+
+    from vlm_autodrive import __version__
+
+    tables = ["provenance.json", "ingest/videos.parquet", "chunk/clips.parquet",
+              "split/assignment.parquet", "model_splits/stamp.json"]  # fmt: skip
+    files = {t: file_sha256(build_dir / t) for t in tables if (build_dir / t).is_file()}
+    videos = _table(build_dir / "ingest" / "videos.parquet", ["path"])
+    clips = _table(build_dir / "chunk" / "clips.parquet", ["path"])
+    states = []
+    for p in [v["path"] for v in videos] + [str(build_dir / c["path"]) for c in clips]:
+        try:
+            st = os.stat(p)
+            states.append((p, st.st_size, st.st_mtime_ns))
+        except OSError:
+            states.append((p, None, None))
+    code = {f.name: file_sha256(f) for f in sorted(Path(__file__).parent.glob("*.py"))}
+    settings = {"threshold": threshold, "perceptual": perceptual, "plots": plots}
+    return content_key(
+        {"files": files, "media": content_key(states), "settings": settings, "code": code,
+         "toolkit": __version__}
+    )  # fmt: skip
 
 
 def _videos_and_duplicates(build_dir, out, report, threshold, perceptual) -> None:
@@ -141,8 +184,3 @@ def _videos_and_duplicates(build_dir, out, report, threshold, perceptual) -> Non
             report.notes.append(f"{c['unreadable']} {name} could not be decoded: bytes only")
     if cache.read or not cache.path.exists():
         cache.save()
-
-
-def summary_json(report: AuditReport) -> str:
-    """report.json's text (for callers that embed it)."""
-    return json.dumps(report.to_dict(), indent=2, sort_keys=True)

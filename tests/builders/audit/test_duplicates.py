@@ -68,9 +68,16 @@ def test_a_reencoded_resized_copy_of_a_source_is_found_by_the_audit(sample, tmp_
     ]
     assert 0 <= near[0].distance <= DEFAULT_THRESHOLD
     assert report.counts["files"]["sources"] == {"hashed": len(rows)}
-    # a second audit reads no file again (sha256 and signatures are kept per file)
+    # nothing changed: the last report stands, no work
+    same = run_audit(build, plots=False)
+    assert same.notes == ["up to date: nothing changed since the last audit"]
+    assert same.to_dict() | {"notes": []} == report.to_dict()
+    # a clip file touched: the audit runs again, but reads only that file again
+    # (sha256 and perceptual signatures are kept per file while size and time hold)
+    clip = next((build / "clips").rglob("*.mp4"))
+    clip.touch()
     again = run_audit(build, plots=False)
-    assert again.counts["files"]["read_now"] == 0
+    assert again.counts["files"]["read_now"] == 1
     assert again.to_dict() == report.to_dict() | {"counts": again.counts}
 
 
