@@ -312,6 +312,34 @@ def _parser() -> argparse.ArgumentParser:
     from vlm_autodrive.trainer.rl.cli import add_export_rl_parser
 
     add_export_rl_parser(sub)
+
+    from vlm_autodrive.builders.export import FORMATS
+
+    ex = sub.add_parser(
+        "export",
+        help="write a config for another trainer or evaluator (LLaMA-Factory, lmms-eval, ...)",
+        description="Write a config of a build or release folder (or a Hub dataset "
+        "owner/name[@rev]) in the format another tool reads: llamafactory (sharegpt JSON "
+        "with <video> tags and dataset_info.json), lmms-eval (a task folder for "
+        "--include_path, scored as `autodrive eval` scores), cosmos-reason (a datasets "
+        "folder with a `conversations` JSON column), llava (LLaVA-style JSON for Qwen-VL's "
+        "finetune scripts). TRL needs no export: pass vlm_autodrive.trainer.VideoSFTCollator "
+        "to trl.SFTTrainer.",
+    )
+    ex.add_argument("source", help="build or release folder, or a Hub id owner/name[@rev]")
+    ex.add_argument("--format", required=True, choices=list(FORMATS))
+    ex.add_argument("--out", type=Path, required=True, help="output folder")
+    ex.add_argument(
+        "--config",
+        help="config to export (default: the folder's one mix-* config; lmms-eval: mcq)",
+    )
+    ex.add_argument("--split", help="split to export (default: train; lmms-eval: test)")
+    ex.add_argument(
+        "--clip-root",
+        help="the source folder's path on the machines that train or evaluate (default: "
+        "where it is here)",
+    )
+    ex.set_defaults(func=_cmd_export)
     return p
 
 
@@ -678,6 +706,24 @@ def _print_chunk(res, build: Path) -> None:
             f"not cut {stretch['not_cut']}"
         )
     _print_rejects(res.rejects, build / "chunk" / "rejects.jsonl")
+
+
+def _cmd_export(args) -> int:
+    from vlm_autodrive.builders.export import export
+
+    res = export(
+        args.source,
+        args.format,
+        args.out,
+        config=args.config,
+        split=args.split,
+        clip_root=args.clip_root,
+    )
+    print(f"{res.rows} rows of {res.config} ({res.split}) -> {res.out}: {', '.join(res.files)}")
+    for note in res.notes:
+        print(f"note: {note}")
+    print(f"use: {res.usage}")
+    return 0
 
 
 if __name__ == "__main__":
