@@ -8,7 +8,9 @@ command prints), `card_markdown()` (a short section for the dataset card) and
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.audit.records import (
@@ -22,6 +24,29 @@ from vlm_autodrive.builders.audit.records import (
 )
 
 SHOW_IDS = 10  # leaking row ids shown in the markdown report per flag (report.json has all)
+REPORT = "audit/report.json"  # relative to the build folder
+
+
+def load_report(build_dir: Path) -> AuditReport | None:
+    """The build's last audit (`BUILD/audit/report.json`), or None when it has none or
+    the file cannot be read."""
+    try:
+        return AuditReport.from_dict(json.loads((Path(build_dir) / REPORT).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def card_section(build_dir: Path) -> str:
+    """The dataset card's audit section (markdown), "" when the build has no audit:
+    builders/dataset/card.py's render_card adds it."""
+    report = load_report(build_dir)
+    return report.card_markdown() if report else ""
+
+
+def page_summary(build_dir: Path) -> dict[str, Any] | None:
+    """The aggregates for an HTML page (AuditReport.html_summary), None without an audit."""
+    report = load_report(build_dir)
+    return report.html_summary() if report else None
 
 
 @dataclass

@@ -86,6 +86,7 @@ def run_audit(
     if key is not None and stage.finished(key) is not None:
         report = AuditReport.from_dict(read_json(out / "report.json"))
         report.notes.append("up to date: nothing changed since the last audit")
+        _rewrite_card(build_dir)
         return report
     stage.invalidate()
     report = AuditReport(build=build_dir.name)
@@ -128,7 +129,17 @@ def run_audit(
     if key is not None:
         outputs = [f"{AUDIT_DIR}/report.json", f"{AUDIT_DIR}/report.md", *report.plots]
         stage.commit(key, outputs, {"leaks": len(report.leaks)})
+    _rewrite_card(build_dir)
     return report
+
+
+def _rewrite_card(build_dir: Path) -> None:
+    """The dataset card again, now with the audit's section (written only if it changed)."""
+    from vlm_autodrive.builders.dataset.folder import CARD, render_card
+
+    write_text_if_changed(
+        build_dir / CARD, render_card(build_dir, read_json(build_dir / PROVENANCE))
+    )
 
 
 def audit_key(build_dir: Path, threshold: float, perceptual: bool, plots: bool) -> str:

@@ -156,6 +156,9 @@ def render_card(build_dir: Path, prov: Mapping[str, Any], release: Release | Non
     out.append(_mixtures_section(prov))
     out.append(_columns_section(build_dir, prov))
     out.append(_split_section(prov))
+    from vlm_autodrive.builders.audit.report import card_section
+
+    out.append(card_section(build_dir))  # `autodrive audit`'s summary, when it has run
     out.append(_provenance_section(prov))
     out.append("## Citation\n\nThe pipeline follows the VLM-AutoDrive paper (NVIDIA):\n\n"
                f"```bibtex\n{CITATION}\n```\n")  # fmt: skip

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from tests.builders.small_builds import rule_build
 from vlm_autodrive.builders.audit.blind import blind_audit
+from vlm_autodrive.builders.audit.report import page_summary
 from vlm_autodrive.builders.audit.stage import run_audit
 from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
 from vlm_autodrive.cli import main
@@ -93,6 +94,11 @@ def test_planted_leaks_are_flagged_with_their_rows_and_clean_configs_are_not(tmp
         tuple(sorted(longest.ids))
     }
     assert "vqa_longest" in (build / "audit" / "report.md").read_text()
+    # the dataset card summarises it; the page's aggregates name the flags
+    card = (build / "README.md").read_text()
+    assert "## Audit" in card and "- `vqa_longest`: longest_option 100.0% vs chance 25.0%" in card
+    page = page_summary(build)
+    assert {f["config"] for f in page["flagged"]} == {"vqa_longest", "vqa_named"}
 
 
 def test_majority_letter_is_fit_on_train_and_scored_on_test():
