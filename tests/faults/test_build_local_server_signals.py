@@ -4,8 +4,10 @@ started end with the build (a watchdog stops their group after a kill -9), the l
 free, and the same command finishes with a clean run's rows.
 
 The server is tests/doubles/fake_vllm_python.py standing in for vLLM's python (real
-processes, real HTTP; it starts an "engine" child as vLLM does). About 60 s. The same
-with the real vLLM CPU server is the slow test at the end (skipped without .venv-vllm).
+processes, real HTTP; it starts an "engine" child as vLLM does). Also: a server that
+drips its answer, through `autodrive build`. About 70 s on 2 cores busy with other work
+(load 8); SIGTERM and SIGINT (slow) 55 s more. The same with the real vLLM CPU server is
+the slow test at the end (skipped without .venv-vllm).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -43,7 +46,18 @@ def cached(build: Path) -> int:
         return 0
 
 
-def write_recipe(root: Path, shared: Path, python: Path, model: Path, timeout: int = 60) -> Path:
+def write_recipe(
+    root: Path,
+    shared: Path,
+    python: Path,
+    model: Path,
+    timeout: float = 60,
+    url: str = "",
+    concurrency: int = 2,
+) -> Path:
+    """caption_vlm on the shared sample; by a local server, or by the server at `url`."""
+    local = f"local_server: true, server_python: {python}"
+    where = f"base_urls: [{url}], max_retries: 1" if url else local
     recipe = root / "recipe.yaml"
     root.mkdir(parents=True, exist_ok=True)
     recipe.write_text(
@@ -55,8 +69,7 @@ def write_recipe(root: Path, shared: Path, python: Path, model: Path, timeout: i
         splits: {{test_per_class: 1, on_short: take_available}}
         generate:
           models:
-            vlm: {{model: {model}, local_server: true, server_python: {python},
-                   max_concurrency: 2, timeout: {timeout}}}
+            vlm: {{model: {model}, {where}, max_concurrency: {concurrency}, timeout: {timeout}}}
           splits:
             caption_vlm: {{model: vlm}}
         """)
@@ -86,7 +99,10 @@ def setup(tmp_path_factory):
     return shared, python, model, done.returncode, digest(shared / "clean" / "build" / "data")
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize(
+    "sig",
+    ["SIGKILL", *(pytest.param(s, marks=pytest.mark.slow) for s in ("SIGTERM", "SIGINT"))],
+)
 def test_build_with_a_local_server_survives_a_signal(setup, tmp_path, sig):
     shared, python, model, code, clean = setup
     recipe = write_recipe(tmp_path, shared, python, model)
@@ -132,3 +148,35 @@ def test_kill_9_of_a_build_leaves_no_real_vllm_server(tmp_path):
     check_stopped(h, SIGNALS["SIGKILL"])
     assert lock_is_free(build)
     shutil.rmtree(tmp_path / "sample", ignore_errors=True)
+
+
+def test_a_dripping_server_ends_as_counted_errors_and_a_rerun_resends_only_those(setup, tmp_path):
+    """The issue's case through `autodrive build`: a server that sends its headers, then a
+    byte at a time. Every request ends as an `error` failure within its deadline (timeout
+    1 s, 1 retry); with the server well again, the same command resends those requests
+    only and ends with a clean run's rows."""
+    import pyarrow.parquet as pq
+
+    from tests.doubles.misbehaving_server import MisbehavingServer
+    from vlm_autodrive.builders.dataset.folder import data_files
+
+    shared, python, model, code, clean = setup
+    with MisbehavingServer(mode="drip", drip_every=0.3, model=str(model)) as server:
+        recipe = write_recipe(tmp_path, shared, python, model, 1, server.base_url, 16)
+        build = tmp_path / "build"
+        start = time.monotonic()
+        hurt_run = run(["build", recipe])
+        elapsed = time.monotonic() - start
+        assert hurt_run.returncode == 3, hurt_run.stdout + hurt_run.stderr
+        failures = []
+        for rel in data_files(build, "failures").values():
+            failures += pq.read_table(build / rel).to_pylist()
+        assert failures and all(f["kind"] == "error" for f in failures)
+        assert all("no whole answer within 1 s" in f["reason"] for f in failures)
+        assert server.chat_requests == 2 * len(failures)  # 1 try + 1 retry each, no more
+        assert elapsed < 60, f"{elapsed:.0f} s"
+        server.mode, server.chat_requests = "ok", 0
+        again = run(["build", recipe])
+        assert again.returncode == code, again.stdout + again.stderr
+        assert server.chat_requests == len(failures)  # only those are sent again
+    assert digest(build / "data") == clean

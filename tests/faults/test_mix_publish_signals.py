@@ -3,7 +3,8 @@ while they write: the run stops as a user expects, the lock is free, the tempora
 of a killed mix (`.train.PID.parquet.tmp`, tens of MB on real builds) is removed by the
 next run, and the same command finishes with a clean run's bytes, no row doubled.
 
-About 60 s on 2 busy cores (a 100k-row mix, a 400-video release of stand-in clips)."""
+A 100k-row mix, a 400-video release of stand-in clips: about 50 s on 2 cores busy with
+other work (load 8); the SIGINT cases (slow) 15 s more."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ SIZES = {
     "mcq": {"Collision": 1000, "Near-Collision": 5000, "Normal Driving": 30000},
     "caption_vlm": {"Collision": 500, "Near-Collision": 2500, "Normal Driving": 10000},
 }
+SLOW_SIGINT = pytest.param("SIGINT", marks=pytest.mark.slow)  # the SIGTERM path, by ^C
 MIXTURE = """\
 name: bal
 seed: 7
@@ -50,7 +52,7 @@ def mixable(tmp_path_factory):
     return root / "base", recipe, mix_outputs(clean)
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", SLOW_SIGINT])
 def test_mix_survives_a_signal_while_writing(mixable, tmp_path, sig):
     base, recipe, clean = mixable
     build = tmp_path / "build"
@@ -84,7 +86,7 @@ def releasable(tmp_path_factory):
     return build, digest(root / "clean" / "v0.1.0")
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", SLOW_SIGINT])
 def test_publish_to_a_folder_survives_a_signal_while_copying(releasable, tmp_path, sig):
     build, clean = releasable
     target = tmp_path / "release"
