@@ -9,6 +9,12 @@ The verification cost is `full - demux`. It prints it as seconds per hour of sou
 as a share of a `reencode` build of the same videos (ingest with full decode + chunk
 into 6 s windows every 5.5 s, one process per core).
 
+It also times the sha256 of every source file (ingest hashes each one to find
+byte-identical duplicates, builders/ingest/sources.py), one thread, files in the page
+cache: seconds per hour of this source and MB/s (scale by your files' bitrate; the
+synthetic videos compress far better than camera footage), and the same step on a
+re-run, where the memo (size + modification time) skips every unchanged file.
+
     python benchmarks/bench_ingest.py [--videos 2] [--duration 40] [--runs 3]
 """
 
@@ -23,10 +29,13 @@ from pathlib import Path
 from bench_chunk import median_time, sample_manifest  # same folder: the same sources
 
 from vlm_autodrive.builders.clips.stage import run_chunk
+from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.core.recipe import ChunkConfig, worker_count
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.ingest.manifest import read_manifest
 from vlm_autodrive.builders.ingest.probe import probe_video
 from vlm_autodrive.builders.ingest.records import read_videos
+from vlm_autodrive.builders.ingest.sources import hash_sources, read_memo
 from vlm_autodrive.builders.ingest.stage import run_ingest
 
 
@@ -47,6 +56,11 @@ def main() -> None:
         hours = sum(v.duration for v in videos) / 3600
         full = median_time(lambda _: [probe_video(p) for p in paths], args.runs)
         demux = median_time(lambda _: [probe_video(p, full_decode=False) for p in paths], args.runs)
+        size = sum(Path(p).stat().st_size for p in paths)
+        sha = median_time(lambda _: [file_sha256(Path(p)) for p in paths], args.runs)
+        rows, _ = read_manifest(manifest, taxonomy.names, taxonomy.normal)
+        memo = read_memo(work / "base" / "ingest")
+        memoised = median_time(lambda _: hash_sources(rows, memo), args.runs)
         cfg = ChunkConfig(window=6.0, stride=5.5, mode="reencode")
 
         def chunk(run):
@@ -64,6 +78,11 @@ def main() -> None:
             "verify_s_per_source_hour": round(verify / hours, 1),
             "chunk_reencode_s": round(cut, 2),
             "verify_share_of_reencode_build": round(verify / (full + cut), 3),
+            "source_mb": round(size / 1e6, 1),
+            "sha256_s": round(sha, 3),
+            "sha256_s_per_source_hour": round(sha / hours, 2),
+            "sha256_mb_per_s": round(size / 1e6 / sha, 1),
+            "sha256_rerun_memoised_s": round(memoised, 4),
         }
         print(
             f"{len(videos)} videos, 1280x720 30 fps, {hours * 3600:g} s of source, "
@@ -71,7 +90,10 @@ def main() -> None:
             f"probe with full decode {full:.2f} s, demux + first frame {demux:.2f} s: "
             f"verification {verify:.2f} s = {verify / hours:.0f} s per hour of source\n"
             f"reencode build (ingest {full:.2f} s + chunk {cut:.2f} s): verification is "
-            f"{100 * verify / (full + cut):.1f}% of it"
+            f"{100 * verify / (full + cut):.1f}% of it\n"
+            f"sha256 of the sources ({size / 1e6:.1f} MB): {sha:.3f} s = {sha / hours:.2f} s "
+            f"per hour of source ({size / 1e6 / sha:.0f} MB/s, one thread); a re-run with "
+            f"the memo: {memoised * 1000:.1f} ms"
         )
         print(json.dumps(row))
     finally:
