@@ -16,7 +16,8 @@ so ZeRO-3's parameter gathering stays in step across ranks.
 
 The batch carries the skip counts as `_skipped` (decode failures, too long), which the
 trainer pops before the forward pass; a counter here would be lost in dataloader worker
-processes.
+processes. `VideoSFTCollator.from_processor` (the public way, for a plain
+`trl.SFTTrainer`) leaves them out, since a plain trainer passes every key to the model.
 """
 
 from __future__ import annotations
@@ -34,12 +35,57 @@ SKIPPED = "_skipped"
 
 
 class VideoSFTCollator:
-    """Callable for `Trainer(data_collator=...)`.
+    """The video collator for a plain `trl.SFTTrainer` (`data_collator=...`).
 
-    `processor`: the model's processor (a Qwen2.5-VL one, or any with the same video
-    interface); `root`: folder the clip paths are relative to; `settings`: frame sampling;
-    `max_length`: longest sequence kept; `chat_template`: the template to render with
-    (None: the processor's; the trainer sets TRL's training variant when it needs one).
+    TRL 1.16 has no video column: given the `mix-*` rows alone, `SFTTrainer` trains on
+    their text tokens and the model never sees a pixel. This collator decodes each row's
+    clip (PyAV, at `fps`, at most `max_frames`, within `max_pixels`), renders the chat
+    template with the frames and masks every label outside the assistant turns.
+
+    In: rows with a `messages` column as `autodrive mix` writes it (system, user with one
+    video part `{"type": "video", "video": "clips/..."}` then the question, assistant);
+    clip paths relative to `root`, the build or release folder (a Hub snapshot folder
+    too). Out: a padded batch (`input_ids`, `attention_mask`, `labels`,
+    `pixel_values_videos`, `video_grid_thw`, ...) for the model's forward.
+
+    Example (the trainer must keep the `messages` column and not tokenize it itself)::
+
+        import datasets
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from trl import SFTConfig, SFTTrainer
+
+        from vlm_autodrive.trainer import VideoSFTCollator
+
+        build = "build/quickstart"
+        rows = datasets.load_dataset(build, "mix-quickstart", split="train")
+        processor = AutoProcessor.from_pretrained("nvidia/Cosmos-Reason1-7B")
+        model = AutoModelForImageTextToText.from_pretrained("nvidia/Cosmos-Reason1-7B")
+        collator = VideoSFTCollator.from_processor(
+            processor, build, fps=2, max_frames=32, max_pixels=81920, max_length=8192
+        )
+        args = SFTConfig(
+            output_dir="build/train/plain-trl",
+            max_length=8192,
+            remove_unused_columns=False,  # the collator reads `messages`
+            dataset_kwargs={"skip_prepare_dataset": True},  # video is encoded per batch
+        )
+        SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=rows,
+            data_collator=collator,
+            processing_class=processor,
+        ).train()
+
+    A row whose clip fails to decode, or longer than `max_length` (nothing is truncated:
+    a cut could separate video tokens from their pixels), is skipped with a warning; call
+    `prime(rows)` first so that a batch whose rows are all skipped can still be formed.
+    `autodrive train` uses this collator with its own trainer (skip counts, ZeRO-3).
+
+    The constructor takes `processor` (a Qwen2.5-VL one, or any with the same video
+    interface), `root`, `settings` (frame sampling), `max_length`, `chat_template` (None:
+    the processor's) and `report_skipped` (put the skip counts into each batch as
+    `_skipped`, for a trainer that pops them).
     """
 
     def __init__(
@@ -49,13 +95,46 @@ class VideoSFTCollator:
         settings: VideoSettings,
         max_length: int,
         chat_template: str | None = None,
+        report_skipped: bool = True,
     ):
         self.processor = processor
         self.root = Path(root)
         self.settings = settings
         self.max_length = max_length
         self.chat_template = chat_template
+        self.report_skipped = report_skipped
         self.fallback: dict[str, Any] | None = None
+
+    @classmethod
+    def from_processor(
+        cls,
+        processor,
+        root: str | Path,
+        *,
+        fps: float,
+        max_frames: int,
+        max_pixels: int,
+        max_length: int,
+    ) -> VideoSFTCollator:
+        """A collator for `processor`'s model: frames resized in multiples of its patch
+        size, frame counts in multiples of its temporal patch, and a chat template with
+        TRL's `{% generation %}` marks when the processor's has none (the assistant-only
+        labels need them). Skip counts are not put into the batches. Raises ValueError
+        when TRL has no training template for this model."""
+        from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+        template = None
+        if not has_generation_markers(processor.chat_template):
+            template = get_training_chat_template(processor)
+        vp = processor.video_processor
+        settings = VideoSettings(
+            fps=fps,
+            max_frames=max_frames,
+            max_pixels=max_pixels,
+            factor=vp.patch_size * vp.merge_size,
+            frame_multiple=vp.temporal_patch_size,
+        )
+        return cls(processor, Path(root), settings, max_length, template, report_skipped=False)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -74,10 +153,16 @@ class VideoSFTCollator:
             encoded.append(item)
         if not encoded:
             if self.fallback is None:
-                raise RuntimeError("every row of the batch was skipped and no fallback is primed")
+                raise RuntimeError(
+                    "every row of the batch was skipped and no fallback is primed "
+                    "(call collator.prime(rows) before training)"
+                )
             encoded = [self.fallback]
         batch = self.pad(encoded)
-        batch[SKIPPED] = torch.tensor([decode_failed, too_long])
+        if self.report_skipped:
+            batch[SKIPPED] = torch.tensor([decode_failed, too_long])
+        elif too_long:
+            log.warning("skipped %d row(s) longer than max_length %d", too_long, self.max_length)
         return batch
 
     def encode(self, row: dict[str, Any]) -> dict[str, Any]:
