@@ -24,6 +24,7 @@ import sys
 import threading
 from typing import Any
 
+DEFAULT_ANSWER = "A car drives along a wet road behind a truck"
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}
 
 
@@ -116,7 +117,9 @@ class FakeOpenAIServer:
         n = int(request.get("n") or 1)
         choices = []
         for i in range(n):
-            text = self.answer(request, i) if self.answer else f"answer {i}"
+            # The default reads as a caption would (a placeholder such as "answer 0" is a
+            # degenerate output the parsers refuse); `answer` scripts anything else.
+            text = self.answer(request, i) if self.answer else f"{DEFAULT_ANSWER} ({i})"
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if self.reasoning_field:
                 message[self.reasoning_field] = f"reasoning {i}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.doubles.fake_server import FakeOpenAIServer
+from tests.doubles.fake_server import DEFAULT_ANSWER, FakeOpenAIServer
 from vlm_autodrive.builders.generate.backends.base import GenerationRequest, Sampling
 from vlm_autodrive.builders.generate.backends.common import fold_system_prompt
 from vlm_autodrive.builders.generate.backends.local_server import LocalVLLMServer, free_port
@@ -290,11 +290,7 @@ def test_5xx_then_ok_is_retried():
     assert (
         r.error is None
         and r.attempts == 3
-        and [c.text for c in r.completions]
-        == [
-            "answer 0",
-            "answer 1",
-        ]
+        and [c.text for c in r.completions] == [f"{DEFAULT_ANSWER} (0)", f"{DEFAULT_ANSWER} (1)"]
     )
     assert server.bodies[-1]["n"] == 2
 
@@ -330,7 +326,10 @@ def test_reasoning_is_read_from_either_field_or_split_at_think():
     for fields in ({"reasoning_field": "reasoning"}, {"reasoning_field": "reasoning_content"}):
         with FakeOpenAIServer(**fields) as server, fast_backend(server.base_url) as backend:
             (r,) = backend.generate([req("x")])
-        assert (r.completions[0].reasoning, r.completions[0].text) == ("reasoning 0", "answer 0")
+        assert (r.completions[0].reasoning, r.completions[0].text) == (
+            "reasoning 0",
+            f"{DEFAULT_ANSWER} (0)",
+        )
     with FakeOpenAIServer(think_inline=True) as server, fast_backend(server.base_url) as backend:
         (r,) = backend.generate([req("x")])
     assert (r.completions[0].reasoning, r.completions[0].text) == ("reasoning 0", "answer 0")

@@ -11,7 +11,14 @@ from dataclasses import replace
 
 import pytest
 
-from tests.builders.generate.test_model_splits import build, rows, rule_build, run  # noqa: F401
+from tests.builders.generate.test_model_splits import (  # noqa: F401
+    Recording,
+    build,
+    gen_config,
+    rows,
+    rule_build,
+    run,
+)
 from tests.builders.generate.test_new_split_parsers import CLIP as FACT_CLIP
 from tests.builders.generate.test_new_split_parsers import COMMON, FOLDERS, GOOD_QA
 from tests.doubles.scripted import ScriptedBackend
@@ -311,3 +318,36 @@ def test_the_stage_keeps_degenerate_outputs_raw_as_their_own_failure_kind(build)
     again = run(build, retry, retry_failed=True)
     assert again["reasoning_vqa"].failed == {} and "parse" not in again["reasoning_mcq"].failed
     assert len(retry.sent) == r.sent + m.sent
+
+
+class LoopingCaptions(Recording):
+    """The scripted model, but its captions loop."""
+
+    def _answer(self, req):
+        text = super()._answer(req)
+        return "the car the car the car the car" if text.startswith("A car drives") else text
+
+
+@pytest.mark.parametrize("backend", [Recording, LoopingCaptions])
+def test_a_kept_caption_reaches_the_reasoning_prompts_and_a_degenerate_one_does_not(
+    build,  # noqa: F811
+    backend,
+):
+    model = backend()
+    reports = run(build, model, gen=gen_config(caption_vlm={}))
+    prompts = [
+        m["content"] if isinstance(m["content"], str) else m["content"][-1]["text"]
+        for req in model.requests
+        for m in req.messages
+        if m["role"] == "user" and req.constraint and "regex" in req.constraint
+    ]
+    c = reports["caption_vlm"]
+    assert prompts and c.samples == c.clips > 0
+    if backend is Recording:
+        assert c.kept == c.samples
+        assert all(
+            "impression of the same clip: A car drives along a wet road." in p for p in prompts
+        )
+    else:
+        assert c.failed == {"degenerate": c.samples} and c.kept == 0
+        assert not any("impression of the same clip" in p for p in prompts)
