@@ -199,7 +199,15 @@ def _load_section(prov: Mapping[str, Any], release: Release | None) -> str:
         )
     if any(n.startswith(MIX_PREFIX) for n in names):
         lines.append(
-            "Mixture configs (`mix-*`) hold `messages` for TRL's `SFTTrainer`. Their "
+            "Mixture configs (`mix-*`) hold `messages`: a system turn, the user turn (the "
+            "clip's video part, then the question) and the answer. `autodrive train` reads "
+            "them as they are. A plain TRL `SFTTrainer` needs "
+            "`vlm_autodrive.trainer.VideoSFTCollator` as its `data_collator`: TRL has no "
+            "video column, and without the collator the model trains on the text and never "
+            "sees a pixel. LLaMA-Factory, Cosmos-Reason SFT and Qwen-VL's finetune scripts "
+            "read them after `autodrive export --format llamafactory`, `cosmos-reason` or "
+            "`llava`; lmms-eval reads the `mcq` test rows through the task folder of "
+            "`autodrive export --format lmms-eval`. Their "
             "content parts are Arrow structs, so `datasets` returns every part with all of "
             "`type`, `text` and `video` (absent ones None): drop the None keys before a "
             "chat template sees them (`vlm_autodrive.builders.mix.conversations.chat_ready`).\n"
