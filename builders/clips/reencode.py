@@ -139,10 +139,10 @@ def _cut(inp, stream, rate, windows, paths, enc, rotation, decode, av) -> list[C
             if first_pts is None:
                 first_pts = pts
             slot = round((pts - first_pts) * tb * rate)
-            if held is not None:
-                picture, held_number, held_slot = held
+            if held is not None:  # it shows from next_slot (>= its own slot) up to `slot`
+                picture, held_number, _ = held
                 if slot <= next_slot:  # the held frame is replaced before it is shown
-                    drop(max(held_slot, next_slot))
+                    drop(next_slot)
                 else:
                     for s in range(next_slot, min(slot, last_needed)):
                         emit(picture, held_number, s)
@@ -162,8 +162,9 @@ def _cut(inp, stream, rate, windows, paths, enc, rotation, decode, av) -> list[C
     for c in open_:  # the source ended before these windows did
         c.span = (c.span[0], c.span[0] + c.written)
         done.append(_close(c, windows, paths, rate, out_w, out_h, edits))
-    for c in pending:  # windows starting after the source ended: nothing to write
-        raise CutError(f"the source ends before the window at {windows[c.index].start:g} s")
+    if pending:  # windows starting after the source ended: nothing to write
+        start = windows[pending[0].index].start
+        raise CutError(f"the source ends before the window at {start:g} s")
     return sorted(done, key=lambda c: c.window.start)
 
 
