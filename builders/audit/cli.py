@@ -75,12 +75,14 @@ def cmd_audit(args) -> int:
     from vlm_autodrive.builders.audit.phash import DEFAULT_THRESHOLD
     from vlm_autodrive.builders.audit.stage import run_audit
     from vlm_autodrive.builders.core.lock import build_lock
+    from vlm_autodrive.builders.release.readonly import refuse_release_folder
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     if not 0.0 <= threshold <= 2.0:
         raise ValueError(f"--threshold {threshold}: a distance between 0 and 2")
     if not args.build.is_dir():
         raise FileNotFoundError(f"{args.build}: no such build folder")
+    refuse_release_folder(args.build)  # it writes BUILD/audit/ and the card
     model = _text_model(args)
     # The build's lock: a build writing the folder meanwhile would be audited half-written.
     with (

@@ -1,7 +1,7 @@
 """A published release folder is read-only to every command that writes into a build.
 
 In: a folder a command is about to write into (`build`, `mix`, `ingest`, `chunk`,
-`publish` take a build folder). Out: nothing, or `ReleaseFolderError` (exit 2) when the
+`audit`, `publish` take a build folder). Out: nothing, or `ReleaseFolderError` (exit 2) when the
 folder is a published release: it holds the marker `publish` writes (`RELEASE_MARKER`),
 or a `provenance.json` with a `release` section (releases made before the marker, and
 the Hub's). `show`, `eval` and `export-*` read releases and never call this.
@@ -53,7 +53,7 @@ def refuse_release_folder(folder: Path) -> None:
     raise ReleaseFolderError(
         folder,
         f"is the published release v{version}, which is read-only: build, mix, ingest, "
-        "chunk and publish write into build folders only. Run the command on the build "
+        "chunk, audit and publish write into build folders only. Run the command on the build "
         "folder the release was published from (then publish a new version); `autodrive "
         "show`, `eval` and `export-*` read a release folder as it is",
     )

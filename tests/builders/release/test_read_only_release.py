@@ -81,6 +81,7 @@ def test_a_release_refuses_every_writing_command_and_mix_reads_the_build_taxonom
         ("ingest", manifest, "--build", release),
         ("chunk", "--build", release),
         ("publish", release, "--version", "0.2.0", "--to", tmp_path / "pub2"),
+        ("audit", release),
     ]
     for args in writers:
         code, text = autodrive(capsys, *args)
