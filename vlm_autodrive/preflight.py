@@ -38,8 +38,10 @@ def check_build_recipe(recipe, taxonomy, source: str | Path = "recipe") -> None:
     if not gen or not gen.splits:
         return
     from vlm_autodrive.builders.generate.stage import load_prompt_templates
+    from vlm_autodrive.builders.generate.target import check_target_classes
 
     load_prompt_templates(gen, taxonomy)
+    check_target_classes(gen, taxonomy, source)
     for name, split in gen.splits.items():
         key = f"generate.splits.{name}.import_file"
         if split.import_file and not Path(split.import_file).is_file():

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from vlm_autodrive.builders.core.fingerprint import FILE_INPUT, NOT_AN_INPUT
 from vlm_autodrive.builders.core.strict import Strict
@@ -215,12 +215,43 @@ class SplitGenConfig(Strict):
         "revised trace and no answer; kept only when it concludes the ground truth); "
         "null: off",
     )
+    target: dict[str, PositiveInt] = Field(
+        default_factory=dict,
+        description="valid train rows wanted per class, e.g. {Collision: 1000}: clips of a "
+        "class short of it are asked again (more rounds, each a new seeded request) until "
+        "it is reached or the class's `budget` is spent (builders/generate/target.py)",
+    )
+    budget: dict[str, PositiveInt] = Field(
+        default_factory=dict,
+        description="with target: the most requests per class, its first request per train "
+        "clip included, e.g. {Collision: 5000}; one for every class of `target`",
+    )
 
     @model_validator(mode="after")
     def _model_or_import(self) -> SplitGenConfig:
         # `caption_vlm: {import_file: captions.jsonl}` is complete: no model is asked
         if self.model is None and not self.import_file:
             raise ValueError("model: required (a key of generate.models), unless import_file")
+        return self
+
+    @model_validator(mode="after")
+    def _target_and_budget(self) -> SplitGenConfig:
+        # Every class asked for has a bound on what it may cost, and every bound a target.
+        if missing := [c for c in self.target if c not in self.budget]:
+            raise ValueError(
+                f"budget.{missing[0]}: required with target.{missing[0]} (the most requests "
+                "the class may take, its first request per train clip included)"
+            )
+        if extra := [c for c in self.budget if c not in self.target]:
+            raise ValueError(f"budget.{extra[0]}: no target.{extra[0]} to spend it on")
+        if self.target and self.import_file:
+            raise ValueError(
+                "target: imported captions are not generated; no target with import_file"
+            )
+        if self.target and self.share_prompts:
+            raise ValueError(
+                "target: asks the clips of a class again one by one; not with share_prompts"
+            )
         return self
 
     @model_validator(mode="before")
@@ -256,6 +287,13 @@ class GenerateConfig(Strict):
                     )
                 if split.check.n != 1 or split.check.check is not None:
                     raise ValueError(f"splits.{name}.check: n must be 1, and no check of its own")
+                if split.check.target:
+                    raise ValueError(f"splits.{name}.check.target: the check has no target")
+        if self.splits.get("reasoning_revised") and self.splits["reasoning_revised"].target:
+            raise ValueError(
+                "splits.reasoning_revised.target: it revises the failures of reasoning_mcq; "
+                "set the target on reasoning_mcq"
+            )
         if "reasoning_revised" in self.splits and "reasoning_mcq" not in self.splits:
             raise ValueError(
                 "splits.reasoning_revised: revises the failures of reasoning_mcq; "

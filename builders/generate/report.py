@@ -35,6 +35,10 @@ class SplitReport:
     by_class: dict[str, list[int]] = field(default_factory=dict)  # label -> [samples, kept]
     checked: int = 0  # reasoning_revised: revisions the independent check was asked about
     check_template: str = ""
+    # `target:` per class: target, budget, requests (spent, the first pass's included),
+    # rows (train rows kept), stopped (reached, budget, no train clips; dry run: to send)
+    # and to_send (dry run: at most this many more requests); see target.py
+    targets: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The report as JSON stores it (the dry run's `pending` clips left out)."""
@@ -60,7 +64,31 @@ def format_reports(reports: Iterable[SplitReport], dry_run: bool = False) -> str
             f"  {r.name:<18}{r.clips:>6}{r.requests:>9}{r.cached:>7}{r.sent:>6}"
             f"{r.samples:>8}{r.kept:>6}{r.rows:>6}{r.yield_:>7.0%}  {fails}"
         )
-    return "\n".join(lines + revision_yield(reports))
+    return "\n".join(lines + revision_yield(reports) + target_lines(reports))
+
+
+def target_lines(reports: Iterable[SplitReport]) -> list[str]:
+    """Per split with a `target`, per class: train rows kept of the target and requests
+    spent of the budget, and whether it was reached, stopped at its budget short of it,
+    or (dry run) has at most so many requests still to send."""
+    lines = []
+    for r in reports:
+        if not r.targets:
+            continue
+        lines.append(f"  {r.name} to a target (train rows / target, requests / budget):")
+        for label, t in r.targets.items():
+            short = t["target"] - t["rows"]
+            why = {
+                "reached": "reached",
+                "budget": f"stopped at its budget, {short} short",
+                "no train clips": f"no train clips to ask, {short} short",
+                "to send": f"at most {t['to_send']} more requests to send",
+            }[t["stopped"]]
+            lines.append(
+                f"    {label:<16}{t['rows']:>6}/{t['target']:<6}{t['requests']:>7}/{t['budget']:<7}"
+                f"  {why}"
+            )
+    return lines
 
 
 def revision_yield(reports: Iterable[SplitReport]) -> list[str]:
@@ -113,6 +141,7 @@ def _format_dry_run(reports: list[SplitReport]) -> str:
         for r in reports
         if r.to_send
     ]
+    lines += target_lines(reports)
     lines.append(
         "  rows chg: rows that the cached responses change (added, removed, other content); "
         "the rows of the requests to send are known once they are answered"

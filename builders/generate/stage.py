@@ -15,7 +15,9 @@ per filtered reasoning_mcq sample). For each split, in order:
    as it arrives (a killed run keeps what it received);
 4. parse every sample; well-formed rows go to the split's config, the rest to `failures`
    with the raw output and the reason (a response with fewer samples than `n` is an
-   `error`, a sample over `max_output_chars` a `parse` failure).
+   `error`, a sample over `max_output_chars` a `parse` failure);
+5. with `target:`, more rounds of requests for the classes short of their train rows,
+   until each has them or has spent its `budget` (target.py).
 
 Counts are conserved and checked per split: samples = kept + failures.
 
@@ -34,6 +36,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,7 @@ from vlm_autodrive.builders.generate.requests import (
 )
 from vlm_autodrive.builders.generate.stamp import commit as commit_stamp
 from vlm_autodrive.builders.generate.stamp import model_splits_key, stored_reports
+from vlm_autodrive.builders.generate.target import Fetched, check_target_classes, reach_targets
 from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
 from vlm_autodrive.builders.generate.tasks.reasoning_revised import CHECK
@@ -143,9 +147,8 @@ def run_model_splits(
     pipeline's key of the stage's declared inputs (builders/pipeline.py; None: derived
     here from `gen` and `taxonomy`).
     """
+    check_target_classes(gen, taxonomy, "recipe")
     if open_backend is None:
-        from functools import partial
-
         from vlm_autodrive.builders.generate.backends.factory import open_backend as opener
 
         open_backend = partial(opener, log_dir=build_dir / "logs", media_dir=build_dir)
@@ -370,19 +373,9 @@ def _run_split(
         base = request_key(job.cache_id, req)
         plan.append((clip, base))
         requests.setdefault(base, req)
-    attempts = cache.attempts(requests)
-    bumped: dict[str, int] = {}  # base key -> the new attempt a retry sends
-    keyed: dict[str, GenerationRequest] = {}
-    key_of: dict[str, str] = {}
-    for base, req in requests.items():
-        a = attempts.get(base, 0)
-        key, sent = _attempt(job.cache_id, base, req, a)
-        if key in retry:  # the failures name the key of the attempt that failed
-            a = bumped[base] = a + 1
-            key, sent = _attempt(job.cache_id, base, req, a)
-        key_of[base] = key
-        keyed[key] = replace(sent, request_id=key)
+    keyed, key_of, bumped = _keyed(job.cache_id, requests, cache, retry)
     report.requests = len(keyed)
+    misses: list[GenerationRequest] = []
     # 2. the cache, then the backend for the misses
     if imported is not None:
         responses = {
@@ -401,13 +394,7 @@ def _run_split(
         by_key = {key_of[b]: r for b, r in responses.items()}
         report.cached = len(by_key)
     else:
-        by_key = cache.get_many(keyed, sgen.n)
-        # A sample cut at a smaller max_output_chars than today's is incomplete: re-send.
-        for key in [k for k, r in by_key.items() if _cut_below(r, sgen.max_output_chars)]:
-            del by_key[key]
-        # The rest are kept as a new response is (`checked`): cut to today's bound, so a
-        # warm cache parses what a build from scratch would.
-        by_key = {k: checked(r, sgen.n, sgen.max_output_chars) for k, r in by_key.items()}
+        by_key = _lookup(keyed, cache, sgen)
         report.cached = len(by_key)
         misses = [r for k, r in keyed.items() if k not in by_key]
         report.to_send = len(misses)
@@ -423,19 +410,7 @@ def _run_split(
                 f"{report.cached} cached, {report.to_send} to send"
             )
         if misses and not dry_run:
-            by_key.update(
-                send_misses(
-                    split.name,
-                    ctx.backend_for(model_cfg),
-                    [local_paths(r, ctx.build_dir) if split.needs_video else r for r in misses],
-                    cache,
-                    model_id,
-                    report,
-                    progress,
-                    n=sgen.n,
-                    max_chars=sgen.max_output_chars,
-                )
-            )
+            by_key.update(_send(job, misses, ctx, report))
         if bumped and not dry_run:
             cache.set_attempts(bumped)
     # A dry run parses what the cache holds (so later splits see the VLM captions), and
@@ -443,12 +418,97 @@ def _run_split(
     rows = _parse_all(
         split, plan, key_of, by_key, sgen, taxonomy, common_base, report, fails, dry_run
     )
+    if sgen.target:  # more rounds for the classes short of their rows (target.py)
+        more = reach_targets(
+            split.name,
+            sgen,
+            plan,
+            requests,
+            report,
+            rows,
+            fails,
+            partial(_fetch, job, ctx, report),
+            partial(_parse_more, split, sgen, taxonomy, common_base, dry_run),
+            dry_run,
+            tqdm.write if progress else lambda line: None,
+        )
+        if dry_run and more:  # the cost of the worst case
+            _estimate(report, misses + more, list(by_key.values()), model_cfg, sgen)
     if dry_run:
         old = read_config(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
         before = {r["id"]: r["content_hash"] for r in old if r["clip_id"] not in report.pending}
         report.rows_changed = row_changes(before, {r.id: r.content_hash for r in rows})
     report.seconds = time.perf_counter() - t0
     return report, rows, fails
+
+
+def _keyed(cache_id, requests, cache, retry):
+    """Base key -> request, as sent now: {key: request}, {base key: key}, and the base
+    keys whose attempt a retry moves on ({base key: new attempt})."""
+    attempts = cache.attempts(requests)
+    bumped: dict[str, int] = {}
+    keyed: dict[str, GenerationRequest] = {}
+    key_of: dict[str, str] = {}
+    for base, req in requests.items():
+        a = attempts.get(base, 0)
+        key, sent = _attempt(cache_id, base, req, a)
+        if key in retry:  # the failures name the key of the attempt that failed
+            a = bumped[base] = a + 1
+            key, sent = _attempt(cache_id, base, req, a)
+        key_of[base] = key
+        keyed[key] = replace(sent, request_id=key)
+    return keyed, key_of, bumped
+
+
+def _lookup(keyed, cache, sgen) -> dict[str, GenerationResponse]:
+    """The cached responses of `keyed` that today's settings accept."""
+    by_key = cache.get_many(keyed, sgen.n)
+    # A sample cut at a smaller max_output_chars than today's is incomplete: re-send.
+    for key in [k for k, r in by_key.items() if _cut_below(r, sgen.max_output_chars)]:
+        del by_key[key]
+    # The rest are kept as a new response is (`checked`): cut to today's bound, so a
+    # warm cache parses what a build from scratch would.
+    return {k: checked(r, sgen.n, sgen.max_output_chars) for k, r in by_key.items()}
+
+
+def _send(job, misses, ctx, report) -> dict[str, GenerationResponse]:
+    split, sgen = job.split, job.sgen
+    return send_misses(
+        split.name,
+        ctx.backend_for(job.model_cfg),
+        [local_paths(r, ctx.build_dir) if split.needs_video else r for r in misses],
+        ctx.cache,
+        job.model_id,
+        report,
+        ctx.progress,
+        n=sgen.n,
+        max_chars=sgen.max_output_chars,
+    )
+
+
+def _fetch(job, ctx, report, items: dict[str, GenerationRequest]) -> Fetched:
+    """target.py's `fetch`: key, look up and (not in a dry run) send `items`."""
+    bases = {i: request_key(job.cache_id, r) for i, r in items.items()}
+    keyed, key_of, bumped = _keyed(
+        job.cache_id, {bases[i]: r for i, r in items.items()}, ctx.cache, ctx.retry
+    )
+    by_key = _lookup(keyed, ctx.cache, job.sgen)
+    misses = [r for k, r in keyed.items() if k not in by_key]
+    missed = {i for i, b in bases.items() if key_of[b] not in by_key}
+    if misses and not ctx.dry_run:
+        by_key.update(_send(job, misses, ctx, report))
+    if bumped and not ctx.dry_run:
+        ctx.cache.set_attempts(bumped)
+    return Fetched({i: key_of[b] for i, b in bases.items()}, by_key, missed, misses)
+
+
+def _parse_more(split, sgen, taxonomy, common_base, dry_run, plan, key_of, by_key, offsets):
+    """target.py's `parse`: the rows, failures and counts of one step's responses."""
+    counts, fails = SplitReport(split.name), []
+    rows = _parse_all(
+        split, plan, key_of, by_key, sgen, taxonomy, common_base, counts, fails, dry_run, offsets
+    )
+    return rows, fails, counts
 
 
 def _estimate(report, misses, cached, model_cfg, sgen) -> None:
@@ -492,7 +552,11 @@ def _parse_all(
     report,
     fails,
     cached_only: bool = False,
+    offsets: dict[str, int] | None = None,
 ):
+    """Parse the responses of `plan` ([(clip, base key)]) into rows, counting every
+    sample in `report` and adding the failed ones to `fails`; `offsets`: the number of
+    the first sample of a base key's request (target.py's rounds), 0 when absent."""
     rows = []
     by_class: dict[str, list[int]] = {}  # label -> [samples, kept]
     for clip, base in plan:
@@ -508,7 +572,9 @@ def _parse_all(
             "video": clip.video,
             **common_base,
         }
+        first = offsets.get(base, 0) if offsets else 0
         for s in range(sgen.n):
+            sample = first + s  # the sample's number in its clip's rows and failures
             report.samples += 1
             counts_of = by_class.setdefault(clip.label, [0, 0])
             counts_of[0] += 1
@@ -518,7 +584,7 @@ def _parse_all(
                     failure_row(
                         split,
                         clip,
-                        s,
+                        sample,
                         "error",
                         reason,
                         None,
@@ -533,7 +599,7 @@ def _parse_all(
                     failure_row(
                         split,
                         clip,
-                        s,
+                        sample,
                         "error",
                         f"the response holds {len(resp.completions)} of {sgen.n} samples",
                         None,
@@ -547,18 +613,20 @@ def _parse_all(
             if comp.finish_reason == OVERSIZED:
                 reason = f"output longer than max_output_chars ({sgen.max_output_chars})"
                 fails.append(
-                    failure_row(split, clip, s, "parse", reason, comp, 1, common_base, key)
+                    failure_row(split, clip, sample, "parse", reason, comp, 1, common_base, key)
                 )
                 continue
             try:
-                new = split.checked_parse(comp, clip, s, dict(common), taxonomy)
+                new = split.checked_parse(comp, clip, sample, dict(common), taxonomy)
             except Filtered as e:
                 fails.append(
-                    failure_row(split, clip, s, "filtered", str(e), comp, 1, common_base, key)
+                    failure_row(split, clip, sample, "filtered", str(e), comp, 1, common_base, key)
                 )
                 continue
             except ParseError as e:  # kind `parse`, or `degenerate` (a subclass)
-                fails.append(failure_row(split, clip, s, e.kind, str(e), comp, 1, common_base, key))
+                fails.append(
+                    failure_row(split, clip, sample, e.kind, str(e), comp, 1, common_base, key)
+                )
                 continue
             report.kept += 1
             counts_of[1] += 1
