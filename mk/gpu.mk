@@ -9,7 +9,7 @@
 # datasets 4.8 (pyarrow >= 21, huggingface_hub < 2; 5.x wants pyarrow >= 24), DeepSpeed
 # 0.19.8 (torch >= 2.0), which ships only sources: built here into a pure-Python wheel
 # with DS_BUILD_OPS=0 (its CUDA ops build on first use there, with the image's nvcc).
-# setuptools is there for the project's own offline editable install (its build backend).
+# setuptools (>= 77, for pyproject's license string) builds the project's editable install.
 # The project's `openai` dependency is left out: no part of the check calls a server.
 # Everything lands in .whl/ (git-ignored), which the run tool carries (64 MiB at most,
 # with the working tree): the rule prints the total.

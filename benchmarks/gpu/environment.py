@@ -12,6 +12,7 @@ installed here win, everything else (torch, transformers, accelerate...) is the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import site
 import subprocess
@@ -21,7 +22,8 @@ from pathlib import Path
 from common import run_timed
 
 REPO = Path(__file__).resolve().parents[2]
-WHEELS = REPO / ".whl"
+# `make gpu-wheels` writes them there; GPU_CHECK_WHEELS points elsewhere (a test set).
+WHEELS = Path(os.environ.get("GPU_CHECK_WHEELS") or REPO / ".whl")
 # What the report lists of the environment the parts ran in.
 PACKAGES = ("torch", "torchvision", "transformers", "accelerate", "trl", "deepspeed",
             "datasets", "av", "pydantic", "pyarrow", "tokenizers", "vlm-autodrive")  # fmt: skip
@@ -46,6 +48,14 @@ for name in {PACKAGES!r}:
     except md.PackageNotFoundError:
         versions[name] = None
 facts["packages"] = versions
+try:  # transformers 5.23 renamed gradient_checkpointing to activation_checkpointing
+    import dataclasses
+    from trl import SFTConfig
+    names = {{f.name for f in dataclasses.fields(SFTConfig)}}
+    facts["checkpointing_field"] = next(
+        n for n in ("activation_checkpointing", "gradient_checkpointing") if n in names)
+except Exception as e:
+    facts["trl_error"] = f"{{type(e).__name__}}: {{e}}"
 print(json.dumps(facts))
 """
 
@@ -99,8 +109,7 @@ def make_gpu_env(work: Path, python: str | None, log: Path) -> tuple[dict, str |
     pip_cmd = [vpy, "-m", "pip"] if has_pip else [sys.executable, "-m", "pip", "--python", vpy]
     pip = [*pip_cmd, "install", "--no-index", "--find-links", str(WHEELS), "--no-cache-dir",
            "--no-compile", "--disable-pip-version-check", "-q"]  # fmt: skip
-    # setuptools is there for the project's isolated build (step `project`) only.
-    pinned = [_requirement(w) for w in wheels if not w.name.startswith("setuptools-")]
+    pinned = [_requirement(w) for w in wheels]
     # If a package of the image is older than a wheel's pin and not carried, pip cannot
     # resolve: then install the carried wheels as they are, and `pip check` says what is off.
     no_deps = [*pip, "--no-deps", *map(str, wheels)]
@@ -108,7 +117,10 @@ def make_gpu_env(work: Path, python: str | None, log: Path) -> tuple[dict, str |
         report, log, "wheels_no_deps", no_deps, 240
     ):
         return report, None
-    if not _step(report, log, "project", [*pip, "--no-deps", "-e", str(REPO)], 120):
+    # Built with the carried setuptools (>= 77 for pyproject's license string), installed
+    # into the venv above: an isolated build would see the image's own through the .pth.
+    project = [*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO)]
+    if not _step(report, log, "project", project, 120):
         return report, None
     check = subprocess.run([*pip_cmd, "check"], capture_output=True, text=True)
     report["pip_check"] = (check.stdout + check.stderr).strip()[-3000:]

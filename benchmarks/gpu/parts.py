@@ -106,13 +106,15 @@ def _need(ctx: dict, key: str, part: str):
 
 def sft_recipe(s, ctx: dict, output: Path) -> dict:
     """The SFT recipe the check trains: the paper recipe's settings
-    (recipes/train/cosmos_reason1_7b.yaml) on the check's model, data and budgets."""
+    (recipes/train/cosmos_reason1_7b.yaml) on the check's model, data and budgets; its
+    checkpointing key is the one the installed transformers knows (5.17 on the GPU
+    image: `gradient_checkpointing`; 5.23 renamed it `activation_checkpointing`)."""
     steps = s.sft_warmup + s.sft_steps
     sft = {
         "per_device_train_batch_size": 1, "max_steps": steps, "learning_rate": 1.0e-5,
         "optim": "adamw_torch", "weight_decay": 0.01, "lr_scheduler_type": "cosine",
-        "warmup_steps": 0.03, "bf16": s.bf16, "activation_checkpointing": True,
-        "activation_checkpointing_kwargs": {"use_reentrant": False}, "max_length": 16384,
+        "warmup_steps": 0.03, "bf16": s.bf16, s.checkpointing_field: True,
+        f"{s.checkpointing_field}_kwargs": {"use_reentrant": False}, "max_length": 16384,
         "logging_steps": 1, "save_strategy": "no", "report_to": "none", "seed": 0,
         "disable_tqdm": True, "dataloader_num_workers": s.loader_workers,
     }  # fmt: skip
@@ -140,7 +142,7 @@ def sft(s, ctx: dict, result: dict, deadline: float) -> None:
         "model": ctx["model"].name, "dtype": "bfloat16" if s.bf16 else "float32",
         "video": {"fps": s.fps, "max_frames": s.frames, "max_pixels": s.max_pixels},
         "budget_note": s.budget_note, "global_batch_size": s.global_batch,
-        "per_device_batch": 1, "gradient_checkpointing": True,
+        "per_device_batch": 1, s.checkpointing_field: True,
         "deepspeed": s.deepspeed or "none", "optimizer": "adamw_torch",
         "warmup_steps": s.sft_warmup, "timed_steps": s.sft_steps,
     }  # fmt: skip

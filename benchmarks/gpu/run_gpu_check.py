@@ -58,7 +58,7 @@ class Settings:
     work: Path
     python: str = sys.executable
     budget_s: float = 470.0
-    videos: int = 6
+    videos: int = 9
     width: int = 1280
     height: int = 720
     test_per_class: int = 2
@@ -80,6 +80,7 @@ class Settings:
     grpo_warmup: int = 2
     grpo_steps: int = 4
     device_name: str = "cpu"
+    checkpointing_field: str = "activation_checkpointing"  # gradient_... before transformers 5.23
     env: dict = field(default_factory=dict, repr=False)
     log: Path | None = None
 
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="timed SFT steps (default 5)")
     p.add_argument("--global-batch", type=int, help="SFT samples per optimizer step (2)")
     p.add_argument("--zero", choices=["2", "3", "none"], help="DeepSpeed stage (default 3)")
+    # Check the GPU mode's environment step on a machine without a GPU.
+    p.add_argument("--allow-no-cuda", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     started, clock = datetime.now(timezone.utc), time.monotonic()
     out = args.out or Path(os.environ.get("OUT") or REPO / "build" / "gpu-check")
@@ -136,12 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     facts = device_facts(s.python, s.env)
     report["device"] = facts
     s.device_name = facts.get("name", "unknown")
+    s.checkpointing_field = facts.get("checkpointing_field", s.checkpointing_field)
     _apply_overrides(s, args, facts)
     report["settings"] = {k: (str(v) if isinstance(v, Path) else v)
                           for k, v in asdict(s).items() if k not in ("env", "log")}  # fmt: skip
 
     wanted = [name for name in parts.PARTS if name in args.parts.split(",")]
-    report["parts"] = run_parts(s, wanted, clock + s.budget_s, ready=python is not None)
+    blocked = None
+    if python is None:
+        blocked = "the environment could not be set up (see environment)"
+    elif s.mode == "gpu" and not facts.get("cuda_available") and not args.allow_no_cuda:
+        blocked = f"torch sees no CUDA device ({facts.get('torch_error') or facts.get('torch')})"
+    report["parts"] = run_parts(s, wanted, clock + s.budget_s, blocked)
     report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report["seconds"] = round(time.monotonic() - clock, 1)
     (out / "gpu_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -188,9 +197,10 @@ def _apply_overrides(s: Settings, args, facts: dict) -> None:
         s.budget_s = args.budget_s
 
 
-def run_parts(s: Settings, wanted: list[str], deadline: float, ready: bool) -> dict:
+def run_parts(s: Settings, wanted: list[str], deadline: float, blocked: str | None) -> dict:
     """Run each wanted part in order within its time box; a part's failure is recorded
-    (status error or timeout, with the reason) and the next part runs."""
+    (status error or timeout, with the reason) and the next part runs. `blocked`: why
+    no part can run (each is recorded as an error saying so)."""
     results, ctx = {}, {}
     for i, name in enumerate(wanted):
         later = sum(FLOORS[n] for n in wanted[i + 1 :])
@@ -202,8 +212,8 @@ def run_parts(s: Settings, wanted: list[str], deadline: float, ready: bool) -> d
         entry = {"status": "ok", "seconds": 0.0, "error": None, "result": result}
         _log(s, f"=== part {name} (box {part_deadline - start:.0f} s)")
         try:
-            if not ready:
-                raise parts.PartError("the environment could not be set up (see environment)")
+            if blocked:
+                raise parts.PartError(blocked)
             parts.PARTS[name](s, ctx, result, part_deadline)
         except parts.PartError as e:
             timed_out = "time box" in str(e) or "no time left" in str(e)
