@@ -259,6 +259,20 @@ def test_vqa_to_a_target(copy, capsys):
     assert int(words[5]) == len(backend.requests) == int(words[6]) + len(fails)
 
 
+def test_retry_failed_sends_the_failed_rounds_again(copy, capsys):
+    splits = {"vqa": {"model": "m", "target": {"Collision": 20}, "budget": {"Collision": 30}}}
+    code, out, first = build(copy, splits, capsys)
+    asked = {(r.key_extra["clip"], r.key_extra.get("round", 0)) for r in first.requests}
+    fails = {(f["clip_id"], f["sample"]) for f in failed(copy / "build", "vqa")}  # n = 1
+    assert code == 3 and any(k for _, k in fails)  # a failed round is among them
+    code, out, again = build(copy, splits, capsys, "--retry-failed")
+    sent = {(r.key_extra["clip"], r.key_extra.get("round", 0)) for r in again.requests}
+    # A failed request again (a new attempt), or a round never asked before.
+    assert sent and all(p in fails or p not in asked for p in sent)
+    words = table(out.out, "vqa")
+    assert int(words[5]) == int(words[6]) + len(failed(copy / "build", "vqa"))
+
+
 def test_a_class_not_in_the_taxonomy_is_named_before_any_work(copy, capsys):
     splits = {"reasoning_mcq": {"model": "m", "target": {"Colision": 5}, "budget": {"Colision": 9}}}
     code, out, backend = build(copy, splits, capsys)
