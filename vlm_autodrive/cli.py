@@ -437,11 +437,11 @@ def _cmd_frames_to_video(args) -> int:
 def _cmd_ingest(args) -> int:
     from vlm_autodrive.builders.core.errors import require_file
     from vlm_autodrive.builders.core.recipe import worker_count
-    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.taxonomy import taxonomy_for_build
     from vlm_autodrive.builders.ingest.stage import run_ingest
 
     require_file(args.manifest, "a manifest")  # before the lock makes the build folder
-    taxonomy = load_taxonomy(args.taxonomy)
+    taxonomy = taxonomy_for_build(args.build, args.taxonomy)  # else the build's own
     with _locked(args.build):
         res = run_ingest(
             args.manifest,
@@ -459,13 +459,15 @@ def _cmd_chunk(args) -> int:
     from vlm_autodrive.builders.clips.stage import INGEST_TABLE
     from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.stage import require_stage_input
-    from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.core.taxonomy import taxonomy_for_build
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
     _refuse_release(args.build)  # before it asks for ingest's table
     require_stage_input(args.build, INGEST_TABLE)  # before the lock makes the folder
-    taxonomy = load_taxonomy(args.taxonomy or (recipe_taxonomy(recipe) if recipe else None))
+    taxonomy = taxonomy_for_build(
+        args.build, args.taxonomy or (recipe_taxonomy(recipe) if recipe else None)
+    )
     engine = args.engine or (recipe.engine if recipe else "local")
     ray = recipe.ray if recipe else None
     with _locked(args.build):

@@ -74,6 +74,43 @@ def build_taxonomy(prov: dict) -> Taxonomy:
     return load_taxonomy((prov.get("recipe") or {}).get("taxonomy"))
 
 
+RECORDED = "taxonomy.yaml"  # BUILD/taxonomy.yaml: the label set ingest validated with
+
+
+def record_taxonomy(build_dir: Path, taxonomy: Taxonomy) -> None:
+    """Write the label set a build is made with to `BUILD/taxonomy.yaml` (ingest does, on
+    every run; untouched when unchanged), so later commands given no taxonomy use it."""
+    import yaml
+
+    from vlm_autodrive.builders.core.files import write_text_if_changed
+
+    text = yaml.safe_dump(taxonomy.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    write_text_if_changed(Path(build_dir) / RECORDED, text)
+
+
+def taxonomy_for_build(build_dir: Path, path: str | Path | None = None) -> Taxonomy:
+    """The taxonomy a command on `build_dir` uses: `path` when given (`--taxonomy`, a
+    recipe's); else the one the build recorded (`BUILD/taxonomy.yaml`, else its
+    provenance); else the bundled one. A standalone `autodrive ingest` or `chunk` on a
+    build with a class added through `splits.templates` keeps that class."""
+    if path:
+        return load_taxonomy(path)
+    recorded = Path(build_dir) / RECORDED
+    if recorded.is_file():
+        return load_taxonomy(recorded)
+    prov = Path(build_dir) / "provenance.json"
+    if prov.is_file():
+        import json
+
+        try:
+            found = taxonomy_from_provenance(json.loads(prov.read_text(encoding="utf-8")))
+        except ValueError:
+            found = None
+        if found is not None:
+            return found
+    return load_taxonomy(None)
+
+
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Load and validate a taxonomy YAML (the bundled one when `path` is None)."""
     p = Path(path) if path else bundled("templates", "taxonomy.yaml")

@@ -18,7 +18,7 @@ from vlm_autodrive.builders.core.children import worker_pool
 from vlm_autodrive.builders.core.errors import require_file
 from vlm_autodrive.builders.core.files import file_sha256, write_table
 from vlm_autodrive.builders.core.stage import Counts, RejectRecord, Stage, content_key
-from vlm_autodrive.builders.core.taxonomy import Taxonomy
+from vlm_autodrive.builders.core.taxonomy import Taxonomy, record_taxonomy
 from vlm_autodrive.builders.ingest.manifest import ManifestRow, read_manifest
 from vlm_autodrive.builders.ingest.probe import ProbeError, StreamFacts, probe_video
 from vlm_autodrive.builders.ingest.records import VIDEO_SCHEMA, VideoRecord, read_videos
@@ -72,6 +72,7 @@ def run_ingest(
         refuse_missing(manifest, _missing(rows, stage), len(rows), PRUNE_HINT)
     files, memo = hash_sources(rows, read_memo(stage.dir), workers)
     key = _key(manifest, taxonomy, files, duplicates, declared)
+    record_taxonomy(build_dir, taxonomy)  # what later commands given none use
     if stage.finished(key) is not None:
         write_memo(stage.dir, memo)  # files touched but not changed: not hashed again
         videos = read_videos(stage.dir / "videos.parquet")

@@ -4,12 +4,15 @@ stale stages and read-only releases."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
 
 from vlm_autodrive.cli import main
+from vlm_autodrive.resources import bundled
 
 
 def tiny_recipe(root: Path, **extra) -> Path:
@@ -46,3 +49,33 @@ def clip_states(build: Path) -> dict[str, tuple[int, int]]:
 
 def clip_paths(build: Path) -> list[str]:
     return pq.read_table(build / "chunk" / "clips.parquet", columns=["path"])["path"].to_pylist()
+
+
+NEW_CLASS = """\
+  - name: Sudden Stop
+    mcq_option: "Sudden Stop: the ego vehicle brakes hard to a standstill, no crash."
+    description: "The ego vehicle brakes hard and stops abruptly."
+    is_event: true
+"""
+
+
+def new_class_build(root, capsys):
+    """The tiny build with Sudden Stop added through `splits.templates` (a copied templates
+    folder whose taxonomy.yaml has it; no `taxonomy:` key) and one event relabelled."""
+    mine = root / "templates"
+    shutil.copytree(bundled("templates"), mine)
+    tax = mine / "taxonomy.yaml"
+    text = tax.read_text()
+    cut = text.index("  - name: Normal Driving")
+    tax.write_text(text[:cut] + NEW_CLASS + text[cut:])
+    recipe = tiny_recipe(root, splits={"test_per_class": 1, "on_short": "take_available",
+                                       "templates": str(mine)})  # fmt: skip
+    sample = ["--videos", "6", "--seed", "3", "--duration", "8", "--width", "96", "--height", "64"]
+    assert autodrive(capsys, "sample", "--out", root / "sample", *sample)[0] == 0
+    manifest = root / "sample" / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    next(r for r in rows if r["label"] == "Near-Collision")["label"] = "Sudden Stop"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, text = autodrive(capsys, "build", recipe)
+    assert code == 0, text
+    return recipe

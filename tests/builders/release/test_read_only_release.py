@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 
-from tests.builders.real_builds import autodrive, tiny_recipe
-from vlm_autodrive.resources import bundled
+from tests.builders.real_builds import autodrive, new_class_build
 
 MIXTURE = """\
 name: small
@@ -19,12 +17,6 @@ components:
   - split: caption_metadata
     all: true
 """
-NEW_CLASS = """\
-  - name: Sudden Stop
-    mcq_option: "Sudden Stop: the ego vehicle brakes hard to a standstill, no crash."
-    description: "The ego vehicle brakes hard and stops abruptly."
-    is_event: true
-"""
 
 
 def folder_digest(folder) -> dict[str, str]:
@@ -33,28 +25,6 @@ def folder_digest(folder) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
-
-
-def new_class_build(root, capsys):
-    """The tiny build with Sudden Stop added through `splits.templates` (a copied templates
-    folder whose taxonomy.yaml has it; no `taxonomy:` key) and one event relabelled."""
-    mine = root / "templates"
-    shutil.copytree(bundled("templates"), mine)
-    tax = mine / "taxonomy.yaml"
-    text = tax.read_text()
-    cut = text.index("  - name: Normal Driving")
-    tax.write_text(text[:cut] + NEW_CLASS + text[cut:])
-    recipe = tiny_recipe(root, splits={"test_per_class": 1, "on_short": "take_available",
-                                       "templates": str(mine)})  # fmt: skip
-    sample = ["--videos", "6", "--seed", "3", "--duration", "8", "--width", "96", "--height", "64"]
-    assert autodrive(capsys, "sample", "--out", root / "sample", *sample)[0] == 0
-    manifest = root / "sample" / "manifest.jsonl"
-    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-    next(r for r in rows if r["label"] == "Near-Collision")["label"] = "Sudden Stop"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code, text = autodrive(capsys, "build", recipe)
-    assert code == 0, text
-    return recipe
 
 
 def test_a_release_refuses_every_writing_command_and_mix_reads_the_build_taxonomy(tmp_path, capsys):
