@@ -6,8 +6,9 @@ change exactly when what they stand for changes, and never with where it lies:
 - `code_fingerprint(modules)`: the project modules named and every project module they
   import (followed transitively, imports inside functions included), each by its syntax
   tree without docstrings, so a comment or docstring edit does not count and a behaviour
-  edit does. Modules that only declare settings schemas (`SCHEMA_MODULES`) are not
-  followed: the settings' values are inputs, their classes' code is not.
+  edit does. Modules that only declare settings schemas, and the pipeline that runs every
+  stage (`SCHEMA_MODULES`), are not followed: the settings' values are inputs, their
+  classes' code is not.
 - `model_identity(model, revision, memo_dir)`: a local model folder by the sha256 of its
   weight, config and tokenizer files (memoised by size and modification time in
   `memo_dir`, so an unchanged checkpoint is hashed once); anything else (a Hub id, a
@@ -23,6 +24,7 @@ change exactly when what they stand for changes, and never with where it lies:
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -38,10 +40,12 @@ PROJECT = "vlm_autodrive"
 # and a setting that is a path whose content is the input.
 NOT_AN_INPUT = {"input": False}
 FILE_INPUT = {"input": "file"}
-# Settings schemas: following their imports would make every stage depend on every other
-# stage's settings classes (a description edit would redo everything).
+# Not followed: settings schemas (their values are inputs; following their imports would
+# make every stage depend on every other stage's settings classes, a description edit
+# redoing everything) and the pipeline, which imports every stage to run it.
 SCHEMA_MODULES = frozenset(
     {
+        f"{PROJECT}.builders.pipeline",
         f"{PROJECT}.builders.core.recipe",
         f"{PROJECT}.builders.core.strict",
         f"{PROJECT}.builders.core.errors",
@@ -52,6 +56,7 @@ SCHEMA_MODULES = frozenset(
 )
 
 _TREE_MEMO: dict[tuple[str, int, int], tuple[str, tuple[str, ...]]] = {}
+_TREE_DIRTY: set[tuple[str, int, int]] = set()
 
 
 def code_fingerprint(modules: tuple[str, ...] | list[str]) -> str:
@@ -69,6 +74,9 @@ def code_fingerprint(modules: tuple[str, ...] | list[str]) -> str:
         digest, imports = _module_tree(name, path)
         seen[name] = digest
         todo += [m for m in imports if m not in seen and m not in SCHEMA_MODULES]
+    if _TREE_DIRTY:
+        _save_tree_memo()
+        _TREE_DIRTY.clear()
     text = json.dumps(seen, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -90,19 +98,69 @@ def module_closure(modules: tuple[str, ...] | list[str]) -> list[str]:
 
 
 @functools.cache
-def _module_file(name: str) -> Path | None:
+def _package_dir(package: str) -> Path | None:
+    """The folder of a project package (the installed mapping decides where it is)."""
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(spec.origin)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@functools.cache
+def _module_file(name: str) -> Path | None:
+    """The source file of a project module, found from its top package's folder without
+    importing anything below it (None: not a project module, or not a .py file)."""
+    parts = name.split(".")
+    if parts[0] != PROJECT:
+        return None
+    root = _package_dir(".".join(parts[:2])) if len(parts) > 1 else _package_dir(PROJECT)
+    if root is None:
+        return None
+    base = root.joinpath(*parts[2:])
+    if len(parts) > 2 and base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if len(parts) == 2 and root.with_suffix(".py").is_file():  # vlm_autodrive.cli and such
+        return root.with_suffix(".py")
+    return None
+
+
+def _tree_memo_path() -> Path:
+    """Where syntax-tree hashes are kept between runs (per Python version: `ast` differs)."""
+    import sys
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return cache / "vlm-autodrive" / f"code-trees-py{version}.json"
+
+
+def _load_tree_memo() -> None:
+    if _TREE_MEMO:
+        return
+    try:
+        stored = json.loads(_tree_memo_path().read_text())
+    except (OSError, ValueError):
+        return
+    for key, (digest, imports) in stored.items():
+        path, size, mtime = key.rsplit(":", 2)
+        _TREE_MEMO[(path, int(size), int(mtime))] = (digest, tuple(imports))
+
+
+def _save_tree_memo() -> None:
+    """Best effort: an unwritable cache folder only costs the next run the parsing."""
+    data = {f"{p}:{s}:{m}": [d, list(i)] for (p, s, m), (d, i) in _TREE_MEMO.items()}
+    with contextlib.suppress(OSError):
+        write_json(_tree_memo_path(), data)
 
 
 def _module_tree(name: str, path: Path) -> tuple[str, tuple[str, ...]]:
     """(the hash of the module's syntax tree without docstrings, the project modules it
-    imports), memoised per file state."""
+    imports), memoised per file state, in this process and between runs."""
+    _load_tree_memo()
     st = os.stat(path)
     memo = (str(path), st.st_size, st.st_mtime_ns)
     if memo not in _TREE_MEMO:
@@ -111,6 +169,7 @@ def _module_tree(name: str, path: Path) -> tuple[str, tuple[str, ...]]:
         _strip_docstrings(tree)
         dump = ast.dump(tree, annotate_fields=False, include_attributes=False)
         _TREE_MEMO[memo] = (hashlib.sha256(dump.encode()).hexdigest(), imports)
+        _TREE_DIRTY.add(memo)
     return _TREE_MEMO[memo]
 
 
