@@ -18,8 +18,9 @@ class BaselineScore:
     bootstrap over source videos, whose clips and questions are correlated); `flagged`
     when accuracy >= chance + 5 points and the interval's low end lies above chance at
     95% over all baselines of the config (Bonferroni: 98.75% each for 4 baselines, so a
-    clean config tried 4 ways is flagged by noise at most 5% of the time). `scored_on`
-    names the side.
+    clean config tried 4 ways is flagged by noise at most 5% of the time); only the
+    `all` row is flagged (a baseline always picking one class is right on every row of
+    that class). `scored_on` names the side.
     """
 
     config: str
