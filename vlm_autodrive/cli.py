@@ -402,6 +402,7 @@ def _cmd_sample(args) -> int:
 def _cmd_adapt(args) -> int:
     from vlm_autodrive.builders.core.stage import write_rejects
     from vlm_autodrive.builders.ingest.adapters import run_adapter, write_manifest
+    from vlm_autodrive.cli_output import print_rejects
 
     # Absolute video paths, so the manifest works wherever it is moved or ingested from.
     root = args.video_root.resolve() if args.video_root else None
@@ -410,7 +411,7 @@ def _cmd_adapt(args) -> int:
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
     write_rejects(rejects, result.rejects)
     print(result.summary())
-    _print_rejects(result.rejects, rejects)
+    print_rejects(result.rejects, rejects)
     print(f"wrote {args.out} ({len(result.entries)} videos) and {rejects}")
     return EXIT_REJECTS if result.rejects else 0
 
@@ -425,23 +426,28 @@ def _cmd_frames_to_video(args) -> int:
 
     settings = {k: getattr(args, k) for k in ("fps", "crf", "preset", "workers")}
     config = validate_model("command line", FramesConfig, settings)
+    from vlm_autodrive.cli_output import print_rejects
+
     res = frames_to_video(args.src, args.out, config)
     rejects = args.rejects or args.out / "rejects.jsonl"
     merge_rejects(rejects, res.rejects, args.src)  # other groups' rejects in OUT are kept
     print(res.summary())
-    _print_rejects(res.rejects, rejects)
+    print_rejects(res.rejects, rejects)
     print(f"wrote {args.out} and {rejects}")
     return EXIT_REJECTS if res.rejects else 0
 
 
 def _cmd_ingest(args) -> int:
     from vlm_autodrive.builders.core.errors import require_file
-    from vlm_autodrive.builders.core.recipe import worker_count
+    from vlm_autodrive.builders.core.recipe import IngestConfig, worker_count
     from vlm_autodrive.builders.core.taxonomy import taxonomy_for_build
     from vlm_autodrive.builders.ingest.stage import run_ingest
+    from vlm_autodrive.builders.pipeline import declared_key
+    from vlm_autodrive.cli_output import print_ingest
 
     require_file(args.manifest, "a manifest")  # before the lock makes the build folder
     taxonomy = taxonomy_for_build(args.build, args.taxonomy)  # else the build's own
+    settings = IngestConfig(duplicates=args.duplicates)
     with _locked(args.build):
         res = run_ingest(
             args.manifest,
@@ -449,9 +455,10 @@ def _cmd_ingest(args) -> int:
             taxonomy,
             worker_count(args.workers),
             prune_missing=args.prune_missing,
-            duplicates=args.duplicates,
+            duplicates=settings.duplicates,
+            declared=declared_key("ingest", {"ingest": settings}, taxonomy, args.build),
         )
-    _print_ingest(res, args.build)
+    print_ingest(res, args.build)
     return EXIT_REJECTS if res.rejects else 0
 
 
@@ -470,34 +477,11 @@ def _cmd_chunk(args) -> int:
     )
     engine = args.engine or (recipe.engine if recipe else "local")
     ray = recipe.ray if recipe else None
+    from vlm_autodrive.builders.pipeline import Options, run_chunk_stage
+
     with _locked(args.build):
-        res = _run_chunk_stage(args.build, config, taxonomy, args.force, engine, ray)
+        res = run_chunk_stage(args.build, config, taxonomy, Options(force=args.force), engine, ray)
     return EXIT_REJECTS if res.rejects else 0
-
-
-def _run_chunk_stage(build: Path, config, taxonomy, force: bool, engine="local", ray=None):
-    from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged, run_chunk
-    from vlm_autodrive.builders.core.recipe import worker_count
-
-    if engine == "ray":
-        from vlm_autodrive.builders.core.ray_cluster import connect
-
-        connect(ray)
-        print(f"  engine ray: {_ray_where()}")
-    try:
-        res = run_chunk(
-            build,
-            config,
-            taxonomy,
-            worker_count(config.workers),
-            force=force,
-            engine=engine,
-            ray=ray,
-        )
-    except ChunkSettingsChanged as e:
-        raise ValueError(str(e)) from None
-    _print_chunk(res, build)
-    return res
 
 
 def _cmd_build(args) -> int:
@@ -519,43 +503,19 @@ def _cmd_build(args) -> int:
 
 
 def _build_locked(args, recipe, build: Path, taxonomy) -> int:
-    from vlm_autodrive.builders.core.recipe import worker_count
-    from vlm_autodrive.builders.ingest.stage import run_ingest
+    """Walk the pipeline (builders/pipeline.py): run it, or plan it for --dry-run."""
+    from vlm_autodrive.builders import pipeline
 
-    if args.dry_run:
-        return _dry_run(args, recipe, build, taxonomy)
-    manifest = Path(recipe.manifest)
-    if recipe.sample and not manifest.exists():
-        from vlm_autodrive.builders.synthetic.sample import generate_sample
-
-        s = recipe.sample
-        print(f"[sample] generating {s.videos} synthetic videos in {manifest.parent}")
-        generate_sample(manifest.parent, **s.model_dump(), progress=True)
-    print(f"[ingest] {manifest}")
-    ing = run_ingest(
-        manifest,
-        build,
-        taxonomy,
-        worker_count(recipe.chunk.workers),
+    options = pipeline.Options(
+        force=args.force,
+        retry_failed=args.retry_failed,
+        engine=args.engine,
+        chunk=_chunk_config(args, recipe.chunk),
         prune_missing=args.prune_missing,
-        duplicates=recipe.ingest.duplicates,
     )
-    _print_ingest(ing, build)
-    print("[chunk]")
-    engine = args.engine or recipe.engine
-    if recipe.generate and any(m.backend == "ray" for m in recipe.generate.models.values()):
-        from vlm_autodrive.builders.core.ray_cluster import connect
-
-        connect(recipe.ray)  # the model splits' `ray` backend joins the same cluster
-    chunk = _run_chunk_stage(
-        build, _chunk_config(args, recipe.chunk), taxonomy, args.force, engine, recipe.ray
-    )
-    print("[rule splits]")
-    from vlm_autodrive.builders.rules.stage import build_rule_splits
-
-    splits = build_rule_splits(build, recipe.splits, taxonomy, recipe.model_dump(mode="json"))
-    print(splits.format())
-    code = _model_splits_stage(build, recipe, taxonomy, retry_failed=args.retry_failed)
+    if args.dry_run:
+        return pipeline.plan(recipe, build, taxonomy, options)
+    code = pipeline.run(recipe, build, taxonomy, options)
     print(f"\nbuild folder: {build.resolve()}")
     print("load it with:")
     import json
@@ -563,62 +523,7 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
     configs = json.loads((build / "provenance.json").read_text())["configs"]
     for config in configs:
         print(f'  datasets.load_dataset("{build.resolve()}", "{config}")')
-    return EXIT_REJECTS if ing.rejects or chunk.rejects or code else 0
-
-
-def _dry_run(args, recipe, build: Path, taxonomy) -> int:
-    """Plan every stage as the build would run it, in memory, and print the cost."""
-    from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged
-    from vlm_autodrive.builders.core.recipe import worker_count
-    from vlm_autodrive.builders.generate.preview import preview_upstream
-
-    print("[dry run] nothing is sent or written")
-    try:
-        upstream = preview_upstream(
-            build,
-            recipe,
-            taxonomy,
-            _chunk_config(args, recipe.chunk),
-            force=args.force,
-            workers=worker_count(recipe.chunk.workers),
-        )
-    except ChunkSettingsChanged as e:
-        raise ValueError(str(e)) from None
-    print("\n".join(upstream.lines))
-    return _model_splits_stage(
-        build,
-        recipe,
-        taxonomy,
-        dry_run=True,
-        retry_failed=args.retry_failed,
-        clips=upstream.clips,
-    )
-
-
-def _model_splits_stage(
-    build: Path, recipe, taxonomy, dry_run=False, retry_failed=False, clips=None
-) -> int:
-    """Run (or dry-run) the model splits; returns 0, or 3 when some samples failed.
-    `clips`: as the dry run plans them (None: the build folder's)."""
-    if not recipe.generate or not recipe.generate.splits:
-        if dry_run:
-            print("the recipe names no model splits (generate.splits): nothing to send")
-        return 0
-    from vlm_autodrive.builders.generate.report import format_reports
-    from vlm_autodrive.builders.generate.stage import run_model_splits
-
-    print("[model splits]" + (" dry run: nothing is sent or written" if dry_run else ""))
-    reports = run_model_splits(
-        build,
-        recipe.generate,
-        taxonomy,
-        dry_run=dry_run,
-        retry_failed=retry_failed,
-        clips=clips,
-    )
-    print(format_reports(reports, dry_run=dry_run))
-    failed = sum(sum(v for k, v in r.failed.items() if k != "filtered") for r in reports)
-    return 0 if dry_run or not failed else EXIT_REJECTS
+    return code
 
 
 def _cmd_mix(args) -> int:
@@ -654,60 +559,6 @@ def _cmd_publish(args) -> int:
         return 1
     print(res.format(verbose=args.all_files))
     return 0
-
-
-def _ray_where() -> str:
-    import ray
-
-    cpus = ray.cluster_resources().get("CPU", 0)
-    return f"{len(ray.nodes())} node(s), {cpus:g} CPUs"
-
-
-def _print_ingest(res, build: Path) -> None:
-    note = " (unchanged inputs: reused the finished ingest)" if res.skipped else ""
-    print(
-        f"  manifest rows {res.rows} = videos {len(res.videos)} + rejected {len(res.rejects)}{note}"
-    )
-    _print_rejects(res.rejects, build / "ingest" / "rejects.jsonl")
-
-
-def _print_rejects(rejects, path: Path) -> None:
-    """Rejects grouped by reason with a few examples each; the file lists them all."""
-    from vlm_autodrive.builders.core.rejects import format_rejects
-
-    if rejects:
-        print(format_rejects(rejects, path))
-
-
-def _print_chunk(res, build: Path) -> None:
-    print(
-        f"  videos {res.videos} (cut now {res.cut_now}, of them re-cut after a change "
-        f"{res.recut}; already done {res.videos - res.cut_now}; removed {res.removed}), "
-        f"rejected {len(res.rejects)}"
-    )
-    drops = ", ".join(f"{k} {v}" for k, v in sorted(res.dropped.items())) or "none"
-    rejected = res.summary.get(
-        "windows_of_rejected_videos", res.planned - len(res.clips) - sum(res.dropped.values())
-    )
-    print(
-        f"  windows planned {res.planned} = clips {len(res.clips)} + dropped ({drops})"
-        f" + windows of rejected videos {rejected}"
-    )
-    for label, n in res.by_label.items():
-        print(f"    {label:<16} {n:>6} clips")
-    ev = dict(res.summary.get("event_videos", {}))
-    if ev.get("total"):
-        total = ev.pop("total")
-        print(f"  event videos {total} = " + " + ".join(f"{k} {v}" for k, v in ev.items()))
-    if res.summary.get("videos_whole"):
-        print(f"  videos shorter than a window, cut whole: {res.summary['videos_whole']}")
-    stretch = res.summary.get("copy_stretch", {})
-    if any(stretch.values()):
-        print(
-            f"  copy windows past max_copy_stretch: re-encoded {stretch['reencoded']}, "
-            f"not cut {stretch['not_cut']}"
-        )
-    _print_rejects(res.rejects, build / "chunk" / "rejects.jsonl")
 
 
 def _cmd_export(args) -> int:
