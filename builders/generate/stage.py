@@ -258,7 +258,13 @@ def run_model_splits(
             },
             "prompts": prompt_hashes,
             "counts": {
-                r.name: {"samples": r.samples, "kept": r.kept, "rows": r.rows, "failed": r.failed}
+                r.name: {
+                    "samples": r.samples,
+                    "kept": r.kept,
+                    "rows": r.rows,
+                    "failed": r.failed,
+                    **({"targets": r.targets} if r.targets else {}),  # target.py, per class
+                }
                 for r in reports
             },
         }

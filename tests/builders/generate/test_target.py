@@ -3,7 +3,7 @@
 the budget is spent.
 
 Each test runs `autodrive build RECIPE` through the real command line (in process) on a
-copy of one tiny finished build (6 synthetic videos, rule splits only), with the scripted
+copy of one tiny finished build (12 synthetic videos, rule splits only), with the scripted
 backend (tests/doubles/scripted.py) in place of the backend factory, made to answer a
 fraction of the Collision requests wrongly (reasoning_mcq: a wrong letter, `filtered`;
 vqa: broken JSON, `parse`), chosen by the request's seed.
@@ -11,6 +11,7 @@ vqa: broken JSON, `parse`), chosen by the request's seed.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class Yielding(ScriptedBackend):
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    """A finished build of the rule splits of 6 synthetic videos."""
+    """A finished build of the rule splits of 12 synthetic videos (3 Collision train clips)."""
     root = tmp_path_factory.mktemp("target")
     manifest = generate_sample(root / "sample", 12, seed=2, duration=8.0, width=96, height=64)
     recipe = write_recipe(root, manifest, {})
@@ -165,6 +166,16 @@ def test_reaches_the_target_within_its_budget(copy, capsys):
     asked = [r for r in backend.requests if r.key_extra["clip"] in collision]
     assert len(rows) >= 12 and len(asked) <= 60
     assert target_line(out.out) == ["Collision", f"{len(rows)}/12", f"{len(asked)}/60", "reached"]
+    prov = json.loads((b / "provenance.json").read_text())
+    recorded = prov["stages"]["model_splits"]["counts"]["reasoning_mcq"]["targets"]
+    assert recorded["Collision"] == {
+        "target": 12,
+        "budget": 60,
+        "requests": len(asked),
+        "rows": len(rows),
+        "stopped": "reached",
+        "to_send": 0,
+    }
     # Each clip asked again has rounds 1, 2, ...: requests of their own, each its own seed.
     rounds = sorted((r.key_extra["clip"], r.key_extra.get("round", 0)) for r in asked)
     assert len(set(rounds)) == len(rounds) and max(k for _, k in rounds) >= 1
