@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.ranking import seeded_rank
 from vlm_autodrive.builders.core.stage import Counts
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
@@ -66,8 +67,6 @@ Parse = Callable[..., tuple[list[Any], list[Any], SplitReport]]
 def check_target_classes(gen: GenerateConfig | None, taxonomy: Taxonomy, source: Any) -> None:
     """Every class named in a split's `target` is one of the taxonomy's; InputError naming
     the key (`generate.splits.S.target.C`) otherwise."""
-    from vlm_autodrive.builders.core.errors import InputError
-
     for name, sgen in (gen.splits if gen else {}).items():
         for label in sgen.target:
             if label not in taxonomy.names:
