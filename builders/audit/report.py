@@ -66,9 +66,12 @@ class AuditReport:
     counts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
+    # files this run read (hashed) rather than found in the hash cache: not in report.json,
+    # which must be the same for the same build whatever the cache held
+    files_read: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "files_read"}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuditReport:

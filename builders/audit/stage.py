@@ -187,7 +187,8 @@ def _videos_and_duplicates(build_dir, out, report, threshold, perceptual) -> Non
     groups, src = source_duplicates(videos, video_sides(assignment), cache, threshold, perceptual)
     clip_groups, clp = clip_duplicates(build_dir, clips, clip_side, cache)
     report.duplicates = groups + clip_groups
-    report.counts["files"] = {"sources": src, "clips": clp, "read_now": cache.read}
+    report.counts["files"] = {"sources": src, "clips": clp}
+    report.files_read = cache.read
     for name, c in (("source videos", src), ("clips", clp)):
         if c.get("missing"):
             report.notes.append(f"{c['missing']} {name} missing: not hashed")
