@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from vlm_autodrive.trainer.eval.data import (
     eval_taxonomy,
     open_dataset,
 )
-from vlm_autodrive.trainer.eval.model_identity import model_identity
+from vlm_autodrive.trainer.eval.model_identity import default_out_dir, model_identity
 from vlm_autodrive.trainer.eval.predictions import prediction_row, write_predictions
 from vlm_autodrive.trainer.eval.report import REPORT_FORMAT, UNPARSEABLE_RULE
 from vlm_autodrive.trainer.eval.runners.base import EvalItem, Runner, RunnerOutput, VideoSettings
@@ -120,23 +119,9 @@ class EvalConfig:
         return self.name or Path(self.model.rstrip("/")).name or self.model
 
     def out_dir(self) -> Path:
-        """`--out`, or `build/eval/<org>--<model>[@<revision>]--<dataset>[-<config>-<split>]-
-        <hash>`: the hash is of the model's (org, name, revision), the dataset, config and
-        split as given (a local folder by its resolved path), so two models, two
-        revisions of one, or one model on two datasets never share a folder, while the
-        readable part says whose it is."""
-        if self.out:
-            return self.out
-        org, name, revision = _model_parts(self.model)
-        model = f"{Path(org).name}--{name}" if org else name  # a folder: its parent's name
-        model += f"@{revision}" if revision else ""
-        dataset = Path(self.dataset.split("@")[0].rstrip("/")).name or self.dataset
-        tail = (
-            "" if self.config == "mcq" and self.split == "test" else f"-{self.config}-{self.split}"
-        )
-        ident = [org, name, revision, _where(self.dataset), self.config, self.split]
-        digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:8]
-        return Path("build") / "eval" / f"{_slug(model)}--{_slug(dataset)}{tail}-{digest}"
+        """`--out`, or the default folder of this model, dataset, config and split (one
+        per org, name and revision of the model: `model_identity.default_out_dir`)."""
+        return self.out or default_out_dir(self.model, self.dataset, self.config, self.split)
 
 
 @dataclass
@@ -476,25 +461,3 @@ def _write_reports(report: dict[str, Any], out: Path) -> None:
         write_confusion_png(res["metrics"], title, out / res["confusion_png"])
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / "report.md", report_markdown(report))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._@-]+", "-", text).strip("-") or "model"
-
-
-def _where(name: str) -> str:
-    """A local folder by its resolved path (however it was spelled), anything else as is."""
-    path = Path(name)
-    return str(path.resolve()) if path.is_dir() else name
-
-
-def _model_parts(model: str) -> tuple[str, str, str | None]:
-    """(org, name, revision) of `--model`: a Hub-style `org/name[@revision]`, or a local
-    folder (its resolved path as the org, its name; no revision)."""
-    path = Path(model)
-    if path.is_dir():
-        resolved = path.resolve()
-        return str(resolved.parent), resolved.name, None
-    base, _, revision = model.partition("@")
-    org, _, name = base.rstrip("/").rpartition("/")
-    return org, name or base, revision or None

@@ -6,12 +6,16 @@ that changes whenever the weights change: for a local folder, the sha256 of ever
 and config file (memoised by path, size and modification time, so an unchanged 15 GB
 checkpoint is hashed once); for anything else, the name and the revision given.
 Retraining into the same folder therefore makes every stored answer stale.
+
+`default_out_dir` names an eval's default output folder from the model's org, name and
+revision and the dataset: two of them never share a folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from vlm_autodrive.builders.core.files import file_sha256, write_json
@@ -58,3 +62,40 @@ def model_identity(model: str, revision: str | None, memo_dir: Path) -> str:
         write_json(memo_path, memo)
     text = json.dumps(digests, sort_keys=True)
     return "weights:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_out_dir(model: str, dataset: str, config: str, split: str) -> Path:
+    """`build/eval/<org>--<name>[@<revision>]--<dataset>[-<config>-<split>]-<hash>`: the
+    hash is of the model's (org, name, revision), the dataset, config and split as given
+    (a local folder by its resolved path), so two models, two revisions of one, or one
+    model on two datasets never share a folder; the readable part says whose it is."""
+    org, name, revision = _model_parts(model)
+    readable = f"{Path(org).name}--{name}" if org else name  # a folder: its parent's name
+    readable += f"@{revision}" if revision else ""
+    data_name = Path(dataset.split("@")[0].rstrip("/")).name or dataset
+    tail = "" if config == "mcq" and split == "test" else f"-{config}-{split}"
+    ident = [org, name, revision, _where(dataset), config, split]
+    digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:8]
+    return Path("build") / "eval" / f"{_slug(readable)}--{_slug(data_name)}{tail}-{digest}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._@-]+", "-", text).strip("-") or "model"
+
+
+def _where(name: str) -> str:
+    """A local folder by its resolved path (however it was spelled), anything else as is."""
+    path = Path(name)
+    return str(path.resolve()) if path.is_dir() else name
+
+
+def _model_parts(model: str) -> tuple[str, str, str | None]:
+    """(org, name, revision) of `--model`: a Hub-style `org/name[@revision]`, or a local
+    folder (its resolved path as the org, its name; no revision)."""
+    path = Path(model)
+    if path.is_dir():
+        resolved = path.resolve()
+        return str(resolved.parent), resolved.name, None
+    base, _, revision = model.partition("@")
+    org, _, name = base.rstrip("/").rpartition("/")
+    return org, name or base, revision or None
