@@ -182,6 +182,9 @@ def _videos_and_duplicates(build_dir, out, report, threshold, perceptual) -> Non
         build_dir / "split" / "assignment.parquet", ["clip_id", "video_id", "split"]
     )
     clip_side = {a["clip_id"]: a["split"] for a in assignment}
+    for name, table in (("ingest/videos.parquet", videos), ("chunk/clips.parquet", clips)):
+        if not table:
+            report.notes.append(f"no {name}: no video statistics or duplicates from it")
     report.videos = video_stats(videos, clips, clip_side)
     cache = HashCache(out / HASH_CACHE)
     groups, src = source_duplicates(videos, video_sides(assignment), cache, threshold, perceptual)

@@ -186,11 +186,14 @@ def _failures(build_dir: Path) -> dict[tuple[str, str], dict[str, Counter]]:
     for rel in (all_data_files(build_dir).get("failures") or {}).values():
         if not (build_dir / rel).is_file():
             continue
-        cols = ["config", "label", "kind", "reason"]
+        have = set(pq.read_schema(build_dir / rel).names)
+        cols = [c for c in ("config", "label", "kind", "reason") if c in have]
+        if "config" not in have:  # not the model splits' failures table: no yield from it
+            continue
         for r in pq.read_table(build_dir / rel, columns=cols).to_pylist():
-            reason = (r["reason"] or "")[:80]
-            for label in ("all", r["label"]):
-                out[(r["config"], label)]["kind"][r["kind"]] += 1
+            reason = (r.get("reason") or "")[:80]
+            for label in ("all", r.get("label") or ""):
+                out[(r["config"], label)]["kind"][r.get("kind") or "unknown"] += 1
                 out[(r["config"], label)]["reason"][reason] += 1
     return out
 

@@ -100,3 +100,14 @@ def test_same_build_same_report_and_plot_bytes(build):
     assert card.startswith("## Audit") and "| vqa | train |" in card
     page = first.html_summary()
     assert page["plots"] == first.plots and page["rows"]
+
+
+def test_a_build_of_configs_only_is_audited_with_notes(tmp_path):
+    """Configs without ingest or chunk tables, and a `failures` config of another shape
+    (tests/builders/small_builds.py): audited, the missing tables named, no traceback."""
+    from tests.builders.small_builds import small_build
+
+    report = run_audit(small_build(tmp_path), plots=False)
+    assert {b.config for b in report.baselines} == {"mcq", "reasoning_mcq"}
+    assert report.yields == [] and report.videos == []
+    assert "no ingest/videos.parquet: no video statistics or duplicates from it" in report.notes
