@@ -79,8 +79,8 @@ class Walk:
     out: Callable[[str], None] = print
     state: dict[str, Any] = field(default_factory=dict)
 
-    def key(self, stage: str) -> str:
-        return declared_key(stage, self.values, self.taxonomy, self.build)
+    def key(self, stage: str, upstream: bool = True) -> str:
+        return declared_key(stage, self.values, self.taxonomy, self.build, upstream)
 
     @property
     def values(self) -> dict[str, Any]:
@@ -105,11 +105,15 @@ def _section(values: Any, dotted: str) -> Any:
     return node
 
 
-def declared_key(stage: str, values: Any, taxonomy: Any, build_dir: Path | None) -> str:
+def declared_key(
+    stage: str, values: Any, taxonomy: Any, build_dir: Path | None, upstream: bool = True
+) -> str:
     """The key of `stage`'s declared inputs: the recorded output hashes of its upstream
     stages in `build_dir` (the stamps they wrote), the input values of the recipe
     sections it reads from `values` (a recipe, or a dict of sections), the taxonomy, the
-    models' identities and its code. No path enters it."""
+    models' identities and its code. No path enters it. `upstream` False leaves the
+    upstream outputs out: for a key per item (chunk's per video), which holds its own
+    part of them (the video's fingerprint) instead of the whole table."""
     inputs = SPECS[stage].inputs
     key: dict[str, Any] = {"stage": stage, "code": code_fingerprint(inputs.code)}
     data = input_values(values)  # the field markers of the recipe's models apply
@@ -118,7 +122,7 @@ def declared_key(stage: str, values: Any, taxonomy: Any, build_dir: Path | None)
         key["taxonomy"] = content_key(taxonomy.model_dump(mode="json"))
     if inputs.models:
         key["models"] = _model_identities(_section(values, "generate"), build_dir)
-    if inputs.upstream:
+    if inputs.upstream and upstream:
         key["upstream"] = {u: _recorded_outputs(build_dir, u) for u in inputs.upstream}
     return content_key(key)
 
@@ -131,6 +135,15 @@ def _recorded_outputs(build_dir: Path | None, stage: str) -> dict[str, str] | No
         return read_json(Path(build_dir) / stage / STAMP).get("outputs")
     except (OSError, ValueError):
         return None
+
+
+def upstream_outputs(stage: str, build_dir: Path) -> dict[str, str]:
+    """{output: sha256} of every output the upstream stages of `stage` record now (what a
+    stage commits as read: publish compares them with the upstream stamps later)."""
+    out: dict[str, str] = {}
+    for upstream in SPECS[stage].inputs.upstream:
+        out.update(_recorded_outputs(build_dir, upstream) or {})
+    return out
 
 
 def _model_identities(gen: Any, build_dir: Path | None) -> dict[str, str]:
@@ -257,7 +270,7 @@ def run_chunk_stage(build, config, taxonomy, options, engine="local", ray=None, 
             progress=options.progress,
             engine=engine,
             ray=ray,
-            declared=declared_key("chunk", {"chunk": config}, taxonomy, build),
+            declared=declared_key("chunk", {"chunk": config}, taxonomy, build, upstream=False),
         )
     except ChunkSettingsChanged as e:
         raise ValueError(str(e)) from None
@@ -278,7 +291,7 @@ def _plan_chunk(w: Walk) -> int:
             w.chunk,
             w.taxonomy,
             w.options.force,
-            declared=w.key("chunk"),
+            declared=w.key("chunk", upstream=False),
         )
     except ChunkSettingsChanged as e:
         raise ValueError(str(e)) from None

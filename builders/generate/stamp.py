@@ -138,4 +138,8 @@ def commit(build_dir: Path, key: str | None, names: list[str], reports: list[Spl
     if key is None or any(r.failed.get("error") for r in reports):
         stage.invalidate()
         return
-    stage.commit(key, model_outputs(build_dir, names), {"reports": [r.to_dict() for r in reports]})
+    from vlm_autodrive.builders.pipeline import upstream_outputs
+
+    summary = {"reports": [r.to_dict() for r in reports]}
+    # What it read, for publish to compare with the upstream stamps then.
+    stage.commit(key, model_outputs(build_dir, names), summary, upstream_outputs(STAGE, build_dir))

@@ -280,3 +280,51 @@ def test_a_warm_cache_equals_a_build_from_scratch_after_a_parse_setting_change(
     for rel in files:
         warm_bytes = (tmp_path / "warm2" / "build" / rel).read_bytes()
         assert warm_bytes == (cold_root / "build" / rel).read_bytes(), rel
+
+
+@pytest.mark.slow
+def test_chunk_alone_recuts_nothing_and_a_one_video_edit_recuts_that_video(
+    request, tmp_path, capsys
+):
+    """~10 s: `autodrive chunk` after a build, then a relabel of one video."""
+    from vlm_autodrive import cli
+
+    finished = request.getfixturevalue("base")
+    model = local_model(tmp_path / "model", b"weights")
+    recipe = project(tmp_path / "p", finished, model)
+    assert build(recipe, Recording(), capsys)[0] in (0, 3)
+    capsys.readouterr()
+    assert (
+        cli.main(["chunk", "--build", str(tmp_path / "p" / "build"), "--recipe", str(recipe)]) == 0
+    )
+    assert "(cut now 0," in capsys.readouterr().out
+    rows = read_manifest(tmp_path / "p" / "manifest.jsonl")
+    event = next(r for r in rows if r["label"] == "Near-Collision")
+    event["label"] = "Collision"
+    write_manifest(tmp_path / "p" / "manifest.jsonl", rows)
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        from vlm_autodrive.builders.generate.backends import factory
+
+        mp.setattr(factory, "open_backend", lambda cfg, stack, **kw: Recording())
+        assert cli.main(["build", str(recipe)]) in (0, 3)
+    assert "(cut now 1, of them re-cut after a change 1;" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_publish_refuses_model_splits_made_from_older_rule_splits(request, tmp_path, capsys):
+    """~10 s: the rule splits rebuilt alone (a new test-set seed) after a full build."""
+    from tests.builders.real_builds import autodrive
+    from vlm_autodrive.builders.rules.config import RuleSplitsConfig
+    from vlm_autodrive.builders.rules.stage import build_rule_splits
+
+    finished = request.getfixturevalue("base")
+    model = local_model(tmp_path / "model", b"weights")
+    recipe = project(tmp_path / "p", finished, model)
+    assert build(recipe, Recording(), capsys)[0] in (0, 3)
+    folder = tmp_path / "p" / "build"
+    config = RuleSplitsConfig(test_per_class=1, on_short="take_available", seed=9)
+    build_rule_splits(folder, config, load_taxonomy(None), {})
+    code, text = autodrive(capsys, "publish", folder, "--version", "0.1.0", "--to", tmp_path / "r")
+    assert code == 2 and "model_splits" in text, text
+    assert not (tmp_path / "r").exists()

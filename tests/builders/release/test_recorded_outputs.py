@@ -45,7 +45,7 @@ def test_relabel_ingest_chunk_then_publish_is_refused_naming_the_rule_splits(tmp
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert autodrive(capsys, "ingest", manifest, "--build", build)[0] == 0
     code, text = autodrive(capsys, "chunk", "--build", build, "--recipe", recipe)
-    assert code == 0, text
+    assert code == 0 and "(cut now 1, of them re-cut after a change 1;" in text, text
 
     code, text = publish(capsys, build, tmp_path / "pub")
     assert code == 2, text
