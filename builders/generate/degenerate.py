@@ -66,7 +66,6 @@ _JSON_DEBRIS = re.compile(r"[{}\[\]]|[\"']\s*:|\"\s*,")
 _BARE = re.compile(r"[A-Za-z]|\d+(?:[.,]\d+)?")
 _END_PUNCT = " \t\n.,;:!?'\"`*_-()[]{}<>/\\|"
 _WORDS = re.compile(r"\w+")
-_REAL_WORD = re.compile(r"(?<!\w)[^\W\d_]{2,}(?!\w)")
 _LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+")
 
@@ -89,19 +88,27 @@ def is_placeholder(text: str) -> bool:
 
 def check_repetition(text: str, what: str) -> None:
     """`repetition` when the text loops (see the module docstring)."""
+    import numpy as np
+
     words = [w.lower() for w in _WORDS.findall(text)][:20_000]
+    index: dict[str, int] = {}
+    ids = np.array([index.setdefault(w, len(index)) for w in words], dtype=np.int64)
     for n in range(1, MAX_NGRAM + 1):
-        need = 4 if n == 1 else 3
-        i = 0
-        while i + n * need <= len(words):
-            unit, k = words[i : i + n], 1
-            while words[i + k * n : i + (k + 1) * n] == unit:
-                k += 1
-            if k >= need:
-                raise Degenerate(
-                    "repetition", f"the {what} says {' '.join(unit)!r} {k} times in a row"
-                )
-            i += 1
+        # A unit of n words said k times in a row is a run of (k - 1) * n words each
+        # equal to the word n later.
+        need = ((4 if n == 1 else 3) - 1) * n
+        same = ids[:-n] == ids[n:]
+        if int(same.sum()) < need:
+            continue
+        edges = np.diff(np.concatenate(([0], same.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        long = np.flatnonzero(ends - starts >= need)
+        if len(long):
+            start, length = int(starts[long[0]]), int(ends[long[0]] - starts[long[0]])
+            unit = " ".join(words[start : start + n])
+            raise Degenerate(
+                "repetition", f"the {what} says {unit!r} {length // n + 1} times in a row"
+            )
     lines = Counter(
         " ".join(_LIST_MARK.sub("", ln).lower().split())
         for ln in text.splitlines()
@@ -122,10 +129,16 @@ def check_repetition(text: str, what: str) -> None:
 def check_content(text: str, what: str) -> None:
     """`no content` when the text has under MIN_CONTENT_WORDS real words (placeholder
     words set aside), then `repetition`."""
-    real = [w for w in _REAL_WORD.findall(text) if w.lower() not in PLACEHOLDER_WORDS]
-    if len(real) < MIN_CONTENT_WORDS:
+    real = 0
+    for w in _WORDS.finditer(text):  # letters only, two or more: "answer1" is no word
+        word = w.group()
+        if len(word) >= 2 and word.isalpha() and word.lower() not in PLACEHOLDER_WORDS:
+            real += 1
+            if real >= MIN_CONTENT_WORDS:
+                break
+    if real < MIN_CONTENT_WORDS:
         shown = text if len(text) <= 80 else text[:77] + "..."
-        raise Degenerate("no content", f"the {what} {shown!r} has {len(real)} real words")
+        raise Degenerate("no content", f"the {what} {shown!r} has {real} real words")
     check_repetition(text, what)
 
 
