@@ -17,12 +17,13 @@ def add_audit_parser(sub: argparse._SubParsersAction) -> None:
         "PNG plots). Blind answerability of every multiple-choice config: baselines that "
         "never see the video (most frequent letter, longest option, option sharing most "
         "words with the question, option whose words the question holds) against chance "
-        "with 95%% intervals, per config and class; a config over chance + 5 points is "
+        "with 95% intervals, per config and class; a config over chance + 5 points is "
         "flagged with its leaking rows. Duplicates: byte-identical sources and clips, "
         "near-duplicate sources (a perceptual hash of 8 frames), repeated questions. "
         "Statistics per config, side and class: rows, generation yield and failures, "
         "token lengths, answer-letter balance, distinct n-grams, hours of video, clips "
-        "per source. Reads the build; writes only BUILD/audit/.",
+        "per source. Reads the build; writes BUILD/audit/ and the audit section of the "
+        "dataset card (README.md). Nothing changed since the last audit: no work.",
     )
     a.add_argument("build", type=Path, metavar="BUILD", help="the build folder")
     a.add_argument(
