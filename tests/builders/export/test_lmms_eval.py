@@ -13,11 +13,14 @@ split, and the metric as `evaluator_utils` aggregates it (the `score` of each it
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
@@ -47,7 +50,7 @@ def load_task(path: Path) -> dict:
         return yaml.load(f, Loader=Loader)
 
 
-def replies(row: dict, i: int) -> str:
+def replies_of(row: dict, i: int) -> str:
     """Replies of every kind the parser meets, cycled over the rows."""
     letters = "ABCDEFGH"[: len(row["options"])]
     wrong = next(x for x in letters if x != row["answer_letter"])
@@ -86,7 +89,7 @@ def test_task_folder_loads_and_scores_as_autodrive_eval(build, tmp_path, capsys)
             assert text.startswith(doc["question"])
             assert ("<answer>" in text) == (mode == "reasoning")
             assert doc[task["doc_to_target"]] == doc["answer_letter"]
-            reply = replies(doc, i)
+            reply = replies_of(doc, i)
             scored.append(task["process_results"](doc, [reply]))
             item = EvalItem("k", None, text, mode, 32)
             preds.append(prediction_row(item, doc, {"text": reply, "error": None}, "m", "t"))
@@ -110,3 +113,63 @@ def test_a_config_without_options_is_refused(build, tmp_path, capsys):
     argv = ["export", str(build), "--format", "lmms-eval", "--out", str(tmp_path / "t")]
     assert main([*argv, "--config", "caption_metadata"]) == 2
     assert "multiple-choice config" in capsys.readouterr().err
+
+
+LMMS_EVAL_PATH = os.environ.get("LMMS_EVAL_PYTHONPATH", "")
+
+
+def _lmms_eval_python() -> str | None:
+    """`.venv-train`'s python when lmms-eval imports there (with LMMS_EVAL_PYTHONPATH, a
+    folder of its unpacked wheels, on the path); None otherwise."""
+    from tests.trainer.fixtures import TRAIN_PYTHON
+
+    if not TRAIN_PYTHON.exists():
+        return None
+    env = dict(os.environ, PYTHONPATH=LMMS_EVAL_PATH)
+    probe = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", "import lmms_eval.api.task"], env=env, capture_output=True
+    )
+    return str(TRAIN_PYTHON) if probe.returncode == 0 else None
+
+
+@pytest.mark.slow  # ~60 s: lmms-eval's TaskManager reads every bundled task YAML
+def test_lmms_evals_own_task_manager_builds_and_scores_the_tasks(build, tmp_path):
+    python = _lmms_eval_python()
+    if python is None:
+        pytest.skip(
+            "lmms-eval does not import in .venv-train: set LMMS_EVAL_PYTHONPATH to a folder "
+            "with lmms_eval 0.7.3 and pytz, loguru, tenacity, evaluate, sacrebleu, "
+            "portalocker, tabulate, colorama, lxml, requests, urllib3, certifi unpacked"
+        )
+    out = tmp_path / "tasks"
+    assert main(["export", str(build), "--format", "lmms-eval", "--out", str(out)]) == 0
+    docs = pq.read_table(data_path(build, "mcq", "test")).to_pylist()
+    replies = {
+        mode: {d["id"]: replies_of(d, i) for i, d in enumerate(docs)}
+        for mode in ("direct", "reasoning")
+    }
+    (tmp_path / "replies.json").write_text(json.dumps(replies))
+    check = Path(__file__).with_name("check_lmms_eval.py")
+    env = dict(os.environ, PYTHONPATH=LMMS_EVAL_PATH, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [python, str(check), str(out), str(tmp_path / "replies.json")],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(report) == ["autodrive_mcq_direct", "autodrive_mcq_reasoning"]
+    for name, got in report.items():
+        mode = name.rsplit("_", 1)[1]
+        assert got["docs"] == [d["id"] for d in docs]
+        assert got["visual"] == [str(build / docs[0]["video"])]
+        preds = [
+            prediction_row(EvalItem("k", None, "", mode, 32), d, {"text": replies[mode][d["id"]],
+                           "error": None}, "m", "t")
+            for d in docs
+        ]  # fmt: skip
+        classes = sorted({o for d in docs for o in d["options"]})
+        gold, pred = [p["gold"] for p in preds], [p["prediction"] for p in preds]
+        expected = compute_metrics(gold, pred, classes, load_taxonomy().normal)
+        assert got["metrics"]["accuracy"] == expected["accuracy"]
+        assert got["metrics"]["binary_accuracy"] == expected["binary_accuracy"]
+        assert got["metrics"]["unparseable"] * len(docs) == pytest.approx(expected["unparseable"])
