@@ -10,7 +10,10 @@ until `connect` is called, and a missing install is a clear message, not a trace
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from typing import Any
 
 from pydantic import Field
@@ -74,5 +77,26 @@ def connect(settings: RaySettings | None = None) -> Any:
         kwargs["num_cpus"] = settings.local_cpus
     # The toolkit's code must import on every worker: a cluster's nodes have it installed
     # (README); on one machine the workers share this interpreter and its packages.
-    ray.init(**kwargs)
+    with _signal_handlers_kept():
+        ray.init(**kwargs)
     return ray
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """Put back this process's SIGTERM and SIGINT handlers after the block.
+
+    `ray.init` installs a C-level SIGTERM handler in the driver that aborts the process
+    (exit -6 and a stack dump); the toolkit's (vlm_autodrive/cli.py) stops the run like
+    ^C instead, keeping the finished work, exit 143. A local Ray's processes end with
+    the driver either way (Ray shares their fate with it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, handler)
