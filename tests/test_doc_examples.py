@@ -20,7 +20,7 @@ import yaml
 from vlm_autodrive.builders.core.recipe import BuildRecipe
 from vlm_autodrive.builders.core.strict import load_yaml, validate_model
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
-from vlm_autodrive.builders.generate.config import SplitName
+from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
 from vlm_autodrive.builders.mix.recipe import MixtureRecipe
 from vlm_autodrive.resources import bundled
 
@@ -32,7 +32,7 @@ DOCS = sorted(
 BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # `caption_vlm: {import_file: captions.jsonl}`: an inline split setting of generate.splits
 INLINE_SPLIT = re.compile(r"`((\w+): \{[^`]*\})`")
-SPLIT_NAMES = set(SplitName.__args__)
+SPLIT_NAMES = set(MODEL_SPLITS)
 # What a recipe fragment lacks to stand alone: the two keys every recipe has.
 RECIPE_BASE = {"manifest": "manifest.jsonl", "build_dir": "build"}
 

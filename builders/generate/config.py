@@ -15,17 +15,6 @@ from pydantic import Field, PositiveInt, field_validator, model_validator
 from vlm_autodrive.builders.core.fingerprint import FILE_INPUT, NOT_AN_INPUT
 from vlm_autodrive.builders.core.strict import Strict
 
-SplitName = Literal[
-    "caption_vlm",
-    "vqa",
-    "reasoning_mcq",
-    "reasoning_vqa",
-    "reasoning_revised",
-    "short_qa",
-    "caption_augmented",
-    "cause_reasoning",
-]
-
 
 class RayModelSettings(Strict):
     """backend ray: how `ray.data.llm` runs the model's requests."""
@@ -272,7 +261,24 @@ class GenerateConfig(Strict):
         None, description="folder searched before bundled prompts", json_schema_extra=FILE_INPUT
     )
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    splits: dict[SplitName, SplitGenConfig] = Field(default_factory=dict)
+    splits: dict[str, SplitGenConfig] = Field(
+        default_factory=dict,
+        description="model-made splits to build, by name (the list: generate/tasks/__init__.py)",
+    )
+
+    @field_validator("splits")
+    @classmethod
+    def _known_splits(cls, value: dict[str, SplitGenConfig]) -> dict[str, SplitGenConfig]:
+        # The split list is the task registry itself, not a copy of its names.
+        from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
+
+        unknown = [n for n in value if n not in MODEL_SPLITS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not a model-made split; the splits are "
+                f"{', '.join(MODEL_SPLITS)}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _models_exist(self) -> GenerateConfig:
