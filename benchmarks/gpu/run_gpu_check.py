@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "cpu-smoke" if args.cpu_smoke else "gpu",
         "started": started.isoformat(timespec="seconds"),
         "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "commit": _commit(),
     }
 
     if args.cpu_smoke:
@@ -158,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     (out / "gpu_summary.txt").write_text(summary + "\n")
     print(summary)
     return 0 if all(r["status"] == "ok" for r in report["parts"].values()) else 1
+
+
+def _commit() -> str | None:
+    """The project's commit, where the copy has its git folder (the GPU machine's may not)."""
+    import subprocess
+
+    try:
+        git = ["git", "rev-parse", "HEAD"]
+        proc = subprocess.run(git, cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 def _child_env(work: Path) -> dict[str, str]:

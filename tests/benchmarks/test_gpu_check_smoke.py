@@ -1,7 +1,7 @@
 """The GPU check (benchmarks/gpu/run_gpu_check.py) in its `--cpu-smoke` mode: every part
 runs for real (synthetic build, tiny model, `autodrive train` against plain TRL, eval,
 decode, GRPO), 2 steps each, on the CPU in `.venv-train`, so the script that only a GPU
-machine runs in full cannot rot. Slow: about 3.5 minutes on this project's 2-core machines.
+machine runs in full cannot rot. Slow: 3.5 to 5 minutes on this project's 2-core machines.
 
 Also, fast: the step-rate arithmetic and the time box of the command runner it uses.
 """
