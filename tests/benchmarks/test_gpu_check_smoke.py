@@ -90,3 +90,33 @@ def test_cpu_smoke_runs_every_part_and_writes_the_report(tmp_path):
     for name in PARTS:
         assert f"[{name}] ok" in summary
     assert "ours/trl: samples/s x" in summary
+
+
+def test_a_failing_or_overrunning_part_is_recorded_and_the_next_parts_still_run(
+    tmp_path, monkeypatch
+):
+    import parts
+    import run_gpu_check
+
+    def broken(s, ctx, result, deadline):
+        result["partial"] = 1
+        raise RuntimeError("a bug in this part")
+
+    def overrunning(s, ctx, result, deadline):
+        parts._run(s, [sys.executable, "-c", "import time; time.sleep(30)"], deadline, box=1)
+
+    def fine(s, ctx, result, deadline):
+        result["ran"] = True
+
+    monkeypatch.setattr(parts, "PARTS", {"data": broken, "model": overrunning, "decode": fine})
+    s = run_gpu_check.Settings(mode="gpu", out=tmp_path, work=tmp_path, log=tmp_path / "log")
+    got = run_gpu_check.run_parts(s, ["data", "model", "decode"], deadline=1e12, blocked=None)
+    assert [(name, r["status"]) for name, r in got.items()] == [
+        ("data", "error"),
+        ("model", "timeout"),
+        ("decode", "ok"),
+    ]
+    assert got["data"]["error"] == "RuntimeError: a bug in this part"
+    assert got["data"]["result"] == {"partial": 1}  # what it had measured is kept
+    assert "time box of 1 s" in got["model"]["error"]
+    assert got["decode"]["result"] == {"ran": True}
