@@ -7,16 +7,21 @@ source: the dataset_info entry's columns and tags (data/parser.py `DatasetAttr`)
 sharegpt turn order (data/converter.py `SharegptDatasetConverter`: an optional system
 message first, then user/assistant pairs), one `<video>` per video
 (data/mm_plugin.py `_validate_messages`) and each video under `media_dir`, which defaults
-to `dataset_dir` (`_find_medias`, hparams/data_args.py).
+to `dataset_dir` (`_find_medias`, hparams/data_args.py). Where llamafactory and peft are
+given (LLAMAFACTORY_PYTHONPATH), its own parser, DataArguments and converter read the
+export in `.venv-train` (check_llamafactory.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
+import pytest
 
 from vlm_autodrive.builders.dataset.folder import data_path
 from vlm_autodrive.cli import main
@@ -82,3 +87,41 @@ def test_any_question_answer_config_exports_and_bad_input_exits_2(build, tmp_pat
     assert "no config 'nope'" in err and "mix-quick" in err
     assert main([*argv, "--config", "mcq", "--split", "validation"]) == 2
     assert "has no 'validation' split" in capsys.readouterr().err
+
+
+LLAMAFACTORY_PATH = os.environ.get("LLAMAFACTORY_PYTHONPATH", "")
+
+
+@pytest.mark.slow  # ~40 s: torch, transformers and peft import in a subprocess
+def test_llamafactorys_own_parser_and_converter_read_the_export(build, tmp_path):
+    from tests.trainer.fixtures import TRAIN_PYTHON
+
+    env = dict(os.environ, PYTHONPATH=LLAMAFACTORY_PATH, DISABLE_VERSION_CHECK="1",
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")  # fmt: skip
+    probe = [str(TRAIN_PYTHON), "-c", "import llamafactory, peft"]
+    if not TRAIN_PYTHON.exists() or subprocess.run(probe, env=env, capture_output=True).returncode:
+        pytest.skip(
+            "LLaMA-Factory does not import in .venv-train: set LLAMAFACTORY_PYTHONPATH to a "
+            "folder with llamafactory 0.9.5 and peft unpacked (its data package needs no more)"
+        )
+    out = tmp_path / "lf"
+    assert main(["export", str(build), "--format", "llamafactory", "--out", str(out)]) == 0
+    check = Path(__file__).with_name("check_llamafactory.py")
+    proc = subprocess.run([str(TRAIN_PYTHON), str(check), str(out), "mix-quick_train"],
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "does not exist in `media_dir`" not in proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["media_dir"] == str(out)  # its default: dataset_dir
+    mix = pq.read_table(data_path(build, "mix-quick", "train")).to_pylist()
+    assert len(got["rows"]) == len(mix)
+    for row, src in zip(got["rows"], mix):
+        assert row["_system"] == src["messages"][0]["content"][0]["text"]
+        assert row["_prompt"] == [
+            {"role": "user", "content": "<video>" + src["messages"][1]["content"][1]["text"]}
+        ]
+        assert row["_response"] == [
+            {"role": "assistant", "content": src["messages"][2]["content"][0]["text"]}
+        ]
+        assert row["_videos"] == [os.path.join(out, src["video"])]
+        assert os.path.isfile(row["_videos"][0])
