@@ -255,8 +255,10 @@ def frames_to_video(
     src: Path, out: Path, config: FramesConfig, progress: bool = True
 ) -> FramesResult:
     """Encode every frame folder below `src` into `out` (in parallel, resumable)."""
+    from vlm_autodrive.builders.core.lock import remove_stale_tmp
     from vlm_autodrive.builders.core.recipe import worker_count
 
+    remove_stale_tmp(Path(out))  # half-written videos of a killed run (a dead pid's)
     jobs, rejects = plan_jobs(Path(src), Path(out))
     result = FramesResult(len(jobs) + len(rejects), [], [], rejects, [])
     workers = min(worker_count(config.workers), max(len(jobs), 1))

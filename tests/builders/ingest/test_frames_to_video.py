@@ -116,6 +116,19 @@ def test_resume_skips_done_videos_and_redoes_changed_ones(tmp_path):
     assert len(other.written) == 3
 
 
+def test_a_killed_runs_half_written_videos_are_removed_by_the_next_run(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _layouts(src)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    stale = out / "mmau" / "2" / f".001.mp4.{dead}.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half an mp4")
+    frames_to_video(src, out, FramesConfig(fps=30), False)
+    assert not stale.exists() and (out / "mmau" / "2" / "001.mp4").is_file()
+
+
 def test_odd_sizes_are_cropped_by_one_pixel(tmp_path):
     _frames(tmp_path / "src" / "odd", range(3), size=(47, 33))
     res = frames_to_video(tmp_path / "src", tmp_path / "out", FramesConfig(fps=10), False)
