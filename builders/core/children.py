@@ -10,9 +10,10 @@ Why: `atexit` and `finally` do not run after SIGKILL, and a pool worker blocked 
 task queue never notices that its parent is gone: it keeps the build folder's lock
 (a forked child shares the lock's file descriptor) and the CPU. Linux delivers a
 parent-death signal (`prctl(PR_SET_PDEATHSIG)`) to a child the moment the thread that
-forked it ends; a watchdog covers processes started in their own session, whose parent
-is not this process, and the rare child forked by a thread other than the main one
-(that thread may end before the process does, so those get a polling watch instead).
+forked it ends. A server started in its own session has children of its own (vLLM's
+engine processes) that no signal to it reaches: a watchdog ends its whole group. A pool
+worker forked by a thread other than the main one polls for its parent instead (that
+thread may end before the process does, which would fire the signal too early).
 Elsewhere than Linux nothing is set and the previous behaviour stays.
 """
 
