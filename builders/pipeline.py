@@ -315,6 +315,13 @@ def _run_rules(w: Walk) -> int:
         declared=w.key("rule_splits"),
     )
     w.out(splits.format())
+    gen = w.recipe.generate
+    if gen and gen.splits:  # the model splits can take hours: the rule configs load now
+        configs = ", ".join(sorted(splits.configs))
+        w.out(
+            f"rule configs ready ({configs}): datasets.load_dataset(BUILD, CONFIG) reads them "
+            "now, while the model splits run"
+        )
     return 0
 
 
@@ -332,6 +339,7 @@ def _plan_rules(w: Walk) -> int:
     for line in preview.lines:
         w.out(line)
     w.state["clips"] = preview.clips
+    w.state["rule_splits"] = preview
     return 0
 
 
@@ -363,6 +371,7 @@ def _model_splits(w: Walk, dry_run: bool) -> int:
         clips=w.state.get("clips") if dry_run else None,
         declared=None if dry_run else w.key("model_splits"),
     )
+    w.state["model_splits"] = reports  # for a caller of run/plan (the Python API)
     w.out(format_reports(reports, dry_run=dry_run))
     failed = sum(sum(v for k, v in r.failed.items() if k != "filtered") for r in reports)
     return 0 if dry_run or not failed else 3
@@ -433,10 +442,14 @@ def run(
     taxonomy: Any,
     options: Options | None = None,
     out: Callable[[str], None] = print,
+    state: dict[str, Any] | None = None,
 ) -> int:
     """Run every stage in order; the exit code (0, or 3 when some inputs were rejected or
-    samples failed)."""
-    return _walk(Walk(recipe, Path(build), taxonomy, options or Options(), False, out), "run")
+    samples failed). `state`, when given, is the walk's: it holds what the stages left
+    (`model_splits`: their SplitReports)."""
+    walk = Walk(recipe, Path(build), taxonomy, options or Options(), False, out)
+    walk.state = state if state is not None else walk.state
+    return _walk(walk, "run")
 
 
 def plan(
@@ -445,9 +458,13 @@ def plan(
     taxonomy: Any,
     options: Options | None = None,
     out: Callable[[str], None] = print,
+    state: dict[str, Any] | None = None,
 ) -> int:
-    """The dry run: every stage planned in order, nothing written or sent."""
+    """The dry run: every stage planned in order, nothing written or sent. `state`, when
+    given, is the walk's: the plans are left in it (`ingest`, `chunk`, `rule_splits`,
+    `model_splits`)."""
     walk = Walk(recipe, Path(build), taxonomy, options or Options(), True, out)
+    walk.state = state if state is not None else walk.state
     out("[dry run] nothing is sent or written")
     return _walk(walk, "plan")
 
