@@ -1,14 +1,22 @@
 """The `autodrive` command line. Each subcommand is one stage, re-runnable on its own.
 
-Exit codes: 0 done; 3 done, but some inputs were rejected or some samples failed (listed
-in the rejects files and the `failures` config); 2 bad arguments, recipe or manifest;
-4 a model server could not be reached; 1 anything unexpected; 130 interrupted (^C), 143
-terminated (SIGTERM, as `timeout`, `docker stop`, Kubernetes and Slurm send): both keep
-the finished work, and the same command resumes.
+Exit codes: one table for every command (vlm_autodrive/exit_codes.py, printed by
+`autodrive --help`): 0 done; 3 done, but some inputs were rejected or some samples
+failed (listed in the rejects files and the `failures` config); 2 bad arguments, recipe,
+manifest, or a version already published; 4 a model server or the Hub could not be
+reached; 1 anything unexpected; 130 interrupted (^C), 143 terminated (SIGTERM, as
+`timeout`, `docker stop`, Kubernetes and Slurm send): both keep the finished work, and
+the same command resumes. A bad-input message begins `autodrive: `, an error's `error: `.
+
+Global options (before or after the command): `-v/--verbose` (debug logging; commands
+that list files list them all), `-q/--quiet` (no progress bars, warnings and errors
+only), `--log-file PATH` (Python logging: the command line, library logs, the failure
+and its exit code, the traceback of an unexpected error).
 
 Over 400 lines: the argument parsers of every subcommand and their thin handlers, kept
 in one place so `autodrive --help` and the README's command table are checked side by
-side; the handlers move into their stage packages when they grow.
+side; the handlers move into their stage packages when they grow. The Python API
+(vlm_autodrive/api.py) runs the same stage functions.
 """
 
 from __future__ import annotations
@@ -19,11 +27,22 @@ import sys
 import threading
 from pathlib import Path
 
-EXIT_REJECTS = 3
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 4
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
+from vlm_autodrive.exit_codes import (
+    BAD_INPUT,
+    INTERRUPTED,
+    REJECTS,
+    TERMINATED,
+    UNAVAILABLE,
+    UNEXPECTED,
+    exit_code_table,
+)
+from vlm_autodrive.verbosity import LOG, Verbosity
+
+EXIT_REJECTS = REJECTS
+EXIT_BAD_INPUT = BAD_INPUT
+EXIT_UNAVAILABLE = UNAVAILABLE
+EXIT_INTERRUPTED = INTERRUPTED
+EXIT_TERMINATED = TERMINATED
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,14 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    with Verbosity(args):
+        LOG.info("command: autodrive %s", " ".join(sys.argv[1:] if argv is None else argv))
+        code = _run(args)
+        LOG.info("exit code %d", code)
+        return code
+
+
+def _run(args) -> int:
+    """The handler, its exceptions mapped to the exit code table (exit_codes.py)."""
     from vlm_autodrive.builders.generate.backends.common import BackendUnavailable
+    from vlm_autodrive.builders.release.hub_ids import HubUnreachable
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return args.func(args)
-    except BackendUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (BackendUnavailable, HubUnreachable) as e:
+        _print_error(e)
         return EXIT_UNAVAILABLE
     except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
         # Bad input (InputError and the other ValueErrors name the file and key or line):
@@ -57,15 +86,28 @@ def main(argv: list[str] | None = None) -> int:
         _print_bad_input(e)
         return EXIT_BAD_INPUT
     except OSError as e:  # the machine's (disk full, permissions), not the inputs'
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        _print_error(e)
+        return UNEXPECTED
     except KeyboardInterrupt as e:
         what = "interrupted (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"{what}: finished work is kept; run the same command to resume", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    except Exception:
+        LOG.exception("unexpected error (exit 1)", extra={"log_file_only": True})
+        raise
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _progress(args) -> bool:
+    """Whether a handler shows its progress bars (not with -q)."""
+    return not getattr(args, "quiet", False)
+
+
+def _print_error(e: BaseException) -> None:
+    print(f"error: {e}", file=sys.stderr)
+    LOG.info("error: %s", e, extra={"log_file_only": True})
 
 
 def _print_bad_input(e: BaseException) -> None:
@@ -77,6 +119,7 @@ def _print_bad_input(e: BaseException) -> None:
 
     for line in text.splitlines() or [text]:  # a message may quote a file's own text
         print(f"autodrive: {printable(line)}", file=sys.stderr)
+    LOG.info("bad input: %s", text, extra={"log_file_only": True})
 
 
 def _refuse_release(build: Path) -> None:
@@ -94,16 +137,26 @@ def _locked(build: Path, *, create: bool = True):
     return build_lock(build, command, create=create)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the table's bad-input message: `autodrive: command line: ...`
+    first, then the usage (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"autodrive: command line: {message}\n{self.format_usage()}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="autodrive",
         description="Dashcam event videos -> clips and supervision for video VLMs.",
-        epilog="Run `autodrive COMMAND --help` for each command. Quick start: "
-        "`autodrive build recipes/quickstart.yaml`.",
+        epilog="Run `autodrive COMMAND --help` for each command.\nQuick start: "
+        "`autodrive build recipes/quickstart.yaml`.\n\n" + exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from vlm_autodrive import __version__
 
     p.add_argument("--version", action="version", version=f"autodrive {__version__}")
+    _global_options(p, None)
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     s = sub.add_parser(
@@ -340,7 +393,33 @@ def _parser() -> argparse.ArgumentParser:
         "where it is here)",
     )
     ex.set_defaults(func=_cmd_export)
+    for command in sub.choices.values():  # also accepted after the command's name
+        _global_options(command, argparse.SUPPRESS)
+    sub.choices["show"].set_defaults(func=_cmd_show)  # Hub ids resolved first
+    sub.choices["export-rl"].set_defaults(func=_cmd_export_rl)
     return p
+
+
+def _global_options(p: argparse.ArgumentParser, default) -> None:
+    """-v, -q and --log-file; on a command's parser with `default` SUPPRESS, so that a
+    flag given before the command is not reset by the command's parser. A command with
+    its own -v (publish: list every file) keeps it; the global -v implies it."""
+    flags = (
+        (("-v", "--verbose"), "debug logging; commands that list files list them all"),
+        (("-q", "--quiet"), "no progress bars; log warnings and errors only"),
+    )
+    for names, text in flags:
+        own = [n for n in names if n in p._option_string_actions]
+        if own:
+            continue
+        p.add_argument(*names, action="store_true", default=default or False, help=text)
+    p.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        default=default,
+        help="also log to PATH: the command, library logs, the failure and its exit code",
+    )
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
@@ -394,7 +473,7 @@ def _cmd_sample(args) -> int:
     keys = ("videos", "seed", "duration", "width", "height", "fps", "gop")
     s = validate_model("command line", SampleConfig, {k: getattr(args, k) for k in keys}, True)
     require_folder_path(args.out, "the output (--out)")
-    manifest = generate_sample(args.out, **s.model_dump(), progress=True)
+    manifest = generate_sample(args.out, **s.model_dump(), progress=_progress(args))
     print(f"wrote {args.videos} videos and {manifest}")
     return 0
 
@@ -428,7 +507,7 @@ def _cmd_frames_to_video(args) -> int:
     config = validate_model("command line", FramesConfig, settings)
     from vlm_autodrive.cli_output import print_rejects
 
-    res = frames_to_video(args.src, args.out, config)
+    res = frames_to_video(args.src, args.out, config, progress=_progress(args))
     rejects = args.rejects or args.out / "rejects.jsonl"
     merge_rejects(rejects, res.rejects, args.src)  # other groups' rejects in OUT are kept
     print(res.summary())
@@ -454,6 +533,7 @@ def _cmd_ingest(args) -> int:
             args.build,
             taxonomy,
             worker_count(args.workers),
+            progress=_progress(args),
             prune_missing=args.prune_missing,
             duplicates=settings.duplicates,
             declared=declared_key("ingest", {"ingest": settings}, taxonomy, args.build),
@@ -480,7 +560,8 @@ def _cmd_chunk(args) -> int:
     from vlm_autodrive.builders.pipeline import Options, run_chunk_stage
 
     with _locked(args.build):
-        res = run_chunk_stage(args.build, config, taxonomy, Options(force=args.force), engine, ray)
+        options = Options(force=args.force, progress=_progress(args))
+        res = run_chunk_stage(args.build, config, taxonomy, options, engine, ray)
     return EXIT_REJECTS if res.rejects else 0
 
 
@@ -511,6 +592,7 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
         retry_failed=args.retry_failed,
         engine=args.engine,
         chunk=_chunk_config(args, recipe.chunk),
+        progress=_progress(args),
         prune_missing=args.prune_missing,
     )
     if args.dry_run:
@@ -523,7 +605,18 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
     configs = json.loads((build / "provenance.json").read_text())["configs"]
     for config in configs:
         print(f'  datasets.load_dataset("{build.resolve()}", "{config}")')
+    print(_NEXT_STEPS.format(build=build))
     return code
+
+
+# What a user does after a build (printed at its end: the demo's last words).
+_NEXT_STEPS = """next:
+  autodrive show {build} mcq                  look at rows in the terminal
+  autodrive show {build} mcq --html page.html a page with the clips playing
+  autodrive audit {build}                     blind baselines, duplicates, statistics
+  autodrive mix recipes/mixtures/quickstart.yaml --build {build}
+  autodrive publish {build} --version 0.1.0 --to releases   (or --repo ORG/NAME)
+  make train-env, then .venv-train/bin/autodrive train recipes/train/tiny_cpu.yaml"""
 
 
 def _cmd_mix(args) -> int:
@@ -555,10 +648,47 @@ def _cmd_publish(args) -> int:
                 allow_older=args.allow_older,
             )
     except PublishError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(res.format(verbose=args.all_files))
+        _print_error(e)
+        return UNEXPECTED
+    print(res.format(verbose=args.all_files or args.verbose))  # the global -v implies it
     return 0
+
+
+def _cmd_show(args) -> int:
+    """`autodrive show`, its BUILD a folder or a Hub id ORG/NAME[@vX.Y.Z] (downloaded:
+    the config's files, and for --html the clips of the rows shown)."""
+    from vlm_autodrive.builders.dataset.show import cmd_show
+    from vlm_autodrive.builders.release.hub_ids import resolve_build
+
+    folder = resolve_build(args.build, [f"data/{args.config}/**"], "BUILD")
+    if args.html is not None and folder != Path(args.build).expanduser():
+        _download_shown_clips(args, folder)
+    args.build = folder
+    return cmd_show(args)
+
+
+def _download_shown_clips(args, folder: Path) -> None:
+    from vlm_autodrive.builders.dataset.show import parse_where, select_rows
+    from vlm_autodrive.builders.release.hub_ids import parse_hub_id, snapshot
+
+    sel = select_rows(folder, args.config, split=args.split, where=parse_where(args.where),
+                      limit=args.n)  # fmt: skip
+    clips = sorted({r.video for r in sel.rows if r.video})
+    if clips:
+        repo, rev = parse_hub_id(str(args.build))  # type: ignore[misc]
+        snapshot(repo, rev, clips, where=f"BUILD: {args.build}")
+
+
+def _cmd_export_rl(args) -> int:
+    """`autodrive export-rl`, its SOURCE a folder or a Hub id ORG/NAME[@vX.Y.Z]
+    (downloaded: the MCQ configs' files and the clips)."""
+    from vlm_autodrive.builders.release.hub_ids import resolve_build
+    from vlm_autodrive.trainer.rl.cli import run_export_rl
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    patterns = [f"data/{c}/**" for c in configs] + ["clips/**"]
+    args.source = resolve_build(args.source, patterns, "SOURCE")
+    return run_export_rl(args)
 
 
 def _cmd_export(args) -> int:

@@ -317,8 +317,8 @@ class HubPublisher:
             tags = [t.name for t in refs.tags]
         except RepositoryNotFoundError:
             tags = []  # a new repo (or one this token cannot see: create will say)
-        if self.version.tag in tags:
-            raise PublishError(
+        if self.version.tag in tags:  # bad input (exit 2), as an existing --to version
+            raise ReleaseError(
                 f"datasets/{self.repo} already has tag {self.version.tag}: a published version "
                 "is never replaced. Publish a new version (e.g. bump the patch or minor "
                 "number). Nothing was uploaded."

@@ -145,7 +145,7 @@ def test_an_existing_tag_is_refused_before_anything_is_sent(releases):
     before = len(hub.requests)
     proc = cli(hub, releases["base"] / "client", "publish", str(releases["build"]),
                "--repo", REPO, "--version", "0.2.0")  # fmt: skip
-    assert proc.returncode == 1 and "already has tag v0.2.0" in proc.stderr
+    assert proc.returncode == 2 and "already has tag v0.2.0" in proc.stderr  # bad input
     assert "Traceback" not in proc.stderr
     sent = [r for r in hub.requests[before:] if r.method in ("POST", "PUT", "DELETE")]
     assert sent == []
