@@ -282,7 +282,19 @@ def load(build_or_hub_id: str | Path, config: str, side: str | None = None):
     from vlm_autodrive.builders.release.hub_ids import resolve_build
 
     folder = resolve_build(build_or_hub_id, [f"data/{config}/**"])
-    return datasets.load_dataset(str(folder), config, split=side)
+    if folder == Path(build_or_hub_id).expanduser():  # a folder: as its card declares it
+        return datasets.load_dataset(str(folder), config, split=side)
+    # A Hub snapshot holds this config's files only: read them by the release's record.
+    from vlm_autodrive.builders.dataset.folder import data_files
+
+    files = data_files(folder, config)
+    if not files or (side is not None and side not in files):
+        have = ", ".join(sorted(files)) or "none"
+        raise ValueError(
+            f"{build_or_hub_id}: config {config!r} has no {side or 'data'} (sides: {have})"
+        )
+    files = {s: str(folder / f) for s, f in files.items() if side is None or s == side}
+    return datasets.load_dataset("parquet", data_files=files, split=side)
 
 
 def show(
