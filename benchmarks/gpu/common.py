@@ -12,6 +12,7 @@ step's wall time. The plain-TRL baseline prints the same lines and is timed the 
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import itertools
 import json
@@ -48,6 +49,17 @@ class Run:
     def step_times(self) -> list[float]:
         """Arrival times of the per-step log lines."""
         return [t for t, text in self.lines if STEP_LINE in text and text.lstrip().startswith("{")]
+
+    def step_losses(self) -> list[float | None]:
+        """The loss each per-step log line reports (None where it does not parse)."""
+        losses = []
+        for _, text in self.lines:
+            if STEP_LINE in text and text.lstrip().startswith("{"):
+                try:
+                    losses.append(float(ast.literal_eval(text.strip())["loss"]))
+                except (ValueError, SyntaxError, KeyError, TypeError):
+                    losses.append(None)
+        return losses
 
     def result(self) -> dict | None:
         """The JSON a child printed after RESULT_PREFIX (the last one), if any."""

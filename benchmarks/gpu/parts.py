@@ -149,6 +149,13 @@ def sft(s, ctx: dict, result: dict, deadline: float) -> None:
     helper = [s.python, str(HERE / "sft_check.py")]
     tokens = _run(s, [*helper, "tokens", str(recipe)], deadline, box=120).result() or {}
     result["tokens_per_sample"] = tokens
+    if not tokens.get("trained_tokens"):
+        # Seen with transformers 5.17: its processor maps the template's generation spans
+        # onto the video-expanded text wrongly, so the loss is 0 and nothing trains.
+        raise PartError(
+            f"no assistant tokens to train on (transformers {tokens.get('transformers')}): "
+            "the collator's assistant mask is empty, the loss would be 0"
+        )
     per_sample = tokens.get("vision_tokens", 0) + tokens.get("text_tokens", 0)
     errors = []
     for name in ("ours", "trl"):
@@ -169,6 +176,8 @@ def sft(s, ctx: dict, result: dict, deadline: float) -> None:
             **(run.result() or {}),
             **rate,
             "seconds_total": round(run.seconds, 1),
+            # Same model, rows and seed: the two runs' losses should match step by step.
+            "losses": run.step_losses(),
         }
     if not errors:
         ours, trl = result["ours"], result["trl"]

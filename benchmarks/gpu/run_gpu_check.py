@@ -6,7 +6,8 @@ and GRPO steps/s, measured in one command on a GPU machine (benchmarks/gpu/READM
 
 On the GPU machine it first makes a virtual environment on top of the image's torch
 (`--system-site-packages`), installs the wheels `make gpu-wheels` put in `.whl/` offline
-and this project, then runs the parts in order, each in child processes with a time box,
+(transformers 5.23 among them: the image's 5.17 trains video SFT on no token) and this
+project, then runs the parts in order, each in child processes with a time box,
 so one failing records its error and the rest still run:
 
 - data: synthetic 720p dashcam videos -> `autodrive build` (clips, mcq) -> `autodrive mix`;

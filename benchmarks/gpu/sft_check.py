@@ -97,15 +97,21 @@ def _prepared(recipe_path: Path):
 
 
 def count_tokens(recipe_path: Path, rows_to_encode: int = 8) -> dict:
-    """Mean vision (video placeholder) and text tokens per sample over the first rows."""
+    """Mean vision (video placeholder), text and trained (assistant, label != -100)
+    tokens per sample over the first rows."""
+    import transformers
+
     _, rows, processor, collator, _ = _prepared(recipe_path)
-    vision = text = 0
+    vision = text = trained = 0
     n = min(rows_to_encode, len(rows))
     for row in rows.select(range(n)):
-        ids = collator.encode(row)["input_ids"][0]
+        item = collator.encode(row)
+        ids = item["input_ids"][0]
         v = int((ids == processor.video_token_id).sum())
         vision, text = vision + v, text + int(ids.numel()) - v
-    return {"rows_encoded": n, "vision_tokens": vision / n, "text_tokens": text / n}
+        trained += int((item["labels"][0] != -100).sum())
+    return {"rows_encoded": n, "vision_tokens": vision / n, "text_tokens": text / n,
+            "trained_tokens": trained / n, "transformers": transformers.__version__}  # fmt: skip
 
 
 def run_ours(recipe_path: Path, output_dir: Path) -> dict:

@@ -81,7 +81,8 @@ def _sft(r: dict) -> list[str]:
         f"{st.get('model')}, {st.get('dtype')}, DeepSpeed {st.get('deepspeed')}, global batch "
         f"{st.get('global_batch_size')}, video {st.get('video')}",
         f"budget: {st.get('budget_note')}",
-        f"tokens/sample: {tok.get('vision_tokens')} vision + {tok.get('text_tokens')} text",
+        f"tokens/sample: {tok.get('vision_tokens')} vision + {tok.get('text_tokens')} text "
+        f"({tok.get('trained_tokens')} trained; transformers {tok.get('transformers')})",
         f"{'run':<5} {'samples/s':>10} {'tokens/s':>10} {'peak GiB':>9} {'median step s':>14}",
     ]
     for run in ("ours", "trl"):
@@ -93,6 +94,9 @@ def _sft(r: dict) -> list[str]:
                 f"{run:<5} {m['samples_per_s']:>10} {m['tokens_per_s']:>10} "
                 f"{m.get('peak_allocated_gib')!s:>9} {m['median_step_s']:>14}"
             )
+    for run in ("ours", "trl"):
+        if r.get(run, {}).get("losses"):
+            out.append(f"{run} losses by step: {r[run]['losses']}")
     ratio = r.get("ratio_ours_over_trl")
     if ratio:
         out.append(

@@ -34,6 +34,20 @@ def test_steady_rate_leaves_out_warmup_steps():
         steady_rate([1.0, 2.0], warmup=1, per_step=1)
 
 
+def test_step_lines_are_the_trainers_per_step_logs_not_its_final_summary():
+    # What transformers' PrinterCallback prints (values formatted as strings).
+    printed = [
+        "{'loss': '6.108', 'grad_norm': '6.252', 'learning_rate': '0', 'epoch': '0.1111'}",
+        "dataset: build [mix/train]: 9 rows",
+        "{'loss': '6.025', 'grad_norm': '5.139', 'learning_rate': '1e-05', 'epoch': '0.2222'}",
+        "{'train_runtime': '5.1', 'train_samples_per_second': '0.39', 'train_loss': '6.07'}",
+    ]
+    lines = ";".join(f"print({text!r})" for text in printed)
+    run = run_timed([sys.executable, "-c", lines], timeout=30)
+    assert run.ok and len(run.step_times()) == 2
+    assert run.step_losses() == [6.108, 6.025]
+
+
 def test_run_timed_kills_at_its_time_box_and_keeps_what_was_printed():
     code = "import time\nprint('started', flush=True)\ntime.sleep(30)"
     run = run_timed([sys.executable, "-c", code], timeout=1.5)
@@ -79,6 +93,10 @@ def test_cpu_smoke_runs_every_part_and_writes_the_report(tmp_path):
         assert sft[run]["samples_per_s"] > 0 and sft[run]["tokens_per_s"] > 0
         assert sft[run]["steps_total"] == 2  # the smoke's 2 steps, each logged
     assert sft["tokens_per_sample"]["vision_tokens"] > 0
+    assert sft["tokens_per_sample"]["trained_tokens"] > 0  # the assistant mask is not empty
+    # Same model, rows, collator, settings and seed: the same losses, step by step.
+    assert sft["ours"]["losses"] == pytest.approx(sft["trl"]["losses"], rel=1e-3)
+    assert all(loss > 0 for loss in sft["ours"]["losses"])
     assert sft["ratio_ours_over_trl"]["samples_per_s"] > 0
     for mode in ("direct", "reasoning"):
         assert parts["eval"][mode]["clips"] == 3 and parts["eval"][mode]["clips_per_s"] > 0
