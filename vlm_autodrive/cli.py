@@ -397,6 +397,7 @@ def _parser() -> argparse.ArgumentParser:
         _global_options(command, argparse.SUPPRESS)
     sub.choices["show"].set_defaults(func=_cmd_show)  # Hub ids resolved first
     sub.choices["export-rl"].set_defaults(func=_cmd_export_rl)
+    sub.choices["eval"].set_defaults(func=_cmd_eval)  # `eval compare` keeps its own
     return p
 
 
@@ -611,12 +612,12 @@ def _build_locked(args, recipe, build: Path, taxonomy) -> int:
 
 # What a user does after a build (printed at its end: the demo's last words).
 _NEXT_STEPS = """next:
-  autodrive show {build} mcq                  look at rows in the terminal
-  autodrive show {build} mcq --html page.html a page with the clips playing
-  autodrive audit {build}                     blind baselines, duplicates, statistics
-  autodrive mix recipes/mixtures/quickstart.yaml --build {build}
-  autodrive publish {build} --version 0.1.0 --to releases   (or --repo ORG/NAME)
-  make train-env, then .venv-train/bin/autodrive train recipes/train/tiny_cpu.yaml"""
+  look at rows:          autodrive show {build} mcq
+  a page with the clips: autodrive show {build} mcq --html page.html
+  the audit's report:    {build}/audit/report.md (again: autodrive audit {build})
+  a training mixture:    autodrive mix recipes/mixtures/quickstart.yaml --build {build}
+  a release:             autodrive publish {build} --version 0.1.0 --to releases
+  train (after mix):     .venv-train/bin/autodrive train recipes/train/tiny_cpu.yaml"""
 
 
 def _cmd_mix(args) -> int:
@@ -677,6 +678,19 @@ def _download_shown_clips(args, folder: Path) -> None:
     if clips:
         repo, rev = parse_hub_id(str(args.build))  # type: ignore[misc]
         snapshot(repo, rev, clips, where=f"BUILD: {args.build}")
+
+
+def _cmd_eval(args) -> int:
+    """`autodrive eval`, a Hub --dataset's version `@X.Y.Z` read as its tag vX.Y.Z (as
+    show, export-rl and the API read it; the harness downloads it)."""
+    from vlm_autodrive.builders.release.hub_ids import parse_hub_id
+    from vlm_autodrive.trainer.eval.cli import cmd_eval
+
+    spec = args.dataset
+    parsed = parse_hub_id(spec) if spec and not Path(spec).expanduser().exists() else None
+    if parsed and parsed[1]:
+        args.dataset = f"{parsed[0]}@{parsed[1]}"
+    return cmd_eval(args)
 
 
 def _cmd_export_rl(args) -> int:

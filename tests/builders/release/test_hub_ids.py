@@ -99,3 +99,17 @@ def test_ids_and_local_paths(tmp_path, monkeypatch):
     assert resolve_build("org/name") == Path("org/name")  # a folder that exists wins
     with pytest.raises(FileNotFoundError, match="no such build folder"):
         resolve_build("org/typo")  # `org` is a local folder: a typo, not a Hub id
+
+
+def test_eval_reads_a_hub_dataset_by_its_version(hub, tmp_path):
+    from tests.doubles.fake_server import FakeOpenAIServer
+
+    tests = pq.read_table(data_path(hub["build"], "mcq", "test")).num_rows
+    with FakeOpenAIServer(model="served-vlm") as server:
+        proc = autodrive(hub, "eval", "--model", "served-vlm", "--base-url", server.base_url,
+                         "--dataset", f"{REPO}@0.1.0", "--out", str(tmp_path / "e"))  # fmt: skip
+        asked = len(server.bodies)
+    assert proc.returncode == 0, proc.stderr
+    assert asked == tests
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["dataset"]["rows"] == tests
