@@ -119,6 +119,7 @@ def train(
         write_stamp(out, key, recipe_json, finished=False)  # every check passed: it starts
     result = trainer.train(resume_from_checkpoint=resumed)
     trainer.save_model(str(out))  # under ZeRO-3: 16-bit weights gathered from the shards
+    write_model_card(trainer, recipe, out)
     summary = _finish(trainer, result, out, len(rows), clips, resumed)
     if trainer.is_world_process_zero():
         write_stamp(out, key, recipe_json, finished=True)
@@ -148,6 +149,38 @@ def run_result(
             "trl": trl.__version__,
         },
     )
+
+
+def model_card_args(recipe: TrainRecipe, out: Path) -> dict[str, str]:
+    """What the model card (OUT/README.md) names: `base_model` (the Hub id fine-tuned,
+    or a local model folder's name), `model_name` (the output folder's name) and
+    `dataset_name` (the Hub dataset repo, or the local dataset folder's name)."""
+    model = recipe.model
+    dataset = recipe.dataset
+    return {
+        "base_model": model.id or Path(str(model.path)).resolve().name,
+        "model_name": Path(out).resolve().name,
+        "dataset_name": dataset.repo or Path(str(dataset.path)).resolve().name,
+    }
+
+
+def write_model_card(trainer, recipe: TrainRecipe, out: Path) -> None:
+    """Rewrite OUT/README.md with TRL's card naming the base model and the dataset.
+
+    TRL's card reads the base model from the model's config, which names the folder
+    it was loaded from: a local folder is left out ("fine-tuned version of [None]"),
+    and the dataset is never named. Its `create_model_card` is called with the model
+    name and dataset, and the base model set on the config for that call."""
+    if not trainer.is_world_process_zero():
+        return
+    args = model_card_args(recipe, out)
+    config = trainer.model.config
+    loaded_from = config.name_or_path
+    config.name_or_path = args["base_model"]
+    try:
+        trainer.create_model_card(model_name=args["model_name"], dataset_name=args["dataset_name"])
+    finally:
+        config.name_or_path = loaded_from
 
 
 def _say(message: str) -> None:

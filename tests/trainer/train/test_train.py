@@ -81,6 +81,9 @@ def test_train_writes_checkpoints_and_final_model(data, trained):
     for name in ("config.json", "model.safetensors", "processor_config.json", "tokenizer.json"):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    card = (out / "README.md").read_text()  # TRL's card names what was fine-tuned on what
+    assert "fine-tuned version of [tiny-qwen2_5_vl]" in card and "[None]" not in card
+    assert f"on the [{data[0].name}]" in card and "# Model Card for run" in card
     # reload the final model and a checkpoint; the weights moved away from the initial ones
     ok(
         run(
