@@ -377,6 +377,24 @@ def _model_splits(w: Walk, dry_run: bool) -> int:
     return 0 if dry_run or not failed else 3
 
 
+def _run_audit(w: Walk) -> int:
+    from vlm_autodrive.builders.audit.stage import run_audit
+
+    settings = w.recipe.audit
+    if not settings.after_build:
+        return 0
+    w.out("[audit]")
+    report = run_audit(w.build, plots=settings.plots, declared=w.key("audit"))
+    w.out(report.summary())
+    return 0
+
+
+def _plan_audit(w: Walk) -> int:
+    if w.recipe.audit.after_build:
+        w.out("[audit] would run: blind baselines, duplicates, statistics (no requests)")
+    return 0
+
+
 # The ordered stages and their declarations. A new stage is one entry here and one
 # package under builders/.
 PIPELINE: tuple[StageSpec, ...] = (
@@ -420,6 +438,16 @@ PIPELINE: tuple[StageSpec, ...] = (
         ),
         _run_models,
         _plan_models,
+    ),
+    StageSpec(
+        "audit",
+        Inputs(
+            upstream=("ingest", "chunk", "rule_splits", "model_splits"),
+            recipe=("audit",),
+            code=(f"{P}.audit.stage",),
+        ),
+        _run_audit,
+        _plan_audit,
     ),
 )
 SPECS = {s.name: s for s in PIPELINE}

@@ -69,6 +69,7 @@ def run_audit(
     perceptual: bool = True,
     ask: Callable[[list[tuple[str, list[str]]]], list[str | None]] | None = None,
     plots: bool = True,
+    declared: str | None = None,
 ) -> AuditReport:
     """Audit the build folder and write `BUILD/audit/` (see the module).
 
@@ -76,13 +77,14 @@ def run_audit(
     `perceptual` False hashes bytes only (no frame is decoded); `ask([(question,
     options), ...]) -> [letter or None, ...]`: a text-only model for the model baseline
     (`model.backend_answerer(backend)`; None: not run);
-    `plots` False writes no PNG. FileNotFoundError when the folder is no build."""
+    `plots` False writes no PNG; `declared`: the pipeline's key of the stage's declared
+    inputs (None: derived here). FileNotFoundError when the folder is no build."""
     build_dir = Path(build_dir)
     if not (build_dir / PROVENANCE).is_file():
         raise FileNotFoundError(f"{build_dir}: no {PROVENANCE}: not a build folder")
     out = build_dir / AUDIT_DIR
     stage = Stage(build_dir, AUDIT_DIR)
-    key = None if ask else audit_key(build_dir, threshold, perceptual, plots)
+    key = None if ask else audit_key(build_dir, threshold, perceptual, plots, declared)
     if key is not None and stage.finished(key) is not None:
         report = AuditReport.from_dict(read_json(out / "report.json"))
         report.notes.append("up to date: nothing changed since the last audit")
@@ -142,32 +144,38 @@ def _rewrite_card(build_dir: Path) -> None:
     )
 
 
-def audit_key(build_dir: Path, threshold: float, perceptual: bool, plots: bool) -> str:
-    """What the audit is made from: the build's tables and provenance (their sha256),
-    every source and clip file's size and modification time, the settings, the audit's
-    code and the toolkit version. Equal keys: the last report stands (no work)."""
+def audit_key(
+    build_dir: Path, threshold: float, perceptual: bool, plots: bool, declared: str | None = None
+) -> str:
+    """What the audit is made from: the pipeline's key of its declared inputs (the
+    recorded outputs of the stages it reads and the audit's code; builders/pipeline.py),
+    the build's tables and provenance (their sha256), every source and clip file's size
+    and modification time (by id and relative path, never an absolute path), and the
+    settings. Equal keys: the last report stands (no work)."""
     import os
 
-    from vlm_autodrive import __version__
+    if declared is None:
+        from vlm_autodrive.builders.pipeline import declared_key
 
+        declared = declared_key("audit", {}, None, build_dir)
     tables = ["provenance.json", "ingest/videos.parquet", "chunk/clips.parquet",
               "split/assignment.parquet", "model_splits/stamp.json"]  # fmt: skip
     files = {t: file_sha256(build_dir / t) for t in tables if (build_dir / t).is_file()}
-    videos = _table(build_dir / "ingest" / "videos.parquet", ["path"])
+    videos = _table(build_dir / "ingest" / "videos.parquet", ["video_id", "path"])
     clips = _table(build_dir / "chunk" / "clips.parquet", ["path"])
+    named = [(v["video_id"], v["path"]) for v in videos]
+    named += [(c["path"], str(build_dir / c["path"])) for c in clips]
     states = []
-    for p in [v["path"] for v in videos] + [str(build_dir / c["path"]) for c in clips]:
+    for name, p in named:
         try:
             st = os.stat(p)
-            states.append((p, st.st_size, st.st_mtime_ns))
+            states.append((name, st.st_size, st.st_mtime_ns))
         except OSError:
-            states.append((p, None, None))
-    code = {f.name: file_sha256(f) for f in sorted(Path(__file__).parent.glob("*.py"))}
+            states.append((name, None, None))
     settings = {"threshold": threshold, "perceptual": perceptual, "plots": plots}
     return content_key(
-        {"files": files, "media": content_key(states), "settings": settings, "code": code,
-         "toolkit": __version__}
-    )  # fmt: skip
+        {"declared": declared, "files": files, "media": content_key(states), "settings": settings}
+    )
 
 
 def _videos_and_duplicates(build_dir, out, report, threshold, perceptual) -> None:

@@ -150,6 +150,18 @@ class ChunkConfig(Strict):
         return self
 
 
+class AuditConfig(Strict):
+    """The audit at the end of `autodrive build` (builders/audit/: blind baselines,
+    duplicates, statistics; `autodrive audit BUILD` runs it alone, plots included)."""
+
+    after_build: bool = Field(True, description="run the audit when the build ends")
+    plots: bool = Field(
+        False,
+        description="write its PNG plots too (matplotlib: a few seconds; `autodrive audit` "
+        "writes them whatever this says)",
+    )
+
+
 class IngestConfig(Strict):
     """How ingest treats its sources (builders/ingest/sources.py)."""
 
@@ -181,6 +193,7 @@ class BuildRecipe(Strict):
     ray: RaySettings = Field(RaySettings(), json_schema_extra=NOT_AN_INPUT)
     sample: SampleConfig | None = None
     ingest: IngestConfig = IngestConfig()
+    audit: AuditConfig = AuditConfig()
     chunk: ChunkConfig = ChunkConfig()
     splits: RuleSplitsConfig = RuleSplitsConfig()
     generate: GenerateConfig | None = None

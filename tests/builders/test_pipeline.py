@@ -100,6 +100,7 @@ INPUT_EDITS = [
     ),
     ("generate.models.local.max_model_len", 4096, {"model_splits"}),
     ("generate.models.text.reasoning_parser", "deepseek_r1", {"model_splits"}),
+    ("audit.plots", True, {"audit"}),
 ]
 # Settings that say how a stage runs, never what it makes.
 NOT_INPUTS = [
