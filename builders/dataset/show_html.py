@@ -56,7 +56,24 @@ def render_page(sel: Selection, page: Path) -> str:
     rows = [_page_row(sel.build, row, page) for row in sel.rows]
     title = f"{sel.config} · {sel.build.name}"
     template = _environment().get_template(PAGE_TEMPLATE)
-    return template.render(title=title, summary=sel.summary(), rows=rows) + "\n"
+    audit = _audit(sel.build, page)
+    return template.render(title=title, summary=sel.summary(), rows=rows, audit=audit) + "\n"
+
+
+def _audit(build: Path, page: Path) -> dict | None:
+    """The build's audit aggregates (builders/audit/report.py), with its plots' URLs
+    relative to the page; None when the build has no audit."""
+    from vlm_autodrive.builders.audit.report import page_summary
+
+    summary = page_summary(build)
+    if summary is None:
+        return None
+    plots = [clip_src(build, p, page) for p in summary["plots"] if (build / p).is_file()]
+    totals = sorted(
+        ((r["config"], r["side"]), r["rows"]) for r in summary["rows"] if r["label"] == "all"
+    )
+    videos = [v for v in summary["videos"] if v["label"] == "all"]
+    return {**summary, "plots": plots, "totals": totals, "by_side": videos}
 
 
 def write_page(sel: Selection, page: Path) -> int:
