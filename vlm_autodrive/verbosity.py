@@ -4,7 +4,7 @@ In: the parsed arguments (`verbose`, `quiet`, `log_file`). While a `Verbosity` i
 entered: a stderr handler on the root logger (warnings; -v: debug; -q: errors only), a
 file handler with --log-file (info; -v: debug; records marked `log_file_only` go only
 there: the command line, the failure message and exit code, an unexpected error's
-traceback), Python warnings routed to logging, and with -q the progress bars of tqdm,
+traceback; Python warnings go there too), and with -q the progress bars of tqdm,
 huggingface_hub and datasets off through their environment variables. All of it is
 undone on exit (tests call main() many times in one process).
 """
@@ -56,7 +56,8 @@ class Verbosity:
         for h in self.handlers:
             root.addHandler(h)
         root.setLevel(min(h.level for h in self.handlers))
-        logging.captureWarnings(True)
+        if self.log_file is not None:  # Python warnings into the log too (not otherwise:
+            logging.captureWarnings(True)  # a caller's warnings.catch_warnings keeps them)
         if self.quiet:
             self.saved_env = {k: os.environ.get(k) for k in QUIET_ENV}
             os.environ.update(QUIET_ENV)
@@ -72,7 +73,8 @@ class Verbosity:
             root.removeHandler(h)
             h.close()
         root.setLevel(self.saved_level)
-        logging.captureWarnings(False)
+        if self.log_file is not None:
+            logging.captureWarnings(False)
         for k, v in self.saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
