@@ -9,6 +9,11 @@ replaced by what the code says now:
 - `<!-- recipe-keys MODULE:CLASS -->`: a table of every key of that pydantic model,
   nested models flattened to dotted keys (`chunk.window`), with its type, default and
   the field's `description`.
+- `<!-- docstring MODULE:NAME -->` (NAME may be dotted: `Class.method`): that object's
+  docstring, for objects mkdocstrings cannot find (the packages mapped into
+  `vlm_autodrive` from top-level folders: `vlm_autodrive.trainer`, `.builders`).
+- `<!-- pipeline-stages -->`: the stages of `builders/pipeline.py`'s `PIPELINE`, in
+  order, with what each declares as its inputs.
 
 mkdocs.yml names this file under `hooks:`; `exclude_docs` keeps it out of the site.
 """
@@ -25,12 +30,52 @@ from typing import Any
 
 HELP_MARKER = re.compile(r"^<!-- autodrive-help(?: ([\w -]+?))? -->$", re.MULTILINE)
 KEYS_MARKER = re.compile(r"^<!-- recipe-keys ([\w.]+):(\w+) -->$", re.MULTILINE)
+STAGES_MARKER = re.compile(r"^<!-- pipeline-stages -->$", re.MULTILINE)
+DOC_MARKER = re.compile(r"^<!-- docstring ([\w.]+):([\w.]+) -->$", re.MULTILINE)
 WIDTH = 88
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
     markdown = HELP_MARKER.sub(lambda m: _fenced(command_help(m.group(1) or "")), markdown)
-    return KEYS_MARKER.sub(lambda m: model_table(m.group(1), m.group(2)), markdown)
+    markdown = KEYS_MARKER.sub(lambda m: model_table(m.group(1), m.group(2)), markdown)
+    markdown = DOC_MARKER.sub(lambda m: docstring(m.group(1), m.group(2)), markdown)
+    return STAGES_MARKER.sub(lambda m: stage_table(), markdown)
+
+
+def docstring(module: str, name: str) -> str:
+    """The docstring of `module.name` as Markdown (doctest runs fenced)."""
+    import inspect
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))  # docs/: the Griffe extension's helper
+    from griffe_doctests import fence_doctests
+
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return fence_doctests(inspect.getdoc(obj) or "")
+
+
+def stage_table() -> str:
+    """The pipeline's stages in order, with their declared inputs, as a Markdown table."""
+    from vlm_autodrive.builders.pipeline import PIPELINE
+
+    def names(items) -> str:
+        return ", ".join(f"`{i}`" for i in items) or "-"
+
+    rows = [
+        "| # | stage | upstream outputs it reads | recipe sections | taxonomy | models | code |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for n, spec in enumerate(PIPELINE, 1):
+        i = spec.inputs
+        code = names(c.removeprefix("vlm_autodrive.") for c in i.code)
+        rows.append(
+            f"| {n} | `{spec.name}` | {names(i.upstream)} | {names(i.recipe)} | "
+            f"{'yes' if i.taxonomy else '-'} | {'yes' if i.models else '-'} | {code} |"
+        )
+    return "\n".join(rows)
 
 
 def _fenced(text: str) -> str:
@@ -90,7 +135,8 @@ def _fields(model: Any, prefix: str, seen: tuple):
         if nested is not None and nested in (*seen, model):  # a model holding its own kind
             yield key, f"`{nested.__name__}`", _default(field), text or "the same keys again"
         elif nested is not None:
-            yield key, "section", _default(field), text or _cell(_first_line(nested))
+            default = "required" if _default(field) == "required" else ""  # its keys have theirs
+            yield key, "section", default, text or _cell(_first_line(nested))
             yield from _fields(nested, f"{key}{suffix}.", (*seen, model))
         else:
             yield key, _cell(f"`{_type_name(field.annotation)}`"), _default(field), text
@@ -133,8 +179,11 @@ def _default(field: Any) -> str:
 
 def _first_line(model: Any) -> str:
     doc = (model.__doc__ or "").strip()
-    return doc.split("\n\n")[0].replace("\n", " ")
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """`text` for a table cell: pipes escaped, one line, `<` outside code as an entity
+    (a description's `<answer>` is text, not a tag)."""
+    parts = text.replace("|", "\\|").replace("\n", " ").split("`")
+    return "`".join(p if i % 2 else p.replace("<", "&lt;") for i, p in enumerate(parts))
