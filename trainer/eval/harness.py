@@ -410,6 +410,8 @@ def _build_report(
             {
                 "mode": mode,
                 "video_input": mode != "blind",
+                # what guessing scores on these questions, for the blind row to beat
+                "chance_accuracy": sum(1 / len(r["options"]) for r in rows) / len(rows),
                 "prompt_template": templates[mode].ref,
                 "system_prompt": _system_ref(_system_name(cfg, mode), systems[mode]),
                 "max_new_tokens": cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode],

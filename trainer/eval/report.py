@@ -124,13 +124,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     for res in report["results"]:
         parse = ", ".join(f"{k} {v}" for k, v in res["parse_status"].items())
         rules = ", ".join(f"{k} {v}" for k, v in res["parse_method"].items()) or "none"
-        blind = (
-            " Asked **blind**: the question and its options without the video, so this row "
-            "measures what the text alone gives away (compare it with the direct row and "
-            "with chance)."
-            if res.get("video_input") is False
-            else ""
-        )
+        blind = _blind_words(res) if res.get("video_input") is False else ""
         lines += [
             "",
             f"## Mode `{res['mode']}`",
@@ -263,3 +257,25 @@ def _bootstrap_words(boot: Mapping[str, Any] | None) -> list[str]:
         f"{boot['resamples']} resamples, seed {boot['seed']}. Two runs differ credibly when "
         "`autodrive eval compare` puts their paired difference's interval off zero.",
     ]
+
+
+def _blind_words(res: Mapping[str, Any]) -> str:
+    """What a blind row says: its accuracy against guessing, with the interval."""
+    words = (
+        " Asked **blind**: the question and its options without the video, so this row "
+        "measures what the text alone gives away."
+    )
+    chance = res.get("chance_accuracy")
+    interval = res["metrics"].get("intervals", {}).get("accuracy")
+    if chance is None or not interval:
+        return words
+    acc = res["metrics"]["accuracy"]
+    verdict = (
+        "above chance: the questions can be answered in part without the video"
+        if interval[0] > chance
+        else "not credibly above chance"
+    )
+    return (
+        f"{words} Accuracy {100 * acc:.2f}% [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}] "
+        f"against {100 * chance:.2f}% by guessing: {verdict}."
+    )

@@ -174,8 +174,11 @@ def test_blind_mode_sends_no_video(build, tmp_path):
     assert (direct["mode"], direct["video_input"]) == ("direct", True)
     assert (blind_res["mode"], blind_res["video_input"]) == ("blind", False)
     assert blind_res["prompt_template"] == direct["prompt_template"]  # the same question
+    assert blind_res["chance_accuracy"] == pytest.approx(1 / 3)  # three options each
     md = (res.out / "report.md").read_text()
     assert "| served-vlm | blind |" in md and "Asked **blind**" in md
+    acc = 100 * blind_res["metrics"]["accuracy"]
+    assert f"Accuracy {acc:.2f}% [" in md and "against 33.33% by guessing" in md
 
 
 class ReasoningReplies:
