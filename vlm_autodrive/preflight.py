@@ -67,8 +67,12 @@ def check_model_path(cfg, key: str, source: str | Path = "recipe") -> None:
 
 def check_local_model(model: str, key: str, source: str | Path) -> None:
     """`model` is an existing folder, or has the form of a Hub id; InputError otherwise."""
+    from vlm_autodrive.builders.core.fingerprint import model_files
+
     path = Path(model).expanduser()
     if path.is_dir():
+        if not model_files(path):  # checked now, not when its weights are hashed
+            _refuse(source, key, model, "no model files (config.json, *.safetensors) in it")
         return
     if path.exists():
         _refuse(source, key, model, "is a file, but a model is a folder (or a Hub id)")

@@ -33,7 +33,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vlm_autodrive.builders.core.files import file_sha256, memoized_sha256, write_json
+from vlm_autodrive.builders.core.files import memoized_sha256, write_json
 
 PROJECT = "vlm_autodrive"
 # Field markers (pydantic `json_schema_extra`): a setting that does not change any output,
@@ -218,24 +218,29 @@ _RUN_RECORDS = {"train_stamp.json", "train_summary.json", "trainer_state.json", 
 MODEL_MEMO = "model_hashes.json"
 
 
-def model_identity(model: str, revision: str | None, memo_dir: Path | None) -> str:
-    """The identity of `model` (see the module): `weights:SHA` for a local folder, else
-    `name@revision` (`@unpinned` without one). `memo_dir` None: memoised in this process
-    only."""
-    folder = Path(model)
-    if not folder.is_dir():
-        return f"{model}@{revision or 'unpinned'}"
-    files = sorted(
+def model_files(folder: Path) -> list[Path]:
+    """The files of a model folder that decide what it answers, sorted by name."""
+    return sorted(
         {
             f
             for pattern in _MODEL_PATTERNS
-            for f in folder.glob(pattern)
+            for f in Path(folder).glob(pattern)
             if f.is_file() and f.name not in _RUN_RECORDS
         },
         key=lambda f: f.name,
     )
+
+
+def model_identity(model: str, revision: str | None, memo_dir: Path | None) -> str:
+    """The identity of `model` (see the module): `weights:SHA` for a local folder, else
+    `name@revision` (`@unpinned` without one; a folder without model files, which only a
+    server someone else runs can name, by its own name). `memo_dir` None: memoised in
+    this process only."""
+    folder = Path(model)
+    files = model_files(folder) if folder.is_dir() else []
     if not files:
-        raise FileNotFoundError(f"{folder}: no model files (config.json, *.safetensors) in it")
+        name = folder.name if folder.is_dir() else model
+        return f"{name}@{revision or 'unpinned'}"
     memo: dict[str, str] = {}
     memo_path = Path(memo_dir) / MODEL_MEMO if memo_dir is not None else None
     if memo_path is not None:
@@ -248,7 +253,7 @@ def model_identity(model: str, revision: str | None, memo_dir: Path | None) -> s
         st = f.stat()
         stamp = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
         if memo.get(stamp) is None:
-            memo[stamp] = memoized_sha256(f) if memo_path is None else file_sha256(f)
+            memo[stamp] = memoized_sha256(f)  # once a process, whichever memo asks
             changed = True
         digests[f.name] = memo[stamp]
     if changed and memo_path is not None:

@@ -18,50 +18,20 @@ import json
 import re
 from pathlib import Path
 
-from vlm_autodrive.builders.core.files import file_sha256, write_json
+from vlm_autodrive.builders.core.fingerprint import MODEL_MEMO, model_files
+from vlm_autodrive.builders.core.fingerprint import model_identity as fingerprint_identity
 
-MEMO = "model_hashes.json"
-# The files that decide what a model answers (weights, configs, tokenizer, chat template).
-_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf", "*.json", "*.jinja", "*.model")
-# What `autodrive train` writes beside the weights about the run, not the model: rewriting
-# them (a re-run that does nothing, a resumed run's summary) must not make answers stale.
-_RUN_RECORDS = {"train_stamp.json", "train_summary.json", "trainer_state.json", "training_args.bin"}
+MEMO = MODEL_MEMO
 
 
 def model_identity(model: str, revision: str | None, memo_dir: Path) -> str:
-    """The identity of `model` (see the module docstring)."""
+    """The identity of `model` (see the module docstring): the function the model splits
+    key their requests with (builders/core/fingerprint.py); here a folder without model
+    files is an error, since eval loads the model from it."""
     folder = Path(model)
-    if not folder.is_dir():
-        return f"{model}@{revision or 'unpinned'}"
-    memo_path = memo_dir / MEMO
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    files = sorted(
-        {
-            f
-            for pattern in _PATTERNS
-            for f in folder.glob(pattern)
-            if f.is_file() and f.name not in _RUN_RECORDS
-        },
-        key=lambda f: f.name,
-    )
-    if not files:
+    if folder.is_dir() and not model_files(folder):
         raise FileNotFoundError(f"{folder}: no model files (config.json, *.safetensors) in it")
-    digests, changed = {}, False
-    for f in files:
-        st = f.stat()
-        stamp = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-        if memo.get(stamp) is None:
-            memo[stamp] = file_sha256(f)
-            changed = True
-        digests[f.name] = memo[stamp]
-    if changed:
-        memo_dir.mkdir(parents=True, exist_ok=True)
-        write_json(memo_path, memo)
-    text = json.dumps(digests, sort_keys=True)
-    return "weights:" + hashlib.sha256(text.encode()).hexdigest()
+    return fingerprint_identity(model, revision, memo_dir)
 
 
 def default_out_dir(model: str, dataset: str, config: str, split: str) -> Path:

@@ -70,6 +70,7 @@ def test_build_with_a_dying_local_server_exits_4_with_the_log_tail(tmp_path):
     stages finish, the model split's server dies, exit 4 with its log's last lines."""
     py = fake_python(tmp_path)
     (tmp_path / "models" / "tiny").mkdir(parents=True)  # the recipe's checks want the folder
+    (tmp_path / "models" / "tiny" / "config.json").write_text("{}")  # and a model file
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         textwrap.dedent(f"""\
