@@ -3,7 +3,7 @@
 Build the sample with the bundled classes; copy the templates folder, add Sudden Stop
 to its taxonomy.yaml, relabel two events of the manifest, point the recipe at the
 folder. The rebuild asks for --force naming the added class; a test too big for the
-small class names max_test_fraction, on_short and the README section; with
+small class names max_test_fraction, on_short and the docs section; with
 `on_short: take_available` the build has Sudden Stop in clips and mcq, and the eval of
 that build (a real OpenAI-compatible server double) scores with the build's taxonomy.
 """
@@ -94,10 +94,10 @@ def test_new_class_from_a_copied_templates_folder(tmp_path):
     r = autodrive(tmp_path, "build", "recipe.yaml", "--force")
     assert r.returncode == 2, r.stdout + r.stderr  # 2 clips of Sudden Stop: a test of 2 is too big
     assert "class 'Sudden Stop': 2 clips in 2 videos" in r.stderr
-    for words in ("max_test_fraction", "on_short: take_available", 'README.md, "A new class'):
+    for words in ("max_test_fraction", "on_short: take_available", 'rule-splits.md, "A new class'):
         assert words in r.stderr
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert "### A new class, from a copied templates folder" in readme
+    page = Path(__file__).resolve().parents[1] / "docs" / "own-data" / "rule-splits.md"
+    assert "## A new class, from a copied templates folder" in page.read_text()
 
     write_recipe(tmp_path, templates="my_templates", test_per_class=1, on_short="take_available")
     r = autodrive(tmp_path, "build", "recipe.yaml")

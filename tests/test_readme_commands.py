@@ -1,7 +1,8 @@
-"""The README's server command for vLLM's CPU build runs as written.
+"""The docs' server command for vLLM's CPU build runs as written.
 
 The `.venv-vllm/bin/python -m vllm.entrypoints.openai.api_server ...` line of the
-README's "Evaluate" section is read from the README and run as is, with `--help`
+docs' "Evaluate" page (docs/evaluate.md; it was the README's section) is read from the
+page and run as is, with `--help`
 appended: vLLM imports, and every flag of the line parses (an unknown flag or a value
 that does not parse would exit 2). The module is the one `local_server: true` starts,
 whose real start is tested in tests/builders/generate/test_backends.py.
@@ -21,9 +22,12 @@ VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 PREFIX = ".venv-vllm/bin/python -m vllm.entrypoints.openai.api_server"
 
 
+PAGE = REPO / "docs" / "evaluate.md"
+
+
 def readme_command(prefix: str) -> str:
-    """The README's command line starting with `prefix`, continuation lines joined."""
-    lines = (REPO / "README.md").read_text().splitlines()
+    """The docs page's command line starting with `prefix`, continuation lines joined."""
+    lines = PAGE.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(prefix))
     command = []
     for line in lines[start:]:

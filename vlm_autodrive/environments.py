@@ -1,7 +1,7 @@
 """The project's three environments, and what a command says when it runs in the wrong one.
 
 `.venv` holds the toolkit; training and in-process models need `.venv-train` (torch,
-transformers, TRL) and vLLM needs `.venv-vllm` (see the README's environment table).
+transformers, TRL) and vLLM needs `.venv-vllm` (see docs/getting-started.md).
 A command that needs another environment's packages checks them before any work
 (`require_environment`) and, instead of a ModuleNotFoundError, says which environment
 has them, whether it exists, how to make it and the command line to run there.

@@ -31,7 +31,7 @@ def add_audit_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="perceptual distance at or below which two sources are near-duplicates "
-        "(default 0.03; see README 'Audit a build')",
+        "(default 0.03; see docs/look/audit.md)",
     )
     a.add_argument(
         "--bytes-only",

@@ -15,7 +15,7 @@ flat frames of dashcam scenes (road, sky) most coefficients sit near the median,
 re-encode flipped 22 of 64 bits of a frame whose pixels moved by 1.2 grey levels, so a
 copy lay farther (0.22) than two different synthetic videos (0.17). The cosine keeps the
 magnitudes: copies at most 0.007, different videos at least 0.091 on the 12-video sample
-(`calibrate.py` measures it; README "Audit a build"). `DEFAULT_THRESHOLD` sits between.
+(`calibrate.py` measures it; docs/look/audit.md). `DEFAULT_THRESHOLD` sits between.
 """
 
 from __future__ import annotations

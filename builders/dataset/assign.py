@@ -8,7 +8,9 @@ generated, follows the same one (`read_assignment`).
 
 Rules:
 - Whole videos are held out: no video has clips on both sides. Videos of one file
-  (byte-identical duplicates kept by `ingest.duplicates: group`) go together.
+  (byte-identical duplicates kept by `ingest.duplicates: group`) and near-duplicates (a
+  re-encoded or resized copy, `ingest.near_duplicates: group`) go together
+  (`source_groups.py`).
 - The test set has exactly N clips of each class, drawn with the seed from the held-out
   videos; held-out clips beyond that are `held_out` (in no split), because putting them
   into train would leak their video.
@@ -74,7 +76,7 @@ ASSIGNMENT_SCHEMA = pa.schema(
 
 
 # Where test_per_class, max_test_fraction and on_short are explained for users.
-README_SECTION = 'README.md, "A new class, from a copied templates folder"'
+README_SECTION = 'docs/own-data/rule-splits.md, "A new class, from a copied templates folder"'
 
 
 class ShortClassError(ValueError):
@@ -166,13 +168,12 @@ def assign_splits(
 
 def duplicate_groups(videos: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """video_id -> group id (the group's smallest video id) for the videos that share their
-    file's bytes with another (`sha256` of ingest, kept with `ingest.duplicates: group`);
-    videos with a file of their own are left out (they are their own unit)."""
-    by_sha: dict[str, list[str]] = {}
-    for vid, v in videos.items():
-        if v.get("sha256"):
-            by_sha.setdefault(v["sha256"], []).append(vid)
-    return {vid: min(ids) for ids in by_sha.values() if len(ids) > 1 for vid in ids}
+    file's bytes (`sha256`) or their picture (`perceptual_signature` within the audit's
+    threshold) with another; videos of their own are left out (they are their own unit).
+    `source_groups.source_groups` gives the counts too."""
+    from vlm_autodrive.builders.dataset.source_groups import source_groups
+
+    return source_groups(videos).of
 
 
 def _result(clips, classes, per_video, held, sides, warnings) -> Assignment:

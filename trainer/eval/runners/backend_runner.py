@@ -11,7 +11,7 @@ as a `data:video/mp4;base64,...` URL (for a server on another machine). Out:
 Frame sampling is the server's: vLLM samples by `fps` and a frame cap (`media_io_kwargs`)
 and resizes under the processor's pixel budget (`mm_processor_kwargs`). When this module
 starts the engine or the server it passes the eval's `VideoSettings` that way; a server
-started by someone else must have been started with them (see the README's eval section).
+started by someone else must have been started with them (see docs/evaluate.md).
 """
 
 from __future__ import annotations
