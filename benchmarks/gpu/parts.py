@@ -136,7 +136,8 @@ def sft_recipe(s, ctx: dict, output: Path) -> dict:
 
 def sft(s, ctx: dict, result: dict, deadline: float) -> None:
     """`autodrive train` against plain trl.SFTTrainer, same recipe, one after the other."""
-    _need(ctx, "build", "data"), _need(ctx, "model", "model")
+    _need(ctx, "build", "data")
+    _need(ctx, "model", "model")
     recipe = _write(s.work / "sft.yaml", sft_recipe(s, ctx, s.work / "sft-ours"))
     result["settings"] = {
         "model": ctx["model"].name, "dtype": "bfloat16" if s.bf16 else "float32",
@@ -159,26 +160,27 @@ def sft(s, ctx: dict, result: dict, deadline: float) -> None:
     per_sample = tokens.get("vision_tokens", 0) + tokens.get("text_tokens", 0)
     errors = []
     for name in ("ours", "trl"):
-        # Each run gets an even share of what is left; `ours` also saves the final model.
+        # A bit over half of what is left for `ours`: it also saves the final model.
         share = (deadline - time.monotonic()) * (0.55 if name == "ours" else 1)
         cmd = [*helper, name, str(recipe), "--output-dir", str(s.work / f"sft-{name}")]
-        try:
-            run = _run(s, cmd, time.monotonic() + share)
+        run = run_timed(cmd, _left(time.monotonic() + share), env=s.env, cwd=REPO, log=s.log)
+        # Same model, rows and seed: the two runs' losses should match step by step.
+        entry = {"losses": run.step_losses(), "seconds_total": round(run.seconds, 1)}
+        try:  # a run cut short keeps the rate of the steps it finished
             rate = steady_rate(run.step_times(), s.sft_warmup, s.global_batch)
-        except (PartError, ValueError) as e:
-            errors.append(f"{name}: {e}")
-            result[name] = {"error": str(e)}
-            continue
-        samples = rate.pop("units_per_s")
-        result[name] = {
-            "samples_per_s": samples,
-            "tokens_per_s": round(samples * per_sample, 1),
-            **(run.result() or {}),
-            **rate,
-            "seconds_total": round(run.seconds, 1),
-            # Same model, rows and seed: the two runs' losses should match step by step.
-            "losses": run.step_losses(),
-        }
+            samples = rate.pop("units_per_s")
+            entry.update(samples_per_s=samples, tokens_per_s=round(samples * per_sample, 1))
+            entry.update(rate)
+        except ValueError as e:
+            entry["rate_error"] = str(e)
+        entry.update(run.result() or {})
+        if not run.ok:
+            entry["error"] = run.failure()
+        elif "rate_error" in entry:
+            entry["error"] = entry["rate_error"]
+        if "error" in entry:
+            errors.append(f"{name}: {entry['error']}")
+        result[name] = entry
     if not errors:
         ours, trl = result["ours"], result["trl"]
         result["ratio_ours_over_trl"] = {

@@ -87,13 +87,13 @@ def _sft(r: dict) -> list[str]:
     ]
     for run in ("ours", "trl"):
         m = r.get(run, {})
-        if "error" in m:
-            out.append(f"{run:<5} error: {m['error'].splitlines()[0][:200]}")
-        elif m:
+        if m.get("samples_per_s") is not None:  # also for a run cut short after some steps
             out.append(
                 f"{run:<5} {m['samples_per_s']:>10} {m['tokens_per_s']:>10} "
                 f"{m.get('peak_allocated_gib')!s:>9} {m['median_step_s']:>14}"
             )
+        if "error" in m:
+            out.append(f"{run:<5} error: {m['error'].splitlines()[0][:200]}")
     for run in ("ours", "trl"):
         if r.get(run, {}).get("losses"):
             out.append(f"{run} losses by step: {r[run]['losses']}")
