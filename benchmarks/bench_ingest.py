@@ -15,7 +15,14 @@ cache: seconds per hour of this source and MB/s (scale by your files' bitrate; t
 synthetic videos compress far better than camera footage), and the same step on a
 re-run, where the memo (size + modification time) skips every unchanged file.
 
+And the perceptual signature of every source (`ingest.near_duplicates: group`: 8 frames
+sought and decoded, `builders/audit/phash.py`'s `hash_video`), one process: seconds per
+hour of source, the same step on a re-run with the memo, and the grouping of
+`--signatures` videos' signatures (every pair, union-find, `dataset/source_groups.py`)
+that the train/test assignment runs.
+
     python benchmarks/bench_ingest.py [--videos 2] [--duration 40] [--runs 3]
+                                      [--signatures 10000]
 """
 
 from __future__ import annotations
@@ -28,14 +35,16 @@ from pathlib import Path
 
 from bench_chunk import median_time, sample_manifest  # same folder: the same sources
 
+from vlm_autodrive.builders.audit.phash import FRAMES, hash_video
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.core.recipe import ChunkConfig, worker_count
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.dataset.source_groups import source_groups
 from vlm_autodrive.builders.ingest.manifest import read_manifest
 from vlm_autodrive.builders.ingest.probe import probe_video
 from vlm_autodrive.builders.ingest.records import read_videos
-from vlm_autodrive.builders.ingest.sources import hash_sources, read_memo
+from vlm_autodrive.builders.ingest.sources import hash_sources, read_memo, sign_sources
 from vlm_autodrive.builders.ingest.stage import run_ingest
 
 
@@ -44,6 +53,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=2)
     ap.add_argument("--duration", type=float, default=40.0)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--signatures", type=int, default=10_000)
     args = ap.parse_args()
     cores = worker_count(0)
     manifest = sample_manifest(args.videos, args.duration)
@@ -61,6 +71,10 @@ def main() -> None:
         rows, _ = read_manifest(manifest, taxonomy.names, taxonomy.normal)
         memo = read_memo(work / "base" / "ingest")
         memoised = median_time(lambda _: hash_sources(rows, memo), args.runs)
+        sign = median_time(lambda _: [hash_video(Path(p)) for p in paths], args.runs)
+        sign_memo = median_time(lambda _: sign_sources(paths, memo), args.runs)
+        signed = random_signatures(args.signatures)
+        grouping = median_time(lambda _: source_groups(signed), args.runs)
         cfg = ChunkConfig(window=6.0, stride=5.5, mode="reencode")
 
         def chunk(run):
@@ -83,6 +97,11 @@ def main() -> None:
             "sha256_s_per_source_hour": round(sha / hours, 2),
             "sha256_mb_per_s": round(size / 1e6 / sha, 1),
             "sha256_rerun_memoised_s": round(memoised, 4),
+            "signature_s": round(sign, 3),
+            "signature_s_per_source_hour": round(sign / hours, 2),
+            "signature_rerun_memoised_s": round(sign_memo, 4),
+            "grouping_videos": args.signatures,
+            "grouping_s": round(grouping, 2),
         }
         print(
             f"{len(videos)} videos, 1280x720 30 fps, {hours * 3600:g} s of source, "
@@ -93,11 +112,29 @@ def main() -> None:
             f"{100 * verify / (full + cut):.1f}% of it\n"
             f"sha256 of the sources ({size / 1e6:.1f} MB): {sha:.3f} s = {sha / hours:.2f} s "
             f"per hour of source ({size / 1e6 / sha:.0f} MB/s, one thread); a re-run with "
-            f"the memo: {memoised * 1000:.1f} ms"
+            f"the memo: {memoised * 1000:.1f} ms\n"
+            f"perceptual signatures ({FRAMES} frames a video): {sign:.3f} s = "
+            f"{sign / hours:.2f} s per hour of source (one process); a re-run with the memo: "
+            f"{sign_memo * 1000:.1f} ms; grouping {args.signatures:,} videos' signatures "
+            f"(every pair): {grouping:.2f} s"
         )
         print(json.dumps(row))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def random_signatures(n: int) -> dict[str, dict]:
+    """`n` videos with random unit signatures (as ingest records them) and their own
+    sha256: what the assignment groups at that scale."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sigs = rng.normal(size=(n, FRAMES, 63)).astype("<f4")
+    sigs /= np.linalg.norm(sigs, axis=2, keepdims=True)
+    return {
+        f"v{i:06d}": {"sha256": f"{i:064x}", "perceptual_signature": s.tobytes()}
+        for i, s in enumerate(sigs)
+    }
 
 
 if __name__ == "__main__":

@@ -204,6 +204,7 @@ def _run_ingest(w: Walk) -> int:
         progress=w.options.progress,
         prune_missing=w.options.prune_missing,
         duplicates=w.recipe.ingest.duplicates,
+        near_duplicates=w.recipe.ingest.near_duplicates,
         declared=w.key("ingest"),
     )
     from vlm_autodrive.cli_output import print_ingest
@@ -223,6 +224,7 @@ def _plan_ingest(w: Walk) -> int:
         worker_count(w.chunk.workers),
         prune_missing=w.options.prune_missing,
         duplicates=w.recipe.ingest.duplicates,
+        near_duplicates=w.recipe.ingest.near_duplicates,
         declared=w.key("ingest"),
     )
     w.state["ingest"] = ing

@@ -232,6 +232,13 @@ def _parser() -> argparse.ArgumentParser:
         help="byte-identical files under different ids: reject the later rows (default), "
         "or group them on one side of the train/test split",
     )
+    i.add_argument(
+        "--near-duplicates",
+        choices=["group", "off"],
+        default="group",
+        help="record each file's perceptual signature so that re-encoded or resized copies "
+        "under different ids land on one side of the train/test split (default), or off",
+    )
     i.set_defaults(func=_cmd_ingest)
 
     c = sub.add_parser(
@@ -527,7 +534,7 @@ def _cmd_ingest(args) -> int:
 
     require_file(args.manifest, "a manifest")  # before the lock makes the build folder
     taxonomy = taxonomy_for_build(args.build, args.taxonomy)  # else the build's own
-    settings = IngestConfig(duplicates=args.duplicates)
+    settings = IngestConfig(duplicates=args.duplicates, near_duplicates=args.near_duplicates)
     with _locked(args.build):
         res = run_ingest(
             args.manifest,
@@ -537,6 +544,7 @@ def _cmd_ingest(args) -> int:
             progress=_progress(args),
             prune_missing=args.prune_missing,
             duplicates=settings.duplicates,
+            near_duplicates=settings.near_duplicates,
             declared=declared_key("ingest", {"ingest": settings}, taxonomy, args.build),
         )
     print_ingest(res, args.build)

@@ -112,7 +112,8 @@ def _group(kind: str, members: list[tuple[str, str, str]], dist: float = 0.0) ->
     """members: (id, path, side) sorted by id."""
     members = sorted(members)
     sides = [m[2] for m in members]
-    cross = {"train", "test"} <= set(sides)
+    # a source's side is every side of its clips ("held_out+test"): split it again
+    cross = {"train", "test"} <= {part for s in sides for part in s.split("+")}
     ids, paths = [m[0] for m in members], [m[1] for m in members]
     return DuplicateGroup(kind, ids, paths, sides, cross, dist)
 

@@ -171,6 +171,20 @@ class IngestConfig(Strict):
         "rows (by manifest line), naming the id they duplicate; or `group`: keep them, "
         "and the train/test assignment puts them all on one side",
     )
+    near_duplicates: Literal["group", "off"] = Field(
+        "group",
+        description="near-duplicate sources: a re-encoded or resized copy of a video under "
+        "another id (common when datasets are merged: MM-AU includes DADA-2000). `group`: "
+        "ingest records each file's perceptual signature (8 frames, builders/audit/phash.py; "
+        "memoised by size and modification time) and the train/test assignment puts videos "
+        "within the audit's threshold on one side; `off`: no signature, no grouping",
+    )
+
+    @field_validator("near_duplicates", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare `off` (and `on`) as a boolean
+        return {False: "off", True: "group"}.get(v, v) if isinstance(v, bool) else v
 
 
 class BuildRecipe(Strict):

@@ -173,7 +173,13 @@ class VideoRecord(ManifestEntry):
     `fingerprint` names what the video's clips are made from: every manifest field, the
     probed facts, the file's size and sha256. Chunk re-cuts a video exactly when it
     changes. `sha256`: the file's bytes (videos with equal ones are duplicates).
+    `perceptual_signature`: with `ingest.near_duplicates: group`, the file's perceptual
+    signature (`builders/audit/phash.py`: FRAMES x 63 float32, little-endian bytes;
+    videos within the threshold are near-duplicates); None when off or not decodable.
     """
+
+    # bytes travel through JSON (the Ray chunk engine) as base64
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     duration: float
     fps: float
@@ -188,6 +194,7 @@ class VideoRecord(ManifestEntry):
     missing: float = 0.0
     fingerprint: str = ""
     sha256: str = ""
+    perceptual_signature: bytes | None = None
 
 
 ACTOR_TYPE = pa.struct(
@@ -247,6 +254,7 @@ VIDEO_SCHEMA = pa.schema(
         ("missing", pa.float64()),
         ("fingerprint", pa.string()),
         ("sha256", pa.string()),
+        ("perceptual_signature", pa.binary()),
     ]
 )
 

@@ -13,10 +13,16 @@ Out:
   line) under another id. `reject` (the default) rejects them naming the id they
   duplicate; `group` keeps them (the train/test assignment then puts every video of one
   file on the same side, `builders/dataset/assign.py`).
+- `sign_sources`: with `ingest.near_duplicates: group`, every file's perceptual signature
+  (`builders/audit/phash.py`'s `hash_video`, the audit's own), memoised in the same memo
+  beside the sha256 (with the phash code's fingerprint: other code makes it again); the
+  assignment puts videos whose signatures lie within the threshold on one side (a
+  re-encoded or resized copy under another id, `builders/dataset/source_groups.py`).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +34,8 @@ from vlm_autodrive.builders.ingest.manifest import ManifestRow
 
 HASH_MEMO = "source_hashes.json"
 DUPLICATES = ("reject", "group")
+NEAR_DUPLICATES = ("group", "off")
+PHASH_MODULE = "vlm_autodrive.builders.audit.phash"
 
 
 class MissingSources(InputError):
@@ -63,7 +71,8 @@ def refuse_missing(source: Path, missing: list[str], total: int, rerun: str) -> 
 
 
 def read_memo(ingest_dir: Path) -> dict[str, list]:
-    """The previous run's `path -> [size, mtime_ns, sha256]` (empty when there is none)."""
+    """The previous run's `path -> [size, mtime_ns, sha256]`, with a fourth item when the
+    file's perceptual signature was made (`sign_sources`); empty when there is none."""
     try:
         memo = read_json(Path(ingest_dir) / HASH_MEMO)
     except (OSError, ValueError):
@@ -152,3 +161,67 @@ def split_duplicates(
             )
         )
     return kept, rejects
+
+
+def sign_sources(
+    paths: list[str], memo: dict[str, list], workers: int = 1, progress: bool = False
+) -> dict[str, bytes | None]:
+    """{path: perceptual signature (`hash_video`'s, FRAMES x 63 float32 little-endian
+    bytes), or None when the file cannot be decoded for it}.
+
+    A signature the memo holds for the file's size and time, made by today's phash code,
+    is reused; the others are made in `workers` processes and written into `memo` (the
+    entries `hash_sources` made this run; the caller writes it, or not in a dry run)."""
+    from vlm_autodrive.builders.core.fingerprint import code_fingerprint
+
+    made_by = code_fingerprint((PHASH_MODULE,))[:16]
+    out: dict[str, bytes | None] = {}
+    todo = []
+    for path in sorted(set(paths)):
+        entry = memo.get(path)
+        known = entry[3] if entry and len(entry) > 3 else None
+        if isinstance(known, dict) and known.get("made_by") == made_by:
+            sig = known.get("signature")
+            out[path] = base64.b64decode(sig) if sig else None
+        else:
+            todo.append(path)
+    if not todo:
+        return out
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="signature", unit="video", disable=not progress)
+    if workers <= 1 or len(todo) < 4:
+        results = map(_signature, todo)
+        made = _collect(todo, results, bar)
+    else:
+        from vlm_autodrive.builders.core.children import worker_pool
+
+        with worker_pool(workers) as pool:  # decoding is CPU work: processes
+            made = _collect(todo, pool.map(_signature, todo, chunksize=4), bar)
+    bar.close()
+    for path, (sig, error) in made.items():
+        out[path] = sig
+        if path in memo:
+            text = base64.b64encode(sig).decode() if sig is not None else None
+            memo[path] = [*memo[path][:3], {"made_by": made_by, "signature": text, "error": error}]
+    return out
+
+
+def _collect(paths, results, bar) -> dict[str, tuple[bytes | None, str]]:
+    made = {}
+    for path, result in zip(paths, results, strict=True):
+        made[path] = result
+        bar.update()
+    return made
+
+
+def _signature(path: str) -> tuple[bytes | None, str]:
+    """(the signature's bytes or None, why not)."""
+    import numpy as np
+
+    from vlm_autodrive.builders.audit.phash import hash_video
+
+    h = hash_video(Path(path))
+    if h.signature is None:
+        return None, h.error
+    return np.asarray(h.signature, dtype="<f4").tobytes(), ""

@@ -1,8 +1,9 @@
 """Ingest stage: manifest -> validated, probed video records (`ingest/videos.parquet`).
 
 Writes `ingest/videos.parquet` (one `VideoRecord` per usable video, with its file's
-sha256), `ingest/rejects.jsonl` (one `RejectRecord` per unusable row or file, duplicates
-included), `ingest/source_hashes.json` (the hash memo, `sources.py`) and
+sha256 and, with `ingest.near_duplicates: group`, its perceptual signature),
+`ingest/rejects.jsonl` (one `RejectRecord` per unusable row or file, duplicates
+included), `ingest/source_hashes.json` (the hash and signature memo, `sources.py`) and
 `ingest/stamp.json` (the stage base, `core/stage.py`). Re-running with the same manifest,
 taxonomy and file bytes does no work; missing files stop it before any write.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vlm_autodrive.builders.core.children import worker_pool
-from vlm_autodrive.builders.core.errors import require_file
+from vlm_autodrive.builders.core.errors import InputError, require_file
 from vlm_autodrive.builders.core.files import file_sha256, write_table
 from vlm_autodrive.builders.core.stage import Counts, RejectRecord, Stage, content_key
 from vlm_autodrive.builders.core.taxonomy import Taxonomy, record_taxonomy
@@ -23,10 +24,12 @@ from vlm_autodrive.builders.ingest.manifest import ManifestRow, read_manifest
 from vlm_autodrive.builders.ingest.probe import ProbeError, StreamFacts, probe_video
 from vlm_autodrive.builders.ingest.records import VIDEO_SCHEMA, VideoRecord, read_videos
 from vlm_autodrive.builders.ingest.sources import (
+    NEAR_DUPLICATES,
     hash_sources,
     missing_sources,
     read_memo,
     refuse_missing,
+    sign_sources,
     split_duplicates,
     write_memo,
 )
@@ -54,6 +57,7 @@ def run_ingest(
     *,
     prune_missing: bool = False,
     duplicates: str = "reject",
+    near_duplicates: str = "group",
     declared: str = "",
 ) -> IngestResult:
     """Validate, hash and probe every manifest row; write the stage's files under `build_dir`.
@@ -64,14 +68,17 @@ def run_ingest(
     written (MissingSources, exit 2) when the last ingest had its video, unless
     `prune_missing`: then its row is rejected and chunk deletes its clips. `duplicates`
     ("reject" or "group"): what to do with byte-identical files under different ids
-    (`sources.split_duplicates`)."""
+    (`sources.split_duplicates`). `near_duplicates` ("group" or "off"): "group" records
+    each video's perceptual signature (`sources.sign_sources`), for the assignment to
+    keep re-encoded or resized copies on one side."""
     require_file(manifest, "a manifest")
+    _check_near(near_duplicates)
     stage = Stage(build_dir, "ingest")
     rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
     if not prune_missing:
         refuse_missing(manifest, _missing(rows, stage), len(rows), PRUNE_HINT)
     files, memo = hash_sources(rows, read_memo(stage.dir), workers)
-    key = _key(manifest, taxonomy, files, duplicates, declared)
+    key = _key(manifest, taxonomy, files, duplicates, near_duplicates, declared)
     record_taxonomy(build_dir, taxonomy)  # what later commands given none use
     if stage.finished(key) is not None:
         write_memo(stage.dir, memo)  # files touched but not changed: not hashed again
@@ -83,6 +90,7 @@ def run_ingest(
     rows, dup_rejects = split_duplicates(manifest, rows, files, duplicates)
     rejects += dup_rejects
     videos = _records(manifest, rows, rejects, files, _probe_all(rows, workers, progress))
+    _sign(videos, near_duplicates, memo, workers, progress)
     write_table(videos, VIDEO_SCHEMA, stage.dir / "videos.parquet")
     rejects_rel = stage.write_rejects(rejects)
     write_memo(stage.dir, memo)
@@ -90,10 +98,27 @@ def run_ingest(
     return IngestResult(n_rows, videos, rejects, skipped=False)
 
 
-def _key(manifest: Path, taxonomy: Taxonomy, files: dict, duplicates: str, declared: str) -> str:
+def _check_near(near_duplicates: str) -> None:
+    if near_duplicates not in NEAR_DUPLICATES:
+        wanted = f"{near_duplicates!r} is not one of {NEAR_DUPLICATES}"
+        raise InputError("recipe", wanted, "ingest.near_duplicates")
+
+
+def _sign(videos: list[VideoRecord], near_duplicates: str, memo, workers, progress) -> None:
+    """Set each video's perceptual signature ("group"; memoised in `memo`)."""
+    if near_duplicates != "group":
+        return
+    signatures = sign_sources([v.path for v in videos], memo, workers, progress)
+    for v in videos:
+        v.perceptual_signature = signatures[v.path]
+
+
+def _key(
+    manifest: Path, taxonomy: Taxonomy, files: dict, duplicates: str, near: str, declared: str
+) -> str:
     """The stage key: the manifest's bytes, the label set, every file's size and sha256
     (not its path's modification time: a touched file is the same file), the
-    duplicates setting, and `declared` (the pipeline's key of the stage's declared
+    duplicates settings, and `declared` (the pipeline's key of the stage's declared
     inputs: its code, settings and taxonomy; builders/pipeline.py)."""
     return content_key(
         {
@@ -103,6 +128,7 @@ def _key(manifest: Path, taxonomy: Taxonomy, files: dict, duplicates: str, decla
             "normal": taxonomy.normal,  # the event-time checks depend on it
             "files": files,
             "duplicates": duplicates,
+            "near_duplicates": near,
         }
     )
 
@@ -159,20 +185,23 @@ def preview_ingest(
     *,
     prune_missing: bool = False,
     duplicates: str = "reject",
+    near_duplicates: str = "group",
     declared: str = "",
 ) -> IngestPreview:
     """What `run_ingest` would do (the dry run's ingest): reads the manifest, hashes the
     files the last ingest did not (nothing is recorded), probes (with the full decode)
-    only the files that are new or changed since the last ingest, and writes nothing.
+    only the files that are new or changed since the last ingest, makes the perceptual
+    signatures the memo lacks (not recorded either), and writes nothing.
     Missing files stop it as they stop the run (MissingSources), unless `prune_missing`."""
     if not manifest.exists():
         raise FileNotFoundError(f"manifest not found: {manifest}")
+    _check_near(near_duplicates)
     stage = Stage(build_dir, "ingest")
     rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
     if not prune_missing:
         refuse_missing(manifest, _missing(rows, stage), len(rows), PRUNE_HINT)
-    files, _ = hash_sources(rows, read_memo(stage.dir), workers)
-    key = _key(manifest, taxonomy, files, duplicates, declared)
+    files, memo = hash_sources(rows, read_memo(stage.dir), workers)  # memo not written
+    key = _key(manifest, taxonomy, files, duplicates, near_duplicates, declared)
     table = stage.dir / "videos.parquet"
     if stage.finished(key) is not None:
         videos = read_videos(table)
@@ -195,6 +224,7 @@ def preview_ingest(
     probed = dict((r.entry.video_id, f) for r, f in _probe_all(new, workers, False))
     probed.update(known)
     videos = _records(manifest, rows, rejects, files, ((r, probed[r.entry.video_id]) for r in rows))
+    _sign(videos, near_duplicates, memo, workers, False)
     return IngestPreview(videos, len(rejects), set(known), True)
 
 

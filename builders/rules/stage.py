@@ -26,13 +26,13 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.assign import (
     ASSIGNMENT_PATH,
     assign_splits,
-    duplicate_groups,
     pinned_assignment_path,
     read_pinned,
     write_assignment,
 )
 from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
 from vlm_autodrive.builders.dataset.rows import rows_to_table
+from vlm_autodrive.builders.dataset.source_groups import source_groups
 from vlm_autodrive.builders.rules.caption_metadata import (
     CAPTION_METADATA_SCHEMA,
     build_caption_metadata,
@@ -90,6 +90,8 @@ class RuleSplitsSummary:
         lines.append("  clips per class: train / test / held out (in no split)")
         for k, c in self.assignment["clips"].items():
             lines.append(f"    {k:<20} {c['train']:>8} {c['test']:>6} {c['held_out']:>6}")
+        if dup := self.assignment.get("duplicates"):
+            lines.append(_duplicates_line(dup))
         for name, splits in self.configs.items():
             sizes = ", ".join(f"{s} {sum(c.values())}" for s, c in splits.items())
             lines.append(f"  {name}: {sizes}  ({self.templates.get(name, '')})")
@@ -203,7 +205,12 @@ def build_rule_splits(
         stage_key=key,
         videos=len(videos),
         clips=len(clips),
-        assignment={"videos": a.videos, "clips": a.counts, "pinned": a.pinned},
+        assignment={
+            "videos": a.videos,
+            "clips": a.counts,
+            "pinned": a.pinned,
+            "duplicates": rules.duplicates,
+        },
         configs={c.name: _class_counts(c.tables) for c in made},
         answer_letters=letters,
         oov=normalizer.report(),
@@ -249,6 +256,7 @@ class RuleRows:
     letters: dict[str, dict[str, int]]
     empty_captions: int
     normalizer: MetadataNormalizer
+    duplicates: dict[str, int] = field(default_factory=dict)  # SourceGroups.counts()
 
 
 def compute_rule_rows(
@@ -262,6 +270,7 @@ def compute_rule_rows(
     """Assign the clips (sorted by id, as `_read_inputs` gives them) to train/test and
     make the rows of every rule config; writes nothing (the stage and the dry run share
     it)."""
+    groups = source_groups(videos)  # same bytes or a near-duplicate picture: one side
     a = assign_splits(
         clips,
         taxonomy.names,
@@ -270,7 +279,7 @@ def compute_rule_rows(
         on_short=config.on_short,
         max_test_fraction=config.max_test_fraction,
         pinned=read_pinned(pinned_path) if pinned_path else None,
-        groups=duplicate_groups(videos),  # byte-identical files: one side
+        groups=groups.of,
     )
     sides = {cid: s for cid, s in a.sides.items() if s != "held_out"}
     made: list[ConfigTables] = []
@@ -320,7 +329,7 @@ def compute_rule_rows(
         )
         if no_cause:
             a.warnings.append(f"cause_vqa: {no_cause} event clips have no cause question")
-    return RuleRows(a, made, letters, empty_captions, normalizer)
+    return RuleRows(a, made, letters, empty_captions, normalizer, groups.counts())
 
 
 def rule_stage_key(declared: str, templates: dict[str, Any], inputs: dict[str, str]) -> str:
@@ -362,7 +371,7 @@ def _read_inputs(
 
 
 CLIP_COLUMNS = ["clip_id", "video_id", "path", "label", "event_offset"]
-VIDEO_COLUMNS = ["video_id", "label", "event_time", "metadata", "sha256"]
+VIDEO_COLUMNS = ["video_id", "label", "event_time", "metadata", "sha256", "perceptual_signature"]
 
 
 def check_inputs(
@@ -387,6 +396,19 @@ def check_inputs(
     if not clips:
         raise ValueError("chunk/clips.parquet has no clips: nothing to build")
     return clips, videos
+
+
+def _duplicates_line(d: dict[str, int]) -> str:
+    """The summary's line on the source groups kept on one side."""
+    near = (
+        f"{d['near_duplicate_groups']} near-duplicate group(s) of {d['near_duplicate_videos']} "
+        "videos (a re-encoded or resized copy)"
+    )
+    if not d["videos_with_signature"]:
+        near = "near-duplicates not checked (no signatures: ingest.near_duplicates off)"
+    elif d["videos_without_signature"]:
+        near += f", {d['videos_without_signature']} videos without a signature"
+    return f"  kept on one side: {near}; {d['byte_identical_groups']} byte-identical group(s)"
 
 
 def _by_side(rows: list[Any], schema: Any) -> dict[str, Any]:

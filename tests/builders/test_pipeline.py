@@ -82,6 +82,7 @@ def set_path(data: dict, dotted: str, value) -> dict:
 INPUT_EDITS = [
     ("sample.seed", 2, {"sample"}),
     ("ingest.duplicates", "group", {"ingest"}),
+    ("ingest.near_duplicates", "off", {"ingest"}),
     ("chunk.window", 5.0, {"chunk"}),
     ("chunk.mode", "copy", {"chunk"}),
     ("chunk.crf", 30, {"chunk"}),
