@@ -143,7 +143,8 @@ def _fields(model: Any, prefix: str, seen: tuple):
 
 
 def _nested_model(annotation: Any) -> tuple[Any, str]:
-    """(the pydantic model a field holds, the key suffix: '' or '.NAME' for a mapping)."""
+    """(the pydantic model a field holds, the key suffix: '', '.NAME' for a mapping of
+    them, '[]' for a list of them)."""
     from pydantic import BaseModel
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -153,6 +154,9 @@ def _nested_model(annotation: Any) -> tuple[Any, str]:
     if origin in (dict, typing.Dict) and len(args) == 2:  # noqa: UP006
         inner, _ = _nested_model(args[1])
         return (inner, ".NAME") if inner is not None else (None, "")
+    if origin in (list, typing.List) and len(args) == 1:  # noqa: UP006
+        inner, _ = _nested_model(args[0])
+        return (inner, "[]") if inner is not None else (None, "")
     if origin in (typing.Union, types.UnionType):
         models = [a for a in args if a is not type(None)]
         if len(models) == 1:
