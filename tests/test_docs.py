@@ -234,7 +234,18 @@ def test_the_site_builds_strictly(tmp_path):
         timeout=300,
     )
     assert r.returncode == 0, r.stderr[-5000:]
-    assert (tmp_path / "site" / "reference" / "cli" / "index.html").is_file()
+    cli = (tmp_path / "site" / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    for name in _commands():  # every command's --help is on the page, a new one included
+        assert f"usage: autodrive {name} " in cli, name
+
+
+def _commands() -> list[str]:
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from hooks import command_names
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    return command_names()
 
 
 def test_the_normalisation_keeps_counts_and_drops_what_varies():
