@@ -88,27 +88,15 @@ def is_placeholder(text: str) -> bool:
 
 def check_repetition(text: str, what: str) -> None:
     """`repetition` when the text loops (see the module docstring)."""
-    import numpy as np
-
     words = [w.lower() for w in _WORDS.findall(text)][:20_000]
-    index: dict[str, int] = {}
-    ids = np.array([index.setdefault(w, len(index)) for w in words], dtype=np.int64)
-    for n in range(1, MAX_NGRAM + 1):
-        # A unit of n words said k times in a row is a run of (k - 1) * n words each
-        # equal to the word n later.
-        need = ((4 if n == 1 else 3) - 1) * n
-        same = ids[:-n] == ids[n:]
-        if int(same.sum()) < need:
-            continue
-        edges = np.diff(np.concatenate(([0], same.astype(np.int8), [0])))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        long = np.flatnonzero(ends - starts >= need)
-        if len(long):
-            start, length = int(starts[long[0]]), int(ends[long[0]] - starts[long[0]])
-            unit = " ".join(words[start : start + n])
-            raise Degenerate(
-                "repetition", f"the {what} says {unit!r} {length // n + 1} times in a row"
-            )
+    # A unit of n words said k times in a row is a run of (k - 1) * n words each equal to
+    # the word n later. Short texts (options, questions: most calls) are scanned in plain
+    # Python; numpy's per-call cost only pays off on long ones.
+    run = _first_run(words) if len(words) <= 256 else _first_run_numpy(words)
+    if run is not None:
+        start, length, n = run
+        unit = " ".join(words[start : start + n])
+        raise Degenerate("repetition", f"the {what} says {unit!r} {length // n + 1} times in a row")
     lines = Counter(
         " ".join(_LIST_MARK.sub("", ln).lower().split())
         for ln in text.splitlines()
@@ -124,6 +112,49 @@ def check_repetition(text: str, what: str) -> None:
                 "repetition",
                 f"the {what} loops: {share:.0%} of its 4-word sequences are distinct",
             )
+
+
+def _need(n: int) -> int:
+    """Words equal to the word n later that make a loop: a unit of n words said 4 times
+    in a row (one word) or 3 times (longer units)."""
+    return ((4 if n == 1 else 3) - 1) * n
+
+
+def _first_run(words: list[str]) -> tuple[int, int, int] | None:
+    """(start, length, n) of the first run that loops, for the smallest n; or None."""
+    for n in range(1, MAX_NGRAM + 1):
+        need, start, length = _need(n), 0, 0
+        for i in range(len(words) - n):
+            if words[i] == words[i + n]:
+                if length == 0:
+                    start = i
+                length += 1
+            else:
+                if length >= need:
+                    return start, length, n
+                length = 0
+        if length >= need:
+            return start, length, n
+    return None
+
+
+def _first_run_numpy(words: list[str]) -> tuple[int, int, int] | None:
+    """`_first_run` for long texts, vectorised."""
+    import numpy as np
+
+    index: dict[str, int] = {}
+    ids = np.array([index.setdefault(w, len(index)) for w in words], dtype=np.int64)
+    for n in range(1, MAX_NGRAM + 1):
+        need = _need(n)
+        same = ids[:-n] == ids[n:]
+        if int(same.sum()) < need:
+            continue
+        edges = np.diff(np.concatenate(([0], same.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        long = np.flatnonzero(ends - starts >= need)
+        if len(long):
+            return int(starts[long[0]]), int(ends[long[0]] - starts[long[0]]), n
+    return None
 
 
 def check_content(text: str, what: str) -> None:

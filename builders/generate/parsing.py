@@ -39,13 +39,15 @@ class Degenerate(ParseError):
 # newline): terminal escapes and cursor moves that `show` or a log would replay.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# All three at once: most strings hold none, and one search is all they cost.
+_ANY_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd]|\r(?!\n)")
 
 
 def check_output_text(text: str | None, what: str = "output") -> None:
     """ParseError (kind `parse`) when `text` holds a control character other than tab
     and newline, a lone surrogate (invalid Unicode) or U+FFFD (bytes the server could not
     decode); the reason names the character and where it is."""
-    if not text:
+    if not text or not _ANY_BAD.search(text):
         return
     for pattern, name in (
         (_CONTROL, "control character"),
