@@ -49,7 +49,9 @@ def request_seed(seed: int, split: str, scope: str) -> int:
 def checked(resp: GenerationResponse, n: int, max_chars: int) -> GenerationResponse:
     """A backend's response as the stage keeps it: fewer than `n` choices is an error
     (never cached); samples longer than `max_chars` (text and reasoning together) are cut
-    to that many characters and marked `oversized`, so the cache holds no more."""
+    to that many characters and marked `oversized`, so the cache holds no more; lone
+    surrogates (invalid Unicode, which SQLite cannot store) become U+FFFD, which the
+    parsers refuse with the reason, warm cache or not."""
     if resp.error is not None:
         return resp
     if len(resp.completions) < n:
@@ -58,8 +60,20 @@ def checked(resp: GenerationResponse, n: int, max_chars: int) -> GenerationRespo
             completions=[],
             error=f"the backend returned {len(resp.completions)} of {n} choices",
         )
-    comps = [oversized(c, max_chars) for c in resp.completions[:n]]
+    comps = [oversized(_valid_unicode(c), max_chars) for c in resp.completions[:n]]
     return replace(resp, completions=comps)
+
+
+def _valid_unicode(c: Completion) -> Completion:
+    def fix(text: str | None) -> str | None:
+        if text is None or text.isascii():
+            return text
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+    text, reasoning = fix(c.text), fix(c.reasoning)
+    if text == c.text and reasoning == c.reasoning:
+        return c
+    return replace(c, text=text, reasoning=reasoning)
 
 
 def oversized(c: Completion, max_chars: int) -> Completion:
