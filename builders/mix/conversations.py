@@ -105,38 +105,65 @@ def batch_assistant_text(batch: pa.RecordBatch | pa.Table, reasoning: bool) -> p
 
 
 def batch_messages(
-    batch: pa.RecordBatch | pa.Table, system: str | None, reasoning: bool
+    batch: pa.RecordBatch | pa.Table,
+    system: str | None,
+    reasoning: bool,
+    rows: np.ndarray | None = None,
 ) -> pa.ListArray:
-    """The `messages` column of a batch: the same values as `row_messages` row by row."""
-    n = batch.num_rows
+    """The `messages` column of a batch: the same values as `row_messages` row by row.
+
+    `rows` (integer positions in `batch`, repeats allowed) gives the messages of those
+    rows in that order, as `batch_messages(batch, ...).take(rows)` would, without
+    building and then copying the nested column: every string goes into place once.
+    """
+    src_rows = np.arange(batch.num_rows) if rows is None else np.asarray(rows, np.int64)
+    n = len(src_rows)
     question, video = _column(batch, "question"), _column(batch, "video")
     answer = batch_assistant_text(batch, reasoning)
-    nulls = pa.nulls(n, pa.string())
-    # Parts of all rows, interleaved row by row: [system], video, question, answer.
-    columns: list[tuple[str, pa.Array, pa.Array]] = []  # (type, text, video) per slot
+    # One values array per part field, each ending with one null; a part's text (or
+    # video) is an index into it, so each child column is a single `take`.
+    texts = [question, answer] if system is None else [pa.array([system]), question, answer]
+    text_values = pa.concat_arrays([*texts, pa.nulls(1, pa.string())])
+    video_values = pa.concat_arrays([video, pa.nulls(1, pa.string())])
+    text_null, video_null = len(text_values) - 1, len(video_values) - 1
+    q_at = 0 if system is None else 1  # where `question` starts in text_values
+    a_at = q_at + batch.num_rows
+    # Parts per row, in order: [system], video, question, answer (one column each).
+    slots: list[tuple[str, np.ndarray | int, np.ndarray | int]] = []  # type, text, video
     roles, parts_per_turn = [], []
     if system is not None:
-        columns.append(("text", pa.array([system] * n, pa.string()), nulls))
+        slots.append(("text", 0, video_null))
         roles.append("system")
         parts_per_turn.append(1)
-    columns += [("video", nulls, video), ("text", question, nulls), ("text", answer, nulls)]
+    slots += [
+        ("video", text_null, src_rows),
+        ("text", q_at + src_rows, video_null),
+        ("text", a_at + src_rows, video_null),
+    ]
     roles += ["user", "assistant"]
     parts_per_turn += [2, 1]
-    k = len(columns)
-    order = pa.array(np.arange(k * n).reshape(k, n).T.ravel())  # slot-major -> row-major
-    text = pa.concat_arrays([c[1] for c in columns]).take(order)
-    vid = pa.concat_arrays([c[2] for c in columns]).take(order)
-    types = pa.array([c[0] for c in columns] * n, pa.string())
+    text = text_values.take(_row_major([s[1] for s in slots], n))
+    vid = video_values.take(_row_major([s[2] for s in slots], n))
+    part_types = ["text", "video"]
+    types = pa.array(part_types).take(_row_major([part_types.index(s[0]) for s in slots], n))
     parts = pa.StructArray.from_arrays([types, text, vid], fields=list(PART_TYPE))
     per_turn = np.tile(np.array(parts_per_turn, dtype=np.int32), n)
     offsets = np.concatenate([[0], np.cumsum(per_turn)]).astype(np.int32)
     content = pa.ListArray.from_arrays(pa.array(offsets), parts, type=pa.list_(PART_TYPE))
-    turns = pa.StructArray.from_arrays(
-        [pa.array(roles * n, pa.string()), content], fields=list(TURN_TYPE)
-    )
+    role_names = pa.array(roles).take(_row_major(list(range(len(roles))), n))
+    turns = pa.StructArray.from_arrays([role_names, content], fields=list(TURN_TYPE))
     t = len(roles)
     turn_offsets = pa.array(np.arange(0, t * n + 1, t, dtype=np.int32))
     return pa.ListArray.from_arrays(turn_offsets, turns, type=MESSAGES_TYPE)
+
+
+def _row_major(slots: list[np.ndarray | int], n: int) -> pa.Array:
+    """Indices of `n` rows' slots, row by row: row 0's slot 0, 1, ..., then row 1's. Each
+    slot is an index per row or one index for every row."""
+    out = np.empty((n, len(slots)), np.int64)
+    for j, s in enumerate(slots):
+        out[:, j] = s
+    return pa.array(out.ravel())
 
 
 def chat_ready(messages: list[dict], root: str | Path | None = None) -> list[dict]:

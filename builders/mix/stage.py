@@ -272,13 +272,15 @@ def _plan(
     path = build_dir / split_entry["path"] if split_entry else None
     if path is not None:
         t = pq.read_table(path, columns=["id", "label"])
-        ids, labels = t.column("id").to_pylist(), np.array(t.column("label").to_pylist(), object)
+        classes = t.column("label").combine_chunks().dictionary_encode()
+        names, codes = classes.dictionary.to_pylist(), classes.indices.to_numpy()
     else:
-        ids, labels = [], np.array([], object)
-    n = len(ids)
+        t, names, codes = None, [], np.array([], np.int32)
+    labels = np.array(names, object)[codes]
+    n = len(codes)
     where = f"{recipe_path}: components.{index}"
     if comp.upsample is not None:
-        copies = np.array([comp.factor(lab) for lab in labels], np.int32)
+        copies = np.array([comp.factor(lab) for lab in names], np.int32)[codes]
     elif comp.all:
         copies = np.ones(n, np.int32)
     else:
@@ -290,6 +292,7 @@ def _plan(
             )
         seed = recipe.seed if comp.seed is None else comp.seed
         copies = np.zeros(n, np.int32)
+        ids = t.column("id").to_pylist() if t is not None else []
         copies[np.argsort(seeded_ranks(seed, ids), kind="stable")[:k]] = 1
     reasoning = has_reasoning(columns[comp.split]) and (
         comp.reasoning if comp.reasoning is not None else recipe.conversation.reasoning
@@ -326,7 +329,8 @@ def _write_side(build_dir: Path, config: str, side: str, plans: list[ComponentPl
 
 
 def _component_batches(plan: ComponentPlan, config: str):
-    """The output record batches of one component, from the source read in batches."""
+    """The output record batches of one component, one per source record batch that has
+    rows going in (so a file's row groups follow the source's batches)."""
     import pyarrow.parquet as pq
 
     if plan.path is None or not plan.copies.any():
@@ -336,7 +340,8 @@ def _component_batches(plan: ComponentPlan, config: str):
     wanted += ["answer", "reasoning", "target"]
     cols = [c for c in wanted if c in pf.schema_arrow.names]
     fmt_key = f"{plan.system_name}:{text_sha256(plan.system or '')}:{plan.reasoning}"
-    source_config = plan.component.split
+    source_config = pa.scalar(plan.component.split, pa.string())
+    side = pa.scalar(plan.side, pa.string())
     offset = 0
     for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
         m = plan.copies[offset : offset + batch.num_rows]
@@ -344,44 +349,52 @@ def _component_batches(plan: ComponentPlan, config: str):
         total = int(m.sum())
         if total == 0:
             continue
-        keep = np.flatnonzero(m)  # source rows that go in, each converted once
-        rows = batch.take(pa.array(keep))
+        keep = np.flatnonzero(m)  # source rows that go in
         reps = m[keep]
-        take = pa.array(np.repeat(np.arange(len(keep)), reps))
+        rows = np.repeat(keep, reps)  # the source row of each output row
         copy = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(reps) - reps, reps)
+        # Hashes per source row that goes in, then one per output row.
+        hashed = ["content_hash"] if "content_hash" in cols else ["question", "answer"]
+        kept = batch.select(["id", *hashed]).take(pa.array(keep))
         src_hashes = (
-            rows.column("content_hash").to_pylist()
+            kept.column("content_hash").to_pylist()
             if "content_hash" in cols
-            else [content_hash(q, a) for q, a in zip(rows.column("question").to_pylist(),
-                                                      rows.column("answer").to_pylist())]
+            else [content_hash(q, a) for q, a in zip(kept.column("question").to_pylist(),
+                                                      kept.column("answer").to_pylist())]
         )  # fmt: skip
-        sub = rows.select(["id", "clip_id", "video_id", "label", "video"]).take(take)
+        per_kept = pa.array(np.repeat(np.arange(len(keep)), reps))
+        out = batch.select(["id", "clip_id", "video_id", "label", "video"]).take(pa.array(rows))
+        source_ids = kept.column("id").to_pylist()
         yield pa.record_batch(
             [
-                pa.array(_row_ids(config, sub.column("id").to_pylist(), copy.tolist())),
-                sub.column("id"),
-                pa.array([source_config] * total, pa.string()),
+                pa.array(_row_ids(config, source_ids, reps)),
+                out.column("id"),
+                pa.repeat(source_config, total),
                 pa.array(copy, pa.int32()),
-                sub.column("clip_id"),
-                sub.column("video_id"),
-                sub.column("label"),
-                pa.array([plan.side] * total, pa.string()),
-                sub.column("video"),
-                pa.array(_content_hashes(src_hashes, fmt_key)).take(take),
-                batch_messages(rows, plan.system, plan.reasoning).take(take),
+                out.column("clip_id"),
+                out.column("video_id"),
+                out.column("label"),
+                pa.repeat(side, total),
+                out.column("video"),
+                pa.array(_content_hashes(src_hashes, fmt_key)).take(per_kept),
+                batch_messages(batch, plan.system, plan.reasoning, rows),
             ],
             schema=MIX_SCHEMA,
         )
 
 
-def _row_ids(config: str, source_ids: list[str], copies: list[int]) -> list[str]:
-    """`rows.row_id(config, source_id, copy)` for many rows: the same bytes hashed, inlined
-    (the generic join costs more than the hash at 350k rows)."""
-    b2 = hashlib.blake2b
-    return [
-        b2(f"{config}\x1f{s}\x1f{c}".encode(), digest_size=8).hexdigest()
-        for s, c in zip(source_ids, copies)
-    ]
+def _row_ids(config: str, source_ids: list[str], copies: np.ndarray) -> list[str]:
+    """`rows.row_id(config, source_id, copy)` for copies 0..n-1 of each source row (n from
+    `copies`), in that order: the same bytes hashed, inlined (the generic join costs more
+    than the hash at 350k rows)."""
+    prefix = hashlib.blake2b(f"{config}\x1f".encode(), digest_size=8)
+    out = []
+    for s, n in zip(source_ids, copies.tolist()):
+        for c in range(n):
+            h = prefix.copy()
+            h.update(f"{s}\x1f{c}".encode())
+            out.append(h.hexdigest())
+    return out
 
 
 def _content_hashes(source_hashes: list[str], fmt_key: str) -> list[str]:

@@ -1,0 +1,119 @@
+"""The mixture's bytes are pinned: the same build, recipe and seed give the rows, row groups
+and (under the pyarrow these pins were taken with) the file bytes that the mixer has
+always written. A faster mixer must not change what a user downloads or a changelog sees.
+
+Small batches (BATCH_ROWS 7) give many row groups and batches with no row drawn, so the
+pins also cover where row groups end. Re-pin only for an intended change of the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tests.builders.small_builds import recipe, small_build
+from vlm_autodrive.builders.dataset.folder import data_path, register_config, write_data_file
+from vlm_autodrive.builders.mix import stage
+from vlm_autodrive.builders.mix.stage import mix
+
+# Every amount, both sides, a class left out (factor 0), reasoning rows in both forms.
+ALL_PATHS = """
+    name: pin
+    seed: 3
+    splits: [train, test]
+    components:
+      - split: mcq
+        upsample: {Collision: 3, Near-Collision: 0}
+      - split: caption_vlm
+        count: 9
+      - split: caption_metadata
+        fraction: 0.5
+      - split: reasoning_mcq
+        upsample: {"*": 2}
+      - split: reasoning_vqa
+        fraction: 0.6
+"""
+NO_SYSTEM = """
+    name: plain
+    conversation: {system_prompt: null, reasoning: false}
+    components:
+      - split: reasoning_mcq
+        all: true
+      - split: reasoning_vqa
+        all: true
+        reasoning: true
+      - split: mcq
+        fraction: 0.3
+"""
+SIZES = {
+    "mcq": {"Collision": 4, "Near-Collision": 10, "Normal Driving": 50},
+    "caption_metadata": {"Collision": 3, "Near-Collision": 7, "Normal Driving": 20},
+    "caption_vlm": {"Collision": 5, "Near-Collision": 15, "Normal Driving": 40},
+    "reasoning_mcq": {"Collision": 2, "Near-Collision": 6, "Normal Driving": 12},
+    "reasoning_vqa": {"Collision": 3, "Near-Collision": 1, "Normal Driving": 5},
+}
+# (mixture, side) -> (row groups' sizes, sha256 of the rows as JSON, of the file's bytes)
+PINNED = {
+    ("pin", "train"): (
+        [12, 7, 7, 7, 7, 7, 7, 7, 1, 2, 2, 1, 1, 1, 2, 2, 4, 5, 2, 2, 14, 14, 12, 4, 1],
+        "83209ab9339df01578997e468712f717505975a3f880f088abdab8abc06e8d8a",
+        "57585e3eaed62684d28e12cf8ada2fc1136cffec3ecb7df1da3f7377704ef97e",
+    ),
+    ("pin", "test"): (
+        [10, 2, 7, 2, 4, 1, 14, 4, 3, 2],
+        "f591da6acc68dd90ab04788c24f8dffb4596cfaab58397de62e66cb539753d02",
+        "6acdb305d640b3e0a6d21ce3a7de3bd1d411bc1adf90d93c38476c31fd5dfe8f",
+    ),
+    ("plain", "train"): (
+        [7, 7, 6, 7, 2, 4, 1, 4, 1, 2, 2, 2, 3],
+        "8bba2016d0201aff3b3c3dc93ea0958623d9f89937cd05019f5ca8c3b38a973e",
+        "9ad0dac75eabef6c893685753681ff7d705524354c7e1eff0a9fd0f8c2ec774a",
+    ),
+}
+PINNED_UNDER_PYARROW = "26."
+
+
+def rows_sha256(table: pa.Table) -> str:
+    text = json.dumps(table.to_pylist(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def without_target_and_hash(build, config: str) -> None:
+    """Drop `target` and `content_hash` from a reasoning config: its assistant text is
+    composed from `reasoning` and `answer`, its content hash from question and answer."""
+    files = {}
+    for side in ("train", "test"):
+        t = pq.read_table(data_path(build, config, side))
+        files[side] = write_data_file(
+            build, config, side, t.drop_columns(["target", "content_hash"])
+        )
+    register_config(
+        build, config, files=files, description="reasoning without target",
+        generator="synthetic", template=f"{config}.jinja@000000000000", stage="synthetic",
+        stage_info={},
+    )  # fmt: skip
+
+
+def written(build, name: str, side: str) -> tuple[list[int], str, str]:
+    path = data_path(build, f"mix-{name}", side)
+    meta = pq.ParquetFile(path).metadata
+    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    file_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return groups, rows_sha256(pq.read_table(path)), file_sha
+
+
+def test_the_mixture_rows_row_groups_and_bytes_are_pinned(tmp_path, monkeypatch):
+    monkeypatch.setattr(stage, "BATCH_ROWS", 7)
+    build = small_build(tmp_path, SIZES)
+    without_target_and_hash(build, "reasoning_vqa")
+    mix(recipe(tmp_path, ALL_PATHS, "pin.yaml"), build)
+    mix(recipe(tmp_path, NO_SYSTEM, "plain.yaml"), build)
+    got = {key: written(build, *key) for key in PINNED}
+    # rows and row groups: the same under any pyarrow
+    assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in PINNED.items()}
+    # the bytes also carry the writer's version and encodings: pinned under one pyarrow
+    if pa.__version__.startswith(PINNED_UNDER_PYARROW):
+        assert {k: v[2] for k, v in got.items()} == {k: v[2] for k, v in PINNED.items()}
