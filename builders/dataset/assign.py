@@ -114,6 +114,8 @@ def assign_splits(
     Raises ShortClassError when a class is short and `on_short` is `error`.
     """
     if groups:
+        if pinned:
+            _refuse_split_groups(clips, pinned, groups)
         grouped = [{**c, "video_id": groups.get(c["video_id"], c["video_id"])} for c in clips]
         a = assign_splits(
             grouped, classes, per_class=per_class, seed=seed, on_short=on_short,
@@ -174,6 +176,29 @@ def duplicate_groups(videos: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     from vlm_autodrive.builders.dataset.source_groups import source_groups
 
     return source_groups(videos).of
+
+
+def _refuse_split_groups(clips, pinned, groups) -> None:
+    """ValueError naming the first group of duplicates that the pinned assignment puts on
+    both sides (kept pinned, they would leak; grouped, a video would change side)."""
+    sides: dict[str, dict[str, set[str]]] = {}
+    for c in clips:
+        side = pinned.get(c["clip_id"])
+        if side is not None and c["video_id"] in groups:
+            group = sides.setdefault(groups[c["video_id"]], {})
+            group.setdefault(c["video_id"], set()).add("train" if side == "train" else "test")
+    for group in sorted(sides):
+        members = sides[group]
+        if len(set().union(*members.values())) > 1:
+            where = ", ".join(f"{v} in {'/'.join(sorted(s))}" for v, s in sorted(members.items()))
+            raise ValueError(
+                f"splits.pin_assignment: videos {where} are duplicates (the same file bytes, "
+                "or a re-encoded or resized copy) that the pinned release put on both sides: "
+                "keeping their sides leaks the test set, moving one changes a pinned side. "
+                "Drop one of them from the manifest (ingest.duplicates: reject drops a file "
+                "listed twice), or, for a near-duplicate, keep both where they were with "
+                "ingest.near_duplicates: off"
+            )
 
 
 def _result(clips, classes, per_video, held, sides, warnings) -> Assignment:

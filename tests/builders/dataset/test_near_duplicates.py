@@ -161,3 +161,19 @@ def test_the_grouping_threshold_is_the_audits(noise):
         "b": {"perceptual_signature": as_bytes(b)},
     }
     assert bool(source_groups(videos).of) == (dist <= DEFAULT_THRESHOLD)
+
+
+def test_a_pinned_release_with_a_copy_on_each_side_is_refused_naming_both():
+    """An older release, pinned, had a copy in train and its original in test: grouping
+    now would move a pinned video, keeping them would leak. The build says which."""
+    clips = [
+        {"clip_id": f"{v}_{i}", "video_id": v, "label": k}
+        for v in ("a", "b", "c", "d")
+        for i, k in enumerate(["Collision", "Normal Driving"])
+    ]
+    pinned = {c["clip_id"]: "test" if c["video_id"] in ("a", "c") else "train" for c in clips}
+    kw = dict(per_class=1, seed=0, on_short="take_available", pinned=pinned)
+    with pytest.raises(ValueError, match=r"videos a in test, b in train are duplicates"):
+        assign_splits(clips, CLASSES, groups={"a": "a", "b": "a"}, **kw)
+    together = assign_splits(clips, CLASSES, groups={"a": "a", "c": "a"}, **kw)
+    assert together.sides == assign_splits(clips, CLASSES, **kw).sides
