@@ -5,11 +5,11 @@ In: the build folder (`ingest/videos.parquet`, `chunk/clips.parquet`,
 members landed on: a group on both train and test is a leak of the test set) and
 `QuestionDuplicates` per config and side.
 
-The ingest table records no sha256 of its own (its fingerprint mixes it with the
-manifest fields, and only with `--hash-videos`), so sources and clips are hashed here,
-with their perceptual hash, once per file: `BUILD/audit/file_hashes.parquet` keeps each
-file's path, size, modification time, sha256 and signature, and a re-run reads a file
-again only when its size or time changed. A file that is missing or cannot be decoded
+Sources take the sha256 and perceptual signature ingest recorded (`ingest.near_duplicates:
+group`; the same `hash_video`); what the table lacks, and every clip, is hashed here once
+per file: `BUILD/audit/file_hashes.parquet` keeps each file's path, size, modification
+time, sha256 and signature, and a re-run reads a file again only when its size or time
+changed. A file that is missing or cannot be decoded
 is counted (`missing`, `unreadable`), never a stop.
 """
 
@@ -62,11 +62,17 @@ class HashCache:
         self.read = 0
 
     def get(
-        self, path: Path, perceptual: bool, video_id: str = "", sha256: str | None = None
+        self,
+        path: Path,
+        perceptual: bool,
+        video_id: str = "",
+        sha256: str | None = None,
+        signature: bytes | None = None,
     ) -> dict[str, Any] | None:
         """The file's entry (`sha256`, `signature` when `perceptual`, `error`); None when
-        the file is missing. `sha256`: the file's hash when a table records it (ingest's),
-        so its bytes are not read again for it."""
+        the file is missing. `sha256`, `signature`: the file's hash and perceptual
+        signature when a table records them (ingest's, made by the same `hash_video`),
+        so the file is not read again for them."""
         state = _file_state(path)
         if state is None:
             return None
@@ -76,6 +82,9 @@ class HashCache:
             e = {"path": key, "size": state[0], "mtime_ns": state[1]}
             e.update(sha256=sha256 or _sha256(path), signature=None, error="")
             self.read += 0 if sha256 else 1
+        if perceptual and signature and e["signature"] is None:
+            e["signature"] = np.frombuffer(signature, dtype="<f4").tolist()
+            e["error"] = ""
         if perceptual and e["signature"] is None and not e["error"]:
             h = hash_video(path, video_id)
             e["signature"] = None if h.signature is None else h.signature.tolist()
@@ -136,7 +145,8 @@ def source_duplicates(
     by_sha: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     hashes: list[VideoHash] = []
     for v in sorted(videos, key=lambda v: v["video_id"]):
-        e = cache.get(Path(v["path"]), perceptual, v["video_id"], v.get("sha256"))
+        known = (v.get("sha256"), v.get("perceptual_signature"))
+        e = cache.get(Path(v["path"]), perceptual, v["video_id"], *known)
         if e is None:
             counts["missing"] += 1
             continue

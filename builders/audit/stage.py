@@ -180,7 +180,8 @@ def audit_key(
 
 def _videos_and_duplicates(build_dir, out, report, threshold, perceptual) -> None:
     videos = _table(
-        build_dir / "ingest" / "videos.parquet", ["video_id", "path", "label", "duration", "sha256"]
+        build_dir / "ingest" / "videos.parquet",
+        ["video_id", "path", "label", "duration", "sha256", "perceptual_signature"],
     )
     clips = _table(
         build_dir / "chunk" / "clips.parquet",

@@ -63,3 +63,19 @@ def test_off_records_no_signature_and_a_bad_value_is_named(manifest, tmp_path):
     # a recipe's bare `off` (YAML reads it as false) means off
     assert IngestConfig.model_validate({"near_duplicates": False}).near_duplicates == "off"
     assert IngestConfig().near_duplicates == "group"
+
+
+def test_the_audit_takes_the_signature_ingest_recorded(manifest, tmp_path, monkeypatch):
+    from vlm_autodrive.builders.audit import duplicates
+    from vlm_autodrive.builders.audit.duplicates import HashCache, source_duplicates
+
+    res = run_ingest(manifest, tmp_path / "build", load_taxonomy(), progress=False)
+
+    def no_decoding(path, video_id=""):
+        raise AssertionError(f"{path} decoded again")
+
+    monkeypatch.setattr(duplicates, "hash_video", no_decoding)
+    cache = HashCache(tmp_path / "file_hashes.parquet")
+    rows = [v.model_dump() for v in res.videos]
+    groups, counts = source_duplicates(rows, {}, cache)
+    assert groups == [] and counts == {"hashed": 4} and cache.read == 0
