@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlm_autodrive.builders.clips.cutting import CutError, index_copy
-from vlm_autodrive.builders.clips.parts import clips_intact
+from vlm_autodrive.builders.clips.parts import clips_intact, read_memo
 from vlm_autodrive.builders.clips.plan import label_cuts, plan_cuts
 from vlm_autodrive.builders.clips.stage import checked_settings, clip_id, video_key
 from vlm_autodrive.builders.clips.windows import Event, Window, event_offset
@@ -73,10 +73,11 @@ def preview_chunk(
     parts = out / "parts"
     present = {p.stem for p in parts.glob("*.json")} if parts.is_dir() else set()
     preview.removed = len(present - {v.video_id for v in videos})
+    memo = read_memo(build_dir)  # read only: a dry run writes nothing
     for v in videos:
         key = video_key(v, settings, declared)
         part = _read_part(parts / f"{v.video_id}.json")
-        intact = part is not None and clips_intact(build_dir, part)  # else re-cut, as the run
+        intact = part is not None and clips_intact(build_dir, part, memo)  # else re-cut
         if intact and part.get("key") == key:
             preview.rejected += bool(part["reject"])
             preview.clips += [

@@ -25,7 +25,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vlm_autodrive.builders.clips.cutting import CutError, cut_copy, index_copy
-from vlm_autodrive.builders.clips.parts import clip_files, clips_intact, read_part, remove_gone
+from vlm_autodrive.builders.clips.parts import (
+    clip_files,
+    clips_intact,
+    read_memo,
+    read_part,
+    remember,
+    remove_gone,
+    write_memo,
+)
 from vlm_autodrive.builders.clips.plan import (
     CutPlan,
     PlannedCut,
@@ -133,11 +141,12 @@ def run_chunk(
     # clip file it wrote is missing, empty or not the bytes recorded (`clip_files`).
     keys = {v.video_id: video_key(v, settings, declared) for v in videos}
     todo, changed = [], 0
+    memo = read_memo(build_dir)  # clip files' sha256 by size and modification time
     for v in videos:
         part = parts / f"{v.video_id}.json"
         if part.exists():
             record = read_part(part)
-            if record.get("key") == keys[v.video_id] and clips_intact(build_dir, record):
+            if record.get("key") == keys[v.video_id] and clips_intact(build_dir, record, memo):
                 continue
             changed += 1
         todo.append(v)
@@ -178,8 +187,10 @@ def run_chunk(
         gone = outcome.reject is not None and not Path(sources[outcome.video_id]).exists()
         record = {"key": None if gone else keys[outcome.video_id], **asdict(outcome)}
         write_json(parts / f"{outcome.video_id}.json", record)
+        remember(build_dir, record, memo)
         bar.update()
     bar.close()
+    write_memo(build_dir, memo)
     result = _merge(build_dir, videos, len(todo), file_sha256(build_dir / INGEST_TABLE))
     result.recut, result.removed = changed, removed
     return result

@@ -80,7 +80,10 @@ def _check_clips(build_dir: Path, clips: list[str]) -> None:
     """Every clip is the size (and, when its modification time moved, the sha256) its
     chunk part recorded. Clips without a part record (builds made before parts recorded
     their files) are checked by publish's own missing/empty test only."""
+    from vlm_autodrive.builders.clips.parts import clip_intact, read_memo, recorded_file
+
     parts: dict[str, dict] = {}
+    memo = read_memo(build_dir)  # read only: publish writes nothing into the build
     bad = []
     for rel in clips:
         video = rel.split("/")[1] if rel.count("/") >= 2 else ""
@@ -89,14 +92,13 @@ def _check_clips(build_dir: Path, clips: list[str]) -> None:
                 parts[video] = read_json(build_dir / "chunk" / "parts" / f"{video}.json")
             except (OSError, ValueError):
                 parts[video] = {}
-        recorded = (parts[video].get("files") or {}).get(rel)
-        if not recorded:
+        size, sha = recorded_file(parts[video], rel)
+        if size is None:
             continue
-        size, mtime_ns, sha = recorded
         st = (build_dir / rel).stat()
         if st.st_size != size:
             bad.append(f"{rel} ({st.st_size} bytes; the chunk stage cut {size})")
-        elif st.st_mtime_ns != mtime_ns and file_sha256(build_dir / rel) != sha:
+        elif not clip_intact(build_dir, rel, size, sha, memo):
             bad.append(f"{rel} (same size, other bytes than the chunk stage cut)")
     if bad:
         raise ReleaseError(
