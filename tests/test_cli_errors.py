@@ -394,6 +394,7 @@ def test_eval_on_a_hub_dataset_with_the_hub_off(tmp_path):
     process: huggingface_hub reads HF_HUB_OFFLINE when imported)."""
     model = tmp_path / "model"
     model.mkdir()
+    (model / "config.json").write_text("{}")  # a model folder holds model files
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     args = ["eval", "--model", str(model), "--dataset", "acme/dashcam@v1.0.0"]
     proc = subprocess.run(
