@@ -32,7 +32,9 @@ MARKER = "AUTODRIVE_FAULT_SCENARIO"
 # Files that are bookkeeping of the run, not its output: the lock names the last
 # holder's pid; a chunk part records the clip files' modification times (to notice an
 # edit), which differ between two runs writing the same bytes.
-NOT_OUTPUT = (".lock", "chunk/parts/", "logs/")
+# Bookkeeping, not outputs: the lock, logs, and the memos of file hashes by modification
+# time (cache/clip_states.json, cache/model_hashes.json) that differ with the run's timing.
+NOT_OUTPUT = (".lock", "chunk/parts/", "logs/", "cache/clip_states.json", "cache/model_hashes.json")
 
 LEFT_BEHIND: list[str] = []  # "pid cmdline" of every process a scenario left behind
 
