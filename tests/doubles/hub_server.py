@@ -59,7 +59,9 @@ serves what an earlier one stored. Commit ids are sha1 hex strings but not real 
 Fault injection: `fail_after_lfs_uploads=N` answers every LFS PUT after the first N accepted ones
 with `fail_status`. The default 507 is an error huggingface_hub does not retry: it retries 408,
 429, 500, 502, 503 and 504 five times with 1-8 s pauses, which would make such a test last ~25 s.
-Set `hub.fail_after_lfs_uploads = None` to let uploads through again.
+Set `hub.fail_after_lfs_uploads = None` to let uploads through again. `lfs_put_delay=S`
+(optional, default 0) makes every LFS PUT wait S seconds before it is stored, so that a test
+can signal a client while its upload is under way.
 
 Over 400 lines on purpose: one route table and its handlers, the smallest server the real
 clients accept; splitting it would only scatter the protocol.
@@ -75,6 +77,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -201,10 +204,12 @@ class HubServer:
         tree_page_size: int = 1000,
         fail_after_lfs_uploads: int | None = None,
         fail_status: int = 507,
+        lfs_put_delay: float = 0.0,
     ):
         self.root, self.token = Path(root), token
         self.lfs_threshold, self.tree_page_size = lfs_threshold, tree_page_size
         self.fail_after_lfs_uploads, self.fail_status = fail_after_lfs_uploads, fail_status
+        self.lfs_put_delay = lfs_put_delay
         self.requests: list[RequestRecord] = []
         self.lfs_puts: Counter[str] = Counter()
         self.failed_lfs_uploads = 0
@@ -423,6 +428,8 @@ class HubServer:
                     args["type"] = URL_PREFIX_REV[args.pop("prefix")]
                 elif "type" in args:
                     args["type"] = PLURAL[args["type"]]
+                if name == "lfs_put" and self.lfs_put_delay:
+                    time.sleep(self.lfs_put_delay)  # slow storage (outside the lock)
                 with self._lock:
                     return getattr(self, "_" + name)(
                         user=user,
