@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from tests.builders.small_builds import recipe, small_build
 from vlm_autodrive.builders.dataset.folder import data_path, register_config, write_data_file
-from vlm_autodrive.builders.mix import stage
+from vlm_autodrive.builders.mix import batches
 from vlm_autodrive.builders.mix.stage import mix
 
 # Every amount, both sides, a class left out (factor 0), reasoning rows in both forms.
@@ -106,7 +106,7 @@ def written(build, name: str, side: str) -> tuple[list[int], str, str]:
 
 
 def test_the_mixture_rows_row_groups_and_bytes_are_pinned(tmp_path, monkeypatch):
-    monkeypatch.setattr(stage, "BATCH_ROWS", 7)
+    monkeypatch.setattr(batches, "BATCH_ROWS", 7)
     build = small_build(tmp_path, SIZES)
     without_target_and_hash(build, "reasoning_vqa")
     mix(recipe(tmp_path, ALL_PATHS, "pin.yaml"), build)
