@@ -88,6 +88,11 @@ def batch_assistant_text(batch: pa.RecordBatch | pa.Table, reasoning: bool) -> p
     if not reasoning:
         return answer
     names = batch.schema.names
+    if "target" in names:
+        target = _column(batch, "target")
+        has_target = pc.fill_null(pc.greater(pc.utf8_length(target), 0), False)
+        if pc.all(has_target).as_py():  # the usual case: nothing to compose
+            return target
     out = answer
     if "reasoning" in names:
         think = _column(batch, "reasoning")
@@ -98,8 +103,6 @@ def batch_assistant_text(batch: pa.RecordBatch | pa.Table, reasoning: bool) -> p
         has_think = pc.fill_null(pc.greater(pc.utf8_length(think), 0), False)
         out = pc.if_else(has_think, composed, out)
     if "target" in names:
-        target = _column(batch, "target")
-        has_target = pc.fill_null(pc.greater(pc.utf8_length(target), 0), False)
         out = pc.if_else(has_target, target, out)
     return out
 

@@ -60,6 +60,16 @@ def test_batch_messages_equal_row_messages_row_by_row():
             col = batch_messages(table, system, reasoning)
             assert col.type == MESSAGES_TYPE
             assert col.to_pylist() == [row_messages(r, system, reasoning) for r in rows]
+            # chosen rows, repeated and reordered, as the mixer takes its copies
+            picked = [3, 0, 0, 2]
+            col = batch_messages(table, system, reasoning, picked)
+            assert col.to_pylist() == [row_messages(rows[i], system, reasoning) for i in picked]
+    # every row with a target: the targets as they are
+    all_targets = pa.Table.from_pylist(rows[:1] * 3)
+    assert (
+        batch_messages(all_targets, None, True).to_pylist()
+        == [row_messages(rows[0], None, True)] * 3
+    )
 
 
 def test_chat_ready_drops_the_none_keys_arrow_adds_and_resolves_the_clip(tmp_path):
