@@ -208,7 +208,7 @@ def _plan(
     path = build_dir / split_entry["path"] if split_entry else None
     if path is not None:
         t = pq.ParquetFile(path).read(columns=["id", "label"])  # (read_table: +0.2 s imports)
-        classes = t.column("label").combine_chunks().dictionary_encode()
+        classes = t.column("label").combine_chunks().dictionary_encode(null_encoding="encode")
         names, codes = classes.dictionary.to_pylist(), classes.indices.to_numpy()
     else:
         t, names, codes = None, [], np.array([], np.int32)
