@@ -452,7 +452,21 @@ PIPELINE: tuple[StageSpec, ...] = (
         _plan_audit,
     ),
 )
-SPECS = {s.name: s for s in PIPELINE}
+
+
+def _own_command(w: Walk) -> int:
+    raise RuntimeError("this stage runs by its own command, not in the build's walk")
+
+
+# Stages run by their own command after a build (`autodrive mix`), declared like the
+# others so their keys come from the same function; not walked by `run` or `plan`.
+MIX = StageSpec(
+    "mix",
+    Inputs(upstream=("rule_splits", "model_splits"), taxonomy=True, code=(f"{P}.mix.stage",)),
+    _own_command,
+    _own_command,
+)
+SPECS = {s.name: s for s in (*PIPELINE, MIX)}
 
 
 def recipe_record(recipe: Any) -> dict[str, Any]:

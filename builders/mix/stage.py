@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from vlm_autodrive import __version__
 from vlm_autodrive.builders.core.files import read_json, text_sha256
 from vlm_autodrive.builders.core.ranking import seeded_ranks
 from vlm_autodrive.builders.core.stage import Stage, content_key
@@ -114,10 +113,15 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         c.split: {s: v["sha256"] for s, v in sources[c.split]["splits"].items()}
         for c in recipe.components
     }
+    from vlm_autodrive.builders.pipeline import declared_key
+
     recipe_dict = recipe.model_dump(mode="json")
+    # The declared inputs (the mix code and everything it imports, the taxonomy) by the
+    # pipeline's function; the configs it reads by their recorded sha256 (`inputs`).
+    declared = declared_key("mix", {}, taxonomy, build_dir, upstream=False)
     key = content_key(
         {
-            "toolkit": __version__,
+            "declared": declared,
             "recipe": recipe_dict,
             "name": name,
             "inputs": inputs,
