@@ -51,8 +51,26 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame) -> None:
+    if _starting_a_process(frame):
+        # An exception raised inside os.fork's at-fork hooks (logging's lock release runs
+        # there) is printed and dropped, and the run would go on to exit 0: send the
+        # signal again once the fork is over.
+        import os
+        import threading
+
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM: let cleanup finish
     raise Terminated()
+
+
+def _starting_a_process(frame) -> bool:
+    """Whether the interrupted frame is inside multiprocessing's fork of a worker."""
+    while frame is not None:
+        if frame.f_code.co_name == "_launch" and frame.f_code.co_filename.endswith("popen_fork.py"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
