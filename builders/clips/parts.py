@@ -12,6 +12,7 @@ videos that left the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -39,7 +40,10 @@ def read_memo(build_dir: Path) -> dict[str, list]:
 
 
 def write_memo(build_dir: Path, memo: dict[str, list]) -> None:
-    write_json(Path(build_dir) / MEMO, dict(sorted(memo.items())))
+    """Best effort: a memo only saves hashing; on a full disk the next run hashes again
+    (and the stage's own writes say the disk is full, naming their file)."""
+    with contextlib.suppress(OSError):
+        write_json(Path(build_dir) / MEMO, dict(sorted(memo.items())))
 
 
 def clip_intact(build_dir: Path, rel: str, size: int, sha: str | None, memo: dict) -> bool:

@@ -256,9 +256,10 @@ def model_identity(model: str, revision: str | None, memo_dir: Path | None) -> s
             memo[stamp] = memoized_sha256(f)  # once a process, whichever memo asks
             changed = True
         digests[f.name] = memo[stamp]
-    if changed and memo_path is not None:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(memo_path, memo)
+    if changed and memo_path is not None:  # best effort, as every memo
+        with contextlib.suppress(OSError):
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(memo_path, memo)
     text = json.dumps(digests, sort_keys=True)
     return "weights:" + hashlib.sha256(text.encode()).hexdigest()
 
