@@ -44,7 +44,7 @@ PAGES = sorted(
     if re.search(r"^<!-- runnable", p.read_text(encoding="utf-8"), re.MULTILINE)
 )
 # Pages whose runnable blocks take more than ~20 s on the project's 2-core machine (none
-# now: docs/own-data/index.md, the longest, ~19 s wall (~4 s CPU) at a load average of ~17).
+# now: docs/own-data/index.md, the longest, takes ~4 s on idle cores, ~19 s at a load of ~17).
 SLOW_PAGES: set[str] = set()
 
 MARKER = re.compile(r"^<!-- (runnable|output)((?: \w+=\S+)*) -->$")
