@@ -191,22 +191,28 @@ def _plan_sample(w: Walk) -> int:
     return 0
 
 
-def _run_ingest(w: Walk) -> int:
+def _ingest_args(w: Walk) -> tuple:
+    """The manifest, build folder, taxonomy and workers: ingest's run and plan alike."""
     from vlm_autodrive.builders.core.recipe import worker_count
+
+    return w.state["manifest"], w.build, w.taxonomy, worker_count(w.chunk.workers)
+
+
+def _ingest_settings(w: Walk) -> dict:
+    """The ingest settings and declared key its run and plan both take."""
+    return {
+        "prune_missing": w.options.prune_missing,
+        "duplicates": w.recipe.ingest.duplicates,
+        "near_duplicates": w.recipe.ingest.near_duplicates,
+        "declared": w.key("ingest"),
+    }
+
+
+def _run_ingest(w: Walk) -> int:
     from vlm_autodrive.builders.ingest.stage import run_ingest
 
     w.out(f"[ingest] {w.state['manifest']}")
-    res = run_ingest(
-        w.state["manifest"],
-        w.build,
-        w.taxonomy,
-        worker_count(w.chunk.workers),
-        progress=w.options.progress,
-        prune_missing=w.options.prune_missing,
-        duplicates=w.recipe.ingest.duplicates,
-        near_duplicates=w.recipe.ingest.near_duplicates,
-        declared=w.key("ingest"),
-    )
+    res = run_ingest(*_ingest_args(w), progress=w.options.progress, **_ingest_settings(w))
     from vlm_autodrive.cli_output import print_ingest
 
     print_ingest(res, w.build, w.out)
@@ -214,19 +220,9 @@ def _run_ingest(w: Walk) -> int:
 
 
 def _plan_ingest(w: Walk) -> int:
-    from vlm_autodrive.builders.core.recipe import worker_count
     from vlm_autodrive.builders.ingest.stage import preview_ingest
 
-    ing = preview_ingest(
-        w.state["manifest"],
-        w.build,
-        w.taxonomy,
-        worker_count(w.chunk.workers),
-        prune_missing=w.options.prune_missing,
-        duplicates=w.recipe.ingest.duplicates,
-        near_duplicates=w.recipe.ingest.near_duplicates,
-        declared=w.key("ingest"),
-    )
+    ing = preview_ingest(*_ingest_args(w), **_ingest_settings(w))
     w.state["ingest"] = ing
     w.out(
         f"[ingest] {'would record' if ing.changed else 'up to date:'} "
