@@ -15,12 +15,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.disks import small_tmpfs
 from tests.faults import harness
 from tests.faults.harness import autodrive_env, digest, leftovers, lock_is_free, run
 from tests.faults.test_chunk_signals import CHUNK, VIDEOS, check_counts
@@ -35,21 +35,7 @@ FREE_AFTER_FILL = 300 * 1024  # room for a few videos' clips, not for all of the
 @pytest.fixture
 def small_disk(tmp_path) -> Path:
     """A 3 MiB tmpfs of its own (root only; skipped with the reason elsewhere)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=3m", f"tmpfs-{uuid.uuid4().hex[:8]}", str(disk)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as e:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root and mount rights): {e}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    yield from small_tmpfs(tmp_path / "disk", "3m")
 
 
 def fill(disk: Path, leave: int) -> Path:

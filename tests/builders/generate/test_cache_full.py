@@ -6,13 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.disks import small_tmpfs
 from tests.doubles.fake_server import FakeOpenAIServer
 from vlm_autodrive.builders.generate.backends.base import Completion, GenerationResponse
 from vlm_autodrive.builders.generate.cache import CacheWriteError, ResponseCache
@@ -50,21 +49,7 @@ def test_sqlite_full_is_a_cache_write_error_and_the_cache_is_intact(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path) -> Path:
     """A 4 MiB tmpfs of its own (root only; skipped with the reason elsewhere)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", f"tmpfs-{uuid.uuid4().hex[:8]}", str(disk)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as e:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root and mount rights): {e}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    yield from small_tmpfs(tmp_path / "disk", "4m")
 
 
 def fill(disk: Path) -> Path:
