@@ -39,3 +39,20 @@ def test_the_cause_draws_nothing_from_the_plans_generator(monkeypatch):
         a_meta = a.entry.metadata.model_copy(update={"cause": None})
         assert a_meta == b.entry.metadata
         assert dataclasses.replace(a, entry=b.entry) == b
+
+
+def test_no_text_baseline_answers_the_cause_question_over_chance():
+    """The audit's blind baselines (longest option, words shared with the question) pick
+    the right cause at about chance: the right option does not stand out by its text.
+    With the first, shorter distractors `longest_option` scored 0.92 here."""
+    from vlm_autodrive.builders.audit.blind import TEXT_BASELINES, _credit, text_baseline_scores
+
+    causes = [p.entry.metadata.cause for p in plan_sample(600, seed=0)]
+    causes = [c for c in causes if c is not None]
+    assert len(causes) > 300
+    for baseline in TEXT_BASELINES:
+        credit = [
+            _credit(text_baseline_scores(c.question, c.options)[baseline], c.answer) for c in causes
+        ]
+        accuracy = sum(credit) / len(causes)
+        assert accuracy <= 0.2 + 0.05, f"{baseline}: {accuracy:.2f} against chance 0.20"
