@@ -157,11 +157,16 @@ def data_path(build_dir: Path, config: str, split: str) -> Path:
 def store_data_file(build_dir: Path, config: str, split: str, written: Path) -> str:
     """Move the finished Parquet file `written` (a temporary file in the build folder's
     filesystem) to its content-named place; returns that path relative to `build_dir`.
-    When a file of that name is already there it holds these bytes: it is kept as it is
-    (same modification time) and `written` is removed."""
-    rel = data_file_rel(config, split, file_sha256(written))
+    When a file of that name already holds these bytes it is kept as it is (same
+    modification time) and `written` is removed; one altered since is replaced."""
+    sha = file_sha256(written)
+    rel = data_file_rel(config, split, sha)
     dest = Path(build_dir) / rel
-    if dest.is_file():
+    if (
+        dest.is_file()
+        and dest.stat().st_size == written.stat().st_size
+        and file_sha256(dest) == sha
+    ):
         written.unlink()
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -38,11 +38,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from vlm_autodrive.builders.core.errors import InputError
+from vlm_autodrive.builders.core.fingerprint import input_values
 from vlm_autodrive.builders.core.jinja_env import LoadedTemplate, load_template
 from vlm_autodrive.builders.core.stage import Counts
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
@@ -77,8 +79,22 @@ from vlm_autodrive.builders.generate.requests import (
     local_paths,
     send_misses,
 )
+from vlm_autodrive.builders.generate.row_memo import (
+    SUMMARY_KEY,
+    Outcome,
+    RowMemo,
+    input_key,
+    open_memo,
+    split_key,
+)
+from vlm_autodrive.builders.generate.stamp import (
+    STAGE,
+    model_splits_key,
+    parser_fingerprint,
+    stored_reports,
+    word_lists,
+)
 from vlm_autodrive.builders.generate.stamp import commit as commit_stamp
-from vlm_autodrive.builders.generate.stamp import model_splits_key, stored_reports
 from vlm_autodrive.builders.generate.target import Fetched, check_target_classes, reach_targets
 from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
@@ -105,6 +121,7 @@ class SplitJob:
     model_id: str  # the rows' `generator`
     template: LoadedTemplate
     cache_id: str  # the model's identity in the request keys (`ModelConfig.identity`)
+    split_key: str = ""  # what the split reads besides its inputs (row_memo.py)
 
 
 @dataclass
@@ -119,6 +136,7 @@ class RunContext:
     dry_run: bool
     progress: bool
     identity: Callable[[ModelConfig], str] = ModelConfig.identity
+    memo: RowMemo | None = None  # the last run's outcomes per input (row_memo.py)
 
 
 def run_model_splits(
@@ -169,6 +187,12 @@ def run_model_splits(
         clips = read_clip_inputs(build_dir, sides, taxonomy)
     cache = ResponseCache(build_dir / CACHE_PATH, create=not dry_run)
     retry = failed_request_ids(build_dir) if retry_failed else set()
+    # A retry re-reads every input (the failures it re-sends are found on the way).
+    rows_memo = RowMemo(build_dir) if retry_failed else open_memo(build_dir, STAGE)
+    from vlm_autodrive.builders.pipeline import declared_key
+
+    # The stage's code and the taxonomy: what every split's key holds.
+    code_and_taxonomy = declared_key("model_splits", {}, taxonomy, None, upstream=False)
     reports, configs, failures = [], [], []
     backends: dict[str, Backend] = {}
     prompt_hashes: dict[str, str] = {}
@@ -183,6 +207,7 @@ def run_model_splits(
                 return backends[key]
 
             ctx = RunContext(build_dir, taxonomy, cache, backend_for, retry, dry_run, progress)
+            ctx.memo = rows_memo
             # A model's weights are hashed once a run (memoised in the cache folder,
             # which a dry run does not write).
             memo = None if dry_run else build_dir / CACHE_PATH.parent
@@ -204,7 +229,18 @@ def run_model_splits(
                 else:
                     model_cfg = gen.models[sgen.model]
                     model_id, cache_id = model_cfg.model_id, identity(model_cfg)
-                job = SplitJob(split, sgen, model_cfg, model_id, template, cache_id)
+                key_of_split = split_key(
+                    code_and_taxonomy=code_and_taxonomy,
+                    split=name,
+                    template=template.sha256,
+                    template_ref=template.ref,
+                    parser=parser_fingerprint(split),
+                    word_lists=word_lists(split),
+                    settings=input_values(sgen),
+                    model=cache_id,
+                    generator=model_id,
+                )
+                job = SplitJob(split, sgen, model_cfg, model_id, template, cache_id, key_of_split)
                 report, rows, fails = _run_split(job, split.expand(clips, failures), ctx)
                 if name == "reasoning_revised" and sgen.check is not None:
                     report, rows, fails = _check_revisions(
@@ -214,7 +250,10 @@ def run_model_splits(
                 reports.append(report)
                 failures.extend(fails)
                 if name == "caption_vlm":  # later prompts read the VLM captions
-                    vlm = {r.clip_id: r.answer for r in rows if r.sample == 0}
+                    first = rows.filter(pc.equal(rows["sample"], 0))
+                    vlm = dict(
+                        zip(first["clip_id"].to_pylist(), first["answer"].to_pylist(), strict=True)
+                    )
                     # Dry run: a caption still to be made is not known; the prompts
                     # made from it cannot be cached (counted to send).
                     vlm.update({c: f"{PENDING}{c}" for c in report.pending})
@@ -225,7 +264,7 @@ def run_model_splits(
                         split.description,
                         model_id,
                         template.ref,
-                        _by_side(rows, split.schema),
+                        _by_side(rows),
                     )
                 )
     finally:
@@ -238,7 +277,7 @@ def run_model_splits(
                 "the reason and the attempts.",
                 "pipeline",
                 "",
-                _by_side(failures, FAILURES_SCHEMA),
+                _by_side(rows_to_table(failures, FAILURES_SCHEMA)),
             )
         )
         stage_info = {
@@ -273,7 +312,9 @@ def run_model_splits(
         write_dataset_folder(
             build_dir, configs, stage="model_splits", stage_info=stage_info, top={}, drop=stale
         )
-        commit_stamp(build_dir, key, [c.name for c in configs], reports)
+        commit_stamp(
+            build_dir, key, [c.name for c in configs], reports, {SUMMARY_KEY: rows_memo.write()}
+        )
     return reports
 
 
@@ -306,7 +347,8 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
     One report for both steps: samples = kept (confirmed) + failures of either step."""
     model_cfg = gen.models[check.model]
     job = SplitJob(CHECK, check, model_cfg, model_cfg.model_id, template, ctx.identity(model_cfg))
-    checked, kept, more = _run_split(job, CHECK.expand(clips, rows), ctx)
+    candidates = [CHECK.row_type(**r) for r in rows.to_pylist()]
+    checked, kept, more = _run_split(job, CHECK.expand(clips, candidates), ctx)
     for f in ("requests", "cached", "to_send", "sent", "prompt_tokens_est", "completion_tokens"):
         setattr(report, f, getattr(report, f) + getattr(checked, f))
     report.kept, report.rows = checked.kept, checked.rows
@@ -314,7 +356,7 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
         label: [n, checked.by_class.get(label, [0, 0])[1]]
         for label, (n, _) in report.by_class.items()
     }
-    fails = fails + more
+    fails = sorted(fails + more, key=lambda f: f.id)
     counts = Counter(f.kind for f in fails)
     report.failed = dict(sorted(counts.items()))
     report.checked = checked.samples
@@ -329,8 +371,9 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
 
 def _run_split(
     job: SplitJob, clips: list[ClipInput], ctx: RunContext
-) -> tuple[SplitReport, list[Any], list[FailureRow]]:
-    """Render, key, look up, send and parse one split; its report, rows and failures."""
+) -> tuple[SplitReport, pa.Table, list[FailureRow]]:
+    """Render, key, look up, send and parse one split (reusing the inputs that did not
+    change, row_memo.py); its report, rows (sorted by id) and failures (by id)."""
     split, sgen, model_cfg, model_id, template = (
         job.split,
         job.sgen,
@@ -349,6 +392,8 @@ def _run_split(
     report = SplitReport(split.name)
     common_base = {"generator": model_id, "template": template.ref}
     fails: list[FailureRow] = []
+    # 0. the inputs whose own inputs did not change keep their rows (row_memo.py)
+    clips, reused, outcomes = _reuse(job, clips, ctx)
     # 1. render: clip -> (request, key for the cache)
     plan: list[tuple[ClipInput, str]] = []
     requests: dict[str, GenerationRequest] = {}
@@ -371,10 +416,13 @@ def _run_split(
             req = build_request(split, sgen, model_cfg, *rendered[memo], clip, taxonomy)
         except Exception as e:  # a template error for this clip only; the rest go on
             reason = f"{type(e).__name__}: {e}"
-            for s in range(sgen.n):
-                fails.append(
-                    failure_row(split, clip, s, "render", reason, None, 0, common_base, "")
-                )
+            failed = [
+                failure_row(split, clip, s, "render", reason, None, 0, common_base, "")
+                for s in range(sgen.n)
+            ]
+            fails.extend(failed)
+            if outcomes is not None:
+                outcomes[id(clip)][1:6] = ["", sgen.n, 0, [], [f.id for f in failed]]
             continue
         base = request_key(job.cache_id, req)
         plan.append((clip, base))
@@ -422,7 +470,17 @@ def _run_split(
     # A dry run parses what the cache holds (so later splits see the VLM captions), and
     # counts nothing it does not hold.
     rows = _parse_all(
-        split, plan, key_of, by_key, sgen, taxonomy, common_base, report, fails, dry_run
+        split,
+        plan,
+        key_of,
+        by_key,
+        sgen,
+        taxonomy,
+        common_base,
+        report,
+        fails,
+        dry_run,
+        per_input=outcomes,
     )
     if sgen.target:  # more rounds for the classes short of their rows (target.py)
         more = reach_targets(
@@ -440,12 +498,85 @@ def _run_split(
         )
         if dry_run and more:  # the cost of the worst case
             _estimate(report, misses + more, list(by_key.values()), model_cfg, sgen)
+    table = rows_to_table(rows, split.schema)
+    if reused is not None:
+        table, fails = _merge_reused(report, table, fails, reused, keyed, dry_run)
+    if outcomes is not None and ctx.memo is not None:
+        ctx.memo.record([*(reused.outcomes if reused else []), *_outcomes(split, outcomes)])
+    fails.sort(key=lambda f: f.id)  # the same order however many inputs were reused
     if dry_run:
         old = read_config(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
         before = {r["id"]: r["content_hash"] for r in old if r["clip_id"] not in report.pending}
-        report.rows_changed = row_changes(before, {r.id: r.content_hash for r in rows})
+        new = dict(zip(table["id"].to_pylist(), table["content_hash"].to_pylist(), strict=True))
+        report.rows_changed = row_changes(before, new)
     report.seconds = time.perf_counter() - t0
-    return report, rows, fails
+    return report, table, fails
+
+
+@dataclass
+class Reused:
+    """The inputs a split takes from the last run: their outcomes, rows and failures."""
+
+    outcomes: list[Outcome]
+    rows: pa.Table
+    fails: list[FailureRow]
+
+
+def _reuse(job: SplitJob, clips: list[ClipInput], ctx: RunContext):
+    """(the inputs to build, what is reused or None, {id(input): outcome in the making}
+    or None when the split is not memoised). A split with `target:` rounds or the
+    revision check, or a retry, reads every input; so does one whose reused rows are not
+    all in the last run's files."""
+    split, sgen, memo = job.split, job.sgen, ctx.memo
+    if memo is None or sgen.target or ctx.retry or not job.split_key:
+        return clips, None, None
+    if split.name == "reasoning_revised" and sgen.check is not None:
+        return clips, None, None
+    video = split.needs_video and not sgen.import_file
+    keys = [input_key(job.split_key, c, video) for c in clips]
+    # id(input) -> [input key, request key, samples, kept, row ids, failure ids, label]
+    outcomes = {id(c): [k, "", 0, 0, [], [], c.label] for c, k in zip(clips, keys, strict=True)}
+    hits = memo.hits(split.name, keys)
+    if not hits:
+        return clips, None, outcomes
+    found = list(hits.values())
+    rows = memo.rows(split.name, found, split.schema)
+    fails = memo.failures(split.name, found) if rows is not None else None
+    if rows is None or fails is None:
+        return clips, None, outcomes
+    todo = [c for i, c in enumerate(clips) if i not in hits]
+    return todo, Reused(found, rows, fails), outcomes
+
+
+def _merge_reused(report, table, fails, reused: Reused, keyed, dry_run):
+    """The split's rows and failures with the reused ones, and its report counting them."""
+    report.clips += len(reused.outcomes)
+    more = {o.request_key for o in reused.outcomes if o.request_key} - set(keyed)
+    report.requests += len(more)
+    report.cached += len(more)
+    for o in reused.outcomes:
+        report.samples += o.samples
+        report.kept += o.kept
+        counts = report.by_class.setdefault(o.label, [0, 0])
+        counts[0] += o.samples
+        counts[1] += o.kept
+    report.by_class = dict(sorted(report.by_class.items()))
+    fails = reused.fails + fails
+    report.failed = dict(sorted(Counter(f.kind for f in fails).items()))
+    table = pa.concat_tables([reused.rows, table]).sort_by("id")
+    report.rows = table.num_rows
+    if not dry_run:
+        Counts(f"{report.name} samples", report.samples, report.kept, failures=len(fails)).check()
+    return table, fails
+
+
+def _outcomes(split, outcomes: dict[int, list]) -> list[Outcome]:
+    """The memo rows of the inputs built now (those with a prompt: the others made nothing)."""
+    return [
+        Outcome(split.name, k, req, label, n, kept, rows, failed)
+        for k, req, n, kept, rows, failed, label in outcomes.values()
+        if n
+    ]
 
 
 def _keyed(cache_id, requests, cache, retry):
@@ -559,10 +690,12 @@ def _parse_all(
     fails,
     cached_only: bool = False,
     offsets: dict[str, int] | None = None,
+    per_input: dict[int, list] | None = None,
 ):
     """Parse the responses of `plan` ([(clip, base key)]) into rows, counting every
     sample in `report` and adding the failed ones to `fails`; `offsets`: the number of
-    the first sample of a base key's request (target.py's rounds), 0 when absent."""
+    the first sample of a base key's request (target.py's rounds), 0 when absent;
+    `per_input`: each input's outcome to fill in (`_reuse`)."""
     rows = []
     by_class: dict[str, list[int]] = {}  # label -> [samples, kept]
     for clip, base in plan:
@@ -570,73 +703,44 @@ def _parse_all(
         resp = by_key.get(key)
         if resp is None and cached_only:
             continue
-        common = {
-            "clip_id": clip.clip_id,
-            "video_id": clip.video_id,
-            "label": clip.label,
-            "split": clip.split,
-            "video": clip.video,
-            **common_base,
-        }
-        first = offsets.get(base, 0) if offsets else 0
-        for s in range(sgen.n):
-            sample = first + s  # the sample's number in its clip's rows and failures
-            report.samples += 1
-            counts_of = by_class.setdefault(clip.label, [0, 0])
-            counts_of[0] += 1
-            if resp is None or resp.error is not None:
-                reason = resp.error if resp is not None else "no response"
-                fails.append(
-                    failure_row(
-                        split,
-                        clip,
-                        sample,
-                        "error",
-                        reason,
-                        None,
-                        resp.attempts if resp else 0,
-                        common_base,
-                        key,
-                    )
-                )
-                continue
-            if s >= len(resp.completions):  # never cached, but an import or a bug
-                fails.append(
-                    failure_row(
-                        split,
-                        clip,
-                        sample,
-                        "error",
-                        f"the response holds {len(resp.completions)} of {sgen.n} samples",
-                        None,
-                        resp.attempts,
-                        common_base,
-                        key,
-                    )
-                )
-                continue
-            comp = resp.completions[s]
-            if comp.finish_reason == OVERSIZED:
-                reason = f"output longer than max_output_chars ({sgen.max_output_chars})"
-                fails.append(
-                    failure_row(split, clip, sample, "parse", reason, comp, 1, common_base, key)
-                )
-                continue
-            try:
-                new = split.checked_parse(comp, clip, sample, dict(common), taxonomy)
-            except Filtered as e:
-                fails.append(
-                    failure_row(split, clip, sample, "filtered", str(e), comp, 1, common_base, key)
-                )
-                continue
-            except ParseError as e:  # kind `parse`, or `degenerate` (a subclass)
-                fails.append(
-                    failure_row(split, clip, sample, e.kind, str(e), comp, 1, common_base, key)
-                )
-                continue
-            report.kept += 1
-            counts_of[1] += 1
-            rows.extend(new)
+        if per_input is not None:
+            r0, f0, k0 = len(rows), len(fails), report.kept
+            _parse_one(
+                split,
+                clip,
+                key,
+                resp,
+                sgen,
+                taxonomy,
+                common_base,
+                report,
+                fails,
+                rows,
+                by_class,
+                offsets.get(base, 0) if offsets else 0,
+            )
+            per_input[id(clip)][1:6] = [
+                key,
+                sgen.n,
+                report.kept - k0,
+                [r.id for r in rows[r0:]],
+                [f.id for f in fails[f0:]],
+            ]
+            continue
+        _parse_one(
+            split,
+            clip,
+            key,
+            resp,
+            sgen,
+            taxonomy,
+            common_base,
+            report,
+            fails,
+            rows,
+            by_class,
+            offsets.get(base, 0) if offsets else 0,
+        )
     counts = Counter(f.kind for f in fails)
     report.samples += counts.get("render", 0)  # samples whose prompt never rendered
     report.failed = dict(sorted(counts.items()))
@@ -647,8 +751,82 @@ def _parse_all(
     return sorted(rows, key=lambda r: r.id)
 
 
-def _by_side(rows: list[Any], schema) -> dict[str, Any]:
+def _parse_one(
+    split, clip, key, resp, sgen, taxonomy, common_base, report, fails, rows, by_class, first
+) -> None:
+    """Parse the `sgen.n` samples of one input's response (None: never received), from
+    sample number `first` on, into `rows` or `fails`, counting them."""
+    common = {
+        "clip_id": clip.clip_id,
+        "video_id": clip.video_id,
+        "label": clip.label,
+        "split": clip.split,
+        "video": clip.video,
+        **common_base,
+    }
+    for s in range(sgen.n):
+        sample = first + s  # the sample's number in its clip's rows and failures
+        report.samples += 1
+        counts_of = by_class.setdefault(clip.label, [0, 0])
+        counts_of[0] += 1
+        if resp is None or resp.error is not None:
+            reason = resp.error if resp is not None else "no response"
+            fails.append(
+                failure_row(
+                    split,
+                    clip,
+                    sample,
+                    "error",
+                    reason,
+                    None,
+                    resp.attempts if resp else 0,
+                    common_base,
+                    key,
+                )
+            )
+            continue
+        if s >= len(resp.completions):  # never cached, but an import or a bug
+            fails.append(
+                failure_row(
+                    split,
+                    clip,
+                    sample,
+                    "error",
+                    f"the response holds {len(resp.completions)} of {sgen.n} samples",
+                    None,
+                    resp.attempts,
+                    common_base,
+                    key,
+                )
+            )
+            continue
+        comp = resp.completions[s]
+        if comp.finish_reason == OVERSIZED:
+            reason = f"output longer than max_output_chars ({sgen.max_output_chars})"
+            fails.append(
+                failure_row(split, clip, sample, "parse", reason, comp, 1, common_base, key)
+            )
+            continue
+        try:
+            new = split.checked_parse(comp, clip, sample, dict(common), taxonomy)
+        except Filtered as e:
+            fails.append(
+                failure_row(split, clip, sample, "filtered", str(e), comp, 1, common_base, key)
+            )
+            continue
+        except ParseError as e:  # kind `parse`, or `degenerate` (a subclass)
+            fails.append(
+                failure_row(split, clip, sample, e.kind, str(e), comp, 1, common_base, key)
+            )
+            continue
+        report.kept += 1
+        counts_of[1] += 1
+        rows.extend(new)
+
+
+def _by_side(table: pa.Table) -> dict[str, pa.Table]:
+    # One chunk a column: the Parquet bytes then do not depend on how the rows came.
     return {
-        side: rows_to_table([r for r in rows if r.split == side], schema)
+        side: table.filter(pc.equal(table["split"], side)).combine_chunks()
         for side in ("train", "test")
     }

@@ -64,7 +64,7 @@ def model_splits_key(
         name: {
             "prompt": template.sha256,
             "parser": parser_fingerprint(split),
-            "word_lists": _word_lists(split),
+            "word_lists": word_lists(split),
         }
         for name, (split, template) in splits.items()
     }
@@ -79,7 +79,7 @@ def model_splits_key(
     )
 
 
-def _word_lists(split: Any) -> str | None:
+def word_lists(split: Any) -> str | None:
     """The content of the word lists a split's parser read in `prepare` (facts.py)."""
     lex = getattr(split, "lexicon", None)
     return content_key({"phrases": lex.phrases, "leaks": lex.leaks}) if lex else None
@@ -132,14 +132,21 @@ def stored_reports(build_dir: Path, key: str | None) -> list[SplitReport] | None
     return out
 
 
-def commit(build_dir: Path, key: str | None, names: list[str], reports: list[SplitReport]):
-    """Stamp the stage, unless a response is missing (an `error`) or there is no key."""
+def commit(
+    build_dir: Path,
+    key: str | None,
+    names: list[str],
+    reports: list[SplitReport],
+    extra: dict[str, Any] | None = None,
+):
+    """Stamp the stage, unless a response is missing (an `error`) or there is no key;
+    `extra`: more to keep in the stamp's summary (the row memo's sha256, row_memo.py)."""
     stage = Stage(build_dir, STAGE)
     if key is None or any(r.failed.get("error") for r in reports):
         stage.invalidate()
         return
     from vlm_autodrive.builders.pipeline import upstream_outputs
 
-    summary = {"reports": [r.to_dict() for r in reports]}
+    summary = {"reports": [r.to_dict() for r in reports], **(extra or {})}
     # What it read, for publish to compare with the upstream stamps then.
     stage.commit(key, model_outputs(build_dir, names), summary, upstream_outputs(STAGE, build_dir))
