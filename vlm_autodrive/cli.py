@@ -485,7 +485,9 @@ def _chunk_config(args, base):
     from vlm_autodrive.builders.core.strict import validate_model
 
     keys = ("window", "stride", "margin", "mode", "crf", "preset", "ambiguous", "workers")
-    data = base.model_dump() if base else {}
+    # Only the keys the recipe set: a setting it leaves to the default stays unset, which
+    # the chunk stage's refusal reads (a build cut before `mode: smart` was the default).
+    data = base.model_dump(exclude_unset=True) if base else {}
     given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     return validate_model("chunk settings (recipe and options)", ChunkConfig, {**data, **given})
 

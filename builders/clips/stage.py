@@ -222,11 +222,32 @@ def checked_settings(
     settings = chunk_settings(config, taxonomy)
     old = read_json(out / "settings.json") if (out / "settings.json").exists() else settings
     if old != settings and not force:
+        if _only_default_mode_changed(old, settings, config):
+            raise ChunkSettingsChanged(
+                f"{out}: clips here were cut with chunk.mode 'reencode', the default until "
+                "now; the default is now 'smart' (frame exact like reencode, near stream-copy "
+                "cost on H.264 sources). To keep these clips, set `chunk.mode: reencode` in "
+                "the recipe (or pass --mode reencode); to re-cut every video as smart, re-run "
+                "with --force"
+            )
         raise ChunkSettingsChanged(
             f"{out}: clips here were cut with other settings "
             f"({_differences(old, settings)}); re-run with --force to re-cut every video"
         )
     return settings, old
+
+
+def _only_default_mode_changed(old: dict, new: dict, config: ChunkConfig) -> bool:
+    """Whether the clips differ from `config` only in mode reencode -> smart, and smart
+    comes from the default (the recipe and command line leave `mode` unset): a build cut
+    before smart became the default."""
+    before = {**old, "chunk": {**old.get("chunk", {}), "mode": "smart"}}
+    return (
+        "mode" not in config.model_fields_set
+        and old.get("chunk", {}).get("mode") == "reencode"
+        and new["chunk"]["mode"] == "smart"
+        and before == new
+    )
 
 
 def _differences(old: dict, new: dict) -> str:

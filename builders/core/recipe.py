@@ -95,11 +95,14 @@ class ChunkConfig(Strict):
         "dropped as `event_duplicate`), `all` keeps every one",
     )
     mode: Literal["copy", "reencode", "smart"] = Field(
-        "reencode",
-        description="reencode: frame exact; copy: stream copy from keyframes; smart: frame "
-        "exact, re-encoding only the frames before the window's first keyframe (and after "
-        "the last whole B-frame group), stream-copying the rest (H.264 sources; other "
-        "windows are re-encoded, counted in the summary's smart_fallback)",
+        "smart",
+        description="smart (the default): frame exact like reencode at near stream-copy "
+        "cost on H.264 sources: re-encodes only the frames before the window's first "
+        "keyframe (and after the last whole B-frame group) and stream-copies the rest; a "
+        "window it cannot join (not H.264, rotated, odd size, variable frame rate, no "
+        "keyframe inside, open GOP) is re-encoded, the reason counted in the summary's "
+        "smart_fallback. reencode: frame exact, every frame re-encoded; copy: stream copy "
+        "from keyframes",
     )
     max_copy_stretch: float = Field(
         1.0,
