@@ -28,7 +28,7 @@ SPLITS = {
 
 def make_show_build(root: Path, mode: str = "copy") -> Path:
     """The build folder `root/build` (the sample videos in `root/sample`), its clips cut
-    in `mode` (`copy` or `reencode`, the demo's); returns it."""
+    in `mode` (`copy`, `reencode` or `smart`, the default and the demo's); returns it."""
     tax = load_taxonomy()
     manifest = generate_sample(root / "sample", 6, seed=2, duration=8.0, width=96, height=64)
     build = root / "build"

@@ -1,7 +1,8 @@
 """The `autodrive show --html` page in a real browser: headless Chromium (Debian's
 `chromium` package, installed by `make browser`, a step of `make test`) loads the page
 served from a localhost http.server and opened from disk, plays every clip (H.264 MP4,
-cut by stream copy and re-encoded) and the test checks that each one decoded and
+cut by stream copy, re-encoded, and smart: re-encoded heads joined to copied bodies, the
+default cut) and the test checks that each one decoded and
 advanced, and that the rows' text is on the page."""
 
 from __future__ import annotations
@@ -67,10 +68,10 @@ class Recording(SimpleHTTPRequestHandler):
         Recording.asked.append(unquote(self.path))
 
 
-@pytest.fixture(scope="module", params=["copy", "reencode"])
+@pytest.fixture(scope="module", params=["copy", "reencode", "smart"])
 def site(request, tmp_path_factory) -> tuple[Path, Path]:
-    """A folder holding a build (clips cut by stream copy, or re-encoded as the demo
-    does) and, elsewhere under it, the page of every mcq row."""
+    """A folder holding a build (clips cut by stream copy, re-encoded, or smart-cut as the
+    demo does) and, elsewhere under it, the page of every mcq row."""
     root = tmp_path_factory.mktemp("site")
     build = make_show_build(root, request.param)
     page = root / "pages" / "mcq.html"
