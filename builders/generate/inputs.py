@@ -4,6 +4,7 @@ failures of the last build, and captions imported from a file."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,9 @@ def make_clip_inputs(
     its file) for clips the dry run plans before they are cut."""
     cause = cause or {}
     out = []
+    # The folder resolved once: clip paths are plain files inside it (resolving each
+    # clip's path cost more than the rest of reading the inputs).
+    root = str(Path(build_dir).resolve())
     for c in sorted(table, key=lambda c: c["clip_id"]):
         side = sides.get(c["clip_id"])
         if side is None:
@@ -84,7 +88,7 @@ def make_clip_inputs(
                 label=c["label"],
                 split=side,
                 video=c["path"],
-                video_path=str((build_dir / c["path"]).resolve()),
+                video_path=os.path.join(root, c["path"]),
                 caption=captions.get(c["clip_id"]),
                 vlm_caption=None,
                 mcq_question=m.get("question"),
