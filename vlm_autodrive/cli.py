@@ -465,10 +465,11 @@ def _chunk_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--mode",
         choices=["copy", "reencode", "smart"],
-        help="stream copy, frame exact, or frame exact re-encoding only up to a keyframe",
+        help="stream copy, frame exact, or frame exact re-encoding only up to a keyframe "
+        "(smart, the default)",
     )
-    g.add_argument("--crf", type=int, help="x264 quality for reencode (lower = better)")
-    g.add_argument("--preset", help="x264 preset for reencode")
+    g.add_argument("--crf", type=int, help="x264 quality of re-encoded frames (lower = better)")
+    g.add_argument("--preset", help="x264 preset of re-encoded frames")
     g.add_argument("--ambiguous", choices=["drop", "event"], help="clips near the event")
     g.add_argument("--workers", type=int, help="processes (0 = one per core)")
     g.add_argument("--force", action="store_true", help="re-cut if settings changed")
