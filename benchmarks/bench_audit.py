@@ -13,7 +13,13 @@
    Then comparing 10,000 signatures pairwise (every pair: the near-duplicate search of a
    10,000-video build), and the threshold's error rates on the sample (calibrate.py).
 
+3. With `--smollm2 MODEL_DIR`: the text-only model baseline's requests per second against
+   the generation benchmark's, on one vLLM CPU engine in one process
+   (`bench_model_splits.py --smollm2`, run with `.venv-vllm/bin/python`, which prints
+   both: the `vqa` stage, then the baseline on the same build's MCQ rows).
+
     python benchmarks/bench_audit.py [--build-videos 10000] [--videos 12] [--runs 3]
+        [--smollm2 build/models/smollm2-135m-instruct]
 """
 
 from __future__ import annotations
@@ -113,6 +119,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--pairs", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--smollm2", type=Path, help="also the model baseline's rate on vLLM")
     args = ap.parse_args()
     from vlm_autodrive.builders.audit.calibrate import calibrate
     from vlm_autodrive.builders.synthetic.sample import generate_sample
@@ -150,6 +157,14 @@ def main() -> None:
             f"{pairs:.2f} s (median of {args.runs})"
         )
         print("calibration: " + calibrate(videos, root / "copies").format())
+    if args.smollm2:
+        import subprocess
+
+        vllm_python = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+        script = Path(__file__).with_name("bench_model_splits.py")
+        cmd = [str(vllm_python), str(script), "--smollm2", str(args.smollm2)]
+        print("the model baseline against generation (SmolLM2-135M, vLLM CPU):", flush=True)
+        subprocess.run([*cmd, "--requests", "32", "--max-tokens", "128"], check=True)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ the stage on a real engine instead: the `vqa` split (JSON-schema constrained) of
 synthetic build on SmolLM2-135M-Instruct in vLLM's CPU build, in process. Printed:
 requests/s and tokens/s of the whole stage (render, key, cache, backend, parse, write),
 against vLLM alone on the very same requests through its offline API (`LLM.chat` with
-the same sampling parameters and constraints), and their ratio (target >= 0.95). One
-engine serves both runs, prefix caching off, after a warm-up.
+the same sampling parameters and constraints), and their ratio (target >= 0.95); then
+the audit's text-only model baseline (builders/audit/model.py) on the build's MCQ rows,
+its requests/s against the stage's (issue 25). One engine serves all three runs, prefix
+caching off, after a warm-up.
 
     .venv-vllm/bin/python benchmarks/bench_model_splits.py --smollm2 \
         build/models/smollm2-135m-instruct --requests 48
@@ -105,6 +107,8 @@ def child(build: Path) -> None:
 
 def smollm2_run(model_dir: Path, requests: int, max_tokens: int) -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process
+    import pyarrow.parquet as pq
+
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
     from vlm_autodrive.builders.generate.backends.vllm_backend import VLLMBackend
     from vlm_autodrive.builders.generate.config import GenerateConfig
@@ -154,6 +158,12 @@ def smollm2_run(model_dir: Path, requests: int, max_tokens: int) -> None:
             build, gen, taxonomy, open_backend=lambda c, s: backend, progress=False
         )
         stage_s = time.perf_counter() - t
+        backend.generate = inner
+        mcq = [
+            (row["question"], row["options"])
+            for p in sorted((build / "data" / "mcq").glob("*.parquet"))
+            for row in pq.read_table(p, columns=["question", "options"]).to_pylist()
+        ][:requests]
     (r,) = reports
     # vLLM alone on the very same requests (same messages, sampling, seeds, constraints).
     params = [backend.sampling_params(q) for q in seen]
@@ -161,6 +171,13 @@ def smollm2_run(model_dir: Path, requests: int, max_tokens: int) -> None:
     outs = llm.chat([q.messages for q in seen], params, use_tqdm=False)
     alone_s = time.perf_counter() - t
     alone_tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
+    # The audit's text-only model baseline (builders/audit/model.py: question and options,
+    # no video, one constrained letter) on the build's MCQ rows, same engine.
+    from vlm_autodrive.builders.audit.model import backend_answerer
+
+    t = time.perf_counter()
+    letters = backend_answerer(backend)(mcq)
+    blind_s = time.perf_counter() - t
     backend.close()
     print(
         json.dumps(
@@ -174,6 +191,9 @@ def smollm2_run(model_dir: Path, requests: int, max_tokens: int) -> None:
                 "stage_tokens": r.completion_tokens,
                 "alone_s": alone_s,
                 "alone_tokens": alone_tokens,
+                "blind_requests": len(mcq),
+                "blind_answered": sum(x is not None for x in letters),
+                "blind_s": blind_s,
             }
         )
     )
@@ -223,6 +243,14 @@ def print_smollm2(r: dict) -> None:
         f"  stage / vLLM alone (requests/s) = {ratio:.3f} "
         f"(target >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})"
     )
+    if r.get("blind_requests"):
+        blind_rps = r["blind_requests"] / r["blind_s"]
+        print(
+            f"  the audit's text-model baseline (mcq rows, no video, one letter): "
+            f"{r['blind_requests']} requests ({r['blind_answered']} answered) in "
+            f"{r['blind_s']:.1f} s = {blind_rps:.2f} requests/s = {blind_rps / stage_rps:.1f}x "
+            f"the generation stage's"
+        )
 
 
 def main() -> None:

@@ -116,11 +116,15 @@ def video_facts(videos: dict[str, dict[str, Any]], taxonomy: Taxonomy):
         for vid, v in videos.items()
     }
 
+    made: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}  # the clips of a video share them
+
     def facts(video_id: str, label: str) -> dict[str, tuple[str, ...]]:
         if video_id not in by_video:
             return {}
-        inputs, has_event = by_video[video_id]
-        return clip_facts(inputs, label, has_event, taxonomy)
+        if (video_id, label) not in made:
+            inputs, has_event = by_video[video_id]
+            made[video_id, label] = clip_facts(inputs, label, has_event, taxonomy)
+        return made[video_id, label]
 
     return facts
 

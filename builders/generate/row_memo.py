@@ -22,6 +22,7 @@ memoised (their inputs depend on the other samples).
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -54,7 +55,7 @@ MEMO_SCHEMA = pa.schema(
 )
 # The input's fields that make its key: all but the absolute path (moving the build
 # folder must not make every input a miss; `video` is the path inside the build).
-_KEYED_FIELDS = tuple(f.name for f in fields(ClipInput) if f.name != "video_path")
+_keyed_fields = operator.attrgetter(*(f.name for f in fields(ClipInput) if f.name != "video_path"))
 
 
 @dataclass(slots=True)
@@ -76,43 +77,92 @@ def split_key(**parts: Any) -> str:
     return content_key(parts)
 
 
-def input_key(key_of_split: str, clip: ClipInput, needs_video: bool) -> str:
-    """The key of one input of a split (see the module)."""
-    text = repr(tuple(getattr(clip, f) for f in _KEYED_FIELDS))
-    if needs_video and not clip.video_sha256:
-        try:
-            st = os.stat(clip.video_path)
-            text += f"\0{st.st_size}\0{st.st_mtime_ns}"
-        except OSError:
-            text += "\0missing"
-    return hashlib.blake2b(f"{key_of_split}\0{text}".encode(), digest_size=16).hexdigest()
+def input_keys(
+    key_of_split: str, clips: list[ClipInput], needs_video: bool, texts: dict[int, tuple]
+) -> list[str]:
+    """The key of each input of a split (see the module). `texts`: the fields' text of
+    inputs seen by an earlier split of the run (by `id`, the input kept beside it so
+    that its id is not reused), as most splits read the same inputs."""
+    out = []
+    for clip in clips:
+        seen = texts.get(id(clip))
+        if seen is None:
+            seen = texts[id(clip)] = (clip, repr(_keyed_fields(clip)).encode())
+        h = hashlib.blake2b(key_of_split.encode(), digest_size=16)
+        h.update(seen[1])
+        if needs_video and not clip.video_sha256:
+            try:
+                st = os.stat(clip.video_path)
+                h.update(f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
+            except OSError:
+                h.update(b"\0missing")
+        out.append(h.hexdigest())
+    return out
+
+
+@dataclass
+class Reused:
+    """What a split takes from the last run for its unchanged inputs."""
+
+    memo_rows: pa.Table  # their rows of the memo file
+    rows: pa.Table  # their rows, from the config's files
+    fails: list[FailureRow]  # their failures, from the failures config
+    request_keys: set[str]  # the requests they used
+    by_class: dict[str, list[int]]  # label -> [samples, kept]
+
+    @property
+    def inputs(self) -> int:
+        return self.memo_rows.num_rows
 
 
 @dataclass
 class RowMemo:
-    """The last run's outcomes by (config, input key), and this run's, to write."""
+    """The last run's memo file (as a table) and this run's outcomes, to write."""
 
     build_dir: Path
-    old: dict[tuple[str, str], Outcome] = field(default_factory=dict)
-    new: list[Outcome] = field(default_factory=list)
+    old: pa.Table | None = None
+    new: list[pa.Table] = field(default_factory=list)
+    _tables: dict[str, pa.Table] = field(default_factory=dict)  # the old file by config
+    _positions: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> its row
     _failures: pa.Table | None = None
 
-    def hits(self, config: str, keys: list[str]) -> dict[int, Outcome]:
-        """Index in `keys` -> the last run's outcome, for the keys it holds."""
-        if not self.old:
-            return {}
-        out = {}
-        for i, k in enumerate(keys):
-            o = self.old.get((config, k))
-            if o is not None:
-                out[i] = o
-        return out
+    def reuse(
+        self, config: str, keys: list[str], schema: pa.Schema
+    ) -> tuple[list[int], Reused] | None:
+        """(the indices in `keys` the last run holds, what they reuse), or None when none
+        is held or one's rows or failures are not in the last run's files (then every
+        input is built again)."""
+        if self.old is None:
+            return None
+        if config not in self._positions:
+            mine = self.old.filter(pc.equal(self.old["config"], config))
+            self._tables[config] = mine
+            self._positions[config] = {k: i for i, k in enumerate(mine["input_key"].to_pylist())}
+        where = self._positions[config]
+        found = [(i, where[k]) for i, k in enumerate(keys) if k in where]
+        if not found:
+            return None
+        sub = self._tables[config].take(pa.array([p for _, p in found], pa.int64()))
+        rows = self._rows(config, sub, schema)
+        fails = self._failed(config, sub) if rows is not None else None
+        if rows is None or fails is None:
+            return None
+        counts = sub.group_by("label").aggregate([("samples", "sum"), ("kept", "sum")])
+        by_class = {
+            label: [int(n), int(k)]
+            for label, n, k in zip(
+                counts["label"].to_pylist(),
+                counts["samples_sum"].to_pylist(),
+                counts["kept_sum"].to_pylist(),
+                strict=True,
+            )
+        }
+        requests = set(pc.unique(sub["request_key"]).to_pylist()) - {""}
+        return [i for i, _ in found], Reused(sub, rows, fails, requests, by_class)
 
-    def rows(self, config: str, hits: list[Outcome], schema: pa.Schema) -> pa.Table | None:
-        """The rows of `hits` from the config's files; None when one is missing there
-        (the caller then treats every input as new)."""
-        want = [r for o in hits for r in o.row_ids]
-        if not want:
+    def _rows(self, config: str, sub: pa.Table, schema: pa.Schema) -> pa.Table | None:
+        want = pc.list_flatten(sub["row_ids"])
+        if len(want) == 0:
             return schema.empty_table()
         files = data_files(self.build_dir, config)
         if not files:
@@ -120,13 +170,12 @@ class RowMemo:
         table = pa.concat_tables(
             [pq.read_table(self.build_dir / rel, schema=schema) for _, rel in sorted(files.items())]
         )
-        taken = table.filter(pc.is_in(table["id"], value_set=pa.array(want, pa.string())))
+        taken = table.filter(pc.is_in(table["id"], value_set=want))
         return taken if taken.num_rows == len(want) else None
 
-    def failures(self, config: str, hits: list[Outcome]) -> list[FailureRow] | None:
-        """The failure rows of `hits`; None when one is missing from the failures config."""
-        want = {f for o in hits for f in o.failure_ids}
-        if not want:
+    def _failed(self, config: str, sub: pa.Table) -> list[FailureRow] | None:
+        want = pc.list_flatten(sub["failure_ids"])
+        if len(want) == 0:
             return []
         if self._failures is None:
             files = data_files(self.build_dir, FAILURES)
@@ -135,21 +184,26 @@ class RowMemo:
         if self._failures is None:
             return None
         t = self._failures
-        mask = pc.and_(
-            pc.equal(t["config"], config), pc.is_in(t["id"], value_set=pa.array(sorted(want)))
-        )
+        mask = pc.and_(pc.equal(t["config"], config), pc.is_in(t["id"], value_set=want))
         got = [FailureRow(**d) for d in t.filter(mask).to_pylist()]
         return got if len(got) == len(want) else None
 
-    def record(self, outcomes: list[Outcome]) -> None:
-        self.new.extend(outcomes)
+    def record(self, reused: Reused | None, outcomes: list[Outcome]) -> None:
+        """This run's outcomes of a split: the reused ones and the new ones."""
+        if reused is not None:
+            self.new.append(reused.memo_rows)
+        if outcomes:
+            columns = {f.name: [getattr(o, f.name) for o in outcomes] for f in fields(Outcome)}
+            self.new.append(pa.Table.from_pydict(columns, schema=MEMO_SCHEMA))
 
     def write(self) -> str:
-        """Write this run's outcomes; their file's sha256 (for the stage's stamp)."""
+        """Write this run's outcomes, sorted (the file does not depend on which inputs
+        were reused); the file's sha256 (for the stage's stamp)."""
         path = self.build_dir / MEMO
         path.parent.mkdir(parents=True, exist_ok=True)
-        columns = {f.name: [getattr(o, f.name) for o in self.new] for f in fields(Outcome)}
-        write_parquet(pa.Table.from_pydict(columns, schema=MEMO_SCHEMA), path)
+        table = pa.concat_tables([MEMO_SCHEMA.empty_table(), *self.new])
+        table = table.sort_by([("config", "ascending"), ("input_key", "ascending")])
+        write_parquet(table.combine_chunks(), path)
         return file_sha256(path)
 
 
@@ -169,7 +223,5 @@ def open_memo(build_dir: Path, stage: str) -> RowMemo:
         f = memo.build_dir / rel
         if not f.is_file() or file_sha256(f) != sha:
             return memo
-    table = pq.read_table(path, schema=MEMO_SCHEMA)
-    columns = [table[n].to_pylist() for n in MEMO_SCHEMA.names]
-    memo.old = {(o.config, o.input_key): o for o in (Outcome(*vals) for vals in zip(*columns))}
+    memo.old = pq.read_table(path, schema=MEMO_SCHEMA)
     return memo

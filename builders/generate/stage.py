@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -82,8 +82,9 @@ from vlm_autodrive.builders.generate.requests import (
 from vlm_autodrive.builders.generate.row_memo import (
     SUMMARY_KEY,
     Outcome,
+    Reused,
     RowMemo,
-    input_key,
+    input_keys,
     open_memo,
     split_key,
 )
@@ -137,6 +138,7 @@ class RunContext:
     progress: bool
     identity: Callable[[ModelConfig], str] = ModelConfig.identity
     memo: RowMemo | None = None  # the last run's outcomes per input (row_memo.py)
+    input_texts: dict[int, tuple] = field(default_factory=dict)  # row_memo.input_keys
 
 
 def run_model_splits(
@@ -502,7 +504,7 @@ def _run_split(
     if reused is not None:
         table, fails = _merge_reused(report, table, fails, reused, keyed, dry_run)
     if outcomes is not None and ctx.memo is not None:
-        ctx.memo.record([*(reused.outcomes if reused else []), *_outcomes(split, outcomes)])
+        ctx.memo.record(reused, _outcomes(split, outcomes))
     fails.sort(key=lambda f: f.id)  # the same order however many inputs were reused
     if dry_run:
         old = read_config(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
@@ -511,15 +513,6 @@ def _run_split(
         report.rows_changed = row_changes(before, new)
     report.seconds = time.perf_counter() - t0
     return report, table, fails
-
-
-@dataclass
-class Reused:
-    """The inputs a split takes from the last run: their outcomes, rows and failures."""
-
-    outcomes: list[Outcome]
-    rows: pa.Table
-    fails: list[FailureRow]
 
 
 def _reuse(job: SplitJob, clips: list[ClipInput], ctx: RunContext):
@@ -533,33 +526,31 @@ def _reuse(job: SplitJob, clips: list[ClipInput], ctx: RunContext):
     if split.name == "reasoning_revised" and sgen.check is not None:
         return clips, None, None
     video = split.needs_video and not sgen.import_file
-    keys = [input_key(job.split_key, c, video) for c in clips]
+    keys = input_keys(job.split_key, clips, video, ctx.input_texts)
+    found = memo.reuse(split.name, keys, split.schema)
+    hit, reused = found if found is not None else ([], None)
+    todo = clips
+    if hit:
+        skip = set(hit)
+        todo = [c for i, c in enumerate(clips) if i not in skip]
+        keys = [k for i, k in enumerate(keys) if i not in skip]
     # id(input) -> [input key, request key, samples, kept, row ids, failure ids, label]
-    outcomes = {id(c): [k, "", 0, 0, [], [], c.label] for c, k in zip(clips, keys, strict=True)}
-    hits = memo.hits(split.name, keys)
-    if not hits:
-        return clips, None, outcomes
-    found = list(hits.values())
-    rows = memo.rows(split.name, found, split.schema)
-    fails = memo.failures(split.name, found) if rows is not None else None
-    if rows is None or fails is None:
-        return clips, None, outcomes
-    todo = [c for i, c in enumerate(clips) if i not in hits]
-    return todo, Reused(found, rows, fails), outcomes
+    outcomes = {id(c): [k, "", 0, 0, [], [], c.label] for c, k in zip(todo, keys, strict=True)}
+    return todo, reused, outcomes
 
 
 def _merge_reused(report, table, fails, reused: Reused, keyed, dry_run):
     """The split's rows and failures with the reused ones, and its report counting them."""
-    report.clips += len(reused.outcomes)
-    more = {o.request_key for o in reused.outcomes if o.request_key} - set(keyed)
+    report.clips += reused.inputs
+    more = reused.request_keys - set(keyed)
     report.requests += len(more)
     report.cached += len(more)
-    for o in reused.outcomes:
-        report.samples += o.samples
-        report.kept += o.kept
-        counts = report.by_class.setdefault(o.label, [0, 0])
-        counts[0] += o.samples
-        counts[1] += o.kept
+    for label, (n, kept) in reused.by_class.items():
+        report.samples += n
+        report.kept += kept
+        counts = report.by_class.setdefault(label, [0, 0])
+        counts[0] += n
+        counts[1] += kept
     report.by_class = dict(sorted(report.by_class.items()))
     fails = reused.fails + fails
     report.failed = dict(sorted(Counter(f.kind for f in fails).items()))

@@ -95,9 +95,10 @@ def _clip_file_states(build_dir: Path) -> str:
 
     paths = pq.read_table(build_dir / "chunk" / "clips.parquet", columns=["path"])
     h = hashlib.sha256()
+    root = str(build_dir)
     for rel in sorted(paths.column("path").to_pylist()):
         try:
-            st = os.stat(build_dir / rel)
+            st = os.stat(os.path.join(root, rel))
             h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         except OSError:
             h.update(f"{rel}\0missing\n".encode())
