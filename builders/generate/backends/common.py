@@ -6,6 +6,7 @@ Nothing here imports vLLM, torch or openai.
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 CONSTRAINT_KINDS = ("json", "regex", "choice")
@@ -16,6 +17,12 @@ CPU_ENV_DEFAULTS = {
     # the NUMA node's memory and refuses to start when other processes hold some.
     "VLLM_CPU_KVCACHE_SPACE": "1",
 }
+# vLLM's CPU build keeps a core out of its compute threads for the frontend
+# (VLLM_CPU_NUM_OF_RESERVED_CPU, automatic). On a machine of a few cores that idles much
+# of it: on 2 cores, SmolLM2-135M, 28 JSON-constrained requests, 318 -> 475 tokens/s with
+# none reserved (267 -> 344 unconstrained). Bigger machines keep vLLM's choice.
+if (os.cpu_count() or 1) <= 4:
+    CPU_ENV_DEFAULTS["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
 
 
 class BackendUnavailable(RuntimeError):
