@@ -11,6 +11,7 @@ anchor, no nesting deeper than Python can walk.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +51,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if isinstance(key, (str, int, float, bool)):
                 seen[key] = line
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.2 reads `1e-5` as a number; PyYAML (YAML 1.1) wants a dot and reads the text
+# "1e-5", so `learning_rate: 1e-5` reached the trainer as a string and failed late.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def load_yaml(text: str, source: str | Path) -> Any:
