@@ -121,23 +121,10 @@ def dry_run(build: Path, templates: str | None) -> dict:
 
 def edit_one_video(build: Path) -> str:
     """Relabel one Near-Collision video Collision, in its ingest row and event clip, as
-    ingest and chunk would write them after that manifest edit."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    ingest and chunk would write them after that manifest edit (the tests' helper)."""
+    from tests.builders.small_builds import relabel_one_video
 
-    videos = pq.read_table(build / "ingest" / "videos.parquet").to_pylist()
-    v = next(x for x in videos if x["label"] == "Near-Collision")
-    v["label"] = "Collision"
-    v["fingerprint"] = "edited"
-    path = build / "ingest" / "videos.parquet"
-    pq.write_table(pa.Table.from_pylist(videos, schema=pq.read_schema(path)), path)
-    path = build / "chunk" / "clips.parquet"
-    clips = pq.read_table(path).to_pylist()
-    for c in clips:
-        if c["video_id"] == v["video_id"] and c["label"] == "Near-Collision":
-            c["label"] = "Collision"
-    pq.write_table(pa.Table.from_pylist(clips, schema=pq.read_schema(path)), path)
-    return v["video_id"]
+    return relabel_one_video(build)
 
 
 def edit_template(root: Path) -> str:

@@ -694,30 +694,8 @@ def _parse_all(
         resp = by_key.get(key)
         if resp is None and cached_only:
             continue
-        if per_input is not None:
-            r0, f0, k0 = len(rows), len(fails), report.kept
-            _parse_one(
-                split,
-                clip,
-                key,
-                resp,
-                sgen,
-                taxonomy,
-                common_base,
-                report,
-                fails,
-                rows,
-                by_class,
-                offsets.get(base, 0) if offsets else 0,
-            )
-            per_input[id(clip)][1:6] = [
-                key,
-                sgen.n,
-                report.kept - k0,
-                [r.id for r in rows[r0:]],
-                [f.id for f in fails[f0:]],
-            ]
-            continue
+        r0, f0, k0 = len(rows), len(fails), report.kept
+        first = offsets.get(base, 0) if offsets else 0
         _parse_one(
             split,
             clip,
@@ -730,8 +708,16 @@ def _parse_all(
             fails,
             rows,
             by_class,
-            offsets.get(base, 0) if offsets else 0,
+            first,
         )
+        if per_input is not None:
+            per_input[id(clip)][1:6] = [
+                key,
+                sgen.n,
+                report.kept - k0,
+                [r.id for r in rows[r0:]],
+                [f.id for f in fails[f0:]],
+            ]
     counts = Counter(f.kind for f in fails)
     report.samples += counts.get("render", 0)  # samples whose prompt never rendered
     report.failed = dict(sorted(counts.items()))

@@ -53,3 +53,22 @@ def rule_build(build: Path, templates: Path | None = None, videos: int = 60) -> 
         if not clip.exists():
             clip.write_bytes(f"stand-in clip {rel.as_py()}\n".encode())
     return build
+
+
+def relabel_one_video(build: Path) -> str:
+    """One Near-Collision video relabelled Collision, in its ingest row and its event
+    clips, as ingest and chunk write them after that manifest edit; its id."""
+    import pyarrow as pa
+
+    path = build / "ingest" / "videos.parquet"
+    videos = pq.read_table(path).to_pylist()
+    v = next(x for x in videos if x["label"] == "Near-Collision")
+    v["label"], v["fingerprint"] = "Collision", "edited"
+    pq.write_table(pa.Table.from_pylist(videos, schema=pq.read_schema(path)), path)
+    path = build / "chunk" / "clips.parquet"
+    clips = pq.read_table(path).to_pylist()
+    for c in clips:
+        if c["video_id"] == v["video_id"] and c["label"] == "Near-Collision":
+            c["label"] = "Collision"
+    pq.write_table(pa.Table.from_pylist(clips, schema=pq.read_schema(path)), path)
+    return v["video_id"]

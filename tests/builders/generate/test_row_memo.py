@@ -9,11 +9,10 @@ import shutil
 import zlib
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.builders.small_builds import rule_build
+from tests.builders.small_builds import relabel_one_video, rule_build
 from tests.doubles.scripted import ScriptedBackend
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.generate.config import GenerateConfig
@@ -54,21 +53,6 @@ def model_splits(build: Path, gen: GenerateConfig, monkeypatch) -> tuple[list, i
             build, gen, load_taxonomy(), open_backend=lambda c, s: backend, progress=False
         )
     return reports, len(parsed), len(backend.sent)
-
-
-def relabel_one_video(build: Path) -> None:
-    """One Near-Collision video relabelled Collision, as ingest and chunk write it."""
-    path = build / "ingest" / "videos.parquet"
-    videos = pq.read_table(path).to_pylist()
-    v = next(x for x in videos if x["label"] == "Near-Collision")
-    v["label"], v["fingerprint"] = "Collision", "edited"
-    pq.write_table(pa.Table.from_pylist(videos, schema=pq.read_schema(path)), path)
-    path = build / "chunk" / "clips.parquet"
-    clips = pq.read_table(path).to_pylist()
-    for c in clips:
-        if c["video_id"] == v["video_id"] and c["label"] == "Near-Collision":
-            c["label"] = "Collision"
-    pq.write_table(pa.Table.from_pylist(clips, schema=pq.read_schema(path)), path)
 
 
 def data(build: Path) -> dict[str, bytes]:
