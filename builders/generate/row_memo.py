@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import os
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_parquet
-from vlm_autodrive.builders.core.stage import STAMP, content_key
+from vlm_autodrive.builders.core.stage import STAMP, Counts, content_key
 from vlm_autodrive.builders.dataset.folder import data_files
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FailureRow
@@ -225,3 +226,52 @@ def open_memo(build_dir: Path, stage: str) -> RowMemo:
             return memo
     memo.old = pq.read_table(path, schema=MEMO_SCHEMA)
     return memo
+
+
+def reuse_inputs(memo: RowMemo, split, key_of_split: str, sgen, clips: list[ClipInput], texts):
+    """(the inputs to build, what is reused or None, {id(input): outcome in the making})
+    of a memoised split: the inputs whose key the last run holds are reused."""
+    video = split.needs_video and not sgen.import_file
+    keys = input_keys(key_of_split, clips, video, texts)
+    found = memo.reuse(split.name, keys, split.schema)
+    hit, reused = found if found is not None else ([], None)
+    todo = clips
+    if hit:
+        skip = set(hit)
+        todo = [c for i, c in enumerate(clips) if i not in skip]
+        keys = [k for i, k in enumerate(keys) if i not in skip]
+    # id(input) -> [input key, request key, samples, kept, row ids, failure ids, label]
+    outcomes = {id(c): [k, "", 0, 0, [], [], c.label] for c, k in zip(todo, keys, strict=True)}
+    return todo, reused, outcomes
+
+
+def merge_reused(report, table: pa.Table, fails: list, reused: Reused, keyed, dry_run: bool):
+    """A split's rows (sorted by id) and failures with the reused ones, and its report
+    (a SplitReport) counting them; the counts checked when not a dry run."""
+    report.clips += reused.inputs
+    more = reused.request_keys - set(keyed)
+    report.requests += len(more)
+    report.cached += len(more)
+    for label, (n, kept) in reused.by_class.items():
+        report.samples += n
+        report.kept += kept
+        counts = report.by_class.setdefault(label, [0, 0])
+        counts[0] += n
+        counts[1] += kept
+    report.by_class = dict(sorted(report.by_class.items()))
+    fails = reused.fails + fails
+    report.failed = dict(sorted(Counter(f.kind for f in fails).items()))
+    table = pa.concat_tables([reused.rows, table]).sort_by("id")
+    report.rows = table.num_rows
+    if not dry_run:
+        Counts(f"{report.name} samples", report.samples, report.kept, failures=len(fails)).check()
+    return table, fails
+
+
+def new_outcomes(config: str, outcomes: dict[int, list]) -> list[Outcome]:
+    """The memo rows of the inputs built now (those with a prompt: the others made nothing)."""
+    return [
+        Outcome(config, k, req, label, n, kept, rows, failed)
+        for k, req, n, kept, rows, failed, label in outcomes.values()
+        if n
+    ]

@@ -81,11 +81,11 @@ from vlm_autodrive.builders.generate.requests import (
 )
 from vlm_autodrive.builders.generate.row_memo import (
     SUMMARY_KEY,
-    Outcome,
-    Reused,
     RowMemo,
-    input_keys,
+    merge_reused,
+    new_outcomes,
     open_memo,
+    reuse_inputs,
     split_key,
 )
 from vlm_autodrive.builders.generate.stamp import (
@@ -394,8 +394,19 @@ def _run_split(
     report = SplitReport(split.name)
     common_base = {"generator": model_id, "template": template.ref}
     fails: list[FailureRow] = []
-    # 0. the inputs whose own inputs did not change keep their rows (row_memo.py)
-    clips, reused, outcomes = _reuse(job, clips, ctx)
+    # 0. the inputs whose own inputs did not change keep their rows (row_memo.py); with
+    # `target:` rounds, the revision check or a retry, an input depends on other samples.
+    memoised = (
+        ctx.memo is not None
+        and job.split_key
+        and not (sgen.target or ctx.retry)
+        and not (split.name == "reasoning_revised" and sgen.check is not None)
+    )
+    clips, reused, outcomes = (
+        reuse_inputs(ctx.memo, split, job.split_key, sgen, clips, ctx.input_texts)
+        if memoised
+        else (clips, None, None)
+    )
     # 1. render: clip -> (request, key for the cache)
     plan: list[tuple[ClipInput, str]] = []
     requests: dict[str, GenerationRequest] = {}
@@ -502,9 +513,9 @@ def _run_split(
             _estimate(report, misses + more, list(by_key.values()), model_cfg, sgen)
     table = rows_to_table(rows, split.schema)
     if reused is not None:
-        table, fails = _merge_reused(report, table, fails, reused, keyed, dry_run)
+        table, fails = merge_reused(report, table, fails, reused, keyed, dry_run)
     if outcomes is not None and ctx.memo is not None:
-        ctx.memo.record(reused, _outcomes(split, outcomes))
+        ctx.memo.record(reused, new_outcomes(split.name, outcomes))
     fails.sort(key=lambda f: f.id)  # the same order however many inputs were reused
     if dry_run:
         old = read_config(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
@@ -513,61 +524,6 @@ def _run_split(
         report.rows_changed = row_changes(before, new)
     report.seconds = time.perf_counter() - t0
     return report, table, fails
-
-
-def _reuse(job: SplitJob, clips: list[ClipInput], ctx: RunContext):
-    """(the inputs to build, what is reused or None, {id(input): outcome in the making}
-    or None when the split is not memoised). A split with `target:` rounds or the
-    revision check, or a retry, reads every input; so does one whose reused rows are not
-    all in the last run's files."""
-    split, sgen, memo = job.split, job.sgen, ctx.memo
-    if memo is None or sgen.target or ctx.retry or not job.split_key:
-        return clips, None, None
-    if split.name == "reasoning_revised" and sgen.check is not None:
-        return clips, None, None
-    video = split.needs_video and not sgen.import_file
-    keys = input_keys(job.split_key, clips, video, ctx.input_texts)
-    found = memo.reuse(split.name, keys, split.schema)
-    hit, reused = found if found is not None else ([], None)
-    todo = clips
-    if hit:
-        skip = set(hit)
-        todo = [c for i, c in enumerate(clips) if i not in skip]
-        keys = [k for i, k in enumerate(keys) if i not in skip]
-    # id(input) -> [input key, request key, samples, kept, row ids, failure ids, label]
-    outcomes = {id(c): [k, "", 0, 0, [], [], c.label] for c, k in zip(todo, keys, strict=True)}
-    return todo, reused, outcomes
-
-
-def _merge_reused(report, table, fails, reused: Reused, keyed, dry_run):
-    """The split's rows and failures with the reused ones, and its report counting them."""
-    report.clips += reused.inputs
-    more = reused.request_keys - set(keyed)
-    report.requests += len(more)
-    report.cached += len(more)
-    for label, (n, kept) in reused.by_class.items():
-        report.samples += n
-        report.kept += kept
-        counts = report.by_class.setdefault(label, [0, 0])
-        counts[0] += n
-        counts[1] += kept
-    report.by_class = dict(sorted(report.by_class.items()))
-    fails = reused.fails + fails
-    report.failed = dict(sorted(Counter(f.kind for f in fails).items()))
-    table = pa.concat_tables([reused.rows, table]).sort_by("id")
-    report.rows = table.num_rows
-    if not dry_run:
-        Counts(f"{report.name} samples", report.samples, report.kept, failures=len(fails)).check()
-    return table, fails
-
-
-def _outcomes(split, outcomes: dict[int, list]) -> list[Outcome]:
-    """The memo rows of the inputs built now (those with a prompt: the others made nothing)."""
-    return [
-        Outcome(split.name, k, req, label, n, kept, rows, failed)
-        for k, req, n, kept, rows, failed, label in outcomes.values()
-        if n
-    ]
 
 
 def _keyed(cache_id, requests, cache, retry):
