@@ -124,20 +124,29 @@ class Stage:
 
     def finished(self, key: str) -> dict[str, Any] | None:
         """The stored summary when the last run had `key` and its outputs are intact."""
-        path = self.dir / STAMP
-        if not path.exists():
+        stamp = self._stamp()
+        if stamp is None or stamp.get("key") != key or not self._intact(stamp):
             return None
+        return stamp.get("summary", {})
+
+    def intact_summary(self) -> dict[str, Any] | None:
+        """The stored summary when every output the stamp records is intact, whatever
+        the key (what a stage may reuse part of when its key changed); else None."""
+        stamp = self._stamp()
+        return stamp.get("summary", {}) if stamp is not None and self._intact(stamp) else None
+
+    def _stamp(self) -> dict[str, Any] | None:
         try:
-            stamp = read_json(path)
+            return read_json(self.dir / STAMP)
         except (OSError, ValueError):
             return None
-        if stamp.get("key") != key:
-            return None
+
+    def _intact(self, stamp: Mapping[str, Any]) -> bool:
         for rel, sha in stamp.get("outputs", {}).items():
             f = self.build_dir / rel
             if not f.is_file() or file_sha256(f) != sha:
-                return None
-        return stamp.get("summary", {})
+                return False
+        return True
 
     def commit(
         self,

@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vlm_autodrive.builders.core.files import file_sha256, read_json, write_parquet
-from vlm_autodrive.builders.core.stage import STAMP, Counts, content_key
+from vlm_autodrive.builders.core.files import file_sha256, write_parquet
+from vlm_autodrive.builders.core.stage import Counts, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import data_files
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FailureRow
@@ -213,18 +213,9 @@ def open_memo(build_dir: Path, stage: str) -> RowMemo:
     empty memo otherwise (every input a miss)."""
     memo = RowMemo(Path(build_dir))
     path = memo.build_dir / MEMO
-    try:
-        stamp = read_json(memo.build_dir / stage / STAMP)
-    except (OSError, ValueError):
-        return memo
-    recorded = (stamp.get("summary") or {}).get(SUMMARY_KEY)
-    if not recorded or not path.is_file() or file_sha256(path) != recorded:
-        return memo
-    for rel, sha in stamp.get("outputs", {}).items():
-        f = memo.build_dir / rel
-        if not f.is_file() or file_sha256(f) != sha:
-            return memo
-    memo.old = pq.read_table(path, schema=MEMO_SCHEMA)
+    recorded = (Stage(memo.build_dir, stage).intact_summary() or {}).get(SUMMARY_KEY)
+    if recorded and path.is_file() and file_sha256(path) == recorded:
+        memo.old = pq.read_table(path, schema=MEMO_SCHEMA)
     return memo
 
 
