@@ -75,7 +75,7 @@ def run_naive(build: Path) -> int:
     }
     out = []
     for comp in recipe.components:
-        df = pd.read_parquet(data_path(build, comp.split, "train"))
+        df = pd.read_parquet(data_path(build, comp.config, "train"))
         if comp.count is not None:
             df = df.sample(n=comp.count, random_state=recipe.seed)
         reasoning = "target" in df.columns
@@ -86,7 +86,7 @@ def run_naive(build: Path) -> int:
                     {
                         "id": f"{row['id']}:{copy}",
                         "source_id": row["id"],
-                        "source_config": comp.split,
+                        "source_config": comp.config,
                         "copy": copy,
                         "clip_id": row["clip_id"],
                         "video_id": row["video_id"],

@@ -11,6 +11,7 @@ anchor, no nesting deeper than Python can walk.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vlm_autodrive.builders.core.errors import InputError, require_file
 
 M = TypeVar("M", bound=BaseModel)
+LOG = logging.getLogger("vlm_autodrive.recipes")
 
 MAX_YAML_BYTES = 4 << 20  # the largest bundled config is a few kB
 MAX_YAML_VALUES = 100_000  # every mapping, list and scalar, aliases counted each time used
@@ -165,3 +167,24 @@ def validate_model(path: str | Path, model: type[M], data: dict, flags: bool = F
         return model.model_validate(data)
     except ValidationError as e:
         raise ValueError(format_validation_error(path, e, flags)) from None
+
+
+def rename_old_key(node: dict, old: str, new: str, source: str | Path, where: str = "") -> bool:
+    """Move `node[old]` to `node[new]` in place (a key that was renamed), with a one-line
+    warning naming `source` and both keys (`where`: the dotted path of `node`). True when
+    `old` was there. Both given: InputError naming both (which one was meant is unknown).
+    The warning goes through logging: `autodrive` prints it to stderr (and --log-file),
+    a Python caller sees it on stderr through logging's last-resort handler."""
+    if old not in node:
+        return False
+    old_path, new_path = f"{where}{old}", f"{where}{new}"
+    if new in node:
+        raise InputError(
+            source,
+            f"both {old_path} and {new_path} given: {old_path} is the old name of "
+            f"{new_path}; keep {new_path}",
+            old_path,
+        )
+    node[new] = node.pop(old)
+    LOG.warning("%s: %s: renamed %s; the old key still works", source, old_path, new_path)
+    return True

@@ -113,7 +113,7 @@ def component_batches(plan: ComponentPlan, config: str) -> Iterator[pa.RecordBat
     cols = [c for c in _SOURCE_COLUMNS if c in pf.schema_arrow.names]
     hashed = ["content_hash"] if "content_hash" in cols else ["question", "answer"]
     fmt_key = f"{plan.system_name}:{text_sha256(plan.system or '')}:{plan.reasoning}"
-    source_config = pa.scalar(plan.component.split, pa.string())
+    source_config = pa.scalar(plan.component.config, pa.string())
     side = pa.scalar(plan.side, pa.string())
     offset = 0
     for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):

@@ -4,7 +4,8 @@ In: a YAML file. Out: a validated `MixtureRecipe`, then, against a build folder,
 checks that need the build (configs exist and can become conversations, upsampled classes
 are classes). Every problem is reported as `file: dotted.key.path: message`.
 
-A recipe is a list of components, each one config (`split:`) with exactly one amount:
+A recipe is a list of components, each one config (`config:`; its old name `split:` still
+loads, with a one-line warning) with exactly one amount:
 
 - `count: N` rows drawn without replacement (an error when the config has fewer);
 - `fraction: F` (0 < F <= 1) of the config's rows, rounded to the nearest row;
@@ -26,7 +27,13 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from vlm_autodrive.builders.core.strict import Strict, read_yaml_mapping, validate_model
+from vlm_autodrive.builders.core.strict import (
+    LOG,
+    Strict,
+    read_yaml_mapping,
+    rename_old_key,
+    validate_model,
+)
 
 AMOUNTS = ("count", "fraction", "upsample", "all")
 OTHER_CLASSES = "*"
@@ -55,7 +62,7 @@ class ConversationFormat(_StrictTypes):
 class Component(_StrictTypes):
     """One config of the mixture and its amount."""
 
-    split: str = Field(min_length=1, description="the config to draw from, e.g. mcq")
+    config: str = Field(min_length=1, description="the config to draw from, e.g. mcq")
     count: int | None = Field(None, ge=1)
     fraction: float | None = Field(None, gt=0, le=1)
     upsample: dict[str, int] | None = None
@@ -143,22 +150,43 @@ def load_mixture(path: str | Path) -> MixtureRecipe:
     """Load and validate a mixture recipe; MixtureError names the file and key path."""
     p = Path(path)
     try:
-        recipe = validate_model(p, MixtureRecipe, read_yaml_mapping(p, "a mixture recipe"))
+        data = read_yaml_mapping(p, "a mixture recipe")
+        _rename_old_keys(data, p)
+        recipe = validate_model(p, MixtureRecipe, data)
     except ValueError as e:
         raise MixtureError(str(e)) from None
     seen: dict[str, int] = {}
     problems = []
     for i, c in enumerate(recipe.components):
-        if c.split in seen:
+        if c.config in seen:
             problems.append(
-                f"{p}: components.{i}.split: {c.split!r} is already mixed by "
-                f"components.{seen[c.split]} (one component per config)"
+                f"{p}: components.{i}.config: {c.config!r} is already mixed by "
+                f"components.{seen[c.config]} (one component per config)"
             )
-        seen.setdefault(c.split, i)
+        seen.setdefault(c.config, i)
     if problems:
         raise MixtureError("\n".join(problems))
     mixture_name(recipe, p)
     return recipe
+
+
+def _rename_old_keys(data: dict, source: Path) -> None:
+    """A component's `split:` (its config) read as `config:`, in place: one warning line
+    for the file however many components use it; InputError when one gives both."""
+    components = data.get("components")
+    if not isinstance(components, list):
+        return
+    old = [c for c in components if isinstance(c, dict) and "split" in c]
+    for i, c in enumerate(components):
+        if isinstance(c, dict) and "split" in c and "config" in c:
+            rename_old_key(c, "split", "config", source, f"components.{i}.")  # raises
+    for c in old:
+        c["config"] = c.pop("split")
+    if old:
+        LOG.warning(
+            "%s: components.*.split: renamed components.*.config; the old key still works",
+            source,
+        )
 
 
 def check_against_build(
@@ -179,22 +207,22 @@ def check_against_build(
     problems = []
     for i, c in enumerate(recipe.components):
         where = f"{source}: components.{i}"
-        if c.split not in configs:
+        if c.config not in configs:
             have = ", ".join(sorted(configs)) or "none"
             problems.append(
-                f"{where}.split: {c.split!r} is not a config of this build (it has: {have})"
+                f"{where}.config: {c.config!r} is not a config of this build (it has: {have})"
             )
             continue
-        missing = missing_columns(columns[c.split])
+        missing = missing_columns(columns[c.config])
         if missing:
             problems.append(
-                f"{where}.split: config {c.split!r} has no {', '.join(missing)} column: "
+                f"{where}.config: config {c.config!r} has no {', '.join(missing)} column: "
                 "it cannot become conversations"
             )
             continue
-        if c.reasoning and not has_reasoning(columns[c.split]):
+        if c.reasoning and not has_reasoning(columns[c.config]):
             problems.append(
-                f"{where}.reasoning: config {c.split!r} has no reasoning or target column"
+                f"{where}.reasoning: config {c.config!r} has no reasoning or target column"
             )
         for k in c.upsample or {}:
             if k != OTHER_CLASSES and k not in classes:

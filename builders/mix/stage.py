@@ -94,7 +94,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
     config = MIX_PREFIX + name
     prov_path = build_dir / PROVENANCE
     if not prov_path.exists():
-        raise FileNotFoundError(f"{prov_path} not found: build the splits first (autodrive build)")
+        raise FileNotFoundError(f"{prov_path} not found: build the configs first (autodrive build)")
     prov = read_json(prov_path)
     sources = {k: v for k, v in prov.get("configs", {}).items() if not k.startswith(MIX_PREFIX)}
     columns = {
@@ -110,7 +110,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         for n in {fmt.system_prompt, fmt.reasoning_system_prompt} - {None}
     }
     inputs = {
-        c.split: {s: v["sha256"] for s, v in sources[c.split]["splits"].items()}
+        c.config: {s: v["sha256"] for s, v in sources[c.config]["splits"].items()}
         for c in recipe.components
     }
     from vlm_autodrive.builders.pipeline import declared_key
@@ -150,7 +150,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         if rel is not None:
             files[side] = rel
     plot_rel, notes = _plot(build_dir, name, report)
-    described = "; ".join(f"{c.split} ({c.amount})" for c in recipe.components)
+    described = "; ".join(f"{c.config} ({c.amount})" for c in recipe.components)
     # Declares the new files, then removes the config's old ones (sides no longer mixed).
     register_config(
         build_dir,
@@ -208,7 +208,7 @@ def _plan(
     """Copies per source row of one component on one side (first pass: id and label)."""
     import pyarrow.parquet as pq
 
-    split_entry = sources[comp.split]["splits"].get(side)
+    split_entry = sources[comp.config]["splits"].get(side)
     path = build_dir / split_entry["path"] if split_entry else None
     if path is not None:
         t = pq.ParquetFile(path).read(columns=["id", "label"])  # (read_table: +0.2 s imports)
@@ -227,14 +227,14 @@ def _plan(
         k = comp.count if comp.count is not None else _rounded(comp.fraction, n)
         if k > n:
             raise MixtureError(
-                f"{where}.count: asks for {k} {side} rows of {comp.split!r}, which has {n}; "
+                f"{where}.count: asks for {k} {side} rows of {comp.config!r}, which has {n}; "
                 "lower the count, take a fraction or all: true, or upsample classes"
             )
         seed = recipe.seed if comp.seed is None else comp.seed
         copies = np.zeros(n, np.int32)
         ids = t.column("id").to_pylist() if t is not None else []
         copies[np.argsort(seeded_ranks(seed, ids), kind="stable")[:k]] = 1
-    reasoning = has_reasoning(columns[comp.split]) and (
+    reasoning = has_reasoning(columns[comp.config]) and (
         comp.reasoning if comp.reasoning is not None else recipe.conversation.reasoning
     )
     fmt = recipe.conversation
@@ -263,7 +263,7 @@ def _side_report(plans: list[ComponentPlan]) -> dict[str, Any]:
         comps.append(
             {
                 "index": p.index,
-                "config": c.split,
+                "config": c.config,
                 "amount": c.amount,
                 "system_prompt": p.system_name,
                 "reasoning": p.reasoning,

@@ -27,9 +27,9 @@ MIXTURE = """\
 name: bal
 seed: 7
 components:
-  - split: mcq
+  - config: mcq
     upsample: {Collision: 15, Near-Collision: 2}
-  - split: caption_vlm
+  - config: caption_vlm
     count: 10000
 """
 

@@ -28,8 +28,8 @@ conversation: {{system_prompt: driving_assistant}}
 components:
 {components}
 """
-BOTH = "  - split: mcq\n    upsample: {Collision: 3}\n  - split: caption_metadata\n    all: true"
-CAPTIONS_ONLY = "  - split: caption_metadata\n    fraction: 0.5"
+BOTH = "  - config: mcq\n    upsample: {Collision: 3}\n  - config: caption_metadata\n    all: true"
+CAPTIONS_ONLY = "  - config: caption_metadata\n    fraction: 0.5"
 
 
 def files(build: Path) -> dict[str, tuple[bytes, int]]:

@@ -16,9 +16,9 @@ MIXTURE = """
     conversation:
       system_prompt: driving_assistant
     components:
-      - split: mcq
+      - config: mcq
         all: true
-      - split: caption_metadata
+      - config: caption_metadata
         count: 4
 """
 

@@ -33,7 +33,7 @@ SIZES = {
 def test_the_extended_recipe_mixes_table1_and_the_new_splits(tmp_path):
     path = bundled("recipes", "mixtures/extended.yaml")
     recipe = load_mixture(path)
-    names = [c.split for c in recipe.components]
+    names = [c.config for c in recipe.components]
     table1 = ["mcq", "caption_metadata", "caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa"]
     new = ["reasoning_revised", "short_qa", "caption_augmented", "cause_vqa", "cause_reasoning"]
     assert names == table1 + new

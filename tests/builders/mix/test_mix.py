@@ -22,13 +22,13 @@ BALANCE = """
     name: bal
     seed: 7
     components:
-      - split: mcq
+      - config: mcq
         upsample: {Collision: 15, Near-Collision: 2}
-      - split: caption_vlm
+      - config: caption_vlm
         count: 25
-      - split: caption_metadata
+      - config: caption_metadata
         fraction: 0.5
-      - split: reasoning_mcq
+      - config: reasoning_mcq
         upsample: {"*": 2}
 """
 
@@ -115,7 +115,7 @@ def test_rerun_does_nothing_and_card_shows_the_mixture(tmp_path, build):
 
 
 def test_reasoning_rows_get_the_reasoning_prompt_unless_turned_off(tmp_path, build):
-    on = recipe(tmp_path, "components:\n  - split: reasoning_mcq\n    all: true\n", "on.yaml")
+    on = recipe(tmp_path, "components:\n  - config: reasoning_mcq\n    all: true\n", "on.yaml")
     mix(on, build)
     row = read(build, "mix-on").to_pylist()[0]
     src = {r["id"]: r for r in read(build, "reasoning_mcq").to_pylist()}[row["source_id"]]
@@ -124,7 +124,7 @@ def test_reasoning_rows_get_the_reasoning_prompt_unless_turned_off(tmp_path, bui
     assert src["target"].startswith("<think>\n") and src["target"].endswith("\n</answer>")
     off = recipe(
         tmp_path,
-        "components:\n  - split: reasoning_mcq\n    all: true\n    reasoning: false\n",
+        "components:\n  - config: reasoning_mcq\n    all: true\n    reasoning: false\n",
         "off.yaml",
     )
     mix(off, build)
@@ -147,25 +147,25 @@ def test_load_dataset_reads_the_mixture(tmp_path, build, monkeypatch):
 @pytest.mark.parametrize(
     ("body", "where"),
     [
-        ("components:\n  - split: mcq\n    cont: 3\n", r"components\.0\.cont: Extra inputs"),
-        ("components:\n  - split: mcq\n    count: '10'\n", r"components\.0\.count: .*integer"),
-        ("components:\n  - split: mcq\n    count: 0.5\n", r"components\.0\.count: .*integer"),
-        ("components:\n  - split: mcq\n    fraction: 2\n", r"components\.0\.fraction: .*1"),
-        ("components:\n  - split: mcq\n", r"components\.0: .*exactly one amount.*got none"),
+        ("components:\n  - config: mcq\n    cont: 3\n", r"components\.0\.cont: Extra inputs"),
+        ("components:\n  - config: mcq\n    count: '10'\n", r"components\.0\.count: .*integer"),
+        ("components:\n  - config: mcq\n    count: 0.5\n", r"components\.0\.count: .*integer"),
+        ("components:\n  - config: mcq\n    fraction: 2\n", r"components\.0\.fraction: .*1"),
+        ("components:\n  - config: mcq\n", r"components\.0: .*exactly one amount.*got none"),
         (
-            "components:\n  - split: mcq\n    count: 3\n    all: true\n",
+            "components:\n  - config: mcq\n    count: 3\n    all: true\n",
             r"components\.0: .*exactly one amount.*got count and all",
         ),
         (
-            "components:\n  - split: mcq\n    upsample: {Collision: -1}\n",
+            "components:\n  - config: mcq\n    upsample: {Collision: -1}\n",
             r"components\.0\.upsample",
         ),
-        ("splits: [validation]\ncomponents:\n  - split: mcq\n    all: true\n", r"splits\.0: "),
-        ("seed: one\ncomponents:\n  - split: mcq\n    all: true\n", r"seed: .*integer"),
+        ("splits: [validation]\ncomponents:\n  - config: mcq\n    all: true\n", r"splits\.0: "),
+        ("seed: one\ncomponents:\n  - config: mcq\n    all: true\n", r"seed: .*integer"),
         ("components: []\n", r"components: "),
         (
-            "components:\n  - split: mcq\n    all: true\n  - split: mcq\n    count: 2\n",
-            r"components\.1\.split: 'mcq' is already mixed by components\.0",
+            "components:\n  - config: mcq\n    all: true\n  - config: mcq\n    count: 2\n",
+            r"components\.1\.config: 'mcq' is already mixed by components\.0",
         ),
     ],
 )
@@ -178,23 +178,23 @@ def test_bad_recipes_fail_at_load_with_the_key_path(tmp_path, body, where):
     ("body", "where"),
     [
         (
-            "components:\n  - split: vqa\n    all: true\n",
-            r"components\.0\.split: 'vqa' is not a config of this build \(it has: caption_metadata",
+            "components:\n  - config: vqa\n    all: true\n",
+            r"components\.0\.config: 'vqa' is not a config of this build \(it has: caption_meta",
         ),
         (
-            "components:\n  - split: failures\n    all: true\n",
-            r"components\.0\.split: config 'failures' has no question, answer",
+            "components:\n  - config: failures\n    all: true\n",
+            r"components\.0\.config: config 'failures' has no question, answer",
         ),
         (
-            "components:\n  - split: mcq\n    upsample: {Colision: 2}\n",
+            "components:\n  - config: mcq\n    upsample: {Colision: 2}\n",
             r"components\.0\.upsample\.Colision: not a class",
         ),
         (
-            "components:\n  - split: mcq\n    all: true\n    reasoning: true\n",
+            "components:\n  - config: mcq\n    all: true\n    reasoning: true\n",
             r"components\.0\.reasoning: config 'mcq' has no reasoning",
         ),
         (
-            "components:\n  - split: mcq\n    all: true\n  - split: caption_vlm\n    count: 61\n",
+            "components:\n  - config: mcq\n    all: true\n  - config: caption_vlm\n    count: 61\n",
             r"components\.1\.count: asks for 61 train rows of 'caption_vlm', which has 60",
         ),
     ],
@@ -212,7 +212,7 @@ def _comment_shares(text: str) -> dict[str, float]:
         m = re.search(r"~(\d+)%", line)
         if line.strip().startswith("#") and m:
             last = float(m.group(1))
-        m = re.match(r"\s*- split: (\w+)", line)
+        m = re.match(r"\s*- config: (\w+)", line)
         if m:
             shares[m.group(1)] = last
     return shares

@@ -25,27 +25,27 @@ ALL_PATHS = """
     seed: 3
     splits: [train, test]
     components:
-      - split: mcq
+      - config: mcq
         upsample: {Collision: 3, Near-Collision: 0}
-      - split: caption_vlm
+      - config: caption_vlm
         count: 9
-      - split: caption_metadata
+      - config: caption_metadata
         fraction: 0.5
-      - split: reasoning_mcq
+      - config: reasoning_mcq
         upsample: {"*": 2}
-      - split: reasoning_vqa
+      - config: reasoning_vqa
         fraction: 0.6
 """
 NO_SYSTEM = """
     name: plain
     conversation: {system_prompt: null, reasoning: false}
     components:
-      - split: reasoning_mcq
+      - config: reasoning_mcq
         all: true
-      - split: reasoning_vqa
+      - config: reasoning_vqa
         all: true
         reasoning: true
-      - split: mcq
+      - config: mcq
         fraction: 0.3
 """
 SIZES = {

@@ -55,7 +55,7 @@ def test_a_template_edit_changes_exactly_the_rows_it_touches(tmp_path):
     build, pub = tmp_path / "build", tmp_path / "pub"
     rule_build(build)
     mixture = recipe(
-        tmp_path, "components:\n  - split: mcq\n    upsample: {Collision: 2}\n", "m.yaml"
+        tmp_path, "components:\n  - config: mcq\n    upsample: {Collision: 2}\n", "m.yaml"
     )
     mix(mixture, build)
     publish(build, "0.1.0", to=pub)
@@ -107,7 +107,7 @@ def test_a_release_of_unchanged_content_is_unchanged_whatever_the_files_are_name
     older fixed names (`<split>-00000-of-00001.parquet`), found through its provenance."""
     build, pub = tmp_path / "build", tmp_path / "pub"
     rule_build(build)
-    mixture = recipe(tmp_path, "components:\n  - split: mcq\n    all: true\n", "m.yaml")
+    mixture = recipe(tmp_path, "components:\n  - config: mcq\n    all: true\n", "m.yaml")
     mix(mixture, build)
     publish(build, "0.1.0", to=pub)
     names = {c: data_path(build, c, "train").name for c in ("mcq", "caption_metadata", "mix-m")}

@@ -17,7 +17,7 @@ from vlm_autodrive.builders.release.semver import parse_version, previous_versio
 from vlm_autodrive.builders.release.staging import ReleaseError, release_files
 from vlm_autodrive.builders.synthetic.configs import write_config
 
-MIX = "components:\n  - split: mcq\n    upsample: {Collision: 3}\n"
+MIX = "components:\n  - config: mcq\n    upsample: {Collision: 3}\n"
 
 
 @pytest.fixture(scope="module")
