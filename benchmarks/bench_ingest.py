@@ -38,7 +38,7 @@ from bench_chunk import median_time, sample_manifest  # same folder: the same so
 from vlm_autodrive.builders.audit.phash import FRAMES, hash_video
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.core.files import file_sha256
-from vlm_autodrive.builders.core.recipe import ChunkConfig, worker_count
+from vlm_autodrive.builders.core.sections import ChunkConfig, worker_count
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.dataset.source_groups import source_groups
 from vlm_autodrive.builders.ingest.manifest import read_manifest

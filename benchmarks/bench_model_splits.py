@@ -55,7 +55,7 @@ def child(build: Path) -> None:
     gen = GenerateConfig.model_validate(
         {
             "models": {"m": {"model": "scripted", "revision": "1"}},
-            "splits": {
+            "configs": {
                 name: {"model": "m"}
                 for name in ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa")
             },
@@ -127,7 +127,7 @@ def smollm2_run(model_dir: Path, requests: int, max_tokens: int) -> None:
     gen = GenerateConfig.model_validate(
         {
             "models": {"text": {"model": str(model_dir), "backend": "vllm"}},
-            "splits": {"vqa": {"model": "text", "temperature": 0.2, "max_tokens": max_tokens}},
+            "configs": {"vqa": {"model": "text", "temperature": 0.2, "max_tokens": max_tokens}},
         }
     )
     from vlm_autodrive.builders.generate.backends.base import GenerationRequest, Sampling

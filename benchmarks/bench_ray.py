@@ -34,7 +34,7 @@ from bench_chunk import sample_manifest
 
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.core.ray_cluster import RaySettings
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.generate.backends.base import (
     GenerationRequest,

@@ -51,7 +51,7 @@ def gen_config():
     return GenerateConfig.model_validate(
         {
             "models": {"m": {"model": "scripted", "revision": "1"}},
-            "splits": {name: {"model": "m"} for name in SPLITS},
+            "configs": {name: {"model": "m"} for name in SPLITS},
         }
     )
 
@@ -105,7 +105,7 @@ def dry_run(build: Path, templates: str | None) -> dict:
 
     taxonomy = load_taxonomy()
     # The two recipe fields the rule splits read (the benchmark has no recipe file).
-    recipe = SimpleNamespace(splits=rules_config(templates), model_dump=lambda mode: RECIPE)
+    recipe = SimpleNamespace(rules=rules_config(templates), model_dump=lambda mode: RECIPE)
     c0, t0 = time.process_time(), time.perf_counter()
     up = preview_rules(build, recipe, taxonomy)
     reports = run_model_splits(

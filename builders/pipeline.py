@@ -150,8 +150,8 @@ def _model_identities(gen: Any, build_dir: Path | None) -> dict[str, str]:
     """The identity of every model a split of `gen` uses (by role)."""
     if gen is None:
         return {}
-    used = {s.model for s in gen.splits.values() if not s.import_file}
-    used |= {s.check.model for s in gen.splits.values() if s.check is not None}
+    used = {s.model for s in gen.configs.values() if not s.import_file}
+    used |= {s.check.model for s in gen.configs.values() if s.check is not None}
     # Weights are hashed once and memoised beside the response cache (read, not
     # written, when that folder does not exist yet: a dry run writes nothing).
     memo = Path(build_dir) / "cache" if build_dir and (Path(build_dir) / "cache").is_dir() else None
@@ -193,7 +193,7 @@ def _plan_sample(w: Walk) -> int:
 
 def _ingest_args(w: Walk) -> tuple:
     """The manifest, build folder, taxonomy and workers: ingest's run and plan alike."""
-    from vlm_autodrive.builders.core.recipe import worker_count
+    from vlm_autodrive.builders.core.sections import worker_count
 
     return w.state["manifest"], w.build, w.taxonomy, worker_count(w.chunk.workers)
 
@@ -247,7 +247,7 @@ def run_chunk_stage(build, config, taxonomy, options, engine="local", ray=None, 
     """The chunk stage with its declared key, as `build` and `autodrive chunk` run it;
     prints its summary and returns its ChunkResult."""
     from vlm_autodrive.builders.clips.stage import ChunkSettingsChanged, run_chunk
-    from vlm_autodrive.builders.core.recipe import worker_count
+    from vlm_autodrive.builders.core.sections import worker_count
     from vlm_autodrive.cli_output import print_chunk
 
     if engine == "ray":
@@ -307,14 +307,14 @@ def _run_rules(w: Walk) -> int:
     w.out("[rule splits]")
     splits = build_rule_splits(
         w.build,
-        w.recipe.splits,
+        w.recipe.rules,
         w.taxonomy,
         recipe_record(w.recipe),
         declared=w.key("rule_splits"),
     )
     w.out(splits.format())
     gen = w.recipe.generate
-    if gen and gen.splits:  # the model splits can take hours: the rule configs load now
+    if gen and gen.configs:  # the model splits can take hours: the rule configs load now
         configs = ", ".join(sorted(splits.configs))
         w.out(
             f"rule configs ready ({configs}): datasets.load_dataset(BUILD, CONFIG) reads them "
@@ -351,9 +351,9 @@ def _plan_models(w: Walk) -> int:
 
 def _model_splits(w: Walk, dry_run: bool) -> int:
     gen = w.recipe.generate
-    if not gen or not gen.splits:
+    if not gen or not gen.configs:
         if dry_run:
-            w.out("the recipe names no model splits (generate.splits): nothing to send")
+            w.out("the recipe names no model splits (generate.configs): nothing to send")
         return 0
     from vlm_autodrive.builders.generate.report import format_reports
     from vlm_autodrive.builders.generate.stage import run_model_splits
@@ -418,7 +418,7 @@ PIPELINE: tuple[StageSpec, ...] = (
         "rule_splits",
         Inputs(
             upstream=("ingest", "chunk"),
-            recipe=("splits",),
+            recipe=("rules",),
             taxonomy=True,
             code=(f"{P}.rules.stage",),
         ),

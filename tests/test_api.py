@@ -27,12 +27,12 @@ manifest: ../build/sample/manifest.jsonl
 build_dir: ../build/quickstart
 sample: {videos: 6, seed: 0, duration: 6.0, width: 96, height: 64, fps: 10.0, gop: 10}
 chunk: {window: 3.0, stride: 3.0, margin: 0.5, mode: copy, workers: 1}
-splits: {configs: [mcq, caption_metadata], test_per_class: 1, on_short: take_available}
+rules: {configs: [mcq, caption_metadata], test_per_class: 1, on_short: take_available}
 generate:
   models:
     vlm: {model: scripted, revision: "1", base_urls: ["http://127.0.0.1:9/v1"]}
     text: {model: scripted, revision: "1", base_urls: ["http://127.0.0.1:9/v1"]}
-  splits:
+  configs:
     caption_vlm: {model: vlm}
     vqa: {model: text}
 """

@@ -25,7 +25,7 @@ def write_recipe(root: Path, base_url: str, splits: dict | None = None) -> Path:
         "build_dir": str(root / "build"),
         "sample": {"videos": 6, "seed": 3, "duration": 8.0, "width": 96, "height": 64},
         "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5, "mode": "copy"},
-        "splits": {"test_per_class": 1, "on_short": "take_available"},
+        "rules": {"test_per_class": 1, "on_short": "take_available"},
         "generate": {
             "models": {
                 "m": {
@@ -36,7 +36,7 @@ def write_recipe(root: Path, base_url: str, splits: dict | None = None) -> Path:
                     "timeout": 30,
                 }
             },
-            "splits": splits or {"vqa": {"model": "m"}, "reasoning_vqa": {"model": "m"}},
+            "configs": splits or {"vqa": {"model": "m"}, "reasoning_vqa": {"model": "m"}},
         },
     }
     path = root / "recipe.yaml"

@@ -66,7 +66,7 @@ def write_recipe(folder: Path, sample: Path, **sections) -> Path:
         "manifest": os.path.relpath(sample / "manifest.jsonl", folder),
         "build_dir": "build",
         "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5},
-        "splits": {"test_per_class": 1, "on_short": "take_available"},
+        "rules": {"test_per_class": 1, "on_short": "take_available"},
         **sections,
     }
     path = folder / "recipe.yaml"
@@ -142,7 +142,7 @@ def test_a_template_that_divides_by_zero_or_includes_itself(sample, tmp_path, ca
         tmp_path / "zero",
         "{% block question %}Q{% endblock %}\n{% block answer %}{{ 1 / 0 }}{% endblock %}\n",
     )
-    recipe = write_recipe(tmp_path / "r1", sample, splits={"templates": str(zero)})
+    recipe = write_recipe(tmp_path / "r1", sample, rules={"templates": str(zero)})
     err = bad_input(capsys, "build", recipe)
     assert f"autodrive: {zero / 'mcq.jinja'}:2: ZeroDivisionError: division by zero" in err
     loop = rule_templates(
@@ -150,7 +150,7 @@ def test_a_template_that_divides_by_zero_or_includes_itself(sample, tmp_path, ca
         '{% block question %}{% include "mcq.jinja" %}{% endblock %}\n'
         "{% block answer %}A{% endblock %}\n",
     )
-    recipe = write_recipe(tmp_path / "r2", sample, splits={"templates": str(loop)})
+    recipe = write_recipe(tmp_path / "r2", sample, rules={"templates": str(loop)})
     err = bad_input(capsys, "build", recipe)
     assert f"autodrive: {loop / 'mcq.jinja'}: includes itself (mcq.jinja -> mcq.jinja)" in err
     # both found before any work: no build folder
@@ -169,7 +169,7 @@ def test_sample_out_and_publish_to_pointing_at_a_file(tmp_path, capsys):
 def test_a_missing_local_model_folder(sample, tmp_path, capsys):
     gen = {
         "models": {"text": {"model": "models/tiny/nothere", "local_server": True}},
-        "splits": {"vqa": {"model": "text"}},
+        "configs": {"vqa": {"model": "text"}},
     }
     recipe = write_recipe(tmp_path, sample, generate=gen)
     err = bad_input(capsys, "build", recipe)
@@ -231,7 +231,7 @@ def test_template_errors_give_the_templates_own_line(sample, tmp_path, capsys):
         tmp_path / "t",
         "{% block question %}Q{% endblock %}\n{% block answer %}{{ answer.nope }}{% endblock %}\n",
     )
-    recipe = write_recipe(tmp_path, sample, splits={"templates": str(folder)})
+    recipe = write_recipe(tmp_path, sample, rules={"templates": str(folder)})
     err = bad_input(capsys, "build", recipe)
     assert f"autodrive: {folder / 'mcq.jinja'}:2: UndefinedError:" in err and "'nope'" in err
 
@@ -370,7 +370,7 @@ def test_recipe_paths_are_relative_to_the_recipes_folder(sample, tmp_path, capsy
 
 def test_folders_preset_windows_and_prompts_are_checked_before_ingest(sample, tmp_path, capsys):
     cases = [
-        ("splits", "templates", "no-such", "splits.templates: {folder}/no-such: no such folder"),
+        ("rules", "templates", "no-such", "rules.templates: {folder}/no-such: no such folder"),
         ("generate", "prompts", "no-such", "generate.prompts: {folder}/no-such: no such folder"),
         ("chunk", "preset", "bogus", "chunk.preset: 'bogus' is not an x264 preset"),
         ("chunk", "window", float("inf"), "chunk.window: Input should be a finite number"),

@@ -1,5 +1,5 @@
 """Every YAML example of the documentation validates: each ```yaml block of README.md, the
-folder READMEs and docs/*.md, and the inline `split: {...}` examples, through the same
+folder READMEs and docs/*.md, and the inline `config: {...}` examples, through the same
 models the toolkit loads recipes with. The README's `caption_vlm: {import_file: ...}`
 failed with "model: Field required" before.
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlm_autodrive.builders.core.recipe import BuildRecipe
 from vlm_autodrive.builders.core.strict import load_yaml, validate_model
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
 from vlm_autodrive.builders.mix.recipe import MixtureRecipe
+from vlm_autodrive.builders.recipe import BuildRecipe
 from vlm_autodrive.resources import bundled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,9 +30,9 @@ DOCS = sorted(
     - set(ROOT.glob(".venv*/**/*.md"))
 )
 BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
-# `caption_vlm: {import_file: captions.jsonl}`: an inline split setting of generate.splits
-INLINE_SPLIT = re.compile(r"`((\w+): \{[^`]*\})`")
-SPLIT_NAMES = set(MODEL_SPLITS)
+# `caption_vlm: {import_file: captions.jsonl}`: an inline config setting of generate.configs
+INLINE_CONFIG = re.compile(r"`((\w+): \{[^`]*\})`")
+CONFIG_NAMES = set(MODEL_SPLITS)
 # What a recipe fragment lacks to stand alone: the two keys every recipe has.
 RECIPE_BASE = {"manifest": "manifest.jsonl", "build_dir": "build"}
 
@@ -69,7 +69,7 @@ def check_taxonomy_classes(data: list, where: str, earlier: dict) -> None:
 # (name, does it take the block, check): the first rule that takes a block checks it.
 RULES: list[tuple[str, Callable[[object], bool], Callable]] = [
     (
-        "mixture recipe",  # before the build recipe: both have `splits`
+        "mixture recipe",  # a mapping with `components`
         lambda d: isinstance(d, dict) and "components" in d and set(d) <= keys_of(MixtureRecipe),
         check_mixture,
     ),
@@ -121,18 +121,18 @@ def test_every_yaml_block_of_the_docs_validates(doc, blocks):
     check_blocks(doc, blocks)
 
 
-def test_inline_split_examples_validate():
+def test_inline_config_examples_validate():
     found = []
     for doc in DOCS:
-        for m in INLINE_SPLIT.finditer(doc.read_text(encoding="utf-8")):
-            if m.group(2) not in SPLIT_NAMES:
-                continue  # `engine_args: {...}`, `dataset: {path, ...}`: not a split
+        for m in INLINE_CONFIG.finditer(doc.read_text(encoding="utf-8")):
+            if m.group(2) not in CONFIG_NAMES:
+                continue  # `engine_args: {...}`, `dataset: {path, ...}`: not a config
             found.append(m.group(1))
-            fragment = {"generate": {"splits": load_yaml(m.group(1), doc)}}
+            fragment = {"generate": {"configs": load_yaml(m.group(1), doc)}}
             validate_model(doc, BuildRecipe, merged(RECIPE_BASE, fragment))
     assert "caption_vlm: {import_file: captions.jsonl}" in found
 
 
-def test_a_split_with_neither_model_nor_import_file_names_the_key():
-    with pytest.raises(ValueError, match=r"generate.splits.vqa: model: required"):
-        validate_model("recipe", BuildRecipe, {**RECIPE_BASE, "generate": {"splits": {"vqa": {}}}})
+def test_a_config_with_neither_model_nor_import_file_names_the_key():
+    with pytest.raises(ValueError, match=r"generate.configs.vqa: model: required"):
+        validate_model("recipe", BuildRecipe, {**RECIPE_BASE, "generate": {"configs": {"vqa": {}}}})

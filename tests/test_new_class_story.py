@@ -44,7 +44,7 @@ def write_recipe(root: Path, **splits) -> None:
         "manifest": "manifest.jsonl",
         "build_dir": "build",
         "chunk": {"window": 3.0, "stride": 2.5, "margin": 0.5, "workers": 1},
-        "splits": {"test_per_class": 1, "seed": 0, **splits},
+        "rules": {"test_per_class": 1, "seed": 0, **splits},
     }
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 

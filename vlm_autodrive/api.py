@@ -77,8 +77,8 @@ def open_recipe(
     >>> recipe.config.chunk.window, recipe.taxonomy.names
     (4.0, ['Collision', 'Near-Collision', 'Normal Driving'])
     """
-    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.preflight import check_build_recipe
     from vlm_autodrive.resources import resolve_recipe_path
 

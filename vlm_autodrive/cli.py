@@ -482,7 +482,7 @@ def _chunk_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def _chunk_config(args, base):
-    from vlm_autodrive.builders.core.recipe import ChunkConfig
+    from vlm_autodrive.builders.core.sections import ChunkConfig
     from vlm_autodrive.builders.core.strict import validate_model
 
     keys = ("window", "stride", "margin", "mode", "crf", "preset", "ambiguous", "workers")
@@ -495,8 +495,8 @@ def _chunk_config(args, base):
 
 def _cmd_sample(args) -> int:
     from vlm_autodrive.builders.core.errors import require_folder_path
-    from vlm_autodrive.builders.core.recipe import SampleConfig
     from vlm_autodrive.builders.core.strict import validate_model
+    from vlm_autodrive.builders.recipe import SampleConfig
     from vlm_autodrive.builders.synthetic.sample import generate_sample
 
     keys = ("videos", "seed", "duration", "width", "height", "fps", "gop")
@@ -547,7 +547,7 @@ def _cmd_frames_to_video(args) -> int:
 
 def _cmd_ingest(args) -> int:
     from vlm_autodrive.builders.core.errors import require_file
-    from vlm_autodrive.builders.core.recipe import IngestConfig, worker_count
+    from vlm_autodrive.builders.core.sections import IngestConfig, worker_count
     from vlm_autodrive.builders.core.taxonomy import taxonomy_for_build
     from vlm_autodrive.builders.ingest.stage import run_ingest
     from vlm_autodrive.builders.pipeline import declared_key
@@ -574,9 +574,9 @@ def _cmd_ingest(args) -> int:
 
 def _cmd_chunk(args) -> int:
     from vlm_autodrive.builders.clips.stage import INGEST_TABLE
-    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.stage import require_stage_input
     from vlm_autodrive.builders.core.taxonomy import taxonomy_for_build
+    from vlm_autodrive.builders.recipe import load_recipe, recipe_taxonomy
 
     recipe = load_recipe(args.recipe) if args.recipe else None
     config = _chunk_config(args, recipe.chunk if recipe else None)
@@ -596,8 +596,8 @@ def _cmd_chunk(args) -> int:
 
 
 def _cmd_build(args) -> int:
-    from vlm_autodrive.builders.core.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+    from vlm_autodrive.builders.recipe import load_recipe, recipe_taxonomy
     from vlm_autodrive.preflight import check_build_recipe
     from vlm_autodrive.resources import resolve_recipe_path
 

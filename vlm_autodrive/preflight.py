@@ -30,20 +30,20 @@ def check_build_recipe(recipe, taxonomy, source: str | Path = "recipe") -> None:
             recipe.manifest,
             "no such file" if not manifest.exists() else "is a folder, not a manifest file",
         )
-    folders = {"splits.templates": recipe.splits.templates, "generate.prompts": gen and gen.prompts}
+    folders = {"rules.templates": recipe.rules.templates, "generate.prompts": gen and gen.prompts}
     for key, folder in folders.items():
         if folder and not Path(folder).is_dir():
             _refuse(source, key, folder, "no such folder")
-    load_rule_templates(recipe.splits, taxonomy)
-    if not gen or not gen.splits:
+    load_rule_templates(recipe.rules, taxonomy)
+    if not gen or not gen.configs:
         return
     from vlm_autodrive.builders.generate.stage import load_prompt_templates
     from vlm_autodrive.builders.generate.target import check_target_classes
 
     load_prompt_templates(gen, taxonomy)
     check_target_classes(gen, taxonomy, source)
-    for name, split in gen.splits.items():
-        key = f"generate.splits.{name}.import_file"
+    for name, split in gen.configs.items():
+        key = f"generate.configs.{name}.import_file"
         if split.import_file and not Path(split.import_file).is_file():
             _refuse(source, key, split.import_file, "no such file")
         elif not split.import_file:

@@ -57,7 +57,7 @@ def data(s, ctx: dict, result: dict, deadline: float) -> None:
         "build_dir": str(build),
         "sample": {"videos": s.videos, "seed": 0, "duration": 12.0, "width": s.width,
                    "height": s.height, "fps": 30.0, "gop": 30},
-        "splits": {"configs": ["mcq"], "test_per_class": s.test_per_class,
+        "rules": {"configs": ["mcq"], "test_per_class": s.test_per_class,
                    "on_short": "take_available"},
     }  # fmt: skip
     _run(s, _cli(s, "build", str(_write(s.work / "build.yaml", recipe))), deadline)
@@ -68,7 +68,7 @@ def data(s, ctx: dict, result: dict, deadline: float) -> None:
         "splits": ["train"],
         "conversation": {"system_prompt": "driving_assistant",
                          "reasoning_system_prompt": "driving_reasoner", "reasoning": True},
-        "components": [{"split": "mcq", "upsample": {"Collision": 3, "Near-Collision": 3}}],
+        "components": [{"config": "mcq", "upsample": {"Collision": 3, "Near-Collision": 3}}],
     }  # fmt: skip
     mix = _write(s.work / "mixture.yaml", mixture)
     _run(s, _cli(s, "mix", str(mix), "--build", str(build)), deadline)

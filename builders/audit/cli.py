@@ -56,7 +56,7 @@ def _text_model(args):
         return None
     if args.recipe is None:
         raise ValueError("--text-model needs --recipe (the recipe whose generate.models names it)")
-    from vlm_autodrive.builders.core.recipe import load_recipe
+    from vlm_autodrive.builders.recipe import load_recipe
     from vlm_autodrive.resources import resolve_recipe_path
 
     recipe = load_recipe(resolve_recipe_path(args.recipe))

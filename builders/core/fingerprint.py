@@ -46,7 +46,9 @@ FILE_INPUT = {"input": "file"}
 SCHEMA_MODULES = frozenset(
     {
         f"{PROJECT}.builders.pipeline",
+        f"{PROJECT}.builders.recipe",
         f"{PROJECT}.builders.core.recipe",
+        f"{PROJECT}.builders.core.sections",
         f"{PROJECT}.builders.core.strict",
         f"{PROJECT}.builders.core.errors",
         f"{PROJECT}.builders.core.ray_cluster",

@@ -67,7 +67,7 @@ def build_taxonomy(prov: dict) -> Taxonomy:
     """The label set of a build or release, from its `provenance.json` (`prov`): the one
     its rule splits recorded; for builds made before they recorded it, the recipe's
     `taxonomy:` file, else the bundled one. Every stage after the rule splits (mix, the
-    card, eval) reads it here, so a class added through `splits.templates` is known."""
+    card, eval) reads it here, so a class added through `rules.templates` is known."""
     recorded = taxonomy_from_provenance(prov)
     if recorded is not None:
         return recorded
@@ -92,7 +92,7 @@ def taxonomy_for_build(build_dir: Path, path: str | Path | None = None) -> Taxon
     """The taxonomy a command on `build_dir` uses: `path` when given (`--taxonomy`, a
     recipe's); else the one the build recorded (`BUILD/taxonomy.yaml`, else its
     provenance); else the bundled one. A standalone `autodrive ingest` or `chunk` on a
-    build with a class added through `splits.templates` keeps that class."""
+    build with a class added through `rules.templates` keeps that class."""
     if path:
         return load_taxonomy(path)
     recorded = Path(build_dir) / RECORDED

@@ -27,7 +27,7 @@ a random sample of videos while no clip of a rare class is wasted. If that is no
 each wasted clip weighted by its class's scarcity. Surplus Normal Driving clips from the
 event videos are the usual (cheap) waste; the summary reports it.
 
-Pinning (`splits.pin_assignment`: a previous release's `split/assignment.parquet`). Old
+Pinning (`rules.pin_assignment`: a previous release's `split/assignment.parquet`). Old
 clips keep their side, so no video ever changes side between versions; a new clip of an
 old video goes with its video. New videos are assigned by the rule above to fill what the
 test still needs per class (nothing, when the old test is full: they all go to train). A
@@ -147,8 +147,8 @@ def assign_splits(
                 "the test split cannot have "
                 f"{per_class} clips of every class:\n  "
                 + "\n  ".join(lines)
-                + "\nset splits.on_short: take_available to build a smaller test for these "
-                "classes, or lower splits.test_per_class (splits.max_test_fraction, "
+                + "\nset rules.on_short: take_available to build a smaller test for these "
+                "classes, or lower rules.test_per_class (rules.max_test_fraction, "
                 f"{max_test_fraction} here, caps the share of a class the test takes; "
                 f"see {README_SECTION})"
             )
@@ -192,7 +192,7 @@ def _refuse_split_groups(clips, pinned, groups) -> None:
         if len(set().union(*members.values())) > 1:
             where = ", ".join(f"{v} in {'/'.join(sorted(s))}" for v, s in sorted(members.items()))
             raise ValueError(
-                f"splits.pin_assignment: videos {where} are duplicates (the same file bytes, "
+                f"rules.pin_assignment: videos {where} are duplicates (the same file bytes, "
                 "or a re-encoded or resized copy) that the pinned release put on both sides: "
                 "keeping their sides leaks the test set, moving one changes a pinned side. "
                 "Drop one of them from the manifest (ingest.duplicates: reject drops a file "
@@ -220,7 +220,7 @@ def _assign_pinned(clips, classes, per_video, avail, limit, seed, pinned, warnin
             held_side = "train" if side == "train" else "held"
             if old_side.setdefault(c["video_id"], held_side) != held_side:
                 raise ValueError(
-                    f"splits.pin_assignment: video {c['video_id']!r} has clips on both sides"
+                    f"rules.pin_assignment: video {c['video_id']!r} has clips on both sides"
                 )
     sides: dict[str, str] = {}
     need = dict(limit)
@@ -348,7 +348,7 @@ PIN_HUB = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@(?P<tag>v\d+\.\d+\.\d+[\w.-]*)
 
 
 def pinned_assignment_path(spec: str) -> Path:
-    """The assignment file `splits.pin_assignment` names: a release or build folder (its
+    """The assignment file `rules.pin_assignment` names: a release or build folder (its
     `split/assignment.parquet`), the file itself, or `ORG/NAME@vX.Y.Z` on the Hub."""
     path = Path(spec)
     if path.is_dir():
@@ -358,7 +358,7 @@ def pinned_assignment_path(spec: str) -> Path:
     hub = PIN_HUB.match(spec)
     if hub is None:
         raise FileNotFoundError(
-            f"splits.pin_assignment: {spec} not found (give a release or build folder, its "
+            f"rules.pin_assignment: {spec} not found (give a release or build folder, its "
             "split/assignment.parquet, or ORG/NAME@vX.Y.Z)"
         )
     from huggingface_hub import hf_hub_download
@@ -377,9 +377,9 @@ def read_pinned(path: Path) -> dict[str, str]:
     try:
         t = pq.read_table(path, columns=["clip_id", "split"])
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"splits.pin_assignment: {path} is not an assignment file ({e})") from None
+        raise ValueError(f"rules.pin_assignment: {path} is not an assignment file ({e})") from None
     out = dict(zip(t.column("clip_id").to_pylist(), t.column("split").to_pylist(), strict=True))
     bad = sorted({s for s in out.values() if s not in SIDES})
     if bad:
-        raise ValueError(f"splits.pin_assignment: {path}: unknown sides {bad}")
+        raise ValueError(f"rules.pin_assignment: {path}: unknown sides {bad}")
     return out

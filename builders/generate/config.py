@@ -1,4 +1,4 @@
-"""The `generate:` section of a build recipe: models, backends and the model-made splits.
+"""The `generate:` section of a build recipe: models, backends and the model-made configs.
 
 Every field can be overridden on the command line (`--set generate.models.text.backend=vllm`).
 """
@@ -170,7 +170,7 @@ class ModelConfig(Strict):
 
 
 class SplitGenConfig(Strict):
-    """Sampling and model choice for one model-made split."""
+    """Sampling and model choice for one model-made config (`generate.configs.NAME`)."""
 
     model: str | None = Field(
         None, description="a key of generate.models (not needed with import_file)"
@@ -248,67 +248,67 @@ class SplitGenConfig(Strict):
     def _removed_keys(cls, data: object) -> object:
         if isinstance(data, dict) and "fps" in data:
             raise ValueError(
-                "fps was removed from the model splits: the VLM's frame rate is its engine's "
+                "fps was removed from the model configs: the VLM's frame rate is its engine's "
                 "setting, generate.models.<vlm>.engine_args.media_io_kwargs: {video: {fps: N}}"
             )
         return data
 
 
 class GenerateConfig(Strict):
-    """Models and the model-made splits to build (in dependency order)."""
+    """Models and the model-made configs to build (in dependency order)."""
 
     prompts: str | None = Field(
         None, description="folder searched before bundled prompts", json_schema_extra=FILE_INPUT
     )
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    splits: dict[str, SplitGenConfig] = Field(
+    configs: dict[str, SplitGenConfig] = Field(
         default_factory=dict,
-        description="model-made splits to build, by name (the list: generate/tasks/__init__.py)",
+        description="model-made configs to build, by name (the list: generate/tasks/__init__.py)",
     )
 
-    @field_validator("splits")
+    @field_validator("configs")
     @classmethod
-    def _known_splits(cls, value: dict[str, SplitGenConfig]) -> dict[str, SplitGenConfig]:
-        # The split list is the task registry itself, not a copy of its names.
+    def _known_configs(cls, value: dict[str, SplitGenConfig]) -> dict[str, SplitGenConfig]:
+        # The config list is the task registry itself, not a copy of its names.
         from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
 
         unknown = [n for n in value if n not in MODEL_SPLITS]
         if unknown:
             raise ValueError(
-                f"{', '.join(unknown)}: not a model-made split; the splits are "
+                f"{', '.join(unknown)}: not a model-made config; the configs are "
                 f"{', '.join(MODEL_SPLITS)}"
             )
         return value
 
     @model_validator(mode="after")
     def _models_exist(self) -> GenerateConfig:
-        for name, split in self.splits.items():
+        for name, split in self.configs.items():
             if split.check is not None:
                 if name != "reasoning_revised":
-                    raise ValueError(f"splits.{name}.check: only reasoning_revised has a check")
+                    raise ValueError(f"configs.{name}.check: only reasoning_revised has a check")
                 if split.check.model not in self.models:
                     raise ValueError(
-                        f"splits.{name}.check.model: {split.check.model!r} is not in "
+                        f"configs.{name}.check.model: {split.check.model!r} is not in "
                         f"generate.models ({sorted(self.models)})"
                     )
                 if split.check.n != 1 or split.check.check is not None:
-                    raise ValueError(f"splits.{name}.check: n must be 1, and no check of its own")
+                    raise ValueError(f"configs.{name}.check: n must be 1, and no check of its own")
                 if split.check.target:
-                    raise ValueError(f"splits.{name}.check.target: the check has no target")
-        if self.splits.get("reasoning_revised") and self.splits["reasoning_revised"].target:
+                    raise ValueError(f"configs.{name}.check.target: the check has no target")
+        if self.configs.get("reasoning_revised") and self.configs["reasoning_revised"].target:
             raise ValueError(
-                "splits.reasoning_revised.target: it revises the failures of reasoning_mcq; "
+                "configs.reasoning_revised.target: it revises the failures of reasoning_mcq; "
                 "set the target on reasoning_mcq"
             )
-        if "reasoning_revised" in self.splits and "reasoning_mcq" not in self.splits:
+        if "reasoning_revised" in self.configs and "reasoning_mcq" not in self.configs:
             raise ValueError(
-                "splits.reasoning_revised: revises the failures of reasoning_mcq; "
-                "add reasoning_mcq to generate.splits"
+                "configs.reasoning_revised: revises the failures of reasoning_mcq; "
+                "add reasoning_mcq to generate.configs"
             )
-        for name, split in self.splits.items():
+        for name, split in self.configs.items():
             if split.model not in self.models and not split.import_file:
                 raise ValueError(
-                    f"splits.{name}.model: {split.model!r} is not in generate.models "
+                    f"configs.{name}.model: {split.model!r} is not in generate.models "
                     f"({sorted(self.models)})"
                 )
         return self

@@ -35,7 +35,7 @@ def read_clip_inputs(
     if not (build_dir / DATA_DIR / "caption_metadata").is_dir():
         raise FileNotFoundError(
             f"{build_dir}: no caption_metadata config; the model splits are made from it "
-            "(add it to splits.configs and build the rule splits first)"
+            "(add it to rules.configs and build the rule splits first)"
         )
     captions = {
         r["clip_id"]: r["answer"]

@@ -88,7 +88,7 @@ def preview_rules(
     )
 
     lines = [] if lines is None else lines
-    config = recipe.splits
+    config = recipe.rules
     templates = load_rule_templates(config, taxonomy)
     pin = config.pin_assignment
     pinned_path = pinned_assignment_path(pin) if pin else None

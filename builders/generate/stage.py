@@ -153,7 +153,7 @@ def run_model_splits(
     clips: list[ClipInput] | None = None,
     declared: str | None = None,
 ) -> list[SplitReport]:
-    """Build every split of `gen.splits` (in MODEL_SPLITS order); returns their reports.
+    """Build every split of `gen.configs` (in MODEL_SPLITS order); returns their reports.
 
     `dry_run` sends nothing and writes nothing: per split it counts the clips, the
     requests cached and to send, their prompt and output tokens and GPU-hours
@@ -223,7 +223,7 @@ def run_model_splits(
 
             ctx.identity = identity
             for name, (split, template) in loaded.items():
-                sgen = gen.splits[name]
+                sgen = gen.configs[name]
                 prompt_hashes[split.prompt] = template.sha256
                 if sgen.import_file:
                     model_cfg, model_id = None, f"import:{Path(sgen.import_file).name}"
@@ -295,7 +295,7 @@ def run_model_splits(
                         "sampling": sgen.model_dump(exclude={"model", "import_file"}),
                     }
                 )
-                for name, sgen in gen.splits.items()
+                for name, sgen in gen.configs.items()
             },
             "prompts": prompt_hashes,
             "counts": {
@@ -330,13 +330,13 @@ def load_prompt_templates(gen: GenerateConfig, taxonomy: Taxonomy) -> dict[str, 
     folders = ([Path(gen.prompts)] if gen.prompts else []) + [bundled("prompts")]
     out = {}
     for name, split in MODEL_SPLITS.items():
-        if name not in gen.splits:
+        if name not in gen.configs:
             continue
         split.prepare(folders, taxonomy)
         out[name] = load_template(
             split.prompt, folders, split.inputs, split.sample_contexts(taxonomy), BLOCKS
         )
-        if name == "reasoning_revised" and gen.splits[name].check is not None:
+        if name == "reasoning_revised" and gen.configs[name].check is not None:
             out[CHECK_KEY] = load_template(
                 CHECK.prompt, folders, CHECK.inputs, CHECK.sample_contexts(taxonomy), BLOCKS
             )

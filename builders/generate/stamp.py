@@ -68,7 +68,7 @@ def model_splits_key(
         }
         for name, (split, template) in splits.items()
     }
-    video = any(s.needs_video and not gen.splits[n].import_file for n, (s, _) in splits.items())
+    video = any(s.needs_video and not gen.configs[n].import_file for n, (s, _) in splits.items())
     return content_key(
         {
             "declared": declared,

@@ -66,14 +66,14 @@ Parse = Callable[..., tuple[list[Any], list[Any], SplitReport]]
 
 def check_target_classes(gen: GenerateConfig | None, taxonomy: Taxonomy, source: Any) -> None:
     """Every class named in a split's `target` is one of the taxonomy's; InputError naming
-    the key (`generate.splits.S.target.C`) otherwise."""
-    for name, sgen in (gen.splits if gen else {}).items():
+    the key (`generate.configs.S.target.C`) otherwise."""
+    for name, sgen in (gen.configs if gen else {}).items():
         for label in sgen.target:
             if label not in taxonomy.names:
                 raise InputError(
                     source,
                     f"not a class of the taxonomy ({', '.join(taxonomy.names)})",
-                    f"generate.splits.{name}.target.{label}",
+                    f"generate.configs.{name}.target.{label}",
                 )
 
 

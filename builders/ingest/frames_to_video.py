@@ -53,7 +53,7 @@ class FramesConfig(Strict):
     @field_validator("preset")
     @classmethod
     def _x264_preset(cls, v: str) -> str:
-        from vlm_autodrive.builders.core.recipe import check_x264_preset
+        from vlm_autodrive.builders.core.sections import check_x264_preset
 
         return check_x264_preset(v)
 
@@ -256,7 +256,7 @@ def frames_to_video(
 ) -> FramesResult:
     """Encode every frame folder below `src` into `out` (in parallel, resumable)."""
     from vlm_autodrive.builders.core.lock import remove_stale_tmp
-    from vlm_autodrive.builders.core.recipe import worker_count
+    from vlm_autodrive.builders.core.sections import worker_count
 
     remove_stale_tmp(Path(out))  # half-written videos of a killed run (a dead pid's)
     jobs, rejects = plan_jobs(Path(src), Path(out))

@@ -51,7 +51,7 @@ class Changelog:
     previous: str | None
     configs: dict[str, ConfigChanges] = field(default_factory=dict)
     # videos new in this version per side (train / test / held_out), and old videos whose
-    # side changed (0 with splits.pin_assignment); None without both assignments
+    # side changed (0 with rules.pin_assignment); None without both assignments
     videos: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -185,11 +185,13 @@ def _check_card(build_dir: Path, prov: dict[str, Any]) -> None:
 
 
 def _recipe_configs(recipe: dict[str, Any]) -> set[str]:
-    splits = recipe.get("splits") or {}
+    # A folder built before the keys were renamed records `splits` and `generate.splits`.
+    rules = recipe.get("rules") or recipe.get("splits") or {}
     gen = recipe.get("generate") or {}
-    out = set(splits.get("configs") or []) if isinstance(splits, dict) else set()
-    if isinstance(gen, dict) and gen.get("splits"):
-        out |= set(gen["splits"]) | {"failures"}
+    out = set(rules.get("configs") or []) if isinstance(rules, dict) else set()
+    model_configs = gen.get("configs") or gen.get("splits") if isinstance(gen, dict) else None
+    if model_configs:
+        out |= set(model_configs) | {"failures"}
     return out
 
 

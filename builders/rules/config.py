@@ -1,6 +1,7 @@
-"""`RuleSplitsConfig`: the `splits:` section of a build recipe (rule splits and test set).
+"""`RuleSplitsConfig`: the `rules:` section of a build recipe (rule configs and test set;
+called `splits:` before, still read with a warning: builders/recipe.py).
 
-Its own small module so that `recipe.py` can import it for `BuildRecipe.splits` without
+Its own small module so that `recipe.py` can import it for `BuildRecipe.rules` without
 importing the whole rule splits stage.
 """
 

@@ -230,12 +230,12 @@ def build_rule_splits(
 
 def load_rule_templates(config: RuleSplitsConfig, taxonomy: Taxonomy) -> dict[str, Any]:
     """The loaded, checked templates of the rule configs `config` names (by config name);
-    `splits.templates` is searched before the bundled folder. Raises InputError or
+    `rules.templates` is searched before the bundled folder. Raises InputError or
     TemplateLoadError naming the folder or the template's file and line."""
     folders = [bundled("templates")]
     if config.templates:
         if not Path(config.templates).is_dir():
-            raise InputError(config.templates, "not a folder", "splits.templates")
+            raise InputError(config.templates, "not a folder", "rules.templates")
         folders.insert(0, Path(config.templates))
     templates = {}
     if "mcq" in config.configs:
@@ -349,7 +349,7 @@ def rule_declared_key(build_dir: Path, config: RuleSplitsConfig, taxonomy: Taxon
     """The pipeline's key of this stage's declared inputs, for callers outside it."""
     from vlm_autodrive.builders.pipeline import declared_key
 
-    return declared_key("rule_splits", {"splits": config}, taxonomy, build_dir)
+    return declared_key("rule_splits", {"rules": config}, taxonomy, build_dir)
 
 
 def _require(path: Path) -> bool:

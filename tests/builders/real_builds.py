@@ -22,7 +22,7 @@ def tiny_recipe(root: Path, **extra) -> Path:
         "build_dir": str(root / "build"),
         "sample": {"videos": 6, "seed": 3, "duration": 8.0, "width": 96, "height": 64},
         "chunk": {"window": 2.0, "stride": 2.0, "margin": 0.5, "mode": "reencode", "workers": 1},
-        "splits": {"test_per_class": 1, "on_short": "take_available"},
+        "rules": {"test_per_class": 1, "on_short": "take_available"},
         **extra,
     }
     root.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ NEW_CLASS = """\
 
 
 def new_class_build(root, capsys):
-    """The tiny build with Sudden Stop added through `splits.templates` (a copied templates
+    """The tiny build with Sudden Stop added through `rules.templates` (a copied templates
     folder whose taxonomy.yaml has it; no `taxonomy:` key) and one event relabelled."""
     mine = root / "templates"
     shutil.copytree(bundled("templates"), mine)
@@ -68,8 +68,8 @@ def new_class_build(root, capsys):
     text = tax.read_text()
     cut = text.index("  - name: Normal Driving")
     tax.write_text(text[:cut] + NEW_CLASS + text[cut:])
-    recipe = tiny_recipe(root, splits={"test_per_class": 1, "on_short": "take_available",
-                                       "templates": str(mine)})  # fmt: skip
+    recipe = tiny_recipe(root, rules={"test_per_class": 1, "on_short": "take_available",
+                                      "templates": str(mine)})  # fmt: skip
     sample = ["--videos", "6", "--seed", "3", "--duration", "8", "--width", "96", "--height", "64"]
     assert autodrive(capsys, "sample", "--out", root / "sample", *sample)[0] == 0
     manifest = root / "sample" / "manifest.jsonl"

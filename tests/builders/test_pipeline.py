@@ -30,8 +30,8 @@ from tests.builders.generate.test_incremental_requests import (
 )
 from vlm_autodrive.builders import pipeline
 from vlm_autodrive.builders.core.fingerprint import _module_tree, model_identity
-from vlm_autodrive.builders.core.recipe import BuildRecipe
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
+from vlm_autodrive.builders.recipe import BuildRecipe
 
 STAGES = [s.name for s in pipeline.PIPELINE]
 
@@ -46,7 +46,7 @@ def base_recipe(tmp_path: Path) -> dict:
         "build_dir": str(tmp_path / "build"),
         "sample": {"videos": 4, "seed": 1},
         "chunk": {"window": 4.0, "stride": 3.5, "workers": 1},
-        "splits": {"test_per_class": 1, "seed": 0},
+        "rules": {"test_per_class": 1, "seed": 0},
         "generate": {
             "models": {
                 "text": {
@@ -56,7 +56,7 @@ def base_recipe(tmp_path: Path) -> dict:
                 },
                 "local": {"model": str(model), "local_server": True},
             },
-            "splits": {"vqa": {"model": "text"}, "caption_vlm": {"model": "local"}},
+            "configs": {"vqa": {"model": "text"}, "caption_vlm": {"model": "local"}},
         },
     }
 
@@ -86,12 +86,12 @@ INPUT_EDITS = [
     ("chunk.window", 5.0, {"chunk"}),
     ("chunk.mode", "copy", {"chunk"}),
     ("chunk.crf", 30, {"chunk"}),
-    ("splits.seed", 7, {"rule_splits"}),
-    ("splits.test_per_class", 2, {"rule_splits"}),
-    ("splits.mcq_options", "fixed", {"rule_splits"}),
-    ("generate.splits.vqa.temperature", 0.7, {"model_splits"}),
-    ("generate.splits.vqa.max_output_chars", 50, {"model_splits"}),
-    ("generate.splits.vqa.n", 2, {"model_splits"}),
+    ("rules.seed", 7, {"rule_splits"}),
+    ("rules.test_per_class", 2, {"rule_splits"}),
+    ("rules.mcq_options", "fixed", {"rule_splits"}),
+    ("generate.configs.vqa.temperature", 0.7, {"model_splits"}),
+    ("generate.configs.vqa.max_output_chars", 50, {"model_splits"}),
+    ("generate.configs.vqa.n", 2, {"model_splits"}),
     ("generate.models.text.revision", "def", {"model_splits"}),
     ("generate.models.text.model", "org/other-model", {"model_splits"}),
     (
@@ -174,11 +174,11 @@ def test_the_taxonomy_and_user_files_are_inputs_by_content(tmp_path):
         folder = tmp_path / name
         folder.mkdir()
         (folder / "mcq.jinja").write_text("Question {{ x }}")
-    with_a = keys(set_path(data, "splits.templates", str(tmp_path / "a")))
-    with_b = keys(set_path(data, "splits.templates", str(tmp_path / "b")))
+    with_a = keys(set_path(data, "rules.templates", str(tmp_path / "a")))
+    with_b = keys(set_path(data, "rules.templates", str(tmp_path / "b")))
     assert with_a == with_b
     (tmp_path / "b" / "mcq.jinja").write_text("Another question {{ x }}")
-    edited = keys(set_path(data, "splits.templates", str(tmp_path / "b")))
+    edited = keys(set_path(data, "rules.templates", str(tmp_path / "b")))
     assert {s for s in STAGES if edited[s] != with_a[s]} == {"rule_splits"}
 
 
@@ -224,7 +224,7 @@ def project(root: Path, base_root: Path, model: Path, **split_settings) -> Path:
     data = recipe_dict(root, root / "manifest.jsonl")
     data["generate"]["models"]["m"] = {"model": str(model), "base_urls": ["http://x/v1"]}
     for split, settings in split_settings.items():
-        data["generate"]["splits"][split].update(settings)
+        data["generate"]["configs"][split].update(settings)
     return write_recipe(root, data)
 
 
@@ -272,7 +272,7 @@ def test_a_warm_cache_equals_a_build_from_scratch_after_a_parse_setting_change(
     data = recipe_dict(cold_root, cold_root / "manifest.jsonl")
     data["generate"]["models"]["m"] = {"model": str(model), "base_urls": ["http://x/v1"]}
     for split in ("reasoning_mcq", "vqa"):
-        data["generate"]["splits"][split].update(lower)
+        data["generate"]["configs"][split].update(lower)
     assert build(write_recipe(cold_root, data), Recording(), capsys)[0] in (0, 3)
     files = sorted(
         p.relative_to(tmp_path / "warm2" / "build")

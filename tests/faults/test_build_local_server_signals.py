@@ -66,11 +66,11 @@ def write_recipe(
         build_dir: {root}/build
         sample: {{videos: 4, duration: 8.0, width: 96, height: 64, fps: 10.0, gop: 10}}
         chunk: {{window: 2.0, stride: 1.0, margin: 0.5, mode: copy, workers: 2}}
-        splits: {{test_per_class: 1, on_short: take_available}}
+        rules: {{test_per_class: 1, on_short: take_available}}
         generate:
           models:
             vlm: {{model: {model}, {where}, max_concurrency: {concurrency}, timeout: {timeout}}}
-          splits:
+          configs:
             caption_vlm: {{model: vlm}}
         """)
     )
@@ -135,11 +135,11 @@ def test_kill_9_of_a_build_leaves_no_real_vllm_server(tmp_path):
         build_dir: {tmp_path}/build
         sample: {{videos: 3, duration: 6.0, width: 96, height: 64, fps: 10.0, gop: 10}}
         chunk: {{window: 2.0, stride: 1.0, margin: 0.5, mode: copy, workers: 2}}
-        splits: {{test_per_class: 1, on_short: take_available}}
+        rules: {{test_per_class: 1, on_short: take_available}}
         generate:
           models:
             text: {{model: {tiny}, local_server: true, max_model_len: 1024, max_concurrency: 1}}
-          splits:
+          configs:
             vqa: {{model: text}}
         """)
     )

@@ -25,7 +25,7 @@ RECIPE = """\
 manifest: {tmp}/sample/manifest.jsonl
 build_dir: {tmp}/build
 sample: {{videos: 6, seed: 0, duration: 12.0, width: 160, height: 96, fps: 30.0, gop: 30}}
-splits: {{configs: [mcq], test_per_class: 1, on_short: take_available}}
+rules: {{configs: [mcq], test_per_class: 1, on_short: take_available}}
 """
 
 
@@ -49,7 +49,7 @@ conversation:
   reasoning_system_prompt: driving_reasoner
   reasoning: true
 components:
-  - split: mcq
+  - config: mcq
     upsample: {Collision: 3, Near-Collision: 3}
 """
 

@@ -3,7 +3,7 @@
 In: the clip's video (attached to the user turn as a `video_url` part). Out: one
 `CaptionVlmRow` per sample: the instruction as `question`, the caption as `answer`.
 Captions made elsewhere (e.g. by Gemini) can be imported from a JSONL file instead
-(`generate.splits.caption_vlm.import_file`), with no model call.
+(`generate.configs.caption_vlm.import_file`), with no model call.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from vlm_autodrive.builders.audit.duplicates import (
 from vlm_autodrive.builders.audit.phash import DEFAULT_THRESHOLD, distance, hash_video
 from vlm_autodrive.builders.audit.stage import run_audit
 from vlm_autodrive.builders.clips.stage import run_chunk
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.stage import run_ingest
 from vlm_autodrive.builders.rules.config import RuleSplitsConfig

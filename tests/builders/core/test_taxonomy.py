@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from vlm_autodrive.builders.core.recipe import BuildRecipe, recipe_taxonomy
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy, taxonomy_from_provenance
+from vlm_autodrive.builders.recipe import BuildRecipe, recipe_taxonomy
 from vlm_autodrive.resources import bundled
 
 
@@ -16,11 +16,11 @@ def test_the_recipe_key_then_the_templates_folder_then_the_bundled_one(tmp_path)
     assert recipe_taxonomy(BuildRecipe(**base)) is None
     folder = tmp_path / "my_templates"
     folder.mkdir()
-    with_folder = BuildRecipe(**base, splits={"templates": str(folder)})
+    with_folder = BuildRecipe(**base, rules={"templates": str(folder)})
     assert recipe_taxonomy(with_folder) is None  # a folder without taxonomy.yaml
     shutil.copy(bundled("templates", "taxonomy.yaml"), folder / "taxonomy.yaml")
     assert recipe_taxonomy(with_folder) == str(folder / "taxonomy.yaml")
-    explicit = BuildRecipe(**base, taxonomy="other.yaml", splits={"templates": str(folder)})
+    explicit = BuildRecipe(**base, taxonomy="other.yaml", rules={"templates": str(folder)})
     assert recipe_taxonomy(explicit) == "other.yaml"
 
 

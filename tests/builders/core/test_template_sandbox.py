@@ -40,7 +40,7 @@ def write_recipe(folder: Path, sample: Path, **sections) -> Path:
         "manifest": os.path.relpath(sample / "manifest.jsonl", folder),
         "build_dir": "build",
         "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5},
-        "splits": {"test_per_class": 1, "on_short": "take_available"},
+        "rules": {"test_per_class": 1, "on_short": "take_available"},
         **sections,
     }
     path = folder / "recipe.yaml"
@@ -76,7 +76,7 @@ def test_the_issues_payload_in_mcq_jinja_is_refused_before_any_work(
     sample, tmp_path, capsys, dry_run
 ):
     mcq, line = with_payload(bundled("templates"), tmp_path / "templates", "mcq.jinja")
-    recipe = write_recipe(tmp_path / "r", sample, splits={"templates": str(tmp_path / "templates")})
+    recipe = write_recipe(tmp_path / "r", sample, rules={"templates": str(tmp_path / "templates")})
     err = refused(capsys, recipe, *(["--dry-run"] if dry_run else []))
     assert f"autodrive: {mcq}:{line}: unsafe attribute '__init__'" in err
     assert not (tmp_path / "r" / "build").exists()  # no row, no folder: nothing ran
@@ -90,7 +90,7 @@ def test_the_payload_in_a_prompt_template_is_refused_dry_run_included(
     gen = {
         "prompts": str(tmp_path / "prompts"),
         "models": {"vlm": {"model": "some-org/some-vlm", "base_urls": ["http://127.0.0.1:9/v1"]}},
-        "splits": {"caption_vlm": {"model": "vlm"}},
+        "configs": {"caption_vlm": {"model": "vlm"}},
     }
     recipe = write_recipe(tmp_path / "r", sample, generate=gen)
     err = refused(capsys, recipe, *(["--dry-run"] if dry_run else []))

@@ -26,7 +26,7 @@ generate:
       local_server: true
       engine_args:
 {bomb}
-  splits:
+  configs:
     caption_vlm: {{model: m}}
 """
 
@@ -66,7 +66,7 @@ def test_the_same_limits_hold_for_every_config_and_for_set(tmp_path, capsys):
 @pytest.mark.parametrize(
     "text, words",
     [
-        ("manifest: m.jsonl\nsplits: &s {templates: *s}\n", "splits.templates: a YAML alias"),
+        ("manifest: m.jsonl\nrules: &s {templates: *s}\n", "rules.templates: a YAML alias"),
         ("manifest: m.jsonl\nx: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         ("manifest: m.jsonl\n" + "#" * MAX_YAML_BYTES + "\n", "bytes of YAML"),
     ],

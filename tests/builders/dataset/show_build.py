@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.doubles.scripted import ScriptedBackend
 from vlm_autodrive.builders.clips.stage import run_chunk
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.generate.stage import run_model_splits
@@ -37,7 +37,7 @@ def make_show_build(root: Path, mode: str = "copy") -> Path:
     rules = RuleSplitsConfig(test_per_class=1, on_short="take_available")
     build_rule_splits(build, rules, tax, {})
     gen = GenerateConfig.model_validate(
-        {"models": {"m": {"model": "scripted", "revision": "1"}}, "splits": SPLITS}
+        {"models": {"m": {"model": "scripted", "revision": "1"}}, "configs": SPLITS}
     )
     run_model_splits(
         build, gen, tax, open_backend=lambda cfg, st: ScriptedBackend(), progress=False

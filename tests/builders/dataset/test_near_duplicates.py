@@ -62,7 +62,7 @@ def test_a_reencoded_half_size_copy_is_kept_on_its_originals_side(tmp_path, caps
     assert code == 0, text
     seed = splitting_seed(build, pair)  # ungrouped, this seed splits them
 
-    code, text = autodrive(capsys, "build", recipe, "--set", f"splits.seed={seed}")
+    code, text = autodrive(capsys, "build", recipe, "--set", f"rules.seed={seed}")
     assert code == 0, text
     side = sides(build)
     assert side[pair[0]] == side[pair[1]] and len(side["copy"]) == 1, side
@@ -85,13 +85,13 @@ def test_a_reencoded_half_size_copy_is_kept_on_its_originals_side(tmp_path, caps
     # same sources, same assignment bytes (a build from scratch in another folder)
     other = tmp_path / "other"
     code, text = autodrive(
-        capsys, "build", recipe, "--set", f"splits.seed={seed}", "--set", f"build_dir={other}"
+        capsys, "build", recipe, "--set", f"rules.seed={seed}", "--set", f"build_dir={other}"
     )
     assert code == 0, text
     assert file_sha256(other / "split" / "assignment.parquet") == assignment
 
     # off: no signature recorded, nothing grouped, the pair split as without grouping
-    off = ("--set", "ingest.near_duplicates=off", "--set", f"splits.seed={seed}")
+    off = ("--set", "ingest.near_duplicates=off", "--set", f"rules.seed={seed}")
     code, text = autodrive(capsys, "build", recipe, *off)
     assert code == 0, text
     assert "near-duplicates not checked" in text

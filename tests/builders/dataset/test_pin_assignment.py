@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from tests.builders.small_builds import rule_build
-from vlm_autodrive.builders.core.recipe import load_recipe
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.dataset.assign import assign_splits
+from vlm_autodrive.builders.recipe import load_recipe
 from vlm_autodrive.builders.release.publish import publish
 from vlm_autodrive.builders.rules.config import RuleSplitsConfig
 from vlm_autodrive.builders.rules.stage import build_rule_splits
@@ -77,6 +77,6 @@ def test_the_recipe_key_is_validated(tmp_path):
     with pytest.raises(ValidationError, match=r"ORG/NAME@vX\.Y\.Z"):
         RuleSplitsConfig(pin_assignment="org/name@latest")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("build_dir: b\nmanifest: m.jsonl\nsplits:\n  pin_assignment: org/x@1.0\n")
-    with pytest.raises(ValueError, match=r"splits\.pin_assignment"):
+    recipe.write_text("build_dir: b\nmanifest: m.jsonl\nrules:\n  pin_assignment: org/x@1.0\n")
+    with pytest.raises(ValueError, match=r"rules\.pin_assignment"):
         load_recipe(recipe)

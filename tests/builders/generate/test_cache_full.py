@@ -69,10 +69,10 @@ def write_recipe(root: Path, base_url: str, seed: int) -> Path:
         "build_dir": str(root / "build"),
         "sample": {"videos": 3, "seed": 3, "duration": 4.0, "width": 64, "height": 48},
         "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5, "mode": "copy"},
-        "splits": {"test_per_class": 1, "on_short": "take_available"},
+        "rules": {"test_per_class": 1, "on_short": "take_available"},
         "generate": {
             "models": {"m": {"model": "fake-model", "base_urls": [base_url], "max_retries": 0}},
-            "splits": {"caption_vlm": {"model": "m", "seed": seed}},
+            "configs": {"caption_vlm": {"model": "m", "seed": seed}},
         },
     }
     path = root / "recipe.yaml"

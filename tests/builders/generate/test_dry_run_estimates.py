@@ -68,7 +68,7 @@ def test_dry_run_output_tokens_and_gpu_hours_from_the_recipe_throughput(build):
     assert v.gpu_hours_est == pytest.approx(v.to_send / 2.0 * 8 / 3600)
     assert "GPU-hours" in format_reports(cold.values(), dry_run=True)
     run(build, ScriptedBackend())
-    gen["splits"]["vqa"]["seed"] = 5  # every vqa request anew; the cache measures the mean
+    gen["configs"]["vqa"]["seed"] = 5  # every vqa request anew; the cache measures the mean
     again = run(build, ScriptedBackend(), dry_run=True, gen=GenerateConfig.model_validate(gen))
     v = again["vqa"]
     assert v.to_send == v.requests and v.cached == 0

@@ -58,10 +58,10 @@ def recipe_dict(root: Path, manifest: Path) -> dict:
         "manifest": str(manifest),
         "build_dir": str(root / "build"),
         "chunk": {"window": 4.0, "stride": 3.5, "mode": "copy", "workers": 1},
-        "splits": {"test_per_class": 1, "on_short": "take_available"},
+        "rules": {"test_per_class": 1, "on_short": "take_available"},
         "generate": {
             "models": {"m": {"model": "scripted", "revision": "1", "base_urls": ["http://x/v1"]}},
-            "splits": {
+            "configs": {
                 "caption_vlm": {"model": "m"},
                 "vqa": {"model": "m"},
                 "reasoning_mcq": {"model": "m", "n": 2, "temperature": 0.6, "seed": 1},
@@ -260,7 +260,7 @@ def test_caption_template_edit_for_one_class(copy, capsys):
     assert "but avoids contact" in text
     event.write_text(text.replace("but avoids contact", "but avoids any contact"))
     data = recipe_dict(copy, copy / "manifest.jsonl")
-    data["splits"]["templates"] = str(templates)
+    data["rules"]["templates"] = str(templates)
     recipe = write_recipe(copy, data)
     _dry, real, backend, diff = dry_then_real(copy, capsys, recipe=recipe)
     near = {c for c, lab in labels(copy).items() if lab == "Near-Collision"}

@@ -78,11 +78,11 @@ def test_build_with_a_dying_local_server_exits_4_with_the_log_tail(tmp_path):
         build_dir: {tmp_path}/build
         sample: {{videos: 3, duration: 4.0, width: 96, height: 64, fps: 10.0, gop: 10}}
         chunk: {{window: 2.0, stride: 2.0, margin: 0.5, workers: 1}}
-        splits: {{test_per_class: 0}}
+        rules: {{test_per_class: 0}}
         generate:
           models:
             text: {{model: {tmp_path}/models/tiny, local_server: true, server_python: {py}}}
-          splits:
+          configs:
             vqa: {{model: text}}
         """)
     )

@@ -16,7 +16,7 @@ import pytest
 
 from tests.doubles.scripted import ScriptedBackend
 from vlm_autodrive.builders.clips.stage import run_chunk
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.dataset.folder import data_files, data_path
 from vlm_autodrive.builders.generate.config import GenerateConfig
@@ -64,7 +64,7 @@ def gen_config(prompts: Path | None = None, n: int = 2, **splits: dict) -> Gener
         {
             "prompts": str(prompts) if prompts else None,
             "models": {"m": {"model": "scripted", "revision": "1"}},
-            "splits": base,
+            "configs": base,
         }
     )
 

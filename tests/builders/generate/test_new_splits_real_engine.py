@@ -66,7 +66,7 @@ def test_new_splits_on_smollm2_through_a_local_vllm_server(smollm2, rule_build, 
     gen = GenerateConfig.model_validate(
         {
             "models": {"text": text, "reasoning": {**text, "fold_system_prompt": True}},
-            "splits": {
+            "configs": {
                 "reasoning_mcq": {**reasoning, "n": 2},
                 "reasoning_revised": {**reasoning, "check": {"model": "text", "max_tokens": 16}},
                 "short_qa": {"model": "text", "temperature": 0.2, "max_tokens": 320},

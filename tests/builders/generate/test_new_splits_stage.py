@@ -50,7 +50,7 @@ def gen(check=True, **more):
         **more,
     }
     return GenerateConfig.model_validate(
-        {"models": {"m": {"model": "scripted", "revision": "1"}}, "splits": splits}
+        {"models": {"m": {"model": "scripted", "revision": "1"}}, "configs": splits}
     )
 
 
@@ -158,12 +158,12 @@ def test_cause_vqa_rows_are_the_manifests_own_questions(build):
             },
             "n must be 1",
         ),
-        ({"short_qa": {"model": "m", "k": 3}}, r"splits.short_qa.k\n  Extra inputs"),
+        ({"short_qa": {"model": "m", "k": 3}}, r"configs.short_qa.k\n  Extra inputs"),
     ],
 )
 def test_bad_configs_name_the_key(splits, match):
     with pytest.raises(ValidationError, match=match):
-        GenerateConfig.model_validate({"models": {"m": {"model": "x"}}, "splits": splits})
+        GenerateConfig.model_validate({"models": {"m": {"model": "x"}}, "configs": splits})
 
 
 class GarbledRevisions(ReviserBackend):
@@ -215,11 +215,11 @@ def test_a_broken_word_list_stops_the_build_before_any_work(tmp_path, capsys):
                 "manifest": str(manifest),
                 "build_dir": "build",
                 "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5},
-                "splits": {"test_per_class": 1, "on_short": "take_available"},
+                "rules": {"test_per_class": 1, "on_short": "take_available"},
                 "generate": {
                     "prompts": str(tmp_path / "my_prompts"),
                     "models": {"m": {"model": "org/model", "base_urls": ["http://127.0.0.1:9/v1"]}},
-                    "splits": {"short_qa": {"model": "m"}},
+                    "configs": {"short_qa": {"model": "m"}},
                 },
             }
         )

@@ -64,7 +64,7 @@ def gen(backend: str, url: str, **ray_cfg) -> GenerateConfig:
     return GenerateConfig.model_validate(
         {
             "models": {"m": model},
-            "splits": {
+            "configs": {
                 "vqa": {"model": "m"},
                 "reasoning_mcq": {"model": "m", "n": 2, "temperature": 0.6, "seed": 1},
                 "reasoning_vqa": {"model": "m"},

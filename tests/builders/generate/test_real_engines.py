@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import REPO
 from vlm_autodrive.builders.clips.stage import run_chunk
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.dataset.folder import data_files
 from vlm_autodrive.builders.generate.config import GenerateConfig
@@ -136,7 +136,7 @@ def test_text_splits_on_smollm2_with_real_constraints(kind, smollm2, rule_build,
     text = model(smollm2, kind, engine_args=SMOLLM2_ENGINE)
     gen = {
         "models": {"text": text, "reasoning": {**text, "fold_system_prompt": True}},
-        "splits": {
+        "configs": {
             "vqa": {"model": "text", "temperature": 0.2, "max_tokens": 320},
             "reasoning_mcq": {
                 "model": "reasoning",
@@ -202,7 +202,7 @@ def test_vlm_captions_on_the_tiny_vlm_reach_the_reasoning_prompts(
     )
     gen = {
         "models": {"vlm": vlm, "m": {"model": "scripted", "revision": "1"}},
-        "splits": {
+        "configs": {
             # 2 of 456 tokens end the random model's answer: most stop within 256 tokens.
             "caption_vlm": {"model": "vlm", "temperature": 1.0, "max_tokens": 256},
             "reasoning_mcq": {"model": "m"},

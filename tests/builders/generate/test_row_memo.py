@@ -28,7 +28,7 @@ def gen_config(max_output_chars: int | None = None) -> GenerateConfig:
     splits = {name: {"model": "m", "n": 2 if name == "reasoning_mcq" else 1} for name in SPLITS}
     splits["vqa"].update(extra)
     return GenerateConfig.model_validate(
-        {"models": {"m": {"model": "scripted", "revision": "1"}}, "splits": splits}
+        {"models": {"m": {"model": "scripted", "revision": "1"}}, "configs": splits}
     )
 
 

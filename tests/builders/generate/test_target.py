@@ -79,10 +79,10 @@ def write_recipe(root: Path, manifest: Path, splits: dict) -> Path:
         "manifest": str(manifest.resolve()),
         "build_dir": str(root / "build"),
         "chunk": {"window": 4.0, "stride": 3.5, "mode": "copy", "workers": 1},
-        "splits": {"test_per_class": 1, "on_short": "take_available"},
+        "rules": {"test_per_class": 1, "on_short": "take_available"},
     }
     if splits:
-        data["generate"] = {"models": {"m": MODEL}, "splits": splits}
+        data["generate"] = {"models": {"m": MODEL}, "configs": splits}
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -288,7 +288,7 @@ def test_a_class_not_in_the_taxonomy_is_named_before_any_work(copy, capsys):
     splits = {"reasoning_mcq": {"model": "m", "target": {"Colision": 5}, "budget": {"Colision": 9}}}
     code, out, backend = build(copy, splits, capsys)
     assert code == 2 and backend.requests == [] and "[ingest]" not in out.out
-    assert "generate.splits.reasoning_mcq.target.Colision: not a class of the taxonomy" in out.err
+    assert "generate.configs.reasoning_mcq.target.Colision: not a class of the taxonomy" in out.err
     assert "Traceback" not in out.err
 
 

@@ -53,7 +53,7 @@ def test_grouped_duplicates_land_on_one_side(tmp_path, capsys):
             "--set",
             "ingest.duplicates=group",
             "--set",
-            f"splits.seed={seed}",
+            f"rules.seed={seed}",
         )
         assert code == 0, text
         t = pq.read_table(build / "split" / "assignment.parquet").to_pylist()

@@ -259,7 +259,7 @@ def test_tiny_picture_is_not_a_video(tmp_path):
 @pytest.mark.parametrize("mode", ["reencode", "copy"])
 def test_nothing_corrupt_ships_in_either_cut_mode(tmp_path, mode):
     from vlm_autodrive.builders.clips.stage import run_chunk
-    from vlm_autodrive.builders.core.recipe import ChunkConfig
+    from vlm_autodrive.builders.core.sections import ChunkConfig
 
     good = make_video(tmp_path / "good.mp4", seconds=8)
     _corrupt_mid_stream(good, tmp_path / "late.mp4", at=0.8)

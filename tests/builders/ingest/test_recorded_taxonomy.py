@@ -1,6 +1,6 @@
 """The taxonomy a build was made with is recorded (BUILD/taxonomy.yaml) and used by later
 commands given none (issue 22, item 5): a standalone `autodrive ingest` and `chunk` on a
-build with a class added through `splits.templates` keep that class."""
+build with a class added through `rules.templates` keep that class."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 
 from vlm_autodrive.builders.audit.phash import FRAMES, hash_video
 from vlm_autodrive.builders.core.errors import InputError
-from vlm_autodrive.builders.core.recipe import IngestConfig
+from vlm_autodrive.builders.core.sections import IngestConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest import sources
 from vlm_autodrive.builders.ingest.manifest import read_manifest

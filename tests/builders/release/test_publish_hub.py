@@ -234,7 +234,7 @@ def test_content_is_compared_by_sha256_and_blob_id_not_by_name(tmp_path):
 
 
 def test_an_assignment_pinned_to_a_hub_release_is_that_releases_own(releases):
-    """`splits.pin_assignment: ORG/NAME@vX.Y.Z` reads the tagged release's assignment."""
+    """`rules.pin_assignment: ORG/NAME@vX.Y.Z` reads the tagged release's assignment."""
     hub, base = releases["hub"], releases["base"]
     code = (
         "import sys\n"

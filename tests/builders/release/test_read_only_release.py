@@ -12,9 +12,9 @@ MIXTURE = """\
 name: small
 seed: 1
 components:
-  - split: mcq
+  - config: mcq
     upsample: {Collision: 3, Sudden Stop: 2}
-  - split: caption_metadata
+  - config: caption_metadata
     all: true
 """
 
@@ -33,7 +33,7 @@ def test_a_release_refuses_every_writing_command_and_mix_reads_the_build_taxonom
     mixture = tmp_path / "mixture.yaml"
     mixture.write_text(MIXTURE)
     code, text = autodrive(capsys, "mix", mixture, "--build", build)
-    assert code == 0, text  # Sudden Stop is a class of this build (splits.templates)
+    assert code == 0, text  # Sudden Stop is a class of this build (rules.templates)
     for name in ("README.md", "provenance.json"):
         assert str(mixture) not in (build / name).read_text()
         assert str(tmp_path) not in json.dumps(

@@ -66,7 +66,7 @@ def test_a_broken_build_is_refused_naming_the_file(build, tmp_path, capsys, brea
         (build / "README.md").write_text(card[:start] + card[end:])
     elif breakage == "recipe":
         prov = json.loads((build / "provenance.json").read_text())
-        prov["recipe"] = {"generate": {"splits": {"vqa": {}}}}
+        prov["recipe"] = {"generate": {"configs": {"vqa": {}}}}
         (build / "provenance.json").write_text(json.dumps(prov))
     else:
         shutil.copy(data_path(build, "mcq", "test"), data_path(build, "mcq", "train"))

@@ -23,7 +23,7 @@ from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()
 CONFIG = RuleSplitsConfig(test_per_class=8, seed=0)
-RECIPE = {"manifest": "manifest.jsonl", "build_dir": "build", "splits": {"test_per_class": 8}}
+RECIPE = {"manifest": "manifest.jsonl", "build_dir": "build", "rules": {"test_per_class": 8}}
 COMMON = [name for name, _ in COMMON_FIELDS]
 
 
