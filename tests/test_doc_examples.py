@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted(
     {ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("*/**/README.md")}
     - set(ROOT.glob(".venv*/**/*.md"))
+    - set(ROOT.glob("build/**/*.md"))  # ignored by git: setuptools' stale copy, builds
 )
 BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # `caption_vlm: {import_file: captions.jsonl}`: an inline config setting of generate.configs
