@@ -38,7 +38,7 @@ from pathlib import Path
 
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.clips.windows import plan_windows
-from vlm_autodrive.builders.core.recipe import ChunkConfig, worker_count
+from vlm_autodrive.builders.core.sections import ChunkConfig, worker_count
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.records import read_videos
 from vlm_autodrive.builders.ingest.stage import run_ingest

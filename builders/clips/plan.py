@@ -43,7 +43,7 @@ from vlm_autodrive.builders.clips.windows import (
     place_window,
     plan_windows,
 )
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.ingest.records import VideoRecord
 
 

@@ -26,7 +26,7 @@ from vlm_autodrive.builders.clips.plan import label_cuts, plan_cuts
 from vlm_autodrive.builders.clips.stage import checked_settings, clip_id, video_key
 from vlm_autodrive.builders.clips.windows import Event, Window, event_offset
 from vlm_autodrive.builders.core.files import memoized_sha256, read_json
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.ingest.records import VideoRecord
 

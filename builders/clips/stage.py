@@ -52,7 +52,7 @@ from vlm_autodrive.builders.clips.windows import (
 from vlm_autodrive.builders.core.children import worker_pool
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json, write_table
 from vlm_autodrive.builders.core.ray_cluster import RaySettings
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.stage import (
     Counts,
     RejectRecord,

@@ -47,7 +47,6 @@ SCHEMA_MODULES = frozenset(
     {
         f"{PROJECT}.builders.pipeline",
         f"{PROJECT}.builders.recipe",
-        f"{PROJECT}.builders.core.recipe",
         f"{PROJECT}.builders.core.sections",
         f"{PROJECT}.builders.core.strict",
         f"{PROJECT}.builders.core.errors",

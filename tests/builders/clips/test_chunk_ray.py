@@ -19,7 +19,7 @@ from tests.conftest import REPO
 from tests.doubles.ray_faults import VAR
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.core.ray_cluster import RaySettings
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.records import read_videos
 from vlm_autodrive.builders.ingest.stage import run_ingest

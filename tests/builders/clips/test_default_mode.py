@@ -11,7 +11,7 @@ import yaml
 
 from tests.builders.real_builds import autodrive, clip_states
 from tests.conftest import make_video, write_jsonl
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.stage import run_ingest
 

@@ -13,7 +13,7 @@ from tests.conftest import write_jsonl
 from vlm_autodrive.builders.clips.plan import label_cuts, plan_cuts
 from vlm_autodrive.builders.clips.stage import run_chunk
 from vlm_autodrive.builders.clips.windows import Event, Window
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.records import VideoRecord
 from vlm_autodrive.builders.ingest.stage import run_ingest

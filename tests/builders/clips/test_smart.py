@@ -16,7 +16,7 @@ import pytest
 from tests.builders.clips.footage import frame_number, make_footage, shown
 from tests.conftest import write_jsonl
 from vlm_autodrive.builders.clips.stage import run_chunk
-from vlm_autodrive.builders.core.recipe import ChunkConfig
+from vlm_autodrive.builders.core.sections import ChunkConfig
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.ingest.stage import run_ingest
 
