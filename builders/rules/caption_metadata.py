@@ -62,12 +62,14 @@ def build_caption_metadata(
     video_inputs: Mapping[str, Mapping[str, Any]],
     taxonomy: Taxonomy,
     template: LoadedTemplate,
+    stored: Any = None,
 ) -> tuple[list[CaptionMetadataRow], int]:
     """One row per clip with a side, and the number of clips skipped because their caption
     came out empty (no metadata at all and no event): an empty answer teaches nothing.
-    `videos` and `video_inputs` are keyed by video id."""
-    answers = CaptionRenderer(template, block="answer")
-    questions = CaptionRenderer(template, block="question")
+    `videos` and `video_inputs` are keyed by video id; `stored`: the last run's texts
+    (render_memo.RenderMemo, whose scope holds the template's sha256), or None."""
+    answers = CaptionRenderer(template, block="answer", stored=stored)
+    questions = CaptionRenderer(template, block="question", stored=stored)
     rows = []
     empty = 0
     for clip in clips:

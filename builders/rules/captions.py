@@ -190,9 +190,10 @@ class CaptionRenderer:
     """Renders a template (or one block of it) once per distinct input: the scene-level
     clips of a video share one render, about two renders per video in all."""
 
-    def __init__(self, template: LoadedTemplate, block: str | None = None):
+    def __init__(self, template: LoadedTemplate, block: str | None = None, stored=None):
         self.template = template
         self.block = block
+        self.stored = stored  # a render_memo.RenderMemo: the last run's texts, or None
         self._memo: dict[tuple, str] = {}
 
     @property
@@ -203,7 +204,15 @@ class CaptionRenderer:
         """The text for `inputs`; `key` must identify them (video id, event, offset)."""
         text = self._memo.get(key)
         if text is None:
-            text = render_or_explain(self.template, inputs, key, self.block)
+
+            def render() -> str:
+                return render_or_explain(self.template, inputs, key, self.block)
+
+            if self.stored is None:
+                text = render()
+            else:  # the template's sha256 covers every file it includes
+                what = f"{self.template.sha256}:{self.block}"
+                text = self.stored.text(what, inputs, render)
             self._memo[key] = text
         return text
 

@@ -42,6 +42,8 @@ from vlm_autodrive.builders.rules.captions import MetadataNormalizer
 from vlm_autodrive.builders.rules.cause_vqa import build_cause_vqa, load_cause_template
 from vlm_autodrive.builders.rules.config import RULE_CONFIGS, RuleSplitsConfig
 from vlm_autodrive.builders.rules.mcq import MCQ_SCHEMA, build_mcq, load_mcq_template
+from vlm_autodrive.builders.rules.render_memo import SUMMARY_KEY as RENDER_MEMO_KEY
+from vlm_autodrive.builders.rules.render_memo import RenderMemo, open_render_memo
 from vlm_autodrive.resources import bundled
 
 SUMMARY_PATH = Path("rule_splits") / "summary.json"
@@ -156,11 +158,13 @@ def build_rule_splits(
     key = rule_stage_key(declared, templates, inputs)
     stage = Stage(build_dir, "rule_splits")
     if not force and (done := stage.finished(key)) is not None:
+        done.pop(RENDER_MEMO_KEY, None)
         return RuleSplitsSummary(build_dir=str(build_dir), **done, skipped=True)
+    renders = open_render_memo(build_dir, render_scope(taxonomy))  # before the stamp goes
     stage.invalidate()
 
     clips, videos = _read_inputs(build_dir, taxonomy)
-    rules = compute_rule_rows(clips, videos, config, taxonomy, templates, pinned_path)
+    rules = compute_rule_rows(clips, videos, config, taxonomy, templates, pinned_path, renders)
     a, made, letters, empty_captions, normalizer = (
         rules.assignment,
         rules.configs,
@@ -224,8 +228,16 @@ def build_rule_splits(
     outputs += [
         v["path"] for c in made for v in prov["configs"].get(c.name, {}).get("splits", {}).values()
     ]
-    stage.commit(key, outputs, summary.to_dict())
+    stage.commit(key, outputs, {**summary.to_dict(), RENDER_MEMO_KEY: renders.write(build_dir)})
     return summary
+
+
+def render_scope(taxonomy: Taxonomy) -> str:
+    """What every caption render reads besides its inputs and template: the stage's
+    code and the taxonomy (the render memo's scope; the template's sha256 is per text)."""
+    from vlm_autodrive.builders.pipeline import declared_key
+
+    return declared_key("rule_splits", {}, taxonomy, None, upstream=False)
 
 
 def load_rule_templates(config: RuleSplitsConfig, taxonomy: Taxonomy) -> dict[str, Any]:
@@ -266,10 +278,11 @@ def compute_rule_rows(
     taxonomy: Taxonomy,
     templates: dict[str, Any],
     pinned_path: Path | None,
+    renders: RenderMemo | None = None,
 ) -> RuleRows:
     """Assign the clips (sorted by id, as `_read_inputs` gives them) to train/test and
     make the rows of every rule config; writes nothing (the stage and the dry run share
-    it)."""
+    it). `renders`: the last run's caption texts (render_memo.py), or None."""
     groups = source_groups(videos)  # same bytes or a near-duplicate picture: one side
     a = assign_splits(
         clips,
@@ -303,7 +316,7 @@ def compute_rule_rows(
         )
     if "caption_metadata" in templates:
         rows, empty_captions = build_caption_metadata(
-            clips, sides, videos, video_inputs, taxonomy, templates["caption_metadata"]
+            clips, sides, videos, video_inputs, taxonomy, templates["caption_metadata"], renders
         )
         made.append(
             ConfigTables(
