@@ -7,14 +7,14 @@ columns (see builders/mix/stage.py).
 Each source file is read in record batches of BATCH_ROWS rows; each batch with rows
 going in becomes one output record batch (so one row group): its rows are taken with
 index arrays computed by numpy, its `messages` built by Arrow kernels straight into the
-output rows (builders/mix/conversations.py). Python touches a row only to hash it (the
-row id and content hash are blake2b digests, the same bytes as builders/dataset/rows.py).
+output rows (builders/mix/conversations.py). Row ids and content hashes are
+derived from the source's with numpy (builders/mix/ids.py), and the ids of each side are
+counted for duplicates before its file is stored.
 No row becomes a Python dict, so memory stays flat in the row count.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +28,13 @@ from vlm_autodrive.builders.core.files import text_sha256
 from vlm_autodrive.builders.dataset.folder import DATA_DIR, store_data_file
 from vlm_autodrive.builders.dataset.rows import content_hash
 from vlm_autodrive.builders.mix.conversations import MESSAGES_TYPE, batch_messages
-from vlm_autodrive.builders.mix.recipe import Component
+from vlm_autodrive.builders.mix.ids import (
+    duplicate_count,
+    hex_values,
+    mixture_content_hashes,
+    mixture_row_ids,
+)
+from vlm_autodrive.builders.mix.recipe import Component, MixtureError
 
 BATCH_ROWS = 8192
 MIX_SCHEMA = pa.schema(
@@ -48,7 +54,6 @@ MIX_SCHEMA = pa.schema(
 )
 _SOURCE_COLUMNS = ["id", "clip_id", "video_id", "label", "video", "content_hash", "question"]
 _SOURCE_COLUMNS += ["answer", "reasoning", "target"]
-_HEX_DIGITS = 16  # blake2b, 8 bytes
 
 
 @dataclass
@@ -89,13 +94,23 @@ def write_side(build_dir: Path, config: str, side: str, plans: list[ComponentPla
 
     tmp = build_dir / DATA_DIR / config / f".{side}.{os.getpid()}.parquet.tmp"
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    rows = 0
+    ids: list[np.ndarray] = []  # every row id written, as numbers, to count duplicates
     try:
         with pq.ParquetWriter(tmp, MIX_SCHEMA) as writer:
             for plan in plans:
                 for batch in component_batches(plan, config):
                     writer.write_batch(batch)
-                    rows += batch.num_rows
+                    ids.append(hex_values(batch.column("id"))[0])
+        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
+        rows = len(all_ids)
+        if dupes := duplicate_count(all_ids):
+            values, counts = np.unique(all_ids, return_counts=True)
+            example = format(int(values[counts > 1][0]), "016x")
+            raise MixtureError(
+                f"{config} ({side}): {dupes} of {rows:,} mixture row ids repeat another "
+                f"(e.g. {example}): two source rows share an id (or their ids differ by the "
+                "XOR of two copies' masks, a 64-bit collision). Nothing was written."
+            )
         # `datasets` cannot read a Parquet file without rows: such a side is left out.
         return store_data_file(build_dir, config, side, tmp) if rows else None
     finally:
@@ -126,17 +141,10 @@ def component_batches(plan: ComponentPlan, config: str) -> Iterator[pa.RecordBat
         reps = m[keep]
         rows = np.repeat(keep, reps)  # the source row of each output row
         copy = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(reps) - reps, reps)
-        kept = batch.select(["id", *hashed]).take(pa.array(keep)).to_pydict()
-        src_hashes = (
-            kept["content_hash"]
-            if "content_hash" in kept
-            else [content_hash(q, a) for q, a in zip(kept["question"], kept["answer"])]
-        )
-        per_kept = pa.array(np.repeat(np.arange(len(keep)), reps))
         out = batch.select(["id", "clip_id", "video_id", "label", "video"]).take(pa.array(rows))
         yield pa.record_batch(
             [
-                row_ids(config, kept["id"], reps),
+                mixture_row_ids(config, out.column("id"), copy),
                 out.column("id"),
                 pa.repeat(source_config, total),
                 pa.array(copy, pa.int32()),
@@ -145,38 +153,22 @@ def component_batches(plan: ComponentPlan, config: str) -> Iterator[pa.RecordBat
                 out.column("label"),
                 pa.repeat(side, total),
                 out.column("video"),
-                content_hashes(src_hashes, fmt_key).take(per_kept),
+                mixture_content_hashes(_source_hashes(batch, hashed, rows, keep), fmt_key),
                 batch_messages(batch, plan.system, plan.reasoning, rows),
             ],
             schema=MIX_SCHEMA,
         )
 
 
-def row_ids(config: str, source_ids: list[str], copies: np.ndarray) -> pa.StringArray:
-    """`rows.row_id(config, source_id, copy)` for copies 0..n-1 of each source row (n from
-    `copies`), in that order: the same bytes hashed, inlined (the generic join costs more
-    than the hash at 350k rows)."""
-    prefix = hashlib.blake2b(f"{config}\x1f".encode(), digest_size=8)
-    digests = []
-    for s, n in zip(source_ids, copies.tolist()):
-        for c in range(n):
-            h = prefix.copy()
-            h.update(f"{s}\x1f{c}".encode())
-            digests.append(h.digest())
-    return _hex_strings(digests)
-
-
-def content_hashes(source_hashes: list[str], fmt_key: str) -> pa.StringArray:
-    """`rows.content_hash(source_hash, fmt_key)` for many rows, inlined likewise: a row's
-    content is its source's content in a conversation format."""
-    b2 = hashlib.blake2b
-    tail = f"\x1f\x1e\x1f{fmt_key}\x1f\x1e"
-    return _hex_strings([b2(f"{h}{tail}".encode(), digest_size=8).digest() for h in source_hashes])
-
-
-def _hex_strings(digests: list[bytes]) -> pa.StringArray:
-    """8-byte digests -> their hex strings, as `hexdigest()` writes them, built from one
-    hex text and fixed offsets (no Python string per row)."""
-    text = b"".join(digests).hex().encode("ascii")
-    offsets = np.arange(0, len(text) + 1, _HEX_DIGITS, dtype=np.int32)
-    return pa.StringArray.from_buffers(len(digests), pa.py_buffer(offsets), pa.py_buffer(text))
+def _source_hashes(
+    batch: pa.RecordBatch, hashed: list[str], rows: np.ndarray, keep: np.ndarray
+) -> pa.Array:
+    """The source content hash of each output row: the `content_hash` column, or for a
+    config without one, `rows.content_hash(question, answer)` of each row taken."""
+    if hashed == ["content_hash"]:
+        return batch.column("content_hash").take(pa.array(rows))
+    kept = batch.select(hashed).take(pa.array(keep)).to_pydict()
+    per_kept = [content_hash(q, a) for q, a in zip(kept["question"], kept["answer"])]
+    by_source = np.full(batch.num_rows, -1, np.int64)
+    by_source[keep] = np.arange(len(keep))
+    return pa.array(per_kept, pa.string()).take(pa.array(by_source[rows]))

@@ -3,8 +3,9 @@
 In: `recipes/mixtures/<name>.yaml` (see builders/mix/recipe.py) and a build folder whose
 configs it names. Out, in the build folder:
 
-- `data/mix-<name>/<side>-<hash>.parquet` (named by content): one row per drawn row and copy, with
-  `id` (hash of the source id and the copy index: stable), `source_id`, `source_config`,
+- `data/mix-<name>/<side>-<hash>.parquet` (named by content): one row per drawn row and copy,
+  with `id` (the source id XOR a hash of the config and the copy index: stable, unique,
+  builders/mix/ids.py), `source_id`, `source_config`,
   `copy` (0 the row itself, 1.. its upsampled copies), `clip_id`, `video_id`, `label`,
   `split`, `video`, `content_hash` (changes with the source text or the format) and
   `messages` (builders/mix/conversations.py);
@@ -27,15 +28,16 @@ Re-running with the same recipe, sources and prompts does no work.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vlm_autodrive.builders.core.files import read_json, text_sha256
+from vlm_autodrive.builders.core.files import file_sha256, read_json, text_sha256
 from vlm_autodrive.builders.core.ranking import seeded_ranks
-from vlm_autodrive.builders.core.stage import Stage, content_key
+from vlm_autodrive.builders.core.stage import STAMP, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import DATA_DIR, PROVENANCE, register_config
 from vlm_autodrive.builders.mix.batches import ComponentPlan, write_side
 from vlm_autodrive.builders.mix.conversations import has_reasoning, load_system_prompt
@@ -131,6 +133,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
     stage = Stage(build_dir, f"{REPORT_DIR}/{name}")
     if not force and (done := stage.finished(key)) is not None:
         return MixResult(name, config, str(build_dir), done["report"], done.get("plot"), True)
+    drawn = _drawn_plot(stage)  # read before the stamp goes
     stage.invalidate()
 
     # Every side is planned (and every count checked) before anything is written.
@@ -149,7 +152,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         rel = write_side(build_dir, config, side, plans)
         if rel is not None:
             files[side] = rel
-    plot_rel, notes = _plot(build_dir, name, report)
+    plot_rel, plot_key, notes = _plot(build_dir, name, report, drawn)
     described = "; ".join(f"{c.config} ({c.amount})" for c in recipe.components)
     # Declares the new files, then removes the config's old ones (sides no longer mixed).
     register_config(
@@ -175,7 +178,7 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
     stage.commit(
         key,
         [*files.values(), *([plot_rel] if plot_rel else [])],
-        {"report": report, "plot": plot_rel},
+        {"report": report, "plot": plot_rel, "plot_key": plot_key},
     )
     return MixResult(name, config, str(build_dir), report, plot_rel, notes=notes)
 
@@ -285,12 +288,45 @@ def _side_report(plans: list[ComponentPlan]) -> dict[str, Any]:
     }
 
 
-def _plot(build_dir: Path, name: str, report: dict[str, Any]) -> tuple[str | None, list[str]]:
-    from vlm_autodrive.builders.mix.report import plot_distribution
-
-    rel = f"{REPORT_DIR}/{name}/{PLOT_NAME}"
+def _drawn_plot(stage: Stage) -> tuple[str | None, str | None]:
+    """(key, sha256) of the plot the last run of `stage` drew, from its stamp; Nones if
+    there is none."""
     try:
-        plot_distribution(report, build_dir / rel, title=f"{MIX_PREFIX}{name}")
+        stamp = read_json(stage.dir / STAMP)
+        summary = stamp.get("summary", {})
+        return summary.get("plot_key"), stamp.get("outputs", {}).get(summary.get("plot"))
+    except (OSError, ValueError, AttributeError):
+        return None, None
+
+
+def _plot(
+    build_dir: Path, name: str, report: dict[str, Any], drawn: tuple[str | None, str | None]
+) -> tuple[str | None, str | None, list[str]]:
+    """Draw the class plot unless the last run drew it from the same inputs (the counts
+    it shows, its title, the plotting code and matplotlib's version) and the file is
+    still those bytes. Returns its path (None: no matplotlib), its key and notes."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from vlm_autodrive.builders.mix import report as report_module
+
+    rel, title = f"{REPORT_DIR}/{name}/{PLOT_NAME}", f"{MIX_PREFIX}{name}"
+    try:
+        matplotlib_version = version("matplotlib")
+    except PackageNotFoundError:
+        return None, None, ["matplotlib is not installed: no plot (pip install matplotlib)"]
+    counts = {s: [v["before"], v["after"]] for s, v in report["sides"].items()}
+    code = Path(report_module.__file__).read_bytes()
+    key = content_key([counts, title, hashlib.sha256(code).hexdigest(), matplotlib_version])
+    path = build_dir / rel
+    if (
+        drawn[0] == key
+        and drawn[1] is not None
+        and path.is_file()
+        and file_sha256(path) == drawn[1]
+    ):
+        return rel, key, []
+    try:
+        report_module.plot_distribution(report, path, title=title)
     except ImportError:
-        return None, ["matplotlib is not installed: no plot (pip install matplotlib)"]
-    return rel, []
+        return None, None, ["matplotlib is not installed: no plot (pip install matplotlib)"]
+    return rel, key, []

@@ -11,8 +11,8 @@ from huggingface_hub import DatasetCard
 from tests.builders.small_builds import SMALL, read, recipe, small_build
 from vlm_autodrive.builders.core.files import text_sha256
 from vlm_autodrive.builders.dataset.folder import data_path
-from vlm_autodrive.builders.dataset.rows import content_hash, row_id
 from vlm_autodrive.builders.mix.conversations import load_system_prompt
+from vlm_autodrive.builders.mix.ids import mixture_content_hash, mixture_row_id
 from vlm_autodrive.builders.mix.recipe import MixtureError, load_mixture
 from vlm_autodrive.builders.mix.stage import mix
 from vlm_autodrive.builders.synthetic.configs import PAPER_SIZES
@@ -58,8 +58,8 @@ def test_upsampling_counts_are_exact_per_class_and_copies_trace_to_sources(tmp_p
         )  # fmt: skip
         assert r["messages"][1]["content"][1]["text"] == src["question"]
         assert r["messages"][-1]["content"][0]["text"] == src["answer"]
-        assert r["id"] == row_id("mix-bal", r["source_id"], r["copy"])
-        assert r["content_hash"] == content_hash(src["content_hash"], fmt)
+        assert r["id"] == mixture_row_id("mix-bal", r["source_id"], r["copy"])
+        assert r["content_hash"] == mixture_content_hash(src["content_hash"], fmt)
         copies.setdefault(r["source_id"], []).append(r["copy"])
     factor = {"Collision": 15, "Near-Collision": 2, "Normal Driving": 1}
     for sid, cs in copies.items():
@@ -245,3 +245,24 @@ def test_the_table1_recipe_reproduces_its_proportions_on_a_paper_sized_build(tmp
     for config, share in _comment_shares(path.read_text()).items():
         assert abs(100 * written[config] / total - share) <= 1.0, config
     assert read(build, "mix-paper_table1").num_rows == total
+
+
+def test_the_plot_is_redrawn_only_when_its_counts_or_its_file_changed(tmp_path, build, monkeypatch):
+    from vlm_autodrive.builders.mix import report
+
+    drawn = []
+    real = report.plot_distribution
+    monkeypatch.setattr(
+        report, "plot_distribution", lambda *a, **k: drawn.append(1) or real(*a, **k)
+    )
+    path = recipe(tmp_path, BALANCE)
+    png = build / "mix/bal/class_distribution.png"
+    mix(path, build)
+    first = png.read_bytes()
+    mix(path, build, force=True)  # same counts: the plot is kept
+    assert len(drawn) == 1 and png.read_bytes() == first
+    png.write_bytes(first[:100])  # a damaged plot is drawn again
+    mix(path, build, force=True)
+    assert len(drawn) == 2 and png.read_bytes() == first
+    mix(recipe(tmp_path, BALANCE.replace("count: 25", "count: 26")), build)  # other counts
+    assert len(drawn) == 3 and png.read_bytes() != first

@@ -1,0 +1,113 @@
+"""A mixture row's id and content hash: the one derivation everything calls.
+
+In: the source rows' ids (or content hashes), as an Arrow string array, and what makes
+the mixture row differ from its source: (mixture config, copy number) for the id, the
+conversation format for the content hash. Out: 16-hex-digit strings, one per row.
+
+A source id or content hash is a 64-bit blake2b digest written as 16 lowercase hex digits
+(builders/dataset/rows.py). The mixture's value is that number XOR a 64-bit blake2b mask
+of what differs: `mask(config, copy)` for ids, `mask(format key)` for content hashes. A
+mask is hashed once per distinct copy number (or format), so a batch of rows costs a few
+numpy passes, not a hash per row. XOR with a fixed mask is one-to-one, so distinct
+source ids stay distinct within a copy; across copies two ids meet only if two source
+ids differ by exactly the XOR of two masks (a 64-bit hash collision's odds), and the
+stage counts duplicates in every side it writes anyway (`duplicate_count`).
+
+A value that is not 16 lowercase hex digits (a config made outside this toolkit) is
+hashed row by row instead: blake2b over the value and the same inputs, so its mixture
+value is still stable and depends on that row alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+
+HEX_DIGITS = 16  # blake2b, 8 bytes
+_SEP = "\x1f"  # cannot occur in ids or the format key (see rows._digest)
+_NIBBLE = np.full(256, 255, np.uint8)  # ASCII -> value of a lowercase hex digit, 255: not one
+_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+
+
+def mixture_row_ids(config: str, source_ids: pa.Array, copies: np.ndarray) -> pa.StringArray:
+    """The id of each mixture row: its source row's id (`source_ids[i]`) and its copy
+    number (`copies[i]`, 0 the row itself) in the mixture config `config`."""
+    copies = np.asarray(copies, np.int64)
+    distinct, where = np.unique(copies, return_inverse=True)
+    masks = np.array([_mask("row", config, int(c)) for c in distinct], np.uint64)[where]
+    return _xor_or_hash(source_ids, masks.reshape(-1), lambda s, i: ("row", config, s, copies[i]))
+
+
+def mixture_content_hashes(source_hashes: pa.Array, format_key: str) -> pa.StringArray:
+    """The content hash of each mixture row: its source row's content hash in the
+    conversation format `format_key` (system prompt name and hash, reasoning or not)."""
+    masks = np.full(len(source_hashes), _mask("content", format_key), np.uint64)
+    return _xor_or_hash(source_hashes, masks, lambda s, i: ("content", format_key, s))
+
+
+def mixture_row_id(config: str, source_id: str, copy: int) -> str:
+    """`mixture_row_ids` of one row (tests, tools that check a single row)."""
+    return mixture_row_ids(config, pa.array([source_id]), np.array([copy])).to_pylist()[0]
+
+
+def mixture_content_hash(source_hash: str, format_key: str) -> str:
+    """`mixture_content_hashes` of one row."""
+    return mixture_content_hashes(pa.array([source_hash]), format_key).to_pylist()[0]
+
+
+def hex_values(hexes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """16-hex-digit strings -> (their uint64 values, which rows are such strings); a row
+    that is not (other length, other characters, uppercase, null) has value 0 and False."""
+    arr = hexes.combine_chunks() if isinstance(hexes, pa.ChunkedArray) else hexes
+    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
+    n = len(arr)
+    values, ok = np.zeros(n, np.uint64), np.zeros(n, bool)
+    if n == 0:
+        return values, ok
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, np.int32, count=n + 1, offset=arr.offset * 4)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    ok = np.diff(offsets) == HEX_DIGITS
+    if arr.null_count:
+        ok &= ~np.asarray(arr.is_null())
+    starts = offsets[:-1][ok]
+    nibbles = _NIBBLE[data[starts[:, None] + np.arange(HEX_DIGITS)]]
+    good = (nibbles < 16).all(axis=1)
+    ok[np.flatnonzero(ok)[~good]] = False
+    nibbles = nibbles[good]
+    packed = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])  # 8 bytes a row
+    values[ok] = packed.view(">u8").reshape(-1)
+    return values, ok
+
+
+def hex_strings(values: np.ndarray) -> pa.StringArray:
+    """uint64 values -> 16-hex-digit strings (as `hexdigest()` writes an 8-byte digest),
+    built from one hex text and fixed offsets (no Python string per row)."""
+    text = np.asarray(values, ">u8").tobytes().hex().encode("ascii")
+    offsets = np.arange(0, len(text) + 1, HEX_DIGITS, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(text))
+
+
+def duplicate_count(ids: np.ndarray) -> int:
+    """How many of `ids` (uint64 values) repeat an earlier one."""
+    return len(ids) - len(np.unique(ids))
+
+
+def _mask(*parts: object) -> int:
+    data = _SEP.join(str(p) for p in parts).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _xor_or_hash(sources: pa.Array, masks: np.ndarray, parts) -> pa.StringArray:
+    """`sources` XOR `masks` as hex; rows whose source is not 16 hex digits get the mask
+    of `parts(source, row)` instead (their value hashed, row by row)."""
+    values, ok = hex_values(sources)
+    out = values ^ masks
+    if not ok.all():
+        odd = np.flatnonzero(~ok)
+        texts = sources.take(pa.array(odd)).to_pylist()
+        out[odd] = [_mask(*parts(s, i)) for s, i in zip(texts, odd.tolist())]
+    return hex_strings(out)
