@@ -17,11 +17,20 @@ everything a split reads besides the input (a parse or filter setting, the templ
 model, the code), so a warm run writes the bytes a cold one does (tests/builders/
 generate/test_row_memo.py). Splits with `target:` rounds or the revision check are not
 memoised (their inputs depend on the other samples).
+
+Whole clips first: `BUILD/cache/inputs.parquet` holds each clip's fields as the last run
+read them (and its file's size and modification time when a split attaches the video).
+A clip whose fields are the same, in a split with one input per clip whose split key is
+the last run's (recorded in the memo file's metadata), keeps every outcome it had, found
+by one vectorised comparison: no key is computed for it. The other inputs are keyed one
+by one as above. After `caption_vlm` the clips kept whole stay so only when that split
+kept them whole too (later prompts read its captions).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
 import os
 from collections import Counter
@@ -38,7 +47,7 @@ from vlm_autodrive.builders.core.stage import Counts, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import data_files
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FailureRow
-from vlm_autodrive.builders.generate.tasks.base import ClipInput
+from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
 
 MEMO = Path("cache") / "rows.parquet"
 SUMMARY_KEY = "row_memo"  # the stamp summary's record of the memo file's sha256
@@ -52,8 +61,16 @@ MEMO_SCHEMA = pa.schema(
         ("kept", pa.int32()),
         ("row_ids", pa.list_(pa.string())),
         ("failure_ids", pa.list_(pa.string())),
+        ("clip_id", pa.string()),
     ]
 )
+# Per clip, the fields its inputs are made from (`input_snapshot`): a clip whose fields
+# equal the last run's keeps, in a split whose key did not change, every outcome it had,
+# found by one vectorised comparison instead of a key per input.
+SNAPSHOT = Path("cache") / "inputs.parquet"
+SNAPSHOT_KEY = "input_snapshot"  # the stamp summary's record of the snapshot's sha256
+SNAPSHOT_SCHEMA = pa.schema([("clip_id", pa.string()), ("fields", pa.binary())])
+_SPLIT_KEYS = b"split_keys"  # the memo file's metadata: config -> the split key it was made with
 # The input's fields that make its key: all but the absolute path (moving the build
 # folder must not make every input a miss; `video` is the path inside the build).
 _keyed_fields = operator.attrgetter(*(f.name for f in fields(ClipInput) if f.name != "video_path"))
@@ -71,6 +88,7 @@ class Outcome:
     kept: int
     row_ids: list[str]
     failure_ids: list[str]
+    clip_id: str
 
 
 def split_key(**parts: Any) -> str:
@@ -78,25 +96,37 @@ def split_key(**parts: Any) -> str:
     return content_key(parts)
 
 
+def clip_fields(clip: ClipInput, texts: dict[int, tuple]) -> bytes:
+    """The text of an input's keyed fields, memoised in `texts` by `id` (the input kept
+    beside it so that its id is not reused), as most splits read the same inputs."""
+    seen = texts.get(id(clip))
+    if seen is None:
+        seen = texts[id(clip)] = (clip, repr(_keyed_fields(clip)).encode())
+    return seen[1]
+
+
+def file_facts(clip: ClipInput) -> bytes:
+    """What a split that attaches the video keys on besides the fields: the clip file's
+    size and modification time (its sha256 when the dry run plans a clip not cut yet)."""
+    if clip.video_sha256:
+        return b""
+    try:
+        st = os.stat(clip.video_path)
+    except OSError:
+        return b"\0missing"
+    return f"\0{st.st_size}\0{st.st_mtime_ns}".encode()
+
+
 def input_keys(
     key_of_split: str, clips: list[ClipInput], needs_video: bool, texts: dict[int, tuple]
 ) -> list[str]:
-    """The key of each input of a split (see the module). `texts`: the fields' text of
-    inputs seen by an earlier split of the run (by `id`, the input kept beside it so
-    that its id is not reused), as most splits read the same inputs."""
+    """The key of each input of a split (see the module); `texts` as in `clip_fields`."""
     out = []
     for clip in clips:
-        seen = texts.get(id(clip))
-        if seen is None:
-            seen = texts[id(clip)] = (clip, repr(_keyed_fields(clip)).encode())
         h = hashlib.blake2b(key_of_split.encode(), digest_size=16)
-        h.update(seen[1])
-        if needs_video and not clip.video_sha256:
-            try:
-                st = os.stat(clip.video_path)
-                h.update(f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
-            except OSError:
-                h.update(b"\0missing")
+        h.update(clip_fields(clip, texts))
+        if needs_video:
+            h.update(file_facts(clip))
         out.append(h.hexdigest())
     return out
 
@@ -118,14 +148,41 @@ class Reused:
 
 @dataclass
 class RowMemo:
-    """The last run's memo file (as a table) and this run's outcomes, to write."""
+    """The last run's memo file (as a table) and input snapshot, and this run's outcomes
+    and snapshot, to write."""
 
     build_dir: Path
     old: pa.Table | None = None
+    old_keys: dict[str, str] = field(default_factory=dict)  # config -> split key
+    old_inputs: pa.Table | None = None  # SNAPSHOT_SCHEMA
     new: list[pa.Table] = field(default_factory=list)
+    new_keys: dict[str, str] = field(default_factory=dict)
+    new_inputs: pa.Table | None = None
+    by_clip: set[str] = field(default_factory=set)  # configs that reused whole clips
     _tables: dict[str, pa.Table] = field(default_factory=dict)  # the old file by config
-    _positions: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> its row
     _failures: pa.Table | None = None
+
+    def unchanged_clips(
+        self, clips: list[ClipInput], with_files: bool, texts: dict[int, tuple]
+    ) -> set[str]:
+        """Record this run's snapshot of `clips` (one input per clip, before any split
+        adds to them; `with_files`: a split attaches the video, so the files' facts count)
+        and return the ids of the clips whose snapshot equals the last run's."""
+        fields_ = [clip_fields(c, texts) + (file_facts(c) if with_files else b"") for c in clips]
+        ids = pa.array([c.clip_id for c in clips], pa.string())
+        self.new_inputs = pa.table([ids, pa.array(fields_, pa.binary())], schema=SNAPSHOT_SCHEMA)
+        if self.old_inputs is None or not clips:
+            return set()
+        old = self.old_inputs
+        where = pc.index_in(ids, value_set=old["clip_id"])
+        same = pc.equal(self.new_inputs["fields"], old["fields"].take(where)).fill_null(False)
+        return set(ids.filter(same).to_pylist())
+
+    def _config(self, config: str) -> pa.Table:
+        if config not in self._tables:
+            assert self.old is not None
+            self._tables[config] = self.old.filter(pc.equal(self.old["config"], config))
+        return self._tables[config]
 
     def reuse(
         self, config: str, keys: list[str], schema: pa.Schema
@@ -135,15 +192,25 @@ class RowMemo:
         input is built again)."""
         if self.old is None:
             return None
-        if config not in self._positions:
-            mine = self.old.filter(pc.equal(self.old["config"], config))
-            self._tables[config] = mine
-            self._positions[config] = {k: i for i, k in enumerate(mine["input_key"].to_pylist())}
-        where = self._positions[config]
-        found = [(i, where[k]) for i, k in enumerate(keys) if k in where]
-        if not found:
+        mine = self._config(config)
+        where = pc.index_in(pa.array(keys, pa.string()), value_set=mine["input_key"])
+        hit = pc.indices_nonzero(pc.is_valid(where))
+        if len(hit) == 0:
             return None
-        sub = self._tables[config].take(pa.array([p for _, p in found], pa.int64()))
+        reused = self._reused(config, mine.take(where.take(hit)), schema)
+        return (hit.to_pylist(), reused) if reused is not None else None
+
+    def reuse_clips(self, config: str, clip_ids: set[str], schema: pa.Schema) -> Reused | None:
+        """What the inputs of `clip_ids` reuse when the split's key is the last run's
+        (every outcome of those clips), or None: another key, or rows or failures not in
+        the last run's files."""
+        if self.old is None or self.old_keys.get(config) is None:
+            return None
+        mine = self._config(config)
+        sub = mine.filter(pc.is_in(mine["clip_id"], value_set=pa.array(sorted(clip_ids))))
+        return self._reused(config, sub, schema)
+
+    def _reused(self, config: str, sub: pa.Table, schema: pa.Schema) -> Reused | None:
         rows = self._rows(config, sub, schema)
         fails = self._failed(config, sub) if rows is not None else None
         if rows is None or fails is None:
@@ -159,7 +226,7 @@ class RowMemo:
             )
         }
         requests = set(pc.unique(sub["request_key"]).to_pylist()) - {""}
-        return [i for i, _ in found], Reused(sub, rows, fails, requests, by_class)
+        return Reused(sub, rows, fails, requests, by_class)
 
     def _rows(self, config: str, sub: pa.Table, schema: pa.Schema) -> pa.Table | None:
         want = pc.list_flatten(sub["row_ids"])
@@ -189,51 +256,100 @@ class RowMemo:
         got = [FailureRow(**d) for d in t.filter(mask).to_pylist()]
         return got if len(got) == len(want) else None
 
-    def record(self, reused: Reused | None, outcomes: list[Outcome]) -> None:
-        """This run's outcomes of a split: the reused ones and the new ones."""
+    def record(
+        self, config: str, key_of_split: str, reused: Reused | None, outcomes: list[Outcome]
+    ) -> None:
+        """This run's outcomes of a split (made with `key_of_split`): the reused ones and
+        the new ones."""
+        self.new_keys[config] = key_of_split
         if reused is not None:
             self.new.append(reused.memo_rows)
         if outcomes:
             columns = {f.name: [getattr(o, f.name) for o in outcomes] for f in fields(Outcome)}
             self.new.append(pa.Table.from_pydict(columns, schema=MEMO_SCHEMA))
 
-    def write(self) -> str:
+    def write(self) -> dict[str, str]:
         """Write this run's outcomes, sorted (the file does not depend on which inputs
-        were reused); the file's sha256 (for the stage's stamp)."""
+        were reused), and its snapshot; their sha256 by summary key (for the stamp)."""
         path = self.build_dir / MEMO
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.concat_tables([MEMO_SCHEMA.empty_table(), *self.new])
         table = table.sort_by([("config", "ascending"), ("input_key", "ascending")])
-        write_parquet(table.combine_chunks(), path)
-        return file_sha256(path)
+        keys = json.dumps(dict(sorted(self.new_keys.items()))).encode()
+        write_parquet(table.combine_chunks().replace_schema_metadata({_SPLIT_KEYS: keys}), path)
+        out = {SUMMARY_KEY: file_sha256(path)}
+        if self.new_inputs is not None:
+            write_parquet(self.new_inputs, self.build_dir / SNAPSHOT)
+            out[SNAPSHOT_KEY] = file_sha256(self.build_dir / SNAPSHOT)
+        return out
 
 
 def open_memo(build_dir: Path, stage: str) -> RowMemo:
-    """The memo of the last run when its stamp names it and its outputs are intact; an
-    empty memo otherwise (every input a miss)."""
+    """The memo (and input snapshot) of the last run when its stamp names their sha256 and
+    its outputs are intact; an empty memo otherwise (every input a miss)."""
     memo = RowMemo(Path(build_dir))
-    path = memo.build_dir / MEMO
-    recorded = (Stage(memo.build_dir, stage).intact_summary() or {}).get(SUMMARY_KEY)
-    if recorded and path.is_file() and file_sha256(path) == recorded:
-        memo.old = pq.read_table(path, schema=MEMO_SCHEMA)
+    summary = Stage(memo.build_dir, stage).intact_summary() or {}
+    old = _read_recorded(memo.build_dir / MEMO, summary.get(SUMMARY_KEY), MEMO_SCHEMA)
+    if old is None:
+        return memo
+    memo.old = old
+    meta = (old.schema.metadata or {}).get(_SPLIT_KEYS)
+    memo.old_keys = json.loads(meta) if meta else {}
+    snapshot = memo.build_dir / SNAPSHOT
+    memo.old_inputs = _read_recorded(snapshot, summary.get(SNAPSHOT_KEY), SNAPSHOT_SCHEMA)
     return memo
 
 
-def reuse_inputs(memo: RowMemo, split, key_of_split: str, sgen, clips: list[ClipInput], texts):
+def _read_recorded(path: Path, recorded: str | None, schema: pa.Schema) -> pa.Table | None:
+    """The table at `path` when its sha256 is `recorded` and it has `schema`; else None."""
+    if not recorded or not path.is_file() or file_sha256(path) != recorded:
+        return None
+    table = pq.read_table(path)
+    if not table.schema.remove_metadata().equals(schema):
+        return None  # written by an older version of this module
+    return table
+
+
+def reuse_inputs(
+    memo: RowMemo,
+    split,
+    key_of_split: str,
+    sgen,
+    clips: list[ClipInput],
+    texts,
+    unchanged: set[str] | None = None,
+):
     """(the inputs to build, what is reused or None, {id(input): outcome in the making})
-    of a memoised split: the inputs whose key the last run holds are reused."""
+    of a memoised split. With `unchanged` (the clips whose snapshot equals the last
+    run's, `RowMemo.unchanged_clips`), a split with one input per clip and the last run's
+    key reuses every outcome of those clips; otherwise the inputs whose key the last run
+    holds are reused."""
     video = split.needs_video and not sgen.import_file
+    reused = None
+    if unchanged and one_input_per_clip(split) and memo.old_keys.get(split.name) == key_of_split:
+        reused = memo.reuse_clips(split.name, unchanged, split.schema)
+        if reused is not None:
+            memo.by_clip.add(split.name)
+            clips = [c for c in clips if c.clip_id not in unchanged]
     keys = input_keys(key_of_split, clips, video, texts)
-    found = memo.reuse(split.name, keys, split.schema)
-    hit, reused = found if found is not None else ([], None)
-    todo = clips
-    if hit:
-        skip = set(hit)
-        todo = [c for i, c in enumerate(clips) if i not in skip]
-        keys = [k for i, k in enumerate(keys) if i not in skip]
-    # id(input) -> [input key, request key, samples, kept, row ids, failure ids, label]
-    outcomes = {id(c): [k, "", 0, 0, [], [], c.label] for c, k in zip(todo, keys, strict=True)}
-    return todo, reused, outcomes
+    if reused is None:
+        found = memo.reuse(split.name, keys, split.schema)
+        if found is not None:
+            hit, reused = found
+            skip = set(hit)
+            clips = [c for i, c in enumerate(clips) if i not in skip]
+            keys = [k for i, k in enumerate(keys) if i not in skip]
+    # id(input) -> [input key, request key, samples, kept, row ids, failure ids, label, clip]
+    outcomes = {
+        id(c): [k, "", 0, 0, [], [], c.label, c.clip_id] for c, k in zip(clips, keys, strict=True)
+    }
+    return clips, reused, outcomes
+
+
+def one_input_per_clip(split) -> bool:
+    """Whether the split's inputs are its clips (the default `expand`), so that a clip
+    whose fields did not change has the same inputs; reasoning_revised's are failures."""
+    return type(split).expand is ModelSplit.expand
 
 
 def merge_reused(report, table: pa.Table, fails: list, reused: Reused, keyed, dry_run: bool):
@@ -262,7 +378,7 @@ def merge_reused(report, table: pa.Table, fails: list, reused: Reused, keyed, dr
 def new_outcomes(config: str, outcomes: dict[int, list]) -> list[Outcome]:
     """The memo rows of the inputs built now (those with a prompt: the others made nothing)."""
     return [
-        Outcome(config, k, req, label, n, kept, rows, failed)
-        for k, req, n, kept, rows, failed, label in outcomes.values()
+        Outcome(config, k, req, label, n, kept, rows, failed, clip)
+        for k, req, n, kept, rows, failed, label, clip in outcomes.values()
         if n
     ]

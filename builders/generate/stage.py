@@ -80,7 +80,6 @@ from vlm_autodrive.builders.generate.requests import (
     send_misses,
 )
 from vlm_autodrive.builders.generate.row_memo import (
-    SUMMARY_KEY,
     RowMemo,
     merge_reused,
     new_outcomes,
@@ -139,6 +138,8 @@ class RunContext:
     identity: Callable[[ModelConfig], str] = ModelConfig.identity
     memo: RowMemo | None = None  # the last run's outcomes per input (row_memo.py)
     input_texts: dict[int, tuple] = field(default_factory=dict)  # row_memo.input_keys
+    # The clips whose fields equal the last run's (RowMemo.unchanged_clips), or None.
+    unchanged: set[str] | None = None
 
 
 def run_model_splits(
@@ -210,6 +211,11 @@ def run_model_splits(
 
             ctx = RunContext(build_dir, taxonomy, cache, backend_for, retry, dry_run, progress)
             ctx.memo = rows_memo
+            if not retry_failed:
+                files = any(
+                    MODEL_SPLITS[n].needs_video and not gen.configs[n].import_file for n in loaded
+                )
+                ctx.unchanged = rows_memo.unchanged_clips(clips, files, ctx.input_texts)
             # A model's weights are hashed once a run (memoised in the cache folder,
             # which a dry run does not write).
             memo = None if dry_run else build_dir / CACHE_PATH.parent
@@ -252,6 +258,8 @@ def run_model_splits(
                 reports.append(report)
                 failures.extend(fails)
                 if name == "caption_vlm":  # later prompts read the VLM captions
+                    if name not in rows_memo.by_clip:  # the unchanged clips' may change
+                        ctx.unchanged = None
                     first = rows.filter(pc.equal(rows["sample"], 0))
                     vlm = dict(
                         zip(first["clip_id"].to_pylist(), first["answer"].to_pylist(), strict=True)
@@ -314,9 +322,7 @@ def run_model_splits(
         write_dataset_folder(
             build_dir, configs, stage="model_splits", stage_info=stage_info, top={}, drop=stale
         )
-        commit_stamp(
-            build_dir, key, [c.name for c in configs], reports, {SUMMARY_KEY: rows_memo.write()}
-        )
+        commit_stamp(build_dir, key, [c.name for c in configs], reports, rows_memo.write())
     return reports
 
 
@@ -403,7 +409,7 @@ def _run_split(
         and not (split.name == "reasoning_revised" and sgen.check is not None)
     )
     clips, reused, outcomes = (
-        reuse_inputs(ctx.memo, split, job.split_key, sgen, clips, ctx.input_texts)
+        reuse_inputs(ctx.memo, split, job.split_key, sgen, clips, ctx.input_texts, ctx.unchanged)
         if memoised
         else (clips, None, None)
     )
@@ -515,7 +521,7 @@ def _run_split(
     if reused is not None:
         table, fails = merge_reused(report, table, fails, reused, keyed, dry_run)
     if outcomes is not None and ctx.memo is not None:
-        ctx.memo.record(reused, new_outcomes(split.name, outcomes))
+        ctx.memo.record(split.name, job.split_key, reused, new_outcomes(split.name, outcomes))
     fails.sort(key=lambda f: f.id)  # the same order however many inputs were reused
     if dry_run:
         old = read_config(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])

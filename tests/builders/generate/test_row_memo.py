@@ -5,6 +5,7 @@ is not used."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import zlib
 from pathlib import Path
@@ -18,6 +19,7 @@ from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.generate.stage import run_model_splits
 from vlm_autodrive.builders.generate.tasks.base import ModelSplit
+from vlm_autodrive.resources import bundled
 
 SPLITS = ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa", "reasoning_revised")
 KEEP = ("ingest", "chunk", "clips", "cache")  # what a build from scratch starts from
@@ -82,19 +84,44 @@ def copy(base: Path, tmp_path: Path, name: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("edit", ["one video relabelled", "vqa's max_output_chars lowered"])
+def reworded_templates(tmp_path: Path) -> Path:
+    """A templates folder whose Collision event sentence says `hits`: the captions of the
+    Collision clips change, the model splits' settings and templates do not."""
+    folder = tmp_path / "templates"
+    if not folder.exists():
+        shutil.copytree(bundled("templates"), folder)
+        event = folder / "captions" / "event.jinja"
+        old = '"the ego vehicle collides with " ~ whom'
+        assert old in event.read_text()
+        event.write_text(event.read_text().replace(old, '"the ego vehicle hits " ~ whom'))
+    return folder
+
+
+EDITS = [
+    "one video relabelled",
+    "vqa's max_output_chars lowered",
+    "Collision captions reworded",
+    "one clip file touched",
+]
+
+
+@pytest.mark.parametrize("edit", EDITS)
 def test_an_edit_reparses_what_it_touches_and_writes_the_bytes_of_a_build_from_scratch(
     base, tmp_path, monkeypatch, edit
 ):
     gen = gen_config(max_output_chars=300 if "max_output_chars" in edit else None)
+    templates = reworded_templates(tmp_path) if "reworded" in edit else None
     results = {}
     for name in ("warm", "scratch"):
         build = copy(base, tmp_path, name)
         if "relabelled" in edit:
             relabel_one_video(build)
+        if "touched" in edit:  # caption_vlm attaches the video: keyed on size and mtime
+            clip = build / pq.read_table(build / "chunk" / "clips.parquet")["path"][0].as_py()
+            os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))
         if name == "scratch":
             from_scratch(build)
-        rule_build(build)
+        rule_build(build, templates)
         results[name] = (build, *model_splits(build, gen, monkeypatch))
     (warm, w_reports, w_parsed, w_sent), (cold, c_reports, c_parsed, c_sent) = (
         results["warm"],
@@ -106,8 +133,10 @@ def test_an_edit_reparses_what_it_touches_and_writes_the_bytes_of_a_build_from_s
     ]
     assert w_sent == c_sent
     assert any(r.failed.get("parse") for r in w_reports)  # failures were reused too
-    if "relabelled" in edit:
+    if "relabelled" in edit or "touched" in edit:
         assert 0 < w_parsed < c_parsed / 10  # the edited video's inputs, not every input
+    elif "reworded" in edit:  # the Collision clips' inputs (a minority), not every input
+        assert 0 < w_parsed < c_parsed / 2
     else:
         # Every cached vqa answer (~590 characters) is now over the bound, as when new;
         # the other splits were reused.
