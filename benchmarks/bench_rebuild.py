@@ -26,6 +26,7 @@ ingest and chunk tables, the clips and the cache deleted first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -158,6 +159,10 @@ def child(base: Path, work: Path, scenario: str) -> None:
     import vlm_autodrive.builders.generate.stage
     import vlm_autodrive.builders.mix.stage
     import vlm_autodrive.builders.rules.stage  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # the mixture's plot (builders/mix/report.py)
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
 
     templates = None
     if scenario == "template":

@@ -253,7 +253,9 @@ class RowMemo:
             return None
         t = self._failures
         mask = pc.and_(pc.equal(t["config"], config), pc.is_in(t["id"], value_set=want))
-        got = [FailureRow(**d) for d in t.filter(mask).to_pylist()]
+        taken = t.filter(mask)
+        # By columns, positionally: `FailureRow(**row)` per dict cost ~3x as much.
+        got = list(map(FailureRow, *(taken[f.name].to_pylist() for f in fields(FailureRow))))
         return got if len(got) == len(want) else None
 
     def record(

@@ -97,7 +97,12 @@ from vlm_autodrive.builders.generate.stamp import (
 from vlm_autodrive.builders.generate.stamp import commit as commit_stamp
 from vlm_autodrive.builders.generate.target import Fetched, check_target_classes, reach_targets
 from vlm_autodrive.builders.generate.tasks import MODEL_SPLITS
-from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
+from vlm_autodrive.builders.generate.tasks.base import (
+    ClipInput,
+    Filtered,
+    ModelSplit,
+    with_vlm_caption,
+)
 from vlm_autodrive.builders.generate.tasks.reasoning_revised import CHECK
 from vlm_autodrive.resources import bundled
 
@@ -267,7 +272,7 @@ def run_model_splits(
                     # Dry run: a caption still to be made is not known; the prompts
                     # made from it cannot be cached (counted to send).
                     vlm.update({c: f"{PENDING}{c}" for c in report.pending})
-                    clips = [replace(c, vlm_caption=vlm.get(c.clip_id)) for c in clips]
+                    clips = [with_vlm_caption(c, vlm.get(c.clip_id)) for c in clips]
                 configs.append(
                     ConfigTables(
                         name,

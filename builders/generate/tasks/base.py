@@ -55,6 +55,14 @@ class ClipInput:
     candidate: Any = None
 
 
+def with_vlm_caption(clip: ClipInput, text: str | None) -> ClipInput:
+    """`dataclasses.replace(clip, vlm_caption=text)`, without calling `__init__` again
+    (the fields are the clip's own; at 50,000 clips `replace` cost a third of a second)."""
+    new = object.__new__(ClipInput)
+    new.__dict__.update(clip.__dict__, vlm_caption=text)
+    return new
+
+
 NOT_CUT = "not cut yet:"  # prefix of the video hash of a clip the dry run plans
 
 

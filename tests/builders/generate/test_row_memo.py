@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ from tests.doubles.scripted import ScriptedBackend
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.generate.config import GenerateConfig
 from vlm_autodrive.builders.generate.stage import run_model_splits
-from vlm_autodrive.builders.generate.tasks.base import ModelSplit
+from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit, with_vlm_caption
 from vlm_autodrive.resources import bundled
 
 SPLITS = ("caption_vlm", "vqa", "reasoning_mcq", "reasoning_vqa", "reasoning_revised")
@@ -154,3 +155,13 @@ def test_a_memo_whose_outputs_were_altered_is_not_used(base, tmp_path, monkeypat
     assert parsed == sum(r.samples - r.failed.get("render", 0) for r in reports)
     assert sent == 0
     assert data(build) == data(base)
+
+
+def test_with_vlm_caption_is_replace():
+    clip = ClipInput(
+        "c1", "v1", "Collision", "train", "clips/c1.mp4", "/b/clips/c1.mp4", "a caption",
+        None, "q?", ("A", "B"), "A", facts={"weather": ("rain",)}, cause_question="why?",
+    )  # fmt: skip
+    made = with_vlm_caption(clip, "a vlm caption")
+    assert made == replace(clip, vlm_caption="a vlm caption")
+    assert clip.vlm_caption is None  # the input itself is unchanged
