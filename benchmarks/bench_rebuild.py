@@ -161,7 +161,7 @@ def child(base: Path, work: Path, scenario: str) -> None:
     import vlm_autodrive.builders.rules.stage  # noqa: F401
 
     with contextlib.suppress(ImportError):  # the mixture's plot (builders/mix/report.py)
-        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401
 
     templates = None
