@@ -73,8 +73,11 @@ def hex_values(hexes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     ok = np.diff(offsets) == HEX_DIGITS
     if arr.null_count:
         ok &= ~np.asarray(arr.is_null())
-    starts = offsets[:-1][ok]
-    nibbles = _NIBBLE[data[starts[:, None] + np.arange(HEX_DIGITS)]]
+    if ok.all():  # the usual case: the strings lie end to end, a (n, 16) view of the bytes
+        chars = data[offsets[0] : offsets[0] + n * HEX_DIGITS].reshape(n, HEX_DIGITS)
+    else:
+        chars = data[offsets[:-1][ok][:, None] + np.arange(HEX_DIGITS)]
+    nibbles = _NIBBLE[chars]
     good = (nibbles < 16).all(axis=1)
     ok[np.flatnonzero(ok)[~good]] = False
     nibbles = nibbles[good]
@@ -92,8 +95,10 @@ def hex_strings(values: np.ndarray) -> pa.StringArray:
 
 
 def duplicate_count(ids: np.ndarray) -> int:
-    """How many of `ids` (uint64 values) repeat an earlier one."""
-    return len(ids) - len(np.unique(ids))
+    """How many of `ids` (uint64 values) repeat an earlier one (sorting: several times
+    faster than `np.unique`'s hash table here)."""
+    ordered = np.sort(ids)
+    return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
 
 
 def _mask(*parts: object) -> int:
