@@ -6,7 +6,8 @@ Small batches (BATCH_ROWS 7) give many row groups and batches with no row drawn,
 pins also cover where row groups end. Re-pin only for an intended change of the format.
 Re-pinned once (2026-12-06) when mixture row ids and content hashes became the source's
 XOR a mask (builders/mix/ids.py): every other column and every row group was first checked
-unchanged against the old pins, with the old ids put back.
+unchanged against the old pins, with the old ids put back. The file bytes (not the rows)
+re-pinned again when ids, source ids and content hashes were written without a dictionary.
 """
 
 from __future__ import annotations
@@ -63,17 +64,17 @@ PINNED = {
     ("pin", "train"): (
         [12, 7, 7, 7, 7, 7, 7, 7, 1, 2, 2, 1, 1, 1, 2, 2, 4, 5, 2, 2, 14, 14, 12, 4, 1],
         "c9a3fcdd18ce44456d6957f4cada94f702ffd1499f1e0c1d44c45946e8b4ddc8",
-        "e686b2d964109f105a75a9e2fccb8fd0c9f31e442f0f2c84f112b795b14dd93b",
+        "02f98482a66e5d4f8f0b5794848dca1ccb421c6401acd95aa9ba6db7e875e307",
     ),
     ("pin", "test"): (
         [10, 2, 7, 2, 4, 1, 14, 4, 3, 2],
         "f4bfdd7712a55cb95129d592923ec123634d85b5192be30553501ae38e48fbcf",
-        "f4f153cfc1ef3dfb2112db0b07dc98a5f4004a9d377824dfdaec2148dfcff608",
+        "43a07531736651ddfbe4684cc8061e1a00bbec64c8766cb8075badf577e57cd5",
     ),
     ("plain", "train"): (
         [7, 7, 6, 7, 2, 4, 1, 4, 1, 2, 2, 2, 3],
         "f62ec1ce355666a129921f61998ebb414d11e182988d3bb106c7378858be5637",
-        "1669896606e7e7e2d758a221376b6ed7b1fbbe683f33513785ca257bd6288f23",
+        "05dfd80de70951f1fba6c26c8845af06655ba8d04f8ad99899f904a2b03e56d6",
     ),
 }
 PINNED_UNDER_PYARROW = "26."
@@ -120,3 +121,16 @@ def test_the_mixture_rows_row_groups_and_bytes_are_pinned(tmp_path, monkeypatch)
     # the bytes also carry the writer's version and encodings: pinned under one pyarrow
     if pa.__version__.startswith(PINNED_UNDER_PYARROW):
         assert {k: v[2] for k, v in got.items()} == {k: v[2] for k, v in PINNED.items()}
+
+
+def test_distinct_valued_columns_are_written_plain_the_others_with_a_dictionary(tmp_path):
+    build = small_build(tmp_path, SIZES)
+    mix(recipe(tmp_path, ALL_PATHS, "pin.yaml"), build)
+    group = pq.ParquetFile(data_path(build, "mix-pin", "train")).metadata.row_group(0)
+    encodings = {
+        group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)
+    }
+    assert len(encodings) == 14  # every leaf column, the nested `messages` ones included
+    for path, used in encodings.items():
+        plain = path in ("id", "source_id", "content_hash")
+        assert ("RLE_DICTIONARY" in used) != plain, path
