@@ -208,13 +208,16 @@ def _plan(
     columns: dict[str, list[str]],
     prompts: dict[str, str],
 ) -> ComponentPlan:
-    """Copies per source row of one component on one side (first pass: id and label)."""
+    """Copies per source row of one component on one side (first pass: labels, and ids
+    for a draw)."""
     import pyarrow.parquet as pq
 
     split_entry = sources[comp.config]["splits"].get(side)
     path = build_dir / split_entry["path"] if split_entry else None
     if path is not None:
-        t = pq.ParquetFile(path).read(columns=["id", "label"])  # (read_table: +0.2 s imports)
+        # ids only for a draw (count, fraction); read_table would cost +0.2 s of imports
+        drawn = comp.upsample is None and not comp.all
+        t = pq.ParquetFile(path).read(columns=["id", "label"] if drawn else ["label"])
         classes = t.column("label").combine_chunks().dictionary_encode(null_encoding="encode")
         names, codes = classes.dictionary.to_pylist(), classes.indices.to_numpy()
     else:
