@@ -25,6 +25,22 @@ def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict
             yield from pq.read_table(path, columns=columns).to_pylist()
 
 
+def read_config_table(build_dir: Path, name: str, columns: list[str]):
+    """A config's `columns` over all its data files, as one table (empty with those
+    columns, as strings, when it has none)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [
+        pq.read_table(build_dir / rel, columns=columns)
+        for rel in data_files(build_dir, name).values()
+        if (build_dir / rel).exists()
+    ]
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    return pa.concat_tables(tables)
+
+
 def read_clip_inputs(
     build_dir: Path, sides: dict[str, str], taxonomy: Taxonomy | None = None
 ) -> list[ClipInput]:

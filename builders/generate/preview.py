@@ -21,7 +21,11 @@ from typing import Any
 from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.core.stage import Stage
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
-from vlm_autodrive.builders.generate.inputs import make_clip_inputs, read_config, video_facts
+from vlm_autodrive.builders.generate.inputs import (
+    make_clip_inputs,
+    read_config_table,
+    video_facts,
+)
 from vlm_autodrive.builders.generate.tasks.base import NOT_CUT, ClipInput
 
 
@@ -77,12 +81,16 @@ def preview_rules(
     """The rule splits as a run would leave them, from the ingest and chunk tables on
     disk, or from `planned` (clip table rows, videos by id, clip id -> file hash) when
     those stages would change them: None for the clips when the stage is up to date."""
+    import pyarrow as pa
+
     from vlm_autodrive.builders.dataset.assign import pinned_assignment_path
+    from vlm_autodrive.builders.rules.render_memo import open_render_memo
     from vlm_autodrive.builders.rules.stage import (
         _read_inputs,
         check_inputs,
         compute_rule_rows,
         load_rule_templates,
+        render_scope,
         rule_declared_key,
         rule_stage_key,
     )
@@ -108,32 +116,48 @@ def preview_rules(
     else:
         table, videos, hashes = planned
         clips, videos = check_inputs(table, videos, taxonomy)
-    rules = compute_rule_rows(clips, videos, config, taxonomy, templates, pinned_path)
+    # The last run's caption texts, read only (render_memo.py): what the run will render.
+    renders = open_render_memo(build_dir, render_scope(taxonomy))
+    rules = compute_rule_rows(clips, videos, config, taxonomy, templates, pinned_path, renders)
     sides = {c: s for c, s in rules.assignment.sides.items() if s != "held_out"}
-    rows = {c.name: [r for t in c.tables.values() for r in t.to_pylist()] for c in rules.configs}
+    tables = {c.name: pa.concat_tables(list(c.tables.values())) for c in rules.configs}
     changes = {
-        name: row_changes(_disk_rows(build_dir, name), {r["id"]: r["content_hash"] for r in new})
-        for name, new in rows.items()
+        name: changed_rows(read_config_table(build_dir, name, ["id", "content_hash"]), new)
+        for name, new in tables.items()
     }
     lines.append(
         "[rule splits] rows that would change (added, removed or changed): "
         + ", ".join(f"{n} {k}" for n, k in changes.items())
     )
-    captions = {r["clip_id"]: r["answer"] for r in rows.get("caption_metadata", [])}
-    mcq = {r["clip_id"]: r for r in rows.get("mcq", [])}
-    cause = {r["clip_id"]: r for r in rows.get("cause_vqa", [])}
+    caption = _by_clip(tables.get("caption_metadata"), ["answer"])
+    captions = {clip: row["answer"] for clip, row in caption.items()}
+    question = ["question", "options", "answer_letter"]
+    mcq = _by_clip(tables.get("mcq"), question)
+    cause = _by_clip(tables.get("cause_vqa"), question)
     facts = video_facts(videos, taxonomy)
     inputs = make_clip_inputs(build_dir, clips, sides, captions, mcq, cause, facts, hashes)
     return UpstreamPreview(inputs, lines, changes)
 
 
-def _disk_rows(build_dir: Path, name: str) -> dict[str, str]:
+def _by_clip(table: Any, columns: list[str]) -> dict[str, dict[str, Any]]:
+    """{clip id: {column: value}} of a config's rows (one per clip), from its columns."""
+    if table is None:
+        return {}
+    values = [table[c].to_pylist() for c in columns]
     return {
-        r["id"]: r["content_hash"] for r in read_config(build_dir, name, ["id", "content_hash"])
+        clip: dict(zip(columns, row, strict=True))
+        for clip, *row in zip(table["clip_id"].to_pylist(), *values, strict=True)
     }
 
 
-def row_changes(old: dict[str, str], new: dict[str, str]) -> int:
+def changed_rows(old: Any, new: Any) -> int:
     """Rows added, removed or changed (same id, other content) from `old` to `new`
-    (id -> content hash)."""
-    return sum(1 for i in old.keys() | new.keys() if old.get(i) != new.get(i))
+    (tables with `id` and `content_hash`), by one join."""
+    import pyarrow.compute as pc
+
+    cols = ["id", "content_hash"]
+    joined = old.select(cols).join(
+        new.select(cols), "id", join_type="full outer", left_suffix="_old", right_suffix="_new"
+    )
+    same = pc.equal(joined["content_hash_old"], joined["content_hash_new"]).fill_null(False)
+    return joined.num_rows - (pc.sum(same.cast("int64")).as_py() or 0)

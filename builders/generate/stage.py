@@ -65,11 +65,11 @@ from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, FailureRow
 from vlm_autodrive.builders.generate.inputs import (
     failed_request_ids,
     read_clip_inputs,
-    read_config,
+    read_config_table,
     read_import,
 )
 from vlm_autodrive.builders.generate.parsing import ParseError
-from vlm_autodrive.builders.generate.preview import row_changes
+from vlm_autodrive.builders.generate.preview import changed_rows
 from vlm_autodrive.builders.generate.report import SplitReport
 from vlm_autodrive.builders.generate.requests import (
     OVERSIZED,
@@ -529,10 +529,11 @@ def _run_split(
         ctx.memo.record(split.name, job.split_key, reused, new_outcomes(split.name, outcomes))
     fails.sort(key=lambda f: f.id)  # the same order however many inputs were reused
     if dry_run:
-        old = read_config(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
-        before = {r["id"]: r["content_hash"] for r in old if r["clip_id"] not in report.pending}
-        new = dict(zip(table["id"].to_pylist(), table["content_hash"].to_pylist(), strict=True))
-        report.rows_changed = row_changes(before, new)
+        old = read_config_table(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
+        if report.pending:  # rows of captions still to be made are counted as they come
+            pending = pa.array(sorted(report.pending), pa.string())
+            old = old.filter(pc.invert(pc.is_in(old["clip_id"], value_set=pending)))
+        report.rows_changed = changed_rows(old, table)
     report.seconds = time.perf_counter() - t0
     return report, table, fails
 
