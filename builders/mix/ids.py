@@ -14,16 +14,20 @@ ids differ by exactly the XOR of two masks (a 64-bit hash collision's odds), and
 stage counts duplicates in every side it writes anyway (`duplicate_count`).
 
 A value that is not 16 lowercase hex digits (a config made outside this toolkit) is
-hashed row by row instead: blake2b over the value and the same inputs, so its mixture
-value is still stable and depends on that row alone.
+hashed row by row instead, as every mixture row was before (`rows.row_id(config,
+source_id, copy)`, `rows.content_hash(source_hash, format_key)`): its mixture value is
+still stable, depends on that row alone, and is what earlier versions wrote.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
+
+from vlm_autodrive.builders.dataset.rows import content_hash, row_id
 
 HEX_DIGITS = 16  # blake2b, 8 bytes
 _SEP = "\x1f"  # cannot occur in ids or the format key (see rows._digest)
@@ -38,14 +42,14 @@ def mixture_row_ids(config: str, source_ids: pa.Array, copies: np.ndarray) -> pa
     copies = np.asarray(copies, np.int64)
     distinct, where = np.unique(copies, return_inverse=True)
     masks = np.array([_mask("row", config, int(c)) for c in distinct], np.uint64)[where]
-    return _xor_or_hash(source_ids, masks.reshape(-1), lambda s, i: ("row", config, s, copies[i]))
+    return _xor_or_hash(source_ids, masks, lambda s, i: row_id(config, s, int(copies[i])))
 
 
 def mixture_content_hashes(source_hashes: pa.Array, format_key: str) -> pa.StringArray:
     """The content hash of each mixture row: its source row's content hash in the
     conversation format `format_key` (system prompt name and hash, reasoning or not)."""
     masks = np.full(len(source_hashes), _mask("content", format_key), np.uint64)
-    return _xor_or_hash(source_hashes, masks, lambda s, i: ("content", format_key, s))
+    return _xor_or_hash(source_hashes, masks, lambda s, i: content_hash(s, format_key))
 
 
 def mixture_row_id(config: str, source_id: str, copy: int) -> str:
@@ -106,13 +110,15 @@ def _mask(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
-def _xor_or_hash(sources: pa.Array, masks: np.ndarray, parts) -> pa.StringArray:
-    """`sources` XOR `masks` as hex; rows whose source is not 16 hex digits get the mask
-    of `parts(source, row)` instead (their value hashed, row by row)."""
+def _xor_or_hash(
+    sources: pa.Array, masks: np.ndarray, hashed: Callable[[str | None, int], str]
+) -> pa.StringArray:
+    """`sources` XOR `masks` as hex; a row whose source is not 16 hex digits gets
+    `hashed(source, row)` instead."""
     values, ok = hex_values(sources)
     out = values ^ masks
     if not ok.all():
         odd = np.flatnonzero(~ok)
         texts = sources.take(pa.array(odd)).to_pylist()
-        out[odd] = [_mask(*parts(s, i)) for s, i in zip(texts, odd.tolist())]
+        out[odd] = [int(hashed(s, i), 16) for s, i in zip(texts, odd.tolist())]
     return hex_strings(out)

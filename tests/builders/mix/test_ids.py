@@ -12,7 +12,7 @@ import pytest
 
 from tests.builders.small_builds import read, recipe, small_build
 from vlm_autodrive.builders.dataset.folder import data_path, register_config, write_data_file
-from vlm_autodrive.builders.dataset.rows import row_id
+from vlm_autodrive.builders.dataset.rows import content_hash, row_id
 from vlm_autodrive.builders.mix.ids import (
     hex_values,
     mixture_content_hash,
@@ -60,13 +60,15 @@ def test_ids_are_unique_over_sources_and_copies_and_stable():
     ["clip_001_q1", "ABCDEF0123456789", "0123456789abcdeg", "0123456789abcdef0", "é" * 8],
 )
 def test_a_source_id_that_is_not_16_lowercase_hex_digits_is_hashed_row_by_row(odd):
+    """As every mixture id was before: such a config's mixture ids did not change."""
     good = row_id("mcq", "clip-1")
     got = mixture_row_ids("mix-m", pa.array([good, odd, good]), np.array([0, 1, 2])).to_pylist()
-    assert got[1] == f"{by_hand('row', 'mix-m', odd, '1'):016x}"
+    assert got[1] == row_id("mix-m", odd, 1)  # hashed row by row, as before the XOR ids
     assert got[0] == mixture_row_id("mix-m", good, 0) and got[2] == mixture_row_id("mix-m", good, 2)
     assert hex_values(pa.array([odd]))[1].tolist() == [False]
     # a row's id depends on that row alone, not on whether its batch mates are hex
     assert mixture_row_id("mix-m", odd, 1) == got[1]
+    assert mixture_content_hash(odd, "fmt") == content_hash(odd, "fmt")
 
 
 def replace_ids(build, table: pa.Table, ids: pa.Array) -> None:
@@ -87,7 +89,7 @@ def test_a_mixture_with_non_hex_source_ids_is_built_and_its_ids_are_unique(tmp_p
     rows = read(build, "mix-odd").to_pylist()
     assert len(rows) == 2 * t.num_rows and len({r["id"] for r in rows}) == len(rows)
     r = rows[1]
-    assert r["id"] == f"{by_hand('row', 'mix-odd', r['source_id'], str(r['copy'])):016x}"
+    assert r["id"] == row_id("mix-odd", r["source_id"], r["copy"])
 
 
 def test_a_side_with_duplicate_row_ids_is_refused_and_nothing_written(tmp_path):
@@ -102,3 +104,14 @@ def test_a_side_with_duplicate_row_ids_is_refused_and_nothing_written(tmp_path):
             build,
         )
     assert not list((build / "data").glob("mix-twice/*"))
+
+
+def test_a_sliced_or_chunked_id_column_reads_the_same_values():
+    ids = [row_id("mcq", f"clip-{i}") for i in range(30)]
+    whole = mixture_row_ids("mix-s", pa.array(ids), np.zeros(30, int)).to_pylist()
+    sliced = mixture_row_ids("mix-s", pa.array(ids).slice(7, 10), np.zeros(10, int))
+    assert sliced.to_pylist() == whole[7:17]
+    chunked = pa.chunked_array([pa.array(ids[:5]), pa.array(ids[5:])])
+    assert mixture_row_ids("mix-s", chunked, np.zeros(30, int)).to_pylist() == whole
+    with_null = pa.array([ids[0], None])
+    assert hex_values(with_null)[1].tolist() == [True, False]
