@@ -54,7 +54,7 @@ def format_reports(reports: Iterable[SplitReport], dry_run: bool = False) -> str
     if dry_run:
         return _format_dry_run(list(reports))
     head = (
-        f"  {'split':<18}{'clips':>6}{'requests':>9}{'cached':>7}{'sent':>6}{'samples':>8}"
+        f"  {'config':<18}{'clips':>6}{'requests':>9}{'cached':>7}{'sent':>6}{'samples':>8}"
         f"{'kept':>6}{'rows':>6}{'yield':>7}  failures"
     )
     lines = [head]
@@ -122,7 +122,7 @@ def _ratio(k: int, n: int) -> str:
 def _format_dry_run(reports: list[SplitReport]) -> str:
     """The dry run's table: per split what is cached, what would be sent and its cost."""
     head = (
-        f"  {'split':<14}{'clips':>6}{'requests':>9}{'cached':>8}{'to send':>9}"
+        f"  {'config':<14}{'clips':>6}{'requests':>9}{'cached':>8}{'to send':>9}"
         f"{'prompt tok':>12}{'output tok':>12}{'rows chg':>9}{'GPU-h':>8}"
     )
     lines = [head]
