@@ -104,6 +104,14 @@ def memoized_sha256(path: str | Path) -> str:
     return _MEMO[memo]
 
 
+def remember_sha256(path: str | Path, sha: str) -> None:
+    """Record `sha` as the sha256 of the file at `path` as it is now (its writer hashed
+    it already), for `memoized_sha256` (a data file was hashed three times as it was
+    stored, listed in provenance.json and recorded in the stage's stamp)."""
+    st = os.stat(path)
+    _MEMO[(str(path), st.st_size, st.st_mtime_ns)] = sha
+
+
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

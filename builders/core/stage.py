@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlm_autodrive.builders.core.files import atomic_write_text, file_sha256, read_json, write_json
+from vlm_autodrive.builders.core.files import (
+    atomic_write_text,
+    file_sha256,
+    memoized_sha256,
+    read_json,
+    write_json,
+)
 
 STAMP = "stamp.json"
 REJECTS = "rejects.jsonl"
@@ -159,7 +165,7 @@ class Stage:
         were made from `key`, with the summary to return when nothing changes. `inputs`:
         the sha256 of each upstream output read (relative path -> sha256), which publish
         compares with the upstream stage's current stamp (builders/release/verify.py)."""
-        hashes = {rel: file_sha256(self.build_dir / rel) for rel in sorted(set(outputs))}
+        hashes = {rel: memoized_sha256(self.build_dir / rel) for rel in sorted(set(outputs))}
         stamp = {"key": key, "outputs": hashes, "summary": dict(summary)}
         if inputs:
             stamp["inputs"] = dict(sorted(inputs.items()))

@@ -46,7 +46,9 @@ import pyarrow as pa
 
 from vlm_autodrive.builders.core.files import (
     file_sha256,
+    memoized_sha256,
     read_json,
+    remember_sha256,
     write_json_if_changed,
     write_text_if_changed,
 )
@@ -171,6 +173,7 @@ def store_data_file(build_dir: Path, config: str, split: str, written: Path) -> 
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(written, dest)
+    remember_sha256(dest, sha)
     return rel
 
 
@@ -245,7 +248,7 @@ def write_dataset_folder(
             splits[split] = {
                 "path": rel,
                 "rows": table.num_rows,
-                "sha256": file_sha256(build_dir / rel),
+                "sha256": memoized_sha256(build_dir / rel),
             }
         if not splits:
             entries.pop(cfg.name, None)
@@ -298,7 +301,7 @@ def register_config(
     for split, rel in sorted(files.items(), key=lambda kv: SPLITS.index(kv[0])):
         path = build_dir / rel
         rows = pq.ParquetFile(path).metadata.num_rows
-        splits[split] = {"path": rel, "rows": rows, "sha256": file_sha256(path)}
+        splits[split] = {"path": rel, "rows": rows, "sha256": memoized_sha256(path)}
     entries.pop(name, None)
     if splits:
         entries[name] = {
