@@ -67,6 +67,10 @@ def run(args: list[str], *, env: dict | None = None, timeout: float = 300, cwd=N
     )
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def hurt(
     args: list[str],
     sig: int | None,
@@ -91,6 +95,9 @@ def hurt(
         text=True,
         env=autodrive_env(marker, env_extra),
         cwd=cwd,
+        # As from a terminal: a suite started in the background (`cmd &` without job
+        # control) ignores SIGINT, and the child would inherit that and never see ^C.
+        preexec_fn=_sigint_default,
     )
     deadline = time.monotonic() + timeout
     signalled = False
