@@ -326,7 +326,7 @@ def reuse_inputs(
     run's, `RowMemo.unchanged_clips`), a split with one input per clip and the last run's
     key reuses every outcome of those clips; otherwise the inputs whose key the last run
     holds are reused."""
-    video = split.needs_video and not sgen.import_file
+    video = attaches_video(split, sgen)
     reused = None
     if unchanged and one_input_per_clip(split) and memo.old_keys.get(split.name) == key_of_split:
         reused = memo.reuse_clips(split.name, unchanged, split.schema)
@@ -346,6 +346,11 @@ def reuse_inputs(
         id(c): [k, "", 0, 0, [], [], c.label, c.clip_id] for c, k in zip(clips, keys, strict=True)
     }
     return clips, reused, outcomes
+
+
+def attaches_video(split, sgen) -> bool:
+    """Whether the split's requests attach the clip (its inputs then key on the file)."""
+    return split.needs_video and not sgen.import_file
 
 
 def one_input_per_clip(split) -> bool:

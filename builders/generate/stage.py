@@ -81,6 +81,7 @@ from vlm_autodrive.builders.generate.requests import (
 )
 from vlm_autodrive.builders.generate.row_memo import (
     RowMemo,
+    attaches_video,
     merge_reused,
     new_outcomes,
     open_memo,
@@ -217,9 +218,7 @@ def run_model_splits(
             ctx = RunContext(build_dir, taxonomy, cache, backend_for, retry, dry_run, progress)
             ctx.memo = rows_memo
             if not retry_failed:
-                files = any(
-                    MODEL_SPLITS[n].needs_video and not gen.configs[n].import_file for n in loaded
-                )
+                files = any(attaches_video(MODEL_SPLITS[n], gen.configs[n]) for n in loaded)
                 ctx.unchanged = rows_memo.unchanged_clips(clips, files, ctx.input_texts)
             # A model's weights are hashed once a run (memoised in the cache folder,
             # which a dry run does not write).

@@ -32,7 +32,6 @@ class RenderMemo:
         self.scope = scope.encode()
         self.old = old or {}
         self.used: dict[str, str] = {}
-        self.rendered = 0  # renders this run made (the memo did not hold them)
 
     def digest(self, what: str, inputs: Any) -> str:
         """The key of one render: the scope, `what` (template and block) and the inputs
@@ -49,7 +48,6 @@ class RenderMemo:
         text = self.old.get(d)
         if text is None:
             text = render()
-            self.rendered += 1
         self.used[d] = text
         return text
 
