@@ -30,9 +30,9 @@ from vlm_autodrive.builders.dataset.rows import content_hash
 from vlm_autodrive.builders.mix.conversations import MESSAGES_TYPE, batch_messages
 from vlm_autodrive.builders.mix.ids import (
     duplicate_count,
-    hex_values,
+    hex_strings,
     mixture_content_hashes,
-    mixture_row_ids,
+    mixture_row_id_values,
 )
 from vlm_autodrive.builders.mix.recipe import Component, MixtureError
 
@@ -98,14 +98,10 @@ def write_side(build_dir: Path, config: str, side: str, plans: list[ComponentPla
 
     tmp = build_dir / DATA_DIR / config / f".{side}.{os.getpid()}.parquet.tmp"
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    ids: list[np.ndarray] = []  # every row id written, as numbers, to count duplicates
     try:
         dictionary = [c for c in _leaf_paths(MIX_SCHEMA) if c not in _PLAIN_COLUMNS]
         with pq.ParquetWriter(tmp, MIX_SCHEMA, use_dictionary=dictionary) as writer:
-            for plan in plans:
-                for batch in component_batches(plan, config):
-                    writer.write_batch(batch)
-                    ids.append(hex_values(batch.column("id"))[0])
+            ids = _write_behind(writer, _side_batches(plans, config))
         all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
         rows = len(all_ids)
         if dupes := duplicate_count(all_ids):
@@ -122,6 +118,37 @@ def write_side(build_dir: Path, config: str, side: str, plans: list[ComponentPla
         tmp.unlink(missing_ok=True)
 
 
+def _side_batches(
+    plans: list[ComponentPlan], config: str
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    for plan in plans:
+        yield from component_batches(plan, config)
+
+
+def _write_behind(
+    writer: Any, batches: Iterator[tuple[pa.RecordBatch, np.ndarray]]
+) -> list[np.ndarray]:
+    """Append `batches` to `writer` (a ParquetWriter), each in a worker thread while the
+    next is read and built; returns their row id values (to count duplicates). Parquet
+    encoding and compression, like Parquet reading and Arrow kernels, run without the
+    GIL, so on two cores they overlap (wall time; the CPU time is the same). One write
+    at a time, in order: the file's bytes are those of writing them one after the
+    other. A failed write raises here; a failed batch waits for the write in flight."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    ids = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mix-writer") as pool:
+        pending: Future | None = None
+        for batch, values in batches:
+            ids.append(values)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_batch, batch)
+        if pending is not None:
+            pending.result()
+    return ids
+
+
 def _leaf_paths(schema: pa.Schema) -> list[str]:
     """The Parquet column paths of `schema`'s leaves (`a.list.element.b` for a list of
     structs), the names `ParquetWriter(use_dictionary=...)` takes."""
@@ -136,9 +163,12 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     return [p for f in schema for p in walk(f.name, f.type)]
 
 
-def component_batches(plan: ComponentPlan, config: str) -> Iterator[pa.RecordBatch]:
+def component_batches(
+    plan: ComponentPlan, config: str
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """The output record batches of one component, one per source record batch that has
-    rows going in (so a file's row groups follow the source's batches)."""
+    rows going in (so a file's row groups follow the source's batches), each with its
+    rows' ids as uint64 values (builders/mix/ids.py)."""
     import pyarrow.parquet as pq
 
     if plan.path is None or not plan.copies.any():
@@ -160,22 +190,29 @@ def component_batches(plan: ComponentPlan, config: str) -> Iterator[pa.RecordBat
         reps = m[keep]
         rows = np.repeat(keep, reps)  # the source row of each output row
         copy = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(reps) - reps, reps)
-        out = batch.select(["id", "clip_id", "video_id", "label", "video"]).take(pa.array(rows))
-        yield pa.record_batch(
-            [
-                mixture_row_ids(config, out.column("id"), copy),
-                out.column("id"),
-                pa.repeat(source_config, total),
-                pa.array(copy, pa.int32()),
-                out.column("clip_id"),
-                out.column("video_id"),
-                out.column("label"),
-                pa.repeat(side, total),
-                out.column("video"),
-                mixture_content_hashes(_source_hashes(batch, hashed, rows, keep), fmt_key),
-                batch_messages(batch, plan.system, plan.reasoning, rows),
-            ],
-            schema=MIX_SCHEMA,
+        out = batch.select(["id", "clip_id", "video_id", "label", "video"])
+        whole = total == batch.num_rows and len(keep) == total  # every row, once, in order
+        if not whole:
+            out = out.take(pa.array(rows))
+        id_values = mixture_row_id_values(config, out.column("id"), copy)
+        yield (
+            pa.record_batch(
+                [
+                    hex_strings(id_values),
+                    out.column("id"),
+                    pa.repeat(source_config, total),
+                    pa.array(copy, pa.int32()),
+                    out.column("clip_id"),
+                    out.column("video_id"),
+                    out.column("label"),
+                    pa.repeat(side, total),
+                    out.column("video"),
+                    mixture_content_hashes(_source_hashes(batch, hashed, rows, keep), fmt_key),
+                    batch_messages(batch, plan.system, plan.reasoning, rows),
+                ],
+                schema=MIX_SCHEMA,
+            ),
+            id_values,
         )
 
 
@@ -185,7 +222,8 @@ def _source_hashes(
     """The source content hash of each output row: the `content_hash` column, or for a
     config without one, `rows.content_hash(question, answer)` of each row taken."""
     if hashed == ["content_hash"]:
-        return batch.column("content_hash").take(pa.array(rows))
+        column = batch.column("content_hash")
+        return column if len(rows) == len(column) == len(keep) else column.take(pa.array(rows))
     kept = batch.select(hashed).take(pa.array(keep)).to_pydict()
     per_kept = [content_hash(q, a) for q, a in zip(kept["question"], kept["answer"])]
     by_source = np.full(batch.num_rows, -1, np.int64)
