@@ -84,13 +84,12 @@ def preview_rules(
     import pyarrow as pa
 
     from vlm_autodrive.builders.dataset.assign import pinned_assignment_path
-    from vlm_autodrive.builders.rules.render_memo import open_render_memo
     from vlm_autodrive.builders.rules.stage import (
         _read_inputs,
         check_inputs,
         compute_rule_rows,
         load_rule_templates,
-        render_scope,
+        open_last_run,
         rule_declared_key,
         rule_stage_key,
     )
@@ -116,9 +115,12 @@ def preview_rules(
     else:
         table, videos, hashes = planned
         clips, videos = check_inputs(table, videos, taxonomy)
-    # The last run's caption texts, read only (render_memo.py): what the run will render.
-    renders = open_render_memo(build_dir, render_scope(taxonomy))
-    rules = compute_rule_rows(clips, videos, config, taxonomy, templates, pinned_path, renders)
+    # The last run's caption texts and rows, read only (render_memo.py, row_reuse.py):
+    # the run renders and computes the same.
+    renders, reuse = open_last_run(build_dir, config, taxonomy, templates)
+    rules = compute_rule_rows(
+        clips, videos, config, taxonomy, templates, pinned_path, renders, reuse
+    )
     sides = {c: s for c, s in rules.assignment.sides.items() if s != "held_out"}
     tables = {c.name: pa.concat_tables(list(c.tables.values())) for c in rules.configs}
     changes = {

@@ -211,10 +211,14 @@ class CaptionRenderer:
             if self.stored is None:
                 text = render()
             else:  # the template's sha256 covers every file it includes
-                what = f"{self.template.sha256}:{self.block}"
-                text = self.stored.text(what, inputs, render)
+                text = self.stored.text(render_what(self.template, self.block), inputs, render)
             self._memo[key] = text
         return text
+
+
+def render_what(template: LoadedTemplate, block: str | None) -> str:
+    """The render memo's name of a template block (its sha256 covers every include)."""
+    return f"{template.sha256}:{block}"
 
 
 def render_or_explain(

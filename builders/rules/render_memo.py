@@ -68,14 +68,17 @@ class RenderMemo:
         return file_sha256(path)
 
 
-def open_render_memo(build_dir: Path, scope: str) -> RenderMemo:
+def open_render_memo(build_dir: Path, scope: str, last: Any = False) -> RenderMemo:
     """The last run's memo when the rule-splits stamp names it and its outputs are intact;
-    an empty one otherwise."""
+    an empty one otherwise. `last`: that stamp's summary as `Stage.intact_summary()` gave
+    it, when the caller has read it already (it hashes every output)."""
     from vlm_autodrive.builders.core.files import file_sha256
     from vlm_autodrive.builders.core.stage import Stage
 
     path = Path(build_dir) / MEMO
-    recorded = (Stage(Path(build_dir), "rule_splits").intact_summary() or {}).get(SUMMARY_KEY)
+    if last is False:
+        last = Stage(Path(build_dir), "rule_splits").intact_summary()
+    recorded = (last or {}).get(SUMMARY_KEY)
     if not recorded or not path.is_file() or file_sha256(path) != recorded:
         return RenderMemo(scope)
     import pyarrow.parquet as pq

@@ -31,19 +31,19 @@ from vlm_autodrive.builders.dataset.assign import (
     write_assignment,
 )
 from vlm_autodrive.builders.dataset.folder import ConfigTables, write_dataset_folder
-from vlm_autodrive.builders.dataset.rows import rows_to_table
 from vlm_autodrive.builders.dataset.source_groups import source_groups
 from vlm_autodrive.builders.rules.caption_metadata import (
-    CAPTION_METADATA_SCHEMA,
-    build_caption_metadata,
     load_caption_metadata_template,
 )
 from vlm_autodrive.builders.rules.captions import MetadataNormalizer
-from vlm_autodrive.builders.rules.cause_vqa import build_cause_vqa, load_cause_template
+from vlm_autodrive.builders.rules.cause_vqa import load_cause_template
 from vlm_autodrive.builders.rules.config import RULE_CONFIGS, RuleSplitsConfig
-from vlm_autodrive.builders.rules.mcq import MCQ_SCHEMA, build_mcq, load_mcq_template
+from vlm_autodrive.builders.rules.mcq import load_mcq_template
 from vlm_autodrive.builders.rules.render_memo import SUMMARY_KEY as RENDER_MEMO_KEY
 from vlm_autodrive.builders.rules.render_memo import RenderMemo, open_render_memo
+from vlm_autodrive.builders.rules.row_reuse import SUMMARY_KEY as ROW_REUSE_KEY
+from vlm_autodrive.builders.rules.row_reuse import RowReuse, open_row_reuse, row_scope
+from vlm_autodrive.builders.rules.rule_tables import config_tables, tally_rows
 from vlm_autodrive.resources import bundled
 
 SUMMARY_PATH = Path("rule_splits") / "summary.json"
@@ -159,18 +159,22 @@ def build_rule_splits(
     stage = Stage(build_dir, "rule_splits")
     if not force and (done := stage.finished(key)) is not None:
         done.pop(RENDER_MEMO_KEY, None)
+        done.pop(ROW_REUSE_KEY, None)
         return RuleSplitsSummary(build_dir=str(build_dir), **done, skipped=True)
-    renders = open_render_memo(build_dir, render_scope(taxonomy))  # before the stamp goes
+    renders, reuse = open_last_run(build_dir, config, taxonomy, templates)  # before the stamp goes
     stage.invalidate()
 
     clips, videos = _read_inputs(build_dir, taxonomy)
-    rules = compute_rule_rows(clips, videos, config, taxonomy, templates, pinned_path, renders)
-    a, made, letters, empty_captions, normalizer = (
+    rules = compute_rule_rows(
+        clips, videos, config, taxonomy, templates, pinned_path, renders, reuse
+    )
+    a, made, letters, empty_captions, normalizer, reuse = (
         rules.assignment,
         rules.configs,
         rules.letters,
         rules.empty_captions,
         rules.normalizer,
+        rules.reuse,
     )
     write_assignment(build_dir, clips, a)
 
@@ -228,8 +232,27 @@ def build_rule_splits(
     outputs += [
         v["path"] for c in made for v in prov["configs"].get(c.name, {}).get("splits", {}).values()
     ]
-    stage.commit(key, outputs, {**summary.to_dict(), RENDER_MEMO_KEY: renders.write(build_dir)})
+    files = {
+        c.name: {s: v["path"] for s, v in prov["configs"].get(c.name, {}).get("splits", {}).items()}
+        for c in made
+    }
+    memos = {
+        RENDER_MEMO_KEY: renders.write(build_dir),
+        ROW_REUSE_KEY: reuse.write(build_dir, files),
+    }
+    stage.commit(key, outputs, {**summary.to_dict(), **memos})
     return summary
+
+
+def open_last_run(
+    build_dir: Path, config: RuleSplitsConfig, taxonomy: Taxonomy, templates: dict[str, Any]
+) -> tuple[RenderMemo, RowReuse]:
+    """The last run's caption texts and rows, each trusted only when the stage's stamp
+    records it and every output the stamp records is intact (read-only)."""
+    last = Stage(build_dir, "rule_splits").intact_summary()
+    code = render_scope(taxonomy)
+    scope = row_scope(code, templates, config.model_dump())
+    return open_render_memo(build_dir, code, last), open_row_reuse(build_dir, scope, last)
 
 
 def render_scope(taxonomy: Taxonomy) -> str:
@@ -269,6 +292,7 @@ class RuleRows:
     empty_captions: int
     normalizer: MetadataNormalizer
     duplicates: dict[str, int] = field(default_factory=dict)  # SourceGroups.counts()
+    reuse: RowReuse | None = None  # which clips kept their rows; the snapshot to write
 
 
 def compute_rule_rows(
@@ -279,10 +303,13 @@ def compute_rule_rows(
     templates: dict[str, Any],
     pinned_path: Path | None,
     renders: RenderMemo | None = None,
+    reuse: RowReuse | None = None,
 ) -> RuleRows:
     """Assign the clips (sorted by id, as `_read_inputs` gives them) to train/test and
     make the rows of every rule config; writes nothing (the stage and the dry run share
-    it). `renders`: the last run's caption texts (render_memo.py), or None."""
+    it). `renders`: the last run's caption texts (render_memo.py), or None; `reuse`: the
+    last run's rows (row_reuse.py), or None: only the clips whose inputs changed are
+    computed, the others keep their rows. The counts come from the final tables."""
     groups = source_groups(videos)  # same bytes or a near-duplicate picture: one side
     a = assign_splits(
         clips,
@@ -295,54 +322,20 @@ def compute_rule_rows(
         groups=groups.of,
     )
     sides = {cid: s for cid, s in a.sides.items() if s != "held_out"}
-    made: list[ConfigTables] = []
-    empty_captions = 0
-    letters: dict[str, dict[str, int]] = {}
-    normalizer = MetadataNormalizer(taxonomy)
+    normalizer = MetadataNormalizer(taxonomy)  # counts oov and missing over every video
     video_inputs = {vid: normalizer.video_inputs(v["metadata"]) for vid, v in videos.items()}
-    if "mcq" in templates:
-        rows, letters = build_mcq(
-            clips, sides, taxonomy, templates["mcq"], config.mcq_options, config.seed
-        )
-        made.append(
-            ConfigTables(
-                "mcq",
-                "The event-type question of each clip, one option per class "
-                f"({config.mcq_options} option order).",
-                "rule:mcq",
-                templates["mcq"].ref,
-                _by_side(rows, MCQ_SCHEMA),
-            )
-        )
-    if "caption_metadata" in templates:
-        rows, empty_captions = build_caption_metadata(
-            clips, sides, videos, video_inputs, taxonomy, templates["caption_metadata"], renders
-        )
-        made.append(
-            ConfigTables(
-                "caption_metadata",
-                "An instruction to describe each clip, answered by the detailed caption "
-                "that rules make from its video's metadata.",
-                "rule:caption_metadata",
-                templates["caption_metadata"].ref,
-                _by_side(rows, CAPTION_METADATA_SCHEMA),
-            )
-        )
-    if "cause_vqa" in templates:
-        rows, no_cause = build_cause_vqa(clips, sides, videos, taxonomy, templates["cause_vqa"])
-        made.append(
-            ConfigTables(
-                "cause_vqa",
-                "The source dataset's own cause-of-accident question of each event clip "
-                "(e.g. MM-AU's five options), in its option order.",
-                "rule:cause_vqa",
-                templates["cause_vqa"].ref,
-                _by_side(rows, MCQ_SCHEMA),
-            )
-        )
-        if no_cause:
-            a.warnings.append(f"cause_vqa: {no_cause} event clips have no cause question")
-    return RuleRows(a, made, letters, empty_captions, normalizer, groups.counts())
+    if reuse is None:
+        reuse = RowReuse(row_scope(render_scope(taxonomy), templates, config.model_dump()))
+    todo = reuse.select(clips, videos, sides)
+    made = config_tables(
+        todo, sides, videos, video_inputs, config, taxonomy, templates, renders, reuse
+    )
+    tally = tally_rows({c.name: c.tables for c in made}, clips, sides, taxonomy)
+    if tally.no_cause:
+        a.warnings.append(f"cause_vqa: {tally.no_cause} event clips have no cause question")
+    return RuleRows(
+        a, made, tally.letters, tally.empty_captions, normalizer, groups.counts(), reuse
+    )
 
 
 def rule_stage_key(declared: str, templates: dict[str, Any], inputs: dict[str, str]) -> str:
@@ -422,10 +415,6 @@ def _duplicates_line(d: dict[str, int]) -> str:
     elif d["videos_without_signature"]:
         near += f", {d['videos_without_signature']} videos without a signature"
     return f"  kept on one side: {near}; {d['byte_identical_groups']} byte-identical group(s)"
-
-
-def _by_side(rows: list[Any], schema: Any) -> dict[str, Any]:
-    return {s: rows_to_table([r for r in rows if r.split == s], schema) for s in ("train", "test")}
 
 
 def _class_counts(tables: dict[str, Any]) -> dict[str, dict[str, int]]:

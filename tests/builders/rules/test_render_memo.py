@@ -15,6 +15,7 @@ from tests.builders.small_builds import relabel_one_video, rule_build
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.rules import captions
 from vlm_autodrive.builders.rules.render_memo import MEMO
+from vlm_autodrive.builders.rules.row_reuse import SNAPSHOT
 from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.resources import bundled
 
@@ -67,6 +68,7 @@ def test_altered_memo_is_not_used(tmp_path, monkeypatch):
     memo = pq.read_table(build / MEMO)
     texts = ["the ego vehicle flies"] * memo.num_rows
     pq.write_table(memo.set_column(1, "text", pa.array(texts)), build / MEMO)
+    (build / SNAPSHOT).unlink()  # else the rows are kept (row_reuse.py), no caption rendered
     relabel_one_video(build)
     renders = rebuild(build, monkeypatch)
     assert renders >= memo.num_rows  # every caption rendered again
