@@ -11,14 +11,21 @@ its peak RSS (`ru_maxrss`) is its own:
 - naive: what a first version would do: pandas reads every config whole, rows become
   Python dicts with their `messages`, upsampling repeats them, one DataFrame is written;
 - copy: read every source config and write it back with pyarrow, nothing else: the
-  I/O floor for these bytes.
+  I/O floor for these bytes;
+- copy-mix: read every source config as copy does, then write the mixture's own rows
+  (read from stream's file before the clock starts) in its row groups with its writer
+  options: the same bytes as the mixture, so the floor of reading these sources and
+  writing that file. The mixture's rows are not the sources': their `messages` repeat
+  the system prompt and the question and answer text, and the upsampled rows repeat
+  whole rows, so it writes more Arrow data than copy (both printed).
 
 Printed: seconds (stage only, imports excluded on every side: see IMPORTS; and whole
 process with imports), CPU seconds of the stage
 (user + system, all threads: steadier than wall time on a busy machine), rows/s, peak
 RSS, the ratios stream/naive and stream/copy (copy and stream: medians of `--repeat`
-interleaved runs), and stream's speed as a share of copy's. Targets: stream under 30 s
-and 2 GB here (issue 5); stream at >= 0.8 of copy's speed (issue 22).
+interleaved runs), and stream's speed as a share of copy's (and of copy-mix's). Targets:
+stream under 30 s and 2 GB here (issue 5); stream at >= 0.8 of copy's speed (issue 22).
+copy-mix's peak RSS includes the mixture's rows, held in memory before its clock starts.
 
     python benchmarks/bench_mix.py [--rows 350000] [--skip-naive] [--repeat 3]
 """
@@ -114,6 +121,30 @@ def run_copy(build: Path) -> int:
     return rows
 
 
+def run_copy_mix(build: Path, groups: list) -> int:
+    import pyarrow.parquet as pq
+
+    from vlm_autodrive.builders.mix.batches import MIX_SCHEMA, writer_options
+
+    for path in sorted((build / "data").glob("*/train-*.parquet")):
+        if not path.parent.name.startswith("mix-"):
+            pq.read_table(path)
+    with pq.ParquetWriter(build / "copy-mix.parquet", MIX_SCHEMA, **writer_options()) as w:
+        for group in groups:
+            w.write_table(group)
+    return sum(g.num_rows for g in groups)
+
+
+def _mixture_groups(build: Path) -> list:
+    """The row groups of the mixture stream wrote, as tables (copy-mix writes them)."""
+    import pyarrow.parquet as pq
+
+    from vlm_autodrive.builders.dataset.folder import data_path
+
+    pf = pq.ParquetFile(data_path(build, "mix-paper_table1", "train"))
+    return [pf.read_row_group(i) for i in range(pf.metadata.num_row_groups)]
+
+
 def _cpu_s() -> float:
     """CPU seconds of this process so far, all threads (user + system)."""
     use = resource.getrusage(resource.RUSAGE_SELF)
@@ -127,6 +158,7 @@ def _cpu_s() -> float:
 COMMON_IMPORTS = ["numpy", "pandas", "pyarrow", "pyarrow.parquet"]
 IMPORTS = {
     "copy": [],
+    "copy-mix": ["vlm_autodrive.builders.mix.batches", "vlm_autodrive.builders.dataset.folder"],
     "stream": [
         "vlm_autodrive.builders.mix.stage",
         "vlm_autodrive.builders.mix.report",
@@ -150,8 +182,13 @@ def child(mode: str, build: Path) -> None:
 
     for module in COMMON_IMPORTS + IMPORTS[mode]:
         importlib.import_module(module)
+    if mode == "copy-mix":
+        groups = _mixture_groups(build)
+        run = {"copy-mix": lambda b: run_copy_mix(b, groups)}
+    else:
+        run = {"stream": run_stream, "naive": run_naive, "copy": run_copy}
     t0, c0 = time.perf_counter(), _cpu_s()
-    rows = {"stream": run_stream, "naive": run_naive, "copy": run_copy}[mode](build)
+    rows = run[mode](build)
     t1, c1 = time.perf_counter(), _cpu_s()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
     print(json.dumps({"rows": rows, "stage_s": t1 - t0, "cpu_s": c1 - c0, "peak_rss_mib": peak}))
@@ -178,6 +215,40 @@ def _median(runs: list[dict]) -> dict:
     return out
 
 
+def _written_bytes(build: Path, mixture: Path) -> str:
+    """What copy and stream write: Arrow bytes in memory, Parquet bytes before and after
+    compression (summed over column chunks), and whether copy-mix wrote stream's bytes."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    def sizes(paths: list[Path]) -> tuple[int, int, int]:
+        arrow = raw = packed = 0
+        for path in paths:
+            arrow += pq.read_table(path).nbytes
+            meta = pq.ParquetFile(path).metadata
+            for g in range(meta.num_row_groups):
+                for c in range(meta.num_columns):
+                    chunk = meta.row_group(g).column(c)
+                    raw += chunk.total_uncompressed_size
+                    packed += chunk.total_compressed_size
+        return arrow, raw, packed
+
+    copies = sorted(build.glob("copy-[!m]*.parquet"))
+    same = hashlib.sha256((build / "copy-mix.parquet").read_bytes()).digest() == (
+        hashlib.sha256(mixture.read_bytes()).digest()
+    )
+    lines = []
+    for name, paths in (("copy", copies), ("stream", [mixture])):
+        arrow, raw, packed = sizes(paths)
+        lines.append(
+            f"{name} writes {arrow / 2**20:.0f} MiB of Arrow data: {raw / 2**20:.0f} MiB of "
+            f"Parquet pages, {packed / 2**20:.0f} MiB compressed"
+        )
+    lines.append(f"copy-mix wrote the mixture's bytes: {'yes' if same else 'NO'}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=350_000, help="rows the mixture should have")
@@ -201,7 +272,7 @@ def main() -> None:
             f"synthetic build: {source_rows:,} source rows, {data / 2**20:.0f} MiB of Parquet "
             f"({time.perf_counter() - t0:.1f} s to write)"
         )
-        modes = ["copy", "stream"]
+        modes = ["copy", "stream", "copy-mix"]  # copy-mix writes what stream wrote
         runs: dict[str, list[dict]] = {m: [] for m in modes}
         for _ in range(args.repeat):  # interleaved, so a busy spell hits both alike
             for m in modes:
@@ -213,18 +284,19 @@ def main() -> None:
             results["naive"] = measure("naive", build)
         out = data_path(build, "mix-paper_table1", "train")
         print(f"mixture file: {out.stat().st_size / 2**20:.0f} MiB")
+        print(_written_bytes(build, out))
     print(f"median of {args.repeat} runs each (naive: 1); cpu s: user + system, all threads")
     print(
-        f"{'mode':<7} {'rows':>9} {'stage s':>8} {'cpu s':>7} {'process s':>9} {'rows/s':>9} "
+        f"{'mode':<8} {'rows':>9} {'stage s':>8} {'cpu s':>7} {'process s':>9} {'rows/s':>9} "
         f"{'peak MiB':>9}"
     )
     for r in results.values():
         print(
-            f"{r['mode']:<7} {r['rows']:>9,} {r['stage_s']:>8.2f} {r['cpu_s']:>7.2f} "
+            f"{r['mode']:<8} {r['rows']:>9,} {r['stage_s']:>8.2f} {r['cpu_s']:>7.2f} "
             f"{r['process_s']:>9.2f} {r['rows'] / r['stage_s']:>9,.0f} {r['peak_rss_mib']:>9.0f}"
         )
     s = results["stream"]
-    for other in ("naive", "copy"):
+    for other in ("naive", "copy", "copy-mix"):
         if other in results:
             o = results[other]
             print(
@@ -237,6 +309,11 @@ def main() -> None:
     print(
         f"stream speed as a share of copy's (issue 22: >= 0.8): {speed:.2f} by time, "
         f"{cpu_speed:.2f} by cpu"
+    )
+    m = results["copy-mix"]
+    print(
+        f"stream speed as a share of copy-mix's (the mixture's own bytes): "
+        f"{m['stage_s'] / s['stage_s']:.2f} by time, {m['cpu_s'] / s['cpu_s']:.2f} by cpu"
     )
     ok = s["process_s"] < 30 and s["peak_rss_mib"] < 2048
     print(

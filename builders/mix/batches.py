@@ -99,8 +99,7 @@ def write_side(build_dir: Path, config: str, side: str, plans: list[ComponentPla
     tmp = build_dir / DATA_DIR / config / f".{side}.{os.getpid()}.parquet.tmp"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        dictionary = [c for c in _leaf_paths(MIX_SCHEMA) if c not in _PLAIN_COLUMNS]
-        with pq.ParquetWriter(tmp, MIX_SCHEMA, use_dictionary=dictionary) as writer:
+        with pq.ParquetWriter(tmp, MIX_SCHEMA, **writer_options()) as writer:
             ids = _write_behind(writer, _side_batches(plans, config))
         all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
         rows = len(all_ids)
@@ -116,6 +115,12 @@ def write_side(build_dir: Path, config: str, side: str, plans: list[ComponentPla
         return store_data_file(build_dir, config, side, tmp) if rows else None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def writer_options() -> dict[str, Any]:
+    """The ParquetWriter options of a mixture file besides its schema (MIX_SCHEMA): which
+    columns get a dictionary. benchmarks/bench_mix.py writes the same bytes with them."""
+    return {"use_dictionary": [c for c in _leaf_paths(MIX_SCHEMA) if c not in _PLAIN_COLUMNS]}
 
 
 def _side_batches(
