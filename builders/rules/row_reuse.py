@@ -70,7 +70,7 @@ class RowReuse:
         self,
         scope: str,
         old: pa.Table | None = None,
-        files: Mapping[str, list[Path]] | None = None,
+        files: Mapping[str, Mapping[str, Path]] | None = None,
     ):
         self.scope = scope
         self.old = old
@@ -92,7 +92,7 @@ class RowReuse:
         cols = {n: [c[n] for c in sided] for n in _COMPARED[:5]}
         cols["side"] = [sides[c["clip_id"]] for c in sided]
         cols["video"] = [digests[c["video_id"]] for c in sided]
-        cols["renders"] = [[] for _ in sided]
+        cols["renders"] = _empty_lists(len(sided))
         self.inputs = pa.table(cols, schema=SNAPSHOT_SCHEMA)
         if self.old is None:
             todo = sided
@@ -105,35 +105,46 @@ class RowReuse:
         return todo
 
     def tables(self, config: str, rows: pa.Table, schema: pa.Schema) -> dict[str, pa.Table]:
-        """`config`'s tables by side: the kept clips' rows from the last run's files and
-        `rows` (this run's), each side sorted by clip id."""
-        parts = [rows]
-        if len(self.kept):
-            import pyarrow.parquet as pq
+        """`config`'s tables by side: the kept clips' rows from the last run's file of
+        that side and `rows` (this run's, any side), each side sorted by clip id."""
+        import pyarrow.parquet as pq
 
-            for f in self.files[config]:
-                old = pq.read_table(f, schema=schema)
-                parts.append(old.filter(pc.is_in(old["clip_id"], value_set=self.kept)))
-        table = pa.concat_tables(parts)
-        return {
-            s: table.filter(pc.equal(table["split"], s)).sort_by("clip_id").combine_chunks()
-            for s in SIDES
-        }
+        out = {}
+        for side in SIDES:
+            new = rows.filter(pc.equal(rows["split"], side))
+            old = self.files.get(config, {}).get(side) if len(self.kept) else None
+            if old is None:
+                out[side] = new.sort_by("clip_id").combine_chunks()
+                continue
+            old = pq.read_table(old, schema=schema)  # sorted by clip id, as written
+            keep = pc.is_in(old["clip_id"], value_set=self.kept)
+            if not new.num_rows and pc.all(keep).as_py():
+                out[side] = old.combine_chunks()
+                continue
+            both = pa.concat_tables([old, new])
+            keep = pa.concat_arrays(
+                [keep.combine_chunks(), pa.array([True] * new.num_rows, pa.bool_())]
+            )
+            order = pc.sort_indices(both["clip_id"])
+            out[side] = both.take(order.filter(keep.take(order))).combine_chunks()
+        return out
 
     def carry_renders(self, renders: Any, computed: Mapping[str, list[str]]) -> None:
         """Record the render digests of each clip (`computed`: this run's clips; the kept
-        ones from the snapshot) and put the kept clips' texts in `renders`' used set, so
-        the render memo written holds every caption the rows use."""
+        ones as the snapshot has them) and put the kept clips' texts in `renders`' used
+        set, so the render memo written holds every caption the rows use."""
         assert self.inputs is not None, "select() first"
-        old = {}
-        if len(self.kept):
-            t = self.old.filter(pc.is_in(self.old["clip_id"], value_set=self.kept))
-            old = dict(zip(t["clip_id"].to_pylist(), t["renders"].to_pylist(), strict=True))
-            for ds in old.values():
-                renders.used.update((d, renders.old[d]) for d in ds if d in renders.old)
-        ids = self.inputs["clip_id"].to_pylist()
-        lists = [computed.get(i) or old.get(i) or [] for i in ids]
-        self.inputs = self.inputs.set_column(7, "renders", pa.array(lists, pa.list_(pa.string())))
+        new = self.inputs.filter(pc.invert(pc.is_in(self.inputs["clip_id"], value_set=self.kept)))
+        ids = new["clip_id"].to_pylist()
+        lists = pa.array([computed.get(i, []) for i in ids], pa.list_(pa.string()))
+        parts = [new.set_column(7, "renders", lists)]
+        if len(self.kept):  # their inputs equal the snapshot's rows: take those
+            kept = self.old.filter(pc.is_in(self.old["clip_id"], value_set=self.kept))
+            parts.append(kept)
+            digests = pc.unique(pc.list_flatten(kept["renders"])).to_pylist()
+            renders.used.update((d, renders.old[d]) for d in digests if d in renders.old)
+        table = pa.concat_tables(parts)
+        self.inputs = table.sort_by("clip_id").combine_chunks()
 
     def write(self, build_dir: Path, files: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
         """Write this run's snapshot; the stamp summary's record of it (its sha256, the
@@ -160,10 +171,8 @@ def open_row_reuse(build_dir: Path, scope: str, last: Mapping[str, Any] | None) 
         return RowReuse(scope)
     if file_sha256(path) != record.get("sha256"):
         return RowReuse(scope)
-    files = {
-        c: [build_dir / rel for _, rel in sorted(s.items())] for c, s in record["files"].items()
-    }
-    if not all(f.is_file() for fs in files.values() for f in fs):
+    files = {c: {s: build_dir / rel for s, rel in f.items()} for c, f in record["files"].items()}
+    if not all(f.is_file() for fs in files.values() for f in fs.values()):
         return RowReuse(scope)
     import pyarrow.parquet as pq
 
@@ -175,6 +184,12 @@ def _row_keys(table: pa.Table) -> pa.Array:
     (an offset of a clip without event) is NUL, which no number, id or path is."""
     cols = [pc.cast(table[n], pa.string()).fill_null("\x00") for n in _COMPARED]
     return pc.binary_join_element_wise(*cols, "\x1f").combine_chunks()
+
+
+def _empty_lists(n: int) -> pa.Array:
+    """`n` empty lists of strings, without making `n` Python lists."""
+    offsets = pa.array([0] * (n + 1), pa.int32())
+    return pa.ListArray.from_arrays(offsets, pa.array([], pa.string()))
 
 
 def _video_digest(video: Mapping[str, Any]) -> str:

@@ -120,5 +120,6 @@ def tally_rows(
             return 0
         return expected - sum(t.num_rows for t in tables[config].values())
 
-    events = sum(1 for c in clips if c["clip_id"] in sides and taxonomy.is_event(c["label"]))
+    event_classes = {k for k in taxonomy.names if taxonomy.is_event(k)}
+    events = sum(1 for c in clips if c["label"] in event_classes and c["clip_id"] in sides)
     return Tally(letters, missing("caption_metadata", len(sides)), missing("cause_vqa", events))

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from tests.builders.small_builds import relabel_one_video, rule_build
 from vlm_autodrive.builders.core.taxonomy import load_taxonomy
 from vlm_autodrive.builders.rules import rule_tables
+from vlm_autodrive.builders.rules.render_memo import MEMO
 from vlm_autodrive.builders.rules.row_reuse import SNAPSHOT
 from vlm_autodrive.builders.rules.stage import RuleSplitsConfig, build_rule_splits
 from vlm_autodrive.resources import bundled
@@ -44,9 +45,11 @@ def rebuild(build: Path, monkeypatch, cfg: RuleSplitsConfig | None = None) -> se
 
 
 def outputs(build: Path) -> dict[str, bytes]:
-    """The data files, the assignment and the summary, by path."""
+    """The data files, the assignment, the summary, the render memo and the row snapshot
+    (both whole: the kept clips' renders are carried over), by path."""
     files = sorted((build / "data").rglob("*.parquet"))
     files += [build / "split" / "assignment.parquet", build / "rule_splits" / "summary.json"]
+    files += [build / MEMO, build / SNAPSHOT]
     return {p.relative_to(build).as_posix(): p.read_bytes() for p in files}
 
 
