@@ -7,7 +7,9 @@ is involved: the text comes from the Jinja templates in `templates/` and the tax
 
 Re-running with the same inputs, settings, taxonomy and templates does no work (the
 stage key in the summary matches and the outputs are intact); anything else rebuilds,
-and a rebuild writes byte-identical files.
+and a rebuild writes byte-identical files. A rebuild computes the rows of the clips
+whose own inputs changed only; the others keep the last run's (row_reuse.py), and
+captions come from the render memo (render_memo.py).
 """
 
 from __future__ import annotations

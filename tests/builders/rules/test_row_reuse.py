@@ -159,3 +159,40 @@ def test_template_and_seed_edits_compute_every_row(tmp_path, monkeypatch):
     assert outputs(build) == from_scratch(build, tmp_path, monkeypatch, config(folder))
     assert rebuild(build, monkeypatch, config(folder, seed=1)) == sided(build)
     assert outputs(build) == from_scratch(build, tmp_path, monkeypatch, config(folder, seed=1))
+
+
+def test_altered_data_file_is_not_used(tmp_path, monkeypatch):
+    build = rule_build(tmp_path / "build", videos=20)
+    rebuild(build, monkeypatch)
+    train = next((build / "data" / "mcq").glob("train-*.parquet"))
+    table = pq.read_table(train)
+    column = table.schema.get_field_index("answer")
+    pq.write_table(table.set_column(column, "answer", pa.array(["Z"] * table.num_rows)), train)
+    relabel_one_video(build)
+    assert rebuild(build, monkeypatch) == sided(build)  # the stamp's outputs are not intact
+    assert outputs(build) == from_scratch(build, tmp_path, monkeypatch)
+
+
+def test_dry_run_computes_what_the_run_computes_and_writes_nothing(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from vlm_autodrive.builders.generate.preview import preview_rules
+
+    build = rule_build(tmp_path / "build", videos=VIDEOS)
+    rebuild(build, monkeypatch)
+    relabel_test_video(build)
+    files = {p: p.read_bytes() for p in build.rglob("*") if p.is_file()}
+    planned: set[str] = set()
+    original = rule_tables.build_mcq
+
+    def counting(clips, *args, **kwargs):
+        clips = list(clips)
+        planned.update(c["clip_id"] for c in clips)
+        return original(clips, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(rule_tables, "build_mcq", counting)
+        preview_rules(build, SimpleNamespace(rules=config()), load_taxonomy())
+    assert {p: p.read_bytes() for p in build.rglob("*") if p.is_file()} == files
+    assert planned and planned == rebuild(build, monkeypatch)
+    assert len(planned) < len(sided(build)) / 4
