@@ -7,9 +7,11 @@ columns (see builders/mix/stage.py).
 Each source file is read in record batches of BATCH_ROWS rows; each batch with rows
 going in becomes one output record batch (so one row group): its rows are taken with
 index arrays computed by numpy, its `messages` built by Arrow kernels straight into the
-output rows (builders/mix/conversations.py). Row ids and content hashes are
-derived from the source's with numpy (builders/mix/ids.py), and the ids of each side are
-counted for duplicates before its file is stored.
+output rows (builders/mix/conversations.py); a batch whose rows all go in once is not
+copied. Row ids and content hashes are derived from the source's with numpy
+(builders/mix/ids.py), and the ids of each side are counted for duplicates before its
+file is stored. Each batch is written in a worker thread while the next is read and
+built (`_write_behind`: in order, one at a time, so the bytes are a serial write's).
 No row becomes a Python dict, so memory stays flat in the row count.
 """
 
