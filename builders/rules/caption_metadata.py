@@ -63,11 +63,14 @@ def build_caption_metadata(
     taxonomy: Taxonomy,
     template: LoadedTemplate,
     stored: Any = None,
+    digests: dict[str, list[str]] | None = None,
 ) -> tuple[list[CaptionMetadataRow], int]:
     """One row per clip with a side, and the number of clips skipped because their caption
     came out empty (no metadata at all and no event): an empty answer teaches nothing.
     `videos` and `video_inputs` are keyed by video id; `stored`: the last run's texts
-    (render_memo.RenderMemo, whose scope holds the template's sha256), or None."""
+    (render_memo.RenderMemo, whose scope holds the template's sha256), or None. With
+    `stored`, `digests` (when given) receives each clip's render digests (question,
+    answer), which row_reuse.py records."""
     answers = CaptionRenderer(template, block="answer", stored=stored)
     questions = CaptionRenderer(template, block="question", stored=stored)
     rows = []
@@ -84,6 +87,8 @@ def build_caption_metadata(
         key = (vid, inputs["event"], inputs["event_offset"])
         question = questions.caption(key, inputs)
         answer = answers.caption(key, inputs)
+        if digests is not None and stored is not None:
+            digests[clip["clip_id"]] = [questions.digests[key], answers.digests[key]]
         if not answer:
             empty += 1
             continue

@@ -195,6 +195,7 @@ class CaptionRenderer:
         self.block = block
         self.stored = stored  # a render_memo.RenderMemo: the last run's texts, or None
         self._memo: dict[tuple, str] = {}
+        self.digests: dict[tuple, str] = {}  # key -> the render memo's digest (`stored`)
 
     @property
     def renders(self) -> int:
@@ -211,7 +212,8 @@ class CaptionRenderer:
             if self.stored is None:
                 text = render()
             else:  # the template's sha256 covers every file it includes
-                text = self.stored.text(render_what(self.template, self.block), inputs, render)
+                what = render_what(self.template, self.block)
+                self.digests[key], text = self.stored.lookup(what, inputs, render)
             self._memo[key] = text
         return text
 

@@ -44,12 +44,16 @@ class RenderMemo:
 
     def text(self, what: str, inputs: Any, render) -> str:
         """The text of `inputs`: the last run's when it holds it, else `render()`."""
+        return self.lookup(what, inputs, render)[1]
+
+    def lookup(self, what: str, inputs: Any, render) -> tuple[str, str]:
+        """The digest of `inputs` and their text (as `text`)."""
         d = self.digest(what, inputs)
         text = self.old.get(d)
         if text is None:
             text = render()
         self.used[d] = text
-        return text
+        return d, text
 
     def write(self, build_dir: Path) -> str:
         """Write the texts this run used, sorted by digest; the file's sha256."""

@@ -199,26 +199,3 @@ def _video_digest(video: Mapping[str, Any]) -> str:
     says every value and is several times faster than canonical JSON."""
     text = repr((video.get("event_time"), video.get("metadata")))
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-
-
-def caption_digests(
-    clips: list[Mapping[str, Any]],
-    videos: Mapping[str, Mapping[str, Any]],
-    video_inputs: Mapping[str, Mapping[str, Any]],
-    taxonomy: Any,
-    template: Any,
-    renders: Any,
-) -> dict[str, list[str]]:
-    """{clip id: the render-memo digests of its caption's question and answer}, for the
-    clips whose rows this run computed (their renders are in `renders.used`)."""
-    from vlm_autodrive.builders.rules.captions import caption_inputs, render_what
-
-    whats = [render_what(template, b) for b in ("question", "answer")]
-    out = {}
-    for c in clips:
-        vid = c["video_id"]
-        inputs = caption_inputs(
-            videos[vid], video_inputs[vid], c["label"], c["event_offset"], taxonomy
-        )
-        out[c["clip_id"]] = [renders.digest(w, inputs) for w in whats]
-    return out

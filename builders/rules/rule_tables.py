@@ -24,7 +24,7 @@ from vlm_autodrive.builders.rules.caption_metadata import (
 )
 from vlm_autodrive.builders.rules.cause_vqa import build_cause_vqa
 from vlm_autodrive.builders.rules.mcq import MCQ_SCHEMA, build_mcq
-from vlm_autodrive.builders.rules.row_reuse import RowReuse, caption_digests
+from vlm_autodrive.builders.rules.row_reuse import RowReuse
 
 
 def config_tables(
@@ -56,11 +56,11 @@ def config_tables(
         )
     if "caption_metadata" in templates:
         template = templates["caption_metadata"]
+        digests: dict[str, list[str]] = {}  # clip id -> its renders, for the snapshot
         rows, _ = build_caption_metadata(
-            todo, sides, videos, video_inputs, taxonomy, template, renders
+            todo, sides, videos, video_inputs, taxonomy, template, renders, digests
         )
         if renders is not None:
-            digests = caption_digests(todo, videos, video_inputs, taxonomy, template, renders)
             reuse.carry_renders(renders, digests)
         made.append(
             ConfigTables(
