@@ -24,7 +24,7 @@ from vlm_autodrive.builders.rules.caption_metadata import (
 )
 from vlm_autodrive.builders.rules.cause_vqa import build_cause_vqa
 from vlm_autodrive.builders.rules.mcq import MCQ_SCHEMA, build_mcq
-from vlm_autodrive.builders.rules.row_reuse import RowReuse
+from vlm_autodrive.builders.rules.row_reuse import SIDES, RowReuse
 
 
 def config_tables(
@@ -108,7 +108,9 @@ def tally_rows(
 ) -> Tally:
     """Counts of `tables` (config -> side -> table): every clip with a side has one mcq
     row and one caption_metadata row unless its caption was empty, and every event clip
-    with a side one cause_vqa row unless its video has no cause question."""
+    with a side one cause_vqa row unless its video has no cause question. CountError
+    when a table holds a clip twice or on a side it is not on, or mcq misses a clip."""
+    _check_clips(tables, sides)
     letters = {}
     for side, t in sorted((tables.get("mcq") or {}).items()):
         if t.num_rows:
@@ -123,3 +125,23 @@ def tally_rows(
     event_classes = {k for k in taxonomy.names if taxonomy.is_event(k)}
     events = sum(1 for c in clips if c["label"] in event_classes and c["clip_id"] in sides)
     return Tally(letters, missing("caption_metadata", len(sides)), missing("cause_vqa", events))
+
+
+def _check_clips(tables: Mapping[str, Mapping[str, pa.Table]], sides: Mapping[str, str]) -> None:
+    """Each config's rows: one per clip at most, each on its clip's side; mcq: one per
+    clip with a side (what the counts derived from the tables rest on)."""
+    import pyarrow.compute as pc
+
+    from vlm_autodrive.builders.core.stage import CountError
+
+    on = {s: pa.array([c for c, x in sides.items() if x == s], pa.string()) for s in SIDES}
+    for config, by_side in tables.items():
+        for side, t in by_side.items():
+            ids = t["clip_id"]
+            if pc.count_distinct(ids).as_py() != t.num_rows:
+                raise CountError(f"{config} ({side}): a clip has more than one row")
+            if not pc.all(pc.is_in(ids, value_set=on[side])).as_py() and t.num_rows:
+                raise CountError(f"{config} ({side}): rows of clips not on that side")
+    mcq = sum(t.num_rows for t in tables.get("mcq", {}).values())
+    if "mcq" in tables and mcq != len(sides):
+        raise CountError(f"mcq: {mcq} rows for {len(sides)} clips with a side")

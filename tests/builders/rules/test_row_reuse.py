@@ -196,3 +196,22 @@ def test_dry_run_computes_what_the_run_computes_and_writes_nothing(tmp_path, mon
     assert {p: p.read_bytes() for p in build.rglob("*") if p.is_file()} == files
     assert planned and planned == rebuild(build, monkeypatch)
     assert len(planned) < len(sided(build)) / 4
+
+
+def test_a_clip_twice_or_missing_is_a_count_error(tmp_path, monkeypatch):
+    import pytest
+
+    from vlm_autodrive.builders.core.stage import CountError
+    from vlm_autodrive.builders.dataset.folder import data_path
+
+    build = rule_build(tmp_path / "build", videos=20)
+    clip_sides = {c: s for c, s in sides(build).items() if s != "held_out"}
+    mcq = {s: pq.read_table(data_path(build, "mcq", s)) for s in ("train", "test")}
+    clips = [{"clip_id": c, "label": "Normal Driving"} for c in clip_sides]
+    rule_tables.tally_rows({"mcq": mcq}, clips, clip_sides, load_taxonomy())  # as built
+    twice = dict(mcq, train=pa.concat_tables([mcq["train"], mcq["train"].slice(0, 1)]))
+    with pytest.raises(CountError, match="more than one row"):
+        rule_tables.tally_rows({"mcq": twice}, clips, clip_sides, load_taxonomy())
+    short = dict(mcq, train=mcq["train"].slice(1))
+    with pytest.raises(CountError, match="rows for"):
+        rule_tables.tally_rows({"mcq": short}, clips, clip_sides, load_taxonomy())
