@@ -4,8 +4,7 @@ failures of the last build, and captions imported from a file."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.folder import DATA_DIR, data_files
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import RETRYABLE
-from vlm_autodrive.builders.generate.tasks.base import ClipInput
 
 
 def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict[str, Any]]:
@@ -41,108 +39,33 @@ def read_config_table(build_dir: Path, name: str, columns: list[str]):
     return pa.concat_tables(tables)
 
 
-def read_clip_inputs(
-    build_dir: Path, sides: dict[str, str], taxonomy: Taxonomy | None = None
-) -> list[ClipInput]:
-    """Every train/test clip with the texts the prompts need, sorted by clip id; with the
-    taxonomy, also what its video's metadata says about it (`facts`)."""
+def read_clip_sources(build_dir: Path, sides: dict[str, str], taxonomy: Taxonomy | None = None):
+    """Every train/test clip with the texts the prompts need, sorted by clip id, as a
+    `ClipSources` table (clip_sources.py); with the taxonomy, also what its video's
+    metadata says about it (`facts`)."""
     import pyarrow.parquet as pq
+
+    from vlm_autodrive.builders.generate.clip_sources import clip_sources
 
     if not (build_dir / DATA_DIR / "caption_metadata").is_dir():
         raise FileNotFoundError(
             f"{build_dir}: no caption_metadata config; the model splits are made from it "
             "(add it to rules.configs and build the rule splits first)"
         )
-    captions = {
-        r["clip_id"]: r["answer"]
-        for r in read_config(build_dir, "caption_metadata", ["clip_id", "answer"])
-    }
     question = ["clip_id", "question", "options", "answer_letter"]
-    mcq = {r["clip_id"]: r for r in read_config(build_dir, "mcq", question)}
-    cause = {r["clip_id"]: r for r in read_config(build_dir, "cause_vqa", question)}
+    rules = {
+        "caption_metadata": read_config_table(build_dir, "caption_metadata", ["clip_id", "answer"]),
+        "mcq": read_config_table(build_dir, "mcq", question),
+        "cause_vqa": read_config_table(build_dir, "cause_vqa", question),
+    }
     table = pq.read_table(
         build_dir / "chunk" / "clips.parquet", columns=["clip_id", "video_id", "label", "path"]
-    ).to_pylist()
+    )
     videos = None
     path = build_dir / "ingest" / "videos.parquet"
     if taxonomy is not None and path.exists():
-        columns = ["video_id", "event_time", "metadata"]
-        videos = {v["video_id"]: v for v in pq.read_table(path, columns=columns).to_pylist()}
-    facts = video_facts(videos, taxonomy) if videos is not None else None
-    return make_clip_inputs(build_dir, table, sides, captions, mcq, cause, facts)
-
-
-def make_clip_inputs(
-    build_dir: Path,
-    table: list[dict[str, Any]],
-    sides: dict[str, str],
-    captions: dict[str, str],
-    mcq: dict[str, dict[str, Any]],
-    cause: dict[str, dict[str, Any]] | None = None,
-    facts: Callable[[str, str], dict[str, tuple[str, ...]]] | None = None,
-    hashes: dict[str, str] | None = None,
-) -> list[ClipInput]:
-    """The train/test clips of a clip table (`clip_id`, `video_id`, `label`, `path`) with
-    their texts (caption, MCQ and cause question rows by clip id), sorted by clip id;
-    `facts` (video id, label) -> what the metadata says; `hashes` (clip id -> sha256 of
-    its file) for clips the dry run plans before they are cut."""
-    cause = cause or {}
-    out = []
-    # The folder resolved once: clip paths are plain files inside it (resolving each
-    # clip's path cost more than the rest of reading the inputs).
-    root = str(Path(build_dir).resolve())
-    for c in sorted(table, key=lambda c: c["clip_id"]):
-        side = sides.get(c["clip_id"])
-        if side is None:
-            continue
-        m = mcq.get(c["clip_id"], {})
-        q = cause.get(c["clip_id"], {})
-        out.append(
-            ClipInput(
-                clip_id=c["clip_id"],
-                video_id=c["video_id"],
-                label=c["label"],
-                split=side,
-                video=c["path"],
-                video_path=os.path.join(root, c["path"]),
-                caption=captions.get(c["clip_id"]),
-                vlm_caption=None,
-                mcq_question=m.get("question"),
-                mcq_options=tuple(m.get("options") or ()),
-                mcq_answer_letter=m.get("answer_letter"),
-                video_sha256=(hashes or {}).get(c["clip_id"]),
-                facts=facts(c["video_id"], c["label"]) if facts else {},
-                cause_question=q.get("question"),
-                cause_options=tuple(q.get("options") or ()),
-                cause_answer_letter=q.get("answer_letter"),
-            )
-        )
-    return out
-
-
-def video_facts(videos: dict[str, dict[str, Any]], taxonomy: Taxonomy):
-    """A function (video id, clip label) -> the clip's facts, from the ingested videos
-    (video id -> row with `event_time` and `metadata`)."""
-    from vlm_autodrive.builders.generate.facts import clip_facts
-    from vlm_autodrive.builders.rules.captions import MetadataNormalizer
-
-    normalizer = MetadataNormalizer(taxonomy)
-    by_video = {
-        vid: (normalizer.video_inputs(v["metadata"]), v["event_time"] is not None)
-        for vid, v in videos.items()
-    }
-
-    made: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}  # the clips of a video share them
-
-    def facts(video_id: str, label: str) -> dict[str, tuple[str, ...]]:
-        if video_id not in by_video:
-            return {}
-        if (video_id, label) not in made:
-            inputs, has_event = by_video[video_id]
-            made[video_id, label] = clip_facts(inputs, label, has_event, taxonomy)
-        return made[video_id, label]
-
-    return facts
+        videos = pq.read_table(path, columns=["video_id", "event_time", "metadata"])
+    return clip_sources(build_dir, table, sides, rules, videos, taxonomy)
 
 
 def failed_request_ids(build_dir: Path) -> set[str]:

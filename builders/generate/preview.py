@@ -21,17 +21,14 @@ from typing import Any
 from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.core.stage import Stage
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
-from vlm_autodrive.builders.generate.inputs import (
-    make_clip_inputs,
-    read_config_table,
-    video_facts,
-)
-from vlm_autodrive.builders.generate.tasks.base import NOT_CUT, ClipInput
+from vlm_autodrive.builders.generate.clip_sources import ClipSources, clip_sources
+from vlm_autodrive.builders.generate.inputs import read_config_table
+from vlm_autodrive.builders.generate.tasks.base import NOT_CUT
 
 
 @dataclass
 class UpstreamPreview:
-    clips: list[ClipInput] | None  # None: upstream up to date, read the build folder
+    clips: ClipSources | None  # None: upstream up to date, read the build folder
     lines: list[str] = field(default_factory=list)
     rule_changes: dict[str, int] = field(default_factory=dict)  # config -> rows changed
 
@@ -131,25 +128,21 @@ def preview_rules(
         "[rule splits] rows that would change (added, removed or changed): "
         + ", ".join(f"{n} {k}" for n, k in changes.items())
     )
-    caption = _by_clip(tables.get("caption_metadata"), ["answer"])
-    captions = {clip: row["answer"] for clip, row in caption.items()}
-    question = ["question", "options", "answer_letter"]
-    mcq = _by_clip(tables.get("mcq"), question)
-    cause = _by_clip(tables.get("cause_vqa"), question)
-    facts = video_facts(videos, taxonomy)
-    inputs = make_clip_inputs(build_dir, clips, sides, captions, mcq, cause, facts, hashes)
+    from vlm_autodrive.builders.ingest.records import VIDEO_SCHEMA
+
+    columns = ("clip_id", "video_id", "label", "path")
+    clip_table = pa.table({k: pa.array([c[k] for c in clips], pa.string()) for k in columns})
+    video_table = pa.table(
+        {
+            "video_id": pa.array(list(videos), pa.string()),
+            "event_time": pa.array([v["event_time"] for v in videos.values()], pa.float64()),
+            "metadata": pa.array(
+                [v["metadata"] for v in videos.values()], VIDEO_SCHEMA.field("metadata").type
+            ),
+        }
+    )
+    inputs = clip_sources(build_dir, clip_table, sides, tables, video_table, taxonomy, hashes)
     return UpstreamPreview(inputs, lines, changes)
-
-
-def _by_clip(table: Any, columns: list[str]) -> dict[str, dict[str, Any]]:
-    """{clip id: {column: value}} of a config's rows (one per clip), from its columns."""
-    if table is None:
-        return {}
-    values = [table[c].to_pylist() for c in columns]
-    return {
-        clip: dict(zip(columns, row, strict=True))
-        for clip, *row in zip(table["clip_id"].to_pylist(), *values, strict=True)
-    }
 
 
 def changed_rows(old: Any, new: Any) -> int:

@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from vlm_autodrive.builders.core.files import file_sha256, write_parquet
 from vlm_autodrive.builders.core.stage import Counts, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import data_files
+from vlm_autodrive.builders.generate.clip_sources import ClipSources
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FailureRow
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
@@ -69,7 +70,7 @@ MEMO_SCHEMA = pa.schema(
 # found by one vectorised comparison instead of a key per input.
 SNAPSHOT = Path("cache") / "inputs.parquet"
 SNAPSHOT_KEY = "input_snapshot"  # the stamp summary's record of the snapshot's sha256
-SNAPSHOT_SCHEMA = pa.schema([("clip_id", pa.string()), ("fields", pa.binary())])
+SNAPSHOT_SCHEMA = pa.schema([("clip_id", pa.string()), ("fingerprint", pa.binary())])
 _SPLIT_KEYS = b"split_keys"  # the memo file's metadata: config -> the split key it was made with
 # The input's fields that make its key: all but the absolute path (moving the build
 # folder must not make every input a miss; `video` is the path inside the build).
@@ -162,20 +163,19 @@ class RowMemo:
     _tables: dict[str, pa.Table] = field(default_factory=dict)  # the old file by config
     _failures: pa.Table | None = None
 
-    def unchanged_clips(
-        self, clips: list[ClipInput], with_files: bool, texts: dict[int, tuple]
-    ) -> set[str]:
-        """Record this run's snapshot of `clips` (one input per clip, before any split
-        adds to them; `with_files`: a split attaches the video, so the files' facts count)
-        and return the ids of the clips whose snapshot equals the last run's."""
-        fields_ = [clip_fields(c, texts) + (file_facts(c) if with_files else b"") for c in clips]
-        ids = pa.array([c.clip_id for c in clips], pa.string())
-        self.new_inputs = pa.table([ids, pa.array(fields_, pa.binary())], schema=SNAPSHOT_SCHEMA)
-        if self.old_inputs is None or not clips:
+    def unchanged_clips(self, sources: ClipSources, file_states: dict[str, str] | None) -> set[str]:
+        """Record this run's snapshot of the clips (`sources`, before any split adds to
+        them; `file_states`: when a split attaches the video, the files' sizes and times
+        as far as read, `clip_sources.clip_file_states`) and return the ids of the clips
+        whose snapshot equals the last run's."""
+        ids = sources.table["clip_id"].combine_chunks()
+        prints = sources.fingerprints(file_states)
+        self.new_inputs = pa.table([ids, prints], schema=SNAPSHOT_SCHEMA)
+        if self.old_inputs is None or not len(sources):
             return set()
         old = self.old_inputs
         where = pc.index_in(ids, value_set=old["clip_id"])
-        same = pc.equal(self.new_inputs["fields"], old["fields"].take(where)).fill_null(False)
+        same = pc.equal(prints, old["fingerprint"].take(where)).fill_null(False)
         return set(ids.filter(same).to_pylist())
 
     def _config(self, config: str) -> pa.Table:
@@ -207,11 +207,16 @@ class RowMemo:
         if self.old is None or self.old_keys.get(config) is None:
             return None
         mine = self._config(config)
-        sub = mine.filter(pc.is_in(mine["clip_id"], value_set=pa.array(sorted(clip_ids))))
-        return self._reused(config, sub, schema)
+        keep = pc.is_in(mine["clip_id"], value_set=pa.array(list(clip_ids), pa.string()))
+        # The rows to leave out, by the few clips that changed or went (not by the many
+        # rows kept): the files are the last run's, as the stamp recorded them.
+        others = pc.unique(mine.filter(pc.invert(keep))["clip_id"])
+        return self._reused(config, mine.filter(keep), schema, others)
 
-    def _reused(self, config: str, sub: pa.Table, schema: pa.Schema) -> Reused | None:
-        rows = self._rows(config, sub, schema)
+    def _reused(
+        self, config: str, sub: pa.Table, schema: pa.Schema, others: pa.Array | None = None
+    ) -> Reused | None:
+        rows = self._rows(config, sub, schema, others)
         fails = self._failed(config, sub) if rows is not None else None
         if rows is None or fails is None:
             return None
@@ -228,7 +233,12 @@ class RowMemo:
         requests = set(pc.unique(sub["request_key"]).to_pylist()) - {""}
         return Reused(sub, rows, fails, requests, by_class)
 
-    def _rows(self, config: str, sub: pa.Table, schema: pa.Schema) -> pa.Table | None:
+    def _rows(
+        self, config: str, sub: pa.Table, schema: pa.Schema, others: pa.Array | None
+    ) -> pa.Table | None:
+        """The rows `sub` (memo rows) made, from the config's files: those whose id it
+        lists, or, given `others`, all but those of the clips `others` (the memo's other
+        clips); None unless as many as it lists."""
         want = pc.list_flatten(sub["row_ids"])
         if len(want) == 0:
             return schema.empty_table()
@@ -238,7 +248,12 @@ class RowMemo:
         table = pa.concat_tables(
             [pq.read_table(self.build_dir / rel, schema=schema) for _, rel in sorted(files.items())]
         )
-        taken = table.filter(pc.is_in(table["id"], value_set=want))
+        if others is None:
+            taken = table.filter(pc.is_in(table["id"], value_set=want))
+        elif len(others):
+            taken = table.filter(pc.invert(pc.is_in(table["clip_id"], value_set=others)))
+        else:
+            taken = table
         return taken if taken.num_rows == len(want) else None
 
     def _failed(self, config: str, sub: pa.Table) -> list[FailureRow] | None:
@@ -312,6 +327,23 @@ def _read_recorded(path: Path, recorded: str | None, schema: pa.Schema) -> pa.Ta
     return table
 
 
+def reuse_whole_clips(
+    memo: RowMemo | None, split, key_of_split: str, unchanged: set[str] | None
+) -> Reused | None:
+    """What the `unchanged` clips (whose snapshot equals the last run's,
+    `RowMemo.unchanged_clips`) reuse whole in a split with one input per clip and the last
+    run's key: every outcome they had; None when that does not hold (their inputs are then
+    built and keyed one by one)."""
+    if memo is None or not unchanged or not one_input_per_clip(split):
+        return None
+    if memo.old_keys.get(split.name) != key_of_split:
+        return None
+    reused = memo.reuse_clips(split.name, unchanged, split.schema)
+    if reused is not None:
+        memo.by_clip.add(split.name)
+    return reused
+
+
 def reuse_inputs(
     memo: RowMemo,
     split,
@@ -319,20 +351,14 @@ def reuse_inputs(
     sgen,
     clips: list[ClipInput],
     texts,
-    unchanged: set[str] | None = None,
+    whole: Reused | None = None,
 ):
     """(the inputs to build, what is reused or None, {id(input): outcome in the making})
-    of a memoised split. With `unchanged` (the clips whose snapshot equals the last
-    run's, `RowMemo.unchanged_clips`), a split with one input per clip and the last run's
-    key reuses every outcome of those clips; otherwise the inputs whose key the last run
-    holds are reused."""
+    of a memoised split. `whole`: what the clips kept whole reuse (`reuse_whole_clips`;
+    `clips` then holds only the others); otherwise the inputs whose key the last run holds
+    are reused."""
     video = attaches_video(split, sgen)
-    reused = None
-    if unchanged and one_input_per_clip(split) and memo.old_keys.get(split.name) == key_of_split:
-        reused = memo.reuse_clips(split.name, unchanged, split.schema)
-        if reused is not None:
-            memo.by_clip.add(split.name)
-            clips = [c for c in clips if c.clip_id not in unchanged]
+    reused = whole
     keys = input_keys(key_of_split, clips, video, texts)
     if reused is None:
         found = memo.reuse(split.name, keys, split.schema)

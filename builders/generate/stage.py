@@ -58,13 +58,14 @@ from vlm_autodrive.builders.generate.backends.base import (
     GenerationResponse,
 )
 from vlm_autodrive.builders.generate.cache import ResponseCache, request_key
+from vlm_autodrive.builders.generate.clip_sources import ClipSources, InputPools
 from vlm_autodrive.builders.generate.config import GenerateConfig, ModelConfig, SplitGenConfig
 from vlm_autodrive.builders.generate.estimate import gpu_hours, output_tokens, prompt_counter
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, FailureRow, failure_row
 from vlm_autodrive.builders.generate.inputs import (
     failed_request_ids,
-    read_clip_inputs,
+    read_clip_sources,
     read_config_table,
     read_import,
 )
@@ -80,18 +81,21 @@ from vlm_autodrive.builders.generate.requests import (
     send_misses,
 )
 from vlm_autodrive.builders.generate.row_memo import (
+    Reused,
     RowMemo,
     attaches_video,
     merge_reused,
     new_outcomes,
     open_memo,
     reuse_inputs,
+    reuse_whole_clips,
     split_key,
 )
 from vlm_autodrive.builders.generate.stamp import (
     STAGE,
     model_splits_key,
     parser_fingerprint,
+    read_clip_file_states,
     stored_reports,
     word_lists,
 )
@@ -102,7 +106,6 @@ from vlm_autodrive.builders.generate.tasks.base import (
     ClipInput,
     Filtered,
     ModelSplit,
-    with_vlm_caption,
 )
 from vlm_autodrive.builders.generate.tasks.reasoning_revised import CHECK
 from vlm_autodrive.resources import bundled
@@ -157,7 +160,7 @@ def run_model_splits(
     retry_failed: bool = False,
     open_backend: BackendOpener | None = None,
     progress: bool = True,
-    clips: list[ClipInput] | None = None,
+    clips: ClipSources | None = None,
     declared: str | None = None,
 ) -> list[SplitReport]:
     """Build every split of `gen.configs` (in MODEL_SPLITS order); returns their reports.
@@ -169,10 +172,10 @@ def run_model_splits(
     with a new attempt (a new seed and cache key). `open_backend` builds a backend for a
     model config (default: `backend_factory.open_backend`), opened only for a split that
     has requests to send. `clips`: the clips with their texts as the dry run plans them
-    (`preview.py`) instead of the build folder's. With nothing changed since the last
-    run (`stamp.py`) the stored reports come back and nothing is done. `declared`: the
-    pipeline's key of the stage's declared inputs (builders/pipeline.py; None: derived
-    here from `gen` and `taxonomy`).
+    (`preview.py`, a `ClipSources`) instead of the build folder's. With nothing changed
+    since the last run (`stamp.py`) the stored reports come back and nothing is done.
+    `declared`: the pipeline's key of the stage's declared inputs (builders/pipeline.py;
+    None: derived here from `gen` and `taxonomy`).
     """
     check_target_classes(gen, taxonomy, "recipe")
     if open_backend is None:
@@ -182,18 +185,25 @@ def run_model_splits(
     templates = load_prompt_templates(gen, taxonomy)
     loaded = {n: (MODEL_SPLITS[n], t) for n, t in templates.items() if n != CHECK_KEY}
     key = None  # the stage key of the build folder's inputs (a dry run's own: none)
+    # The clip files' sizes and times, read once for the key and the snapshot when a
+    # split attaches the video (None: none does).
+    files = any(attaches_video(MODEL_SPLITS[n], gen.configs[n]) for n in loaded)
+    file_states: dict[str, str] | None = {} if files else None
     if clips is None:
         if declared is None:
             from vlm_autodrive.builders.pipeline import declared_key
 
             declared = declared_key("model_splits", {"generate": gen}, taxonomy, build_dir)
         check = templates[CHECK_KEY].sha256 if CHECK_KEY in templates else None
-        key = model_splits_key(build_dir, gen, declared, loaded, check)
+        if files:
+            file_states = read_clip_file_states(build_dir)
+        key = model_splits_key(build_dir, gen, declared, loaded, check, file_states)
         # A retry has work whatever the key: the failures to send again.
         if not retry_failed and (stored := stored_reports(build_dir, key)) is not None:
             return stored
         sides = {c: s for c, s in read_assignment(build_dir).items() if s != "held_out"}
-        clips = read_clip_inputs(build_dir, sides, taxonomy)
+        clips = read_clip_sources(build_dir, sides, taxonomy)
+    sources = clips
     cache = ResponseCache(build_dir / CACHE_PATH, create=not dry_run)
     retry = failed_request_ids(build_dir) if retry_failed else set()
     # A retry re-reads every input (the failures it re-sends are found on the way).
@@ -216,10 +226,10 @@ def run_model_splits(
                 return backends[key]
 
             ctx = RunContext(build_dir, taxonomy, cache, backend_for, retry, dry_run, progress)
+            pools = InputPools(sources)
             ctx.memo = rows_memo
             if not retry_failed:
-                files = any(attaches_video(MODEL_SPLITS[n], gen.configs[n]) for n in loaded)
-                ctx.unchanged = rows_memo.unchanged_clips(clips, files, ctx.input_texts)
+                ctx.unchanged = rows_memo.unchanged_clips(sources, file_states)
             # A model's weights are hashed once a run (memoised in the cache folder,
             # which a dry run does not write).
             memo = None if dry_run else build_dir / CACHE_PATH.parent
@@ -253,10 +263,24 @@ def run_model_splits(
                     generator=model_id,
                 )
                 job = SplitJob(split, sgen, model_cfg, model_id, template, cache_id, key_of_split)
-                report, rows, fails = _run_split(job, split.expand(clips, failures), ctx)
+                # A split that keeps the unchanged clips whole builds only the others.
+                whole = (
+                    reuse_whole_clips(ctx.memo, split, key_of_split, ctx.unchanged)
+                    if _memoised(job, ctx)
+                    else None
+                )
+                pool = pools.some(ctx.unchanged) if whole is not None else pools.all()
+                report, rows, fails = _run_split(job, split.expand(pool, failures), ctx, whole)
                 if name == "reasoning_revised" and sgen.check is not None:
                     report, rows, fails = _check_revisions(
-                        report, rows, fails, clips, gen, sgen.check, templates[CHECK_KEY], ctx
+                        report,
+                        rows,
+                        fails,
+                        pools.all(),
+                        gen,
+                        sgen.check,
+                        templates[CHECK_KEY],
+                        ctx,
                     )
                     prompt_hashes[CHECK.prompt] = report.check_template
                 reports.append(report)
@@ -271,7 +295,7 @@ def run_model_splits(
                     # Dry run: a caption still to be made is not known; the prompts
                     # made from it cannot be cached (counted to send).
                     vlm.update({c: f"{PENDING}{c}" for c in report.pending})
-                    clips = [with_vlm_caption(c, vlm.get(c.clip_id)) for c in clips]
+                    pools.add_vlm_captions(vlm)
                 configs.append(
                     ConfigTables(
                         name,
@@ -381,11 +405,23 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
     return report, kept, fails
 
 
+def _memoised(job: SplitJob, ctx: RunContext) -> bool:
+    """Whether the split reuses the last run's outcomes (row_memo.py): not with `target:`
+    rounds, the revision check or a retry, where an input depends on other samples."""
+    return bool(
+        ctx.memo is not None
+        and job.split_key
+        and not (job.sgen.target or ctx.retry)
+        and not (job.split.name == "reasoning_revised" and job.sgen.check is not None)
+    )
+
+
 def _run_split(
-    job: SplitJob, clips: list[ClipInput], ctx: RunContext
+    job: SplitJob, clips: list[ClipInput], ctx: RunContext, whole: Reused | None = None
 ) -> tuple[SplitReport, pa.Table, list[FailureRow]]:
     """Render, key, look up, send and parse one split (reusing the inputs that did not
-    change, row_memo.py); its report, rows (sorted by id) and failures (by id)."""
+    change, row_memo.py); its report, rows (sorted by id) and failures (by id). `whole`:
+    what the clips left out of `clips` reuse whole (`reuse_whole_clips`)."""
     split, sgen, model_cfg, model_id, template = (
         job.split,
         job.sgen,
@@ -404,17 +440,10 @@ def _run_split(
     report = SplitReport(split.name)
     common_base = {"generator": model_id, "template": template.ref}
     fails: list[FailureRow] = []
-    # 0. the inputs whose own inputs did not change keep their rows (row_memo.py); with
-    # `target:` rounds, the revision check or a retry, an input depends on other samples.
-    memoised = (
-        ctx.memo is not None
-        and job.split_key
-        and not (sgen.target or ctx.retry)
-        and not (split.name == "reasoning_revised" and sgen.check is not None)
-    )
+    # 0. the inputs whose own inputs did not change keep their rows (row_memo.py)
     clips, reused, outcomes = (
-        reuse_inputs(ctx.memo, split, job.split_key, sgen, clips, ctx.input_texts, ctx.unchanged)
-        if memoised
+        reuse_inputs(ctx.memo, split, job.split_key, sgen, clips, ctx.input_texts, whole)
+        if _memoised(job, ctx)
         else (clips, None, None)
     )
     # 1. render: clip -> (request, key for the cache)

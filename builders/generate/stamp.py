@@ -54,10 +54,12 @@ def model_splits_key(
     declared: str,
     splits: dict[str, Any],
     check: dict[str, Any] | None = None,
+    file_states: dict[str, str] | None = None,
 ) -> str | None:
     """The stage key; None when the rule splits left no stamp (nothing to compare).
     `splits`: name -> (split, loaded template), after `prepare` (its word lists count);
-    `check`: the independent check's template hash, when on."""
+    `check`: the independent check's template hash, when on; `file_states`: the clip
+    files' `read_clip_file_states` when read already."""
     if not (build_dir / "rule_splits" / STAMP).exists():
         return None
     per_split = {
@@ -72,7 +74,7 @@ def model_splits_key(
     return content_key(
         {
             "declared": declared,
-            "clip_files": _clip_file_states(build_dir) if video else None,
+            "clip_files": _clip_file_states(build_dir, file_states) if video else None,
             "splits": per_split,
             "check": check,
         }
@@ -85,24 +87,25 @@ def word_lists(split: Any) -> str | None:
     return content_key({"phrases": lex.phrases, "leaks": lex.leaks}) if lex else None
 
 
-def _clip_file_states(build_dir: Path) -> str:
-    """A hash of every clip file's size and modification time: a clip re-cut or replaced
-    at the same path changes it (the video requests key on the bytes; hashing them all
-    would cost more than the rebuild it saves)."""
-    import os
+def _clip_file_states(build_dir: Path, states: dict[str, str] | None = None) -> str:
+    """A hash of every clip file's size and modification time (`states`, or read now):
+    a clip re-cut or replaced at the same path changes it."""
+    if states is None:
+        states = read_clip_file_states(build_dir)
+    h = hashlib.sha256()
+    for rel in sorted(states):
+        h.update(f"{rel}\0{states[rel]}\n".encode())
+    return h.hexdigest()
 
+
+def read_clip_file_states(build_dir: Path) -> dict[str, str]:
+    """`clip_file_states` of every clip of the clip table."""
     import pyarrow.parquet as pq
 
+    from vlm_autodrive.builders.generate.clip_sources import clip_file_states
+
     paths = pq.read_table(build_dir / "chunk" / "clips.parquet", columns=["path"])
-    h = hashlib.sha256()
-    root = str(build_dir)
-    for rel in sorted(paths.column("path").to_pylist()):
-        try:
-            st = os.stat(os.path.join(root, rel))
-            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{rel}\0missing\n".encode())
-    return h.hexdigest()
+    return clip_file_states(build_dir, paths.column("path").to_pylist())
 
 
 def model_outputs(build_dir: Path, names: list[str]) -> list[str]:
