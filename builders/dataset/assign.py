@@ -49,7 +49,6 @@ import pyarrow as pa
 
 from vlm_autodrive.builders.core.files import write_parquet
 from vlm_autodrive.builders.core.ranking import seeded_rank
-from vlm_autodrive.builders.dataset.rows import rows_to_table
 
 SIDES = ("train", "test", "held_out")
 ASSIGNMENT_PATH = Path("split") / "assignment.parquet"
@@ -320,11 +319,11 @@ def _draw_test(
 def write_assignment(build_dir: Path, clips: Sequence[Mapping[str, Any]], a: Assignment) -> Path:
     """Write `split/assignment.parquet` (sorted by clip id) atomically; return its path."""
 
-    rows = [
-        AssignmentRow(c["clip_id"], c["video_id"], c["label"], a.sides[c["clip_id"]])
-        for c in sorted(clips, key=lambda c: c["clip_id"])
-    ]
-    table = rows_to_table(rows, ASSIGNMENT_SCHEMA)
+    ordered = sorted(clips, key=lambda c: c["clip_id"])
+    # Column by column (the AssignmentRow fields): a record per clip cost 0.1 s at 50,000.
+    columns = {n: [c[n] for c in ordered] for n in ("clip_id", "video_id", "label")}
+    columns["split"] = [a.sides[c] for c in columns["clip_id"]]
+    table = pa.Table.from_pydict(columns, schema=ASSIGNMENT_SCHEMA)
     path = build_dir / ASSIGNMENT_PATH
     write_parquet(table, path)
     return path

@@ -384,19 +384,36 @@ def license_text(license: str) -> str:
     return f"## License\n\n`{license}`; the source videos' terms also apply to the clips.\n"
 
 
+# A data file's class counts by its sha256 (as provenance.json records it): one build
+# renders the card after each stage, and the files of the stages before are unchanged.
+_COUNTED: dict[str, dict[str, int] | None] = {}
+
+
 def _label_counts(build_dir: Path, prov: Mapping[str, Any]) -> dict[str, dict[str, dict]]:
     """config -> side -> class -> rows, read from the `label` column of every data file."""
-    import pyarrow.parquet as pq
-
     out: dict[str, dict[str, dict[str, int]]] = {}
     for name, c in prov["configs"].items():
         for side, v in c["splits"].items():
-            path = Path(build_dir) / v["path"]
-            if "label" not in pq.read_schema(path).names:
-                continue
-            counts = pq.read_table(path, columns=["label"]).column("label").value_counts()
-            out.setdefault(name, {})[side] = {d["values"]: d["counts"] for d in counts.to_pylist()}
+            sha = v.get("sha256")
+            if sha and sha in _COUNTED:
+                counts = _COUNTED[sha]
+            else:
+                counts = _count_labels(Path(build_dir) / v["path"])
+                if sha:
+                    _COUNTED[sha] = counts
+            if counts is not None:
+                out.setdefault(name, {})[side] = counts
     return out
+
+
+def _count_labels(path: Path) -> dict[str, int] | None:
+    """class -> rows of a data file; None when it has no `label` column."""
+    import pyarrow.parquet as pq
+
+    if "label" not in pq.read_schema(path).names:
+        return None
+    counts = pq.read_table(path, columns=["label"]).column("label").value_counts()
+    return {d["values"]: d["counts"] for d in counts.to_pylist()}
 
 
 def _class_order(prov: Mapping[str, Any], counts: dict) -> list[str]:

@@ -139,7 +139,7 @@ class Reused:
     memo_rows: pa.Table  # their rows of the memo file
     rows: pa.Table  # their rows, from the config's files
     fails: list[FailureRow]  # their failures, from the failures config
-    request_keys: set[str]  # the requests they used
+    request_keys: pa.Array  # the requests they used, each once
     by_class: dict[str, list[int]]  # label -> [samples, kept]
 
     @property
@@ -162,6 +162,7 @@ class RowMemo:
     by_clip: set[str] = field(default_factory=set)  # configs that reused whole clips
     _tables: dict[str, pa.Table] = field(default_factory=dict)  # the old file by config
     _failures: pa.Table | None = None
+    _others: tuple[set[str], pa.Array] | None = None  # reuse_clips: (kept clips, the others)
 
     def unchanged_clips(self, sources: ClipSources, file_states: dict[str, str] | None) -> set[str]:
         """Record this run's snapshot of the clips (`sources`, before any split adds to
@@ -207,10 +208,15 @@ class RowMemo:
         if self.old is None or self.old_keys.get(config) is None:
             return None
         mine = self._config(config)
-        keep = pc.is_in(mine["clip_id"], value_set=pa.array(list(clip_ids), pa.string()))
-        # The rows to leave out, by the few clips that changed or went (not by the many
-        # rows kept): the files are the last run's, as the stamp recorded them.
-        others = pc.unique(mine.filter(pc.invert(keep))["clip_id"])
+        if self._others is None or self._others[0] is not clip_ids:
+            # The last run's clips that are not kept: the few that changed or went.
+            old = pc.unique(self.old["clip_id"])
+            kept = pa.array(list(clip_ids), pa.string())
+            self._others = (clip_ids, old.filter(pc.invert(pc.is_in(old, value_set=kept))))
+        others = self._others[1]
+        # The rows to leave out, by those clips (not the many rows kept): the files are
+        # the last run's, as the stamp recorded them.
+        keep = pc.invert(pc.is_in(mine["clip_id"], value_set=others))
         return self._reused(config, mine.filter(keep), schema, others)
 
     def _reused(
@@ -230,7 +236,8 @@ class RowMemo:
                 strict=True,
             )
         }
-        requests = set(pc.unique(sub["request_key"]).to_pylist()) - {""}
+        requests = pc.unique(sub["request_key"])
+        requests = requests.filter(pc.not_equal(requests, ""))
         return Reused(sub, rows, fails, requests, by_class)
 
     def _rows(
@@ -389,9 +396,10 @@ def merge_reused(report, table: pa.Table, fails: list, reused: Reused, keyed, dr
     """A split's rows (sorted by id) and failures with the reused ones, and its report
     (a SplitReport) counting them; the counts checked when not a dry run."""
     report.clips += reused.inputs
-    more = reused.request_keys - set(keyed)
-    report.requests += len(more)
-    report.cached += len(more)
+    built = pa.array(list(keyed), pa.string())
+    more = len(reused.request_keys) - (pc.sum(pc.is_in(reused.request_keys, built)).as_py() or 0)
+    report.requests += more
+    report.cached += more
     for label, (n, kept) in reused.by_class.items():
         report.samples += n
         report.kept += kept
