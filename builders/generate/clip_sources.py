@@ -95,8 +95,9 @@ class ClipSources:
         if file_states is not None:
             sha = self.table["video_sha256"].to_pylist()
             paths = self.table["video"].to_pylist()
+            root = str(self.build_dir)
             states = [
-                f"sha:{s}" if s else file_states.get(p) or _file_state(self.build_dir / p)
+                f"sha:{s}" if s else file_states.get(p) or _file_state(os.path.join(root, p))
                 for p, s in zip(paths, sha, strict=True)
             ]
             parts.append(_text(pa.array(states, pa.string())))

@@ -11,13 +11,13 @@ reasoning trace with a wrong answer), `render` (the prompt template failed for t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from vlm_autodrive.builders.core.private import scrub_text
-from vlm_autodrive.builders.dataset.rows import row_id
+from vlm_autodrive.builders.dataset.rows import row_id, rows_to_table
 
 if TYPE_CHECKING:
     from vlm_autodrive.builders.generate.backends.base import Completion
@@ -108,3 +108,15 @@ def storable(text: str | None) -> str | None:
     if text is None:
         return None
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def failures_table(rows: list[FailureRow]) -> pa.Table:
+    """Failures as a table of FAILURES_SCHEMA, in their order."""
+    return rows_to_table(rows, FAILURES_SCHEMA)
+
+
+def failure_rows(table: pa.Table) -> list[FailureRow]:
+    """A table of FAILURES_SCHEMA as records, in its order (built by columns,
+    positionally: `FailureRow(**row)` per dict cost ~3x as much)."""
+    columns = (table[f.name].to_pylist() for f in fields(FailureRow))
+    return list(map(FailureRow, *columns))

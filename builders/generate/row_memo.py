@@ -33,7 +33,6 @@ import hashlib
 import json
 import operator
 import os
-from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ from vlm_autodrive.builders.core.stage import Counts, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import data_files
 from vlm_autodrive.builders.generate.clip_sources import ClipSources
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
-from vlm_autodrive.builders.generate.failures import FailureRow
+from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, failures_table
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
 
 MEMO = Path("cache") / "rows.parquet"
@@ -138,7 +137,7 @@ class Reused:
 
     memo_rows: pa.Table  # their rows of the memo file
     rows: pa.Table  # their rows, from the config's files
-    fails: list[FailureRow]  # their failures, from the failures config
+    fails: pa.Table  # their failures, from the failures config (FAILURES_SCHEMA)
     request_keys: pa.Array  # the requests they used, each once
     by_class: dict[str, list[int]]  # label -> [samples, kept]
 
@@ -263,10 +262,10 @@ class RowMemo:
             taken = table
         return taken if taken.num_rows == len(want) else None
 
-    def _failed(self, config: str, sub: pa.Table) -> list[FailureRow] | None:
+    def _failed(self, config: str, sub: pa.Table) -> pa.Table | None:
         want = pc.list_flatten(sub["failure_ids"])
         if len(want) == 0:
-            return []
+            return FAILURES_SCHEMA.empty_table()
         if self._failures is None:
             files = data_files(self.build_dir, FAILURES)
             tables = [pq.read_table(self.build_dir / rel) for _, rel in sorted(files.items())]
@@ -276,9 +275,11 @@ class RowMemo:
         t = self._failures
         mask = pc.and_(pc.equal(t["config"], config), pc.is_in(t["id"], value_set=want))
         taken = t.filter(mask)
-        # By columns, positionally: `FailureRow(**row)` per dict cost ~3x as much.
-        got = list(map(FailureRow, *(taken[f.name].to_pylist() for f in fields(FailureRow))))
-        return got if len(got) == len(want) else None
+        if taken.num_rows != len(want):
+            return None
+        return pa.Table.from_arrays(
+            [taken[n] for n in FAILURES_SCHEMA.names], schema=FAILURES_SCHEMA
+        )
 
     def record(
         self, config: str, key_of_split: str, reused: Reused | None, outcomes: list[Outcome]
@@ -393,8 +394,8 @@ def one_input_per_clip(split) -> bool:
 
 
 def merge_reused(report, table: pa.Table, fails: list, reused: Reused, keyed, dry_run: bool):
-    """A split's rows (sorted by id) and failures with the reused ones, and its report
-    (a SplitReport) counting them; the counts checked when not a dry run."""
+    """A split's rows and failures (tables sorted by id) with the reused ones, and its
+    report (a SplitReport) counting them; the counts checked when not a dry run."""
     report.clips += reused.inputs
     built = pa.array(list(keyed), pa.string())
     more = len(reused.request_keys) - (pc.sum(pc.is_in(reused.request_keys, built)).as_py() or 0)
@@ -407,12 +408,15 @@ def merge_reused(report, table: pa.Table, fails: list, reused: Reused, keyed, dr
         counts[0] += n
         counts[1] += kept
     report.by_class = dict(sorted(report.by_class.items()))
-    fails = reused.fails + fails
-    report.failed = dict(sorted(Counter(f.kind for f in fails).items()))
+    fails = pa.concat_tables([reused.fails, failures_table(fails)]).sort_by("id")
+    kinds = fails["kind"].value_counts().to_pylist()
+    report.failed = dict(sorted((k["values"], k["counts"]) for k in kinds))
     table = pa.concat_tables([reused.rows, table]).sort_by("id")
     report.rows = table.num_rows
     if not dry_run:
-        Counts(f"{report.name} samples", report.samples, report.kept, failures=len(fails)).check()
+        Counts(
+            f"{report.name} samples", report.samples, report.kept, failures=fails.num_rows
+        ).check()
     return table, fails
 
 

@@ -62,7 +62,13 @@ from vlm_autodrive.builders.generate.clip_sources import ClipSources, InputPools
 from vlm_autodrive.builders.generate.config import GenerateConfig, ModelConfig, SplitGenConfig
 from vlm_autodrive.builders.generate.estimate import gpu_hours, output_tokens, prompt_counter
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
-from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, FailureRow, failure_row
+from vlm_autodrive.builders.generate.failures import (
+    FAILURES_SCHEMA,
+    FailureRow,
+    failure_row,
+    failure_rows,
+    failures_table,
+)
 from vlm_autodrive.builders.generate.inputs import (
     failed_request_ids,
     read_clip_sources,
@@ -86,6 +92,7 @@ from vlm_autodrive.builders.generate.row_memo import (
     attaches_video,
     merge_reused,
     new_outcomes,
+    one_input_per_clip,
     open_memo,
     reuse_inputs,
     reuse_whole_clips,
@@ -212,7 +219,8 @@ def run_model_splits(
 
     # The stage's code and the taxonomy: what every split's key holds.
     code_and_taxonomy = declared_key("model_splits", {}, taxonomy, None, upstream=False)
-    reports, configs, failures = [], [], []
+    reports, configs = [], []
+    failures: list[pa.Table] = []  # each split's failures (FAILURES_SCHEMA), in order
     backends: dict[str, Backend] = {}
     prompt_hashes: dict[str, str] = {}
     try:
@@ -270,7 +278,9 @@ def run_model_splits(
                     else None
                 )
                 pool = pools.some(ctx.unchanged) if whole is not None else pools.all()
-                report, rows, fails = _run_split(job, split.expand(pool, failures), ctx, whole)
+                # Only a split that reads the failures (reasoning_revised) gets them as records.
+                earlier = [] if one_input_per_clip(split) else failure_rows(_concat(failures))
+                report, rows, fails = _run_split(job, split.expand(pool, earlier), ctx, whole)
                 if name == "reasoning_revised" and sgen.check is not None:
                     report, rows, fails = _check_revisions(
                         report,
@@ -284,7 +294,7 @@ def run_model_splits(
                     )
                     prompt_hashes[CHECK.prompt] = report.check_template
                 reports.append(report)
-                failures.extend(fails)
+                failures.append(fails)
                 if name == "caption_vlm":  # later prompts read the VLM captions
                     if name not in rows_memo.by_clip:  # the unchanged clips' may change
                         ctx.unchanged = None
@@ -315,7 +325,7 @@ def run_model_splits(
                 "the reason and the attempts.",
                 "pipeline",
                 "",
-                _by_side(rows_to_table(failures, FAILURES_SCHEMA)),
+                _by_side(_concat(failures)),
             )
         )
         stage_info = {
@@ -392,7 +402,7 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
         label: [n, checked.by_class.get(label, [0, 0])[1]]
         for label, (n, _) in report.by_class.items()
     }
-    fails = sorted(fails + more, key=lambda f: f.id)
+    fails = failure_rows(pa.concat_tables([fails, more]).sort_by("id"))
     counts = Counter(f.kind for f in fails)
     report.failed = dict(sorted(counts.items()))
     report.checked = checked.samples
@@ -402,7 +412,7 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
         Counts(
             "reasoning_revised samples", report.samples, report.kept, failures=len(fails)
         ).check()
-    return report, kept, fails
+    return report, kept, failures_table(fails)
 
 
 def _memoised(job: SplitJob, ctx: RunContext) -> bool:
@@ -418,9 +428,9 @@ def _memoised(job: SplitJob, ctx: RunContext) -> bool:
 
 def _run_split(
     job: SplitJob, clips: list[ClipInput], ctx: RunContext, whole: Reused | None = None
-) -> tuple[SplitReport, pa.Table, list[FailureRow]]:
+) -> tuple[SplitReport, pa.Table, pa.Table]:
     """Render, key, look up, send and parse one split (reusing the inputs that did not
-    change, row_memo.py); its report, rows (sorted by id) and failures (by id). `whole`:
+    change, row_memo.py); its report, rows and failures (tables sorted by id). `whole`:
     what the clips left out of `clips` reuse whole (`reuse_whole_clips`)."""
     split, sgen, model_cfg, model_id, template = (
         job.split,
@@ -551,11 +561,12 @@ def _run_split(
         if dry_run and more:  # the cost of the worst case
             _estimate(report, misses + more, list(by_key.values()), model_cfg, sgen)
     table = rows_to_table(rows, split.schema)
-    if reused is not None:
-        table, fails = merge_reused(report, table, fails, reused, keyed, dry_run)
     if outcomes is not None and ctx.memo is not None:
         ctx.memo.record(split.name, job.split_key, reused, new_outcomes(split.name, outcomes))
-    fails.sort(key=lambda f: f.id)  # the same order however many inputs were reused
+    if reused is not None:
+        table, fails = merge_reused(report, table, fails, reused, keyed, dry_run)
+    else:  # the same order however many inputs were reused
+        fails = failures_table(sorted(fails, key=lambda f: f.id))
     if dry_run:
         old = read_config_table(ctx.build_dir, split.name, ["id", "content_hash", "clip_id"])
         if report.pending:  # rows of captions still to be made are counted as they come
@@ -795,6 +806,10 @@ def _parse_one(
         report.kept += 1
         counts_of[1] += 1
         rows.extend(new)
+
+
+def _concat(failures: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables([FAILURES_SCHEMA.empty_table(), *failures])
 
 
 def _by_side(table: pa.Table) -> dict[str, pa.Table]:
