@@ -97,7 +97,7 @@ class ClipSources:
             paths = self.table["video"].to_pylist()
             root = str(self.build_dir)
             states = [
-                f"sha:{s}" if s else file_states.get(p) or _file_state(os.path.join(root, p))
+                f"sha:{s}" if s else file_states.get(p) or file_state(os.path.join(root, p))
                 for p, s in zip(paths, sha, strict=True)
             ]
             parts.append(_text(pa.array(states, pa.string())))
@@ -124,10 +124,11 @@ def clip_file_states(build_dir: Path, paths: Iterable[str]) -> dict[str, str]:
     video requests key on the bytes; hashing them all would cost more than the rebuild it
     saves)."""
     root = str(build_dir)
-    return {rel: _file_state(os.path.join(root, rel)) for rel in paths}
+    return {rel: file_state(os.path.join(root, rel)) for rel in paths}
 
 
-def _file_state(path) -> str:
+def file_state(path) -> str:
+    """A file's `size:mtime_ns`, or `missing`."""
     try:
         st = os.stat(path)
     except OSError:

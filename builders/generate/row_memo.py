@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ import pyarrow.parquet as pq
 from vlm_autodrive.builders.core.files import file_sha256, write_parquet
 from vlm_autodrive.builders.core.stage import Counts, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import data_files
-from vlm_autodrive.builders.generate.clip_sources import ClipSources
+from vlm_autodrive.builders.generate.clip_sources import ClipSources, file_state
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, failures_table
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
@@ -110,11 +109,7 @@ def file_facts(clip: ClipInput) -> bytes:
     size and modification time (its sha256 when the dry run plans a clip not cut yet)."""
     if clip.video_sha256:
         return b""
-    try:
-        st = os.stat(clip.video_path)
-    except OSError:
-        return b"\0missing"
-    return f"\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    return b"\0" + file_state(clip.video_path).encode()
 
 
 def input_keys(
