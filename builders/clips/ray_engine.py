@@ -50,7 +50,7 @@ def run_on_ray(jobs: list[tuple], settings: RaySettings, workers: int, build_dir
     errors.mkdir(parents=True, exist_ok=True)
     for video, *_ in jobs:  # notes of an earlier run's failures are stale now
         (errors / f"{video.video_id}.json").unlink(missing_ok=True)
-    _, config, normal, root, threads = jobs[0]
+    _, config, normal, root = jobs[0]
     items = [{"video_id": v.video_id, "video": v.model_dump_json()} for v, *_ in jobs]
     ctx = ray.data.DataContext.get_current()
     # A block that still fails after Ray's retries is dropped instead of failing the job;
@@ -63,7 +63,7 @@ def run_on_ray(jobs: list[tuple], settings: RaySettings, workers: int, build_dir
         # deprecated (removed in 2.64): the extra pins 2.60.
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map(
-            _CutOne(config, normal, root, threads, str(errors)),
+            _CutOne(config, normal, root, str(errors)),
             num_cpus=settings.num_cpus,
             memory=settings.memory,
             concurrency=workers or None,
@@ -97,16 +97,16 @@ class _CutOne:
     the chunk settings with it.
     """
 
-    def __init__(self, config, normal: str, build_dir: str, threads: int, errors: str):
+    def __init__(self, config, normal: str, build_dir: str, errors: str):
         self.config, self.normal, self.build_dir = config, normal, build_dir
-        self.threads, self.errors = threads, errors
+        self.errors = errors
 
     def __call__(self, row: dict) -> dict:
         from vlm_autodrive.builders.clips.stage import chunk_video
 
         video = VideoRecord.model_validate_json(row["video"])
         try:
-            outcome = chunk_video(video, self.config, self.normal, self.build_dir, self.threads)
+            outcome = chunk_video(video, self.config, self.normal, self.build_dir)
         except Exception as e:
             # Ray keeps the exception in its logs only: leave the reason where the driver
             # reads it if this was the last try, then let Ray retry.

@@ -24,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vlm_autodrive.builders.clips.cutting import (
+    DECODER_THREADS,
     CutClip,
     CutError,
     _open_source,
@@ -134,7 +135,7 @@ def _cut(inp, stream, rate, windows, paths, enc, rotation, decode, av) -> list[C
                 c.dropped += 1
 
     try:
-        for number, frame in enumerate(_decoded(inp, stream, decode, enc[2], av)):
+        for number, frame in enumerate(_decoded(inp, stream, decode, av)):
             pts = frame.pts if frame.pts is not None else number
             if first_pts is None:
                 first_pts = pts
@@ -197,12 +198,12 @@ class _Upright:
         return frame
 
 
-def _decoded(inp, stream, decode: str, threads: int, av):
+def _decoded(inp, stream, decode: str, av):
     """The source's frames in presentation order, decoded as `decode` asks."""
     ctx = _cuda_decoder(stream, decode, av) if decode != "cpu" else None
     if ctx is None:
         stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
+        stream.codec_context.thread_count = DECODER_THREADS
         yield from inp.decode(stream)
         return
     for packet in inp.demux(stream):
@@ -251,8 +252,8 @@ def _open_encoder(path: Path, width: int, height: int, rate: Fraction, enc: tupl
         "x264-params": ":".join(x264_deterministic_params()),
     }
     out.codec_context.thread_count = threads
-    # Frame threads, as the ffmpeg command line uses for x264: PyAV's default (slice
-    # threads) splits each frame and was measured ~15% slower at the same settings.
+    # With more than one thread, frame threads, as the ffmpeg command line uses for x264:
+    # PyAV's default (slice threads) splits each frame, ~15% slower at the same settings.
     out.codec_context.thread_type = "FRAME"
     return container, out
 

@@ -32,6 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vlm_autodrive.builders.clips.cutting import (
+    DECODER_THREADS,
     CopyIndex,
     CutClip,
     CutError,
@@ -86,7 +87,7 @@ def cut_smart(
             stream = inp.streams.video[0]
             problem = _stream_problem(stream)
             stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = threads
+            stream.codec_context.thread_count = DECODER_THREADS
             if problem is None:
                 enc = (crf, preset, threads)
                 for i, w in enumerate(windows):

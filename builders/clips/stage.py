@@ -66,13 +66,6 @@ from vlm_autodrive.builders.ingest.sources import missing_sources, refuse_missin
 
 INGEST_TABLE = "ingest/videos.parquet"
 
-# x264 frame threads per process: a few more than the cores each busy process gets, so
-# the encoder stays busy while the process decodes and muxes (measured on 2 cores, 2
-# processes: 3 threads each cut 1280x720 clips ~20% faster than 1). A constant, not
-# derived from --workers or the videos left: x264's output depends on its thread count,
-# and clip bytes must not depend on the worker count, the cores or a resume.
-X264_THREADS = 3
-
 
 class ChunkSettingsChanged(Exception):
     """The build folder holds clips cut with other settings; re-cut with force."""
@@ -166,7 +159,7 @@ def run_chunk(
         (parts / f"{v.video_id}.json").unlink(missing_ok=True)
         shutil.rmtree(build_dir / "clips" / v.video_id, ignore_errors=True)
     removed = remove_gone(build_dir, parts, {v.video_id for v in videos})
-    jobs = [(v, config, taxonomy.normal, str(build_dir), X264_THREADS) for v in todo]
+    jobs = [(v, config, taxonomy.normal, str(build_dir)) for v in todo]
     bar = tqdm(
         total=len(videos),
         initial=len(videos) - len(todo),
@@ -221,6 +214,11 @@ def checked_settings(
     its dry run refuse alike)."""
     settings = chunk_settings(config, taxonomy)
     old = read_json(out / "settings.json") if (out / "settings.json").exists() else settings
+    # A setting the toolkit added after these clips were cut (`encoder_threads`) is no
+    # edit of the user's: it is not refused. Clips it changes are re-cut by their keys,
+    # which hold the code and the settings.
+    added = {k: v for k, v in settings["chunk"].items() if k not in old.get("chunk", {})}
+    old = {**old, "chunk": {**old.get("chunk", {}), **added}}
     if old != settings and not force:
         if _only_default_mode_changed(old, settings, config):
             raise ChunkSettingsChanged(
@@ -294,7 +292,7 @@ def _take(it, n):
 
 
 def chunk_video(
-    video: VideoRecord, config: ChunkConfig, normal: str, build_dir: str, threads: int = 1
+    video: VideoRecord, config: ChunkConfig, normal: str, build_dir: str
 ) -> VideoOutcome:
     """Plan, cut and label the clips of one video (runs in a worker process)."""
     event = None
@@ -319,7 +317,7 @@ def chunk_video(
         for c in plan.cuts
     }
     try:
-        cut, outcome.smart_fallback = _cut_all(video, plan.cuts, root, rel, config, index, threads)
+        cut, outcome.smart_fallback = _cut_all(video, plan.cuts, root, rel, config, index)
     except CutError as e:
         for r in rel.values():
             (root / r).unlink(missing_ok=True)
@@ -377,11 +375,12 @@ def chunk_video(
     return outcome
 
 
-def _cut_all(source: VideoRecord, cuts: list[PlannedCut], root, rel, config, index, threads):
+def _cut_all(source: VideoRecord, cuts: list[PlannedCut], root, rel, config, index):
     """Cut every planned window of `source` by its mode: [(CutClip, mode as cut)] sorted
     by planned start, and the windows smart mode re-encoded, by reason."""
     done = []
     fallback: Counter[str] = Counter()
+    threads = config.encoder_threads
     for mode in ("copy", "reencode", "smart"):
         wins = [c.window for c in cuts if c.mode == mode]
         if not wins:

@@ -109,6 +109,15 @@ class ChunkConfig(Strict):
     )
     crf: int = Field(23, ge=0, le=51)
     preset: str = "veryfast"
+    encoder_threads: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="x264 frame threads per clip encoder. 1 (the default) costs the least "
+        "CPU per clip and keeps every core busy while there are at least as many videos as "
+        "workers; raise it for a few long videos on many cores. The clips' bytes depend on "
+        "it (x264's output does), not on `workers`",
+    )
     workers: int = Field(
         0, ge=0, description="processes; 0 = one per core", json_schema_extra=NOT_AN_INPUT
     )

@@ -86,6 +86,7 @@ INPUT_EDITS = [
     ("chunk.window", 5.0, {"chunk"}),
     ("chunk.mode", "copy", {"chunk"}),
     ("chunk.crf", 30, {"chunk"}),
+    ("chunk.encoder_threads", 3, {"chunk"}),  # x264's output depends on its threads
     ("rules.seed", 7, {"rule_splits"}),
     ("rules.test_per_class", 2, {"rule_splits"}),
     ("rules.mcq_options", "fixed", {"rule_splits"}),
@@ -106,6 +107,7 @@ INPUT_EDITS = [
 # Settings that say how a stage runs, never what it makes.
 NOT_INPUTS = [
     ("chunk.workers", 2),
+    ("chunk.decode", "cpu"),
     ("engine", "ray"),
     ("build_dir", "/elsewhere/build"),
     ("generate.models.text.timeout", 5.0),

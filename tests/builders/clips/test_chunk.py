@@ -1,5 +1,6 @@
 """Chunking: both cut modes on real (tiny) videos, labels from actual cut times, resume."""
 
+import json
 import os
 import signal
 import subprocess
@@ -156,6 +157,24 @@ def test_rerun_does_no_work_and_changed_settings_need_force(ingested):
         ingested, cfg.model_copy(update={"window": 5.0}), TAX, force=True, progress=False
     )
     assert redo.cut_now == 2 and all(c.end - c.start == 5.0 for c in redo.clips)
+
+
+def test_a_folder_cut_before_encoder_threads_existed_is_recut_without_force(ingested):
+    """Clips cut by an earlier version (3 x264 threads, no `encoder_threads` in their
+    settings) are re-cut at the new default: an upgrade is no settings edit."""
+    cfg = ChunkConfig(window=4, stride=3.5, mode="reencode")
+    first = run_chunk(ingested, cfg, TAX, progress=False)
+    settings = ingested / "chunk" / "settings.json"
+    old = json.loads(settings.read_text())
+    del old["chunk"]["encoder_threads"]
+    settings.write_text(json.dumps(old))
+    for part in (ingested / "chunk" / "parts").glob("*.json"):  # keyed on the old settings
+        part.write_text(json.dumps({**json.loads(part.read_text()), "key": "earlier"}))
+    again = run_chunk(ingested, cfg, TAX, progress=False)
+    assert again.cut_now == 2 and again.clips == first.clips
+    assert "encoder_threads" in json.loads(settings.read_text())["chunk"]
+    with pytest.raises(ChunkSettingsChanged, match=r"chunk.encoder_threads: 1 -> 2"):
+        run_chunk(ingested, cfg.model_copy(update={"encoder_threads": 2}), TAX, progress=False)
 
 
 def test_unreadable_video_mid_stream_is_rejected_and_the_rest_goes_on(tmp_path):
