@@ -120,3 +120,9 @@ def failure_rows(table: pa.Table) -> list[FailureRow]:
     positionally: `FailureRow(**row)` per dict cost ~3x as much)."""
     columns = (table[f.name].to_pylist() for f in fields(FailureRow))
     return list(map(FailureRow, *columns))
+
+
+def failure_counts(table: pa.Table) -> dict[str, int]:
+    """{kind: failures} of a table of FAILURES_SCHEMA, by kind (a report's `failed`)."""
+    kinds = table["kind"].value_counts().to_pylist()
+    return dict(sorted((k["values"], k["counts"]) for k in kinds))

@@ -45,7 +45,11 @@ from vlm_autodrive.builders.core.stage import Counts, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import data_files
 from vlm_autodrive.builders.generate.clip_sources import ClipSources, file_state
 from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
-from vlm_autodrive.builders.generate.failures import FAILURES_SCHEMA, failures_table
+from vlm_autodrive.builders.generate.failures import (
+    FAILURES_SCHEMA,
+    failure_counts,
+    failures_table,
+)
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit
 
 MEMO = Path("cache") / "rows.parquet"
@@ -404,8 +408,7 @@ def merge_reused(report, table: pa.Table, fails: list, reused: Reused, keyed, dr
         counts[1] += kept
     report.by_class = dict(sorted(report.by_class.items()))
     fails = pa.concat_tables([reused.fails, failures_table(fails)]).sort_by("id")
-    kinds = fails["kind"].value_counts().to_pylist()
-    report.failed = dict(sorted((k["values"], k["counts"]) for k in kinds))
+    report.failed = failure_counts(fails)
     table = pa.concat_tables([reused.rows, table]).sort_by("id")
     report.rows = table.num_rows
     if not dry_run:

@@ -65,6 +65,7 @@ from vlm_autodrive.builders.generate.failures import CONFIG as FAILURES
 from vlm_autodrive.builders.generate.failures import (
     FAILURES_SCHEMA,
     FailureRow,
+    failure_counts,
     failure_row,
     failure_rows,
     failures_table,
@@ -402,17 +403,16 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
         label: [n, checked.by_class.get(label, [0, 0])[1]]
         for label, (n, _) in report.by_class.items()
     }
-    fails = failure_rows(pa.concat_tables([fails, more]).sort_by("id"))
-    counts = Counter(f.kind for f in fails)
-    report.failed = dict(sorted(counts.items()))
+    fails = pa.concat_tables([fails, more]).sort_by("id")
+    report.failed = failure_counts(fails)
     report.checked = checked.samples
     report.check_template = template.sha256
     report.seconds += checked.seconds
     if not ctx.dry_run:
         Counts(
-            "reasoning_revised samples", report.samples, report.kept, failures=len(fails)
+            "reasoning_revised samples", report.samples, report.kept, failures=fails.num_rows
         ).check()
-    return report, kept, failures_table(fails)
+    return report, kept, fails
 
 
 def _memoised(job: SplitJob, ctx: RunContext) -> bool:
