@@ -19,8 +19,9 @@
    paths' folders written `/.../`, durations, sizes, rates and hex digests replaced by
    placeholders, runs of spaces made one, blank lines dropped. Counts are compared as printed.
 
-3. Every block after `<!-- excerpt PATH -->` is found, as it is, in the file PATH of the
-   project (a quoted declaration that the code changed would be stale).
+3. Every block after `<!-- excerpt PATH -->` (docs/ and README.md) is found, as it is,
+   in the file PATH of the project (a quoted declaration that the code changed would be
+   stale), and README's table of the pipeline's stages is the one the site generates.
 
 Pages whose runnable blocks take longer than ~20 s are marked slow in SLOW_PAGES.
 """
@@ -193,7 +194,7 @@ EXCERPT = re.compile(r"^<!-- excerpt (\S+) -->$")
 
 def excerpts() -> list:
     out = []
-    for page in sorted(ROOT.glob("docs/**/*.md")):
+    for page in [ROOT / "README.md", *sorted(ROOT.glob("docs/**/*.md"))]:
         lines = page.read_text(encoding="utf-8").splitlines()
         for i, line in enumerate(lines):
             m = EXCERPT.match(line.strip())
@@ -240,12 +241,27 @@ def test_the_site_builds_strictly(tmp_path):
 
 
 def _commands() -> list[str]:
+    return _hooks().command_names()
+
+
+def _hooks():
+    """docs/hooks.py, the module that generates the reference pages from the code."""
     sys.path.insert(0, str(ROOT / "docs"))
     try:
-        from hooks import command_names
+        import hooks
     finally:
         sys.path.remove(str(ROOT / "docs"))
-    return command_names()
+    return hooks
+
+
+def test_the_readme_lists_the_pipeline_as_declared():
+    """README's Layout section shows PIPELINE's stages as the docs site generates them
+    (GitHub does not run the site's hooks, so the table is written out and checked)."""
+    table = _hooks().stage_table()
+    assert table in (ROOT / "README.md").read_text(encoding="utf-8"), (
+        "README.md's stage table differs from builders/pipeline.py's PIPELINE; it now reads:\n"
+        + table
+    )
 
 
 def test_the_normalisation_keeps_counts_and_drops_what_varies():
