@@ -12,6 +12,7 @@ publish:
 
 `scrub_text` is the same rule for one string: the failure reasons of the `failures`
 config use it when the row is made, and the release staging again on older builds.
+`shown_model_name` is the rule for a model named in rows (their `generator`).
 """
 
 from __future__ import annotations
@@ -63,3 +64,22 @@ def _path(s: str, root: Path) -> str:
         return Path(s).resolve().relative_to(root).as_posix() or "."
     except (ValueError, OSError):
         return f"{OUTSIDE}/{p.name}"
+
+
+def shown_model_name(model: str) -> str:
+    """A model as rows name it: a Hub id (`org/name`) as it is; a path (a folder here, an
+    absolute or `./`, `../`, `~` path, or one with more than one `/`, which no Hub id
+    has) by its last part only.
+
+    >>> shown_model_name("meta-llama/Llama-3.1-70B-Instruct")
+    'meta-llama/Llama-3.1-70B-Instruct'
+    >>> shown_model_name("/srv/models/alice-llama-70b/")
+    'alice-llama-70b'
+    >>> shown_model_name("build/models/smollm2-135m-instruct")
+    'smollm2-135m-instruct'
+    """
+    p = PurePosixPath(model)
+    looks_like_path = (
+        model.startswith(("/", "./", "../", "~")) or len(p.parts) > 2 or Path(model).is_dir()
+    )
+    return p.name if looks_like_path and p.name else model

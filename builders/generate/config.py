@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from vlm_autodrive.builders.core.fingerprint import FILE_INPUT, NOT_AN_INPUT
+from vlm_autodrive.builders.core.private import shown_model_name
 from vlm_autodrive.builders.core.strict import Strict
 
 
@@ -149,10 +150,11 @@ class ModelConfig(Strict):
 
     @property
     def model_id(self) -> str:
-        """The rows' `generator`: the model's name (a local folder's own name, never the
-        path to it) and revision."""
-        name = Path(self.model).name if Path(self.model).is_dir() else self.model
-        return f"{name}@{self.revision or 'unpinned'}"
+        """The rows' `generator`: the model's name and revision. A path (a local folder,
+        or one a server someone else runs was started with, which need not exist here)
+        shows its last part only: rows are published, and the machine's folders are
+        its own business (builders/core/private.py)."""
+        return f"{shown_model_name(self.model)}@{self.revision or 'unpinned'}"
 
     def identity(self, memo_dir: Path | None = None) -> str:
         """What the model writes is made from, for the cache key: its weights (a local
