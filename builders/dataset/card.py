@@ -32,6 +32,7 @@ import yaml
 
 DEFAULT_CONFIG = "mcq"
 MIX_PREFIX = "mix-"
+FAILURES_CONFIG = "failures"  # builders/generate/failures.py CONFIG: not training rows
 DEFAULT_LICENSE = "other"
 LICENSE_FILE = "LICENSE.md"  # a release's terms; the card's `license_link` for `other`
 CITATION = """@misc{bhat2026vlmautodrive,
@@ -231,7 +232,10 @@ def _var(name: str) -> str:
 
 
 def _table1_section(prov: Mapping[str, Any], counts: dict, classes: list[str]) -> str:
-    """Rows per config (rows) and class (columns), train and test, as the paper's Table 1."""
+    """Rows per config (rows) and class (columns), train and test, as the paper's Table 1.
+    The total row adds the configs' rows, not the mixtures' (made of the same rows) nor
+    the `failures` config's (samples the models failed: not training data), which is
+    shown below it."""
     if not counts:
         return ""
     lines = ["## Rows per config and class\n"]
@@ -243,15 +247,26 @@ def _table1_section(prov: Mapping[str, Any], counts: dict, classes: list[str]) -
         lines.append("| config | " + " | ".join(classes) + " | total |")
         lines.append("|---|" + "---:|" * (len(classes) + 1))
         totals = dict.fromkeys(classes, 0)
+        counted = [n for n in names if not n.startswith(MIX_PREFIX) and n != FAILURES_CONFIG]
         for n in names:
+            if n == FAILURES_CONFIG:
+                continue  # below the total: failed samples are not training data
             per = counts[n][side]
             for c in classes:
-                totals[c] += per.get(c, 0) if not n.startswith(MIX_PREFIX) else 0
+                totals[c] += per.get(c, 0) if n in counted else 0
             cells = " | ".join(f"{per.get(c, 0):,}" for c in classes)
             lines.append(f"| `{n}` | {cells} | {sum(per.values()):,} |")
-        if sum(not n.startswith(MIX_PREFIX) for n in names) > 1:
+        failed = FAILURES_CONFIG in names
+        if len(counted) > 1 or (counted and failed):
+            what = "no mixtures, no failures" if failed else "no mixtures"
             cells = " | ".join(f"{totals[c]:,}" for c in classes)
-            lines.append(f"| all configs (no mixtures) | {cells} | {sum(totals.values()):,} |")
+            lines.append(f"| all configs ({what}) | {cells} | {sum(totals.values()):,} |")
+        if failed:
+            per = counts[FAILURES_CONFIG][side]
+            cells = " | ".join(f"{per.get(c, 0):,}" for c in classes)
+            lines.append(
+                f"| `{FAILURES_CONFIG}` (failed samples) | {cells} | {sum(per.values()):,} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -59,3 +59,15 @@ def test_without_a_release_the_card_is_the_build_folders(tmp_path):
     assert [size_category(n) for n in (999, 1000, 99_999, 349_000, 2_000_000)] == [
         "n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M",
     ]  # fmt: skip
+
+
+def test_failed_samples_are_not_counted_in_the_configs_total(tmp_path):
+    """The `failures` config (samples the models failed) is shown on its own line below
+    the total, not added into it: a QA found 44 failed samples in a train total of 92."""
+    sizes = {**SIZES, "failures": {"Collision": 7, "Near-Collision": 1, "Normal Driving": 1}}
+    build = small_build(tmp_path, sizes)
+    text = render_card(build, read_json(build / "provenance.json"))
+    train = text.split("**train**")[1].split("**test**")[0]
+    assert "| all configs (no mixtures, no failures) | 6 | 9 | 13 | 28 |" in train, train
+    assert "| `failures` (failed samples) | 7 | 1 | 1 | 9 |" in train
+    assert train.index("| all configs") < train.index("| `failures`")
