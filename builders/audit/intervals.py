@@ -29,6 +29,26 @@ def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def wilson_corrected(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval with continuity correction (Newcombe 1998, method 4):
+    wider than `wilson` by about 1/(2n), so that a test of a proportion against a
+    fixed share keeps its level for small `n` too, where the plain interval flags a
+    uniform draw more often than its level says (6% at 10 rows and 3 letters, for 5%)."""
+    if n == 0:
+        return 0.0, 1.0
+    denom = 2 * (n + z * z)
+    low = high = 0.0
+    if p > 0:
+        root = z * math.sqrt(z * z - 2 - 1 / n + 4 * p * (n * (1 - p) + 1))
+        low = max(0.0, (2 * n * p + z * z - 1 - root) / denom)
+    if p < 1:
+        root = z * math.sqrt(z * z + 2 - 1 / n + 4 * p * (n * (1 - p) - 1))
+        high = min(1.0, (2 * n * p + z * z + 1 + root) / denom)
+    else:
+        high = 1.0
+    return low, high
+
+
 def z_for(level: float) -> float:
     """The two-sided normal quantile of a confidence level (0.95 -> 1.96)."""
     from statistics import NormalDist

@@ -52,6 +52,31 @@ class LeakFlag:
 
 
 @dataclass
+class LetterBalance:
+    """One config's side (train or test): are its answer letters spread as a uniform
+    draw among each row's options would spread them? `letter` is the most
+    over-represented letter (the flagged one when any is), `count` its rows, `share`
+    count / rows, `uniform` its share under a uniform draw (the mean over rows of 1/k
+    when the letter is one of the row's k options), `low`/`high` the 95% Wilson interval
+    of `share`; `flagged` when share >= uniform + 5 points and the interval at 95% over
+    the side's letters (Bonferroni) lies above uniform (builders/audit/letters.py).
+    `letters` counts every letter's rows. On train the flag means a model can learn the
+    letter rather than the video."""
+
+    config: str
+    side: str
+    rows: int
+    letter: str
+    count: int
+    share: float
+    uniform: float
+    low: float
+    high: float
+    flagged: bool
+    letters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class DuplicateGroup:
     """Files that are the same video: `kind` `source_bytes` or `clip_bytes` (identical
     sha256) or `source_near` (perceptual distance <= the threshold). `members` are video

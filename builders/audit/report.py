@@ -13,18 +13,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.audit.letters import LETTER_MARGIN, describe
 from vlm_autodrive.builders.audit.records import (
     BaselineScore,
     ConfigStats,
     DuplicateGroup,
     LeakFlag,
+    LetterBalance,
     QuestionDuplicates,
     VideoStats,
     YieldRow,
 )
 
 SHOW_IDS = 10  # leaking row ids shown in the markdown report per flag (report.json has all)
-REPORT = "audit/report.json"  # relative to the build folder
+REPORT = "audit/report.json"
+_MARGIN_POINTS = f"{LETTER_MARGIN * 100:.0f} points"  # relative to the build folder
 
 
 def load_report(build_dir: Path) -> AuditReport | None:
@@ -56,6 +59,8 @@ class AuditReport:
     build: str
     baselines: list[BaselineScore] = field(default_factory=list)
     leaks: list[LeakFlag] = field(default_factory=list)
+    # answer letters per multiple-choice config and side (letters.py)
+    letter_balance: list[LetterBalance] = field(default_factory=list)
     duplicates: list[DuplicateGroup] = field(default_factory=list)
     question_duplicates: list[QuestionDuplicates] = field(default_factory=list)
     config_stats: list[ConfigStats] = field(default_factory=list)
@@ -77,7 +82,8 @@ class AuditReport:
     def from_dict(cls, d: dict[str, Any]) -> AuditReport:
         """The report report.json holds (what `to_dict` wrote)."""
         tables = {
-            "baselines": BaselineScore, "leaks": LeakFlag, "duplicates": DuplicateGroup,
+            "baselines": BaselineScore, "leaks": LeakFlag, "letter_balance": LetterBalance,
+            "duplicates": DuplicateGroup,
             "question_duplicates": QuestionDuplicates, "config_stats": ConfigStats,
             "yields": YieldRow, "videos": VideoStats,
         }  # fmt: skip
@@ -88,6 +94,11 @@ class AuditReport:
     @property
     def flagged_configs(self) -> list[str]:
         return sorted({f.config for f in self.leaks})
+
+    @property
+    def letter_flags(self) -> list[LetterBalance]:
+        """The config sides whose answer letters a model can learn (letters.py)."""
+        return [b for b in self.letter_balance if b.flagged]
 
     @property
     def crossing_groups(self) -> list[DuplicateGroup]:
@@ -104,6 +115,12 @@ class AuditReport:
             )
         if not self.leaks and mc:
             lines.append("  no config is answerable above chance + 5 points without the video")
+        lines += [f"  LETTERS {describe(b)}" for b in self.letter_flags]
+        if self.letter_balance and not self.letter_flags:
+            lines.append(
+                f"  answer letters: no letter {_MARGIN_POINTS} or more over uniform on any "
+                "config and side"
+            )
         kinds: dict[str, int] = {}
         for g in self.duplicates:
             kinds[g.kind] = kinds.get(g.kind, 0) + 1
@@ -131,6 +148,18 @@ class AuditReport:
         else:
             out.append("No multiple-choice config is answerable above chance without the video.")
         out.append("")
+        if self.letter_flags:
+            out.append(
+                f"Answer letters not balanced (a letter {_MARGIN_POINTS} or more over its "
+                "share under a uniform draw, its 95% interval above it):"
+            )
+            out += [f"- {describe(b, markdown=True)}" for b in self.letter_flags]
+        elif self.letter_balance:
+            out.append(
+                f"No answer letter is {_MARGIN_POINTS} or more over its share under a uniform "
+                "draw, on any config and side."
+            )
+        out.append("")
         out.append(
             f"Duplicate groups: {len(self.duplicates)} "
             f"({len(self.crossing_groups)} on both train and test)."
@@ -154,6 +183,7 @@ class AuditReport:
         side and class, hours of video, and the plots' paths (relative to the build)."""
         return {
             "flagged": [{k: v for k, v in asdict(f).items() if k != "ids"} for f in self.leaks],
+            "letter_imbalance": [asdict(b) for b in self.letter_flags],
             "duplicate_groups": len(self.duplicates),
             "duplicate_groups_across_sides": len(self.crossing_groups),
             "rows": [
@@ -186,6 +216,16 @@ class AuditReport:
                 "",
                 f"`{f.config}` / {f.baseline}: {f.leaking_rows} of {f.total_rows} rows: {ids}",
             ]
+        out += ["", "## Answer letters", ""]
+        out += _table(
+            ["config", "side", "rows", "letters", "most over uniform", "share", "uniform",
+             "95% interval", "flag"],
+            [[b.config, b.side, b.rows, _kv(b.letters), b.letter, f"{b.share:.1%}",
+              f"{b.uniform:.1%}", f"{b.low:.1%}-{b.high:.1%}", "IMBALANCED" if b.flagged else ""]
+             for b in self.letter_balance],
+        )  # fmt: skip
+        for b in self.letter_flags:
+            out += ["", describe(b)]
         out += ["", "## Duplicates", ""]
         out += _table(
             ["kind", "members", "sides", "both sides", "distance"],

@@ -26,6 +26,7 @@ from vlm_autodrive.builders.audit.duplicates import (
     source_duplicates,
     video_sides,
 )
+from vlm_autodrive.builders.audit.letters import letter_balance
 from vlm_autodrive.builders.audit.phash import DEFAULT_THRESHOLD, FRAMES
 from vlm_autodrive.builders.audit.report import AuditReport
 from vlm_autodrive.builders.audit.stats import (
@@ -113,6 +114,7 @@ def run_audit(
         scores, flags, skip = blind_audit(config, rows, ask)
         report.baselines += scores
         report.leaks += flags
+        report.letter_balance += letter_balance(config, rows)
         report.question_duplicates += question_duplicates(config, rows)
         if skip:
             skipped[config] = skip
@@ -130,7 +132,9 @@ def run_audit(
     write_text_if_changed(out / "report.md", report.markdown())
     if key is not None:
         outputs = [f"{AUDIT_DIR}/report.json", f"{AUDIT_DIR}/report.md", *report.plots]
-        stage.commit(key, outputs, {"leaks": len(report.leaks)})
+        stage.commit(
+            key, outputs, {"leaks": len(report.leaks), "letter_imbalance": len(report.letter_flags)}
+        )
     _rewrite_card(build_dir)
     return report
 
