@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlm_autodrive.builders.core.files import file_sha256
 from vlm_autodrive.builders.release.changelog import Changelog, download_hub_version
+from vlm_autodrive.builders.release.checksums import SHA256SUMS, read_sums
 from vlm_autodrive.builders.release.readonly import mark_release
 from vlm_autodrive.builders.release.remote import compare_files, remote_files
 from vlm_autodrive.builders.release.semver import (
@@ -181,7 +183,12 @@ def local_plan(root: Path, version: Version, rf: ReleaseFiles) -> list[Op]:
             tuple(rf.files),
             rf.size,
         ),
-        Op("write", str(tmp), "the release's card, provenance, changelog and license", GENERATED),
+        Op(
+            "write",
+            str(tmp),
+            "the release's card, provenance, changelog, license and SHA256SUMS",
+            GENERATED,
+        ),
         Op("rename", str(final), f"from {tmp.name}, once every file is there"),
     ]
 
@@ -213,7 +220,8 @@ def publish(
     if repo is not None and repo.count("/") != 1:
         raise ValueError(f"--repo {repo!r}: expected ORG/NAME")
     rf = release_files(Path(build_dir))
-    check_recorded(rf.build_dir, rf.files, rf.prov)  # stale stages, altered files
+    # stale stages, altered files; the clips' recorded hashes, now verified, for SHA256SUMS
+    rf.sha256.update(check_recorded(rf.build_dir, rf.files, rf.prov))
     prev_override = _previous_folder(previous) if previous else None
     if to is not None:
         return _publish_local(rf, Path(to), v, repo, license, prev_override, dry_run, allow_older)
@@ -340,7 +348,7 @@ class HubPublisher:
     def _stage(self, op: Op) -> None:
         self.changelog = stage_release(
             self.rf, self.staged, self.version, repo=self.repo, license=self.license,
-            previous=self.previous,
+            previous=self.previous, link=True,
         )  # fmt: skip
 
     def _create(self, op: Op) -> None:
@@ -377,13 +385,24 @@ class HubPublisher:
     def _verify(self, op: Op) -> None:
         self.head = self.api.repo_info(self.repo, repo_type=REPO_TYPE).sha
         remote = remote_files(self.api, self.repo, self.head)
-        bad = compare_files(self.staged, self.rf.all_paths, remote)
+        bad = compare_files(self.staged, self.rf.all_paths, remote) or self._unlike_sums(remote)
         if bad:
             raise PublishError(
                 f"the Hub's head commit {self.head[:12]} does not hold this release: "
                 f"{len(bad)} files differ from the local ones ({'; '.join(bad[:3])}); run "
                 "the same command again to resume the upload. No tag was made."
             )
+
+    def _unlike_sums(self, remote: dict[str, tuple[int, str | None, str]]) -> list[str]:
+        """Files on the Hub whose sha256 is not the one SHA256SUMS records (the staged
+        files are hard links: a build file changed after staging would be in the upload
+        but not in the sums). LFS files by the Hub's sha256, small ones by their bytes."""
+        bad = []
+        for rel, sha in read_sums(self.staged).items():
+            lfs = remote[rel][1] if rel in remote else None
+            if (lfs or file_sha256(self.staged / rel)) != sha:
+                bad.append(f"{rel} is not the file {SHA256SUMS} records")
+        return bad
 
     def _tag(self, op: Op) -> None:
         self.api.create_tag(

@@ -8,20 +8,28 @@ In: a build folder (after `autodrive build` and any `autodrive mix`). Out:
   internals (ingest/, chunk/, caches) are not published. Checked first: every file
   exists, and no mixture was made from rows that have since been rebuilt.
 - `stage_release`: the release folder `DEST` with the same layout as the build folder
-  (files hard-linked where the filesystem allows, else copied) plus four files written
-  for the release: `README.md` (the card, with the version, loading pinned to the tag and
-  the changelog), `provenance.json` (the build's, plus the release), `changelog.json`
-  and `LICENSE.md` (the terms; the card's `license_link` when the license is `other`).
+  (files copied; hard-linked only for the Hub's temporary staging folder, `link=True`)
+  plus five files written for the release: `README.md` (the card, with the version,
+  loading pinned to the tag and the changelog), `provenance.json` (the build's, plus the
+  release), `changelog.json`, `LICENSE.md` (the terms; the card's `license_link` when
+  the license is `other`) and `SHA256SUMS` (every other file's sha256, checksums.py).
+  The build's audit, when it has one, goes with it (`audit/report.json`, `report.md`
+  and the plots the report lists, without the machine's paths or server URLs): the
+  card's audit section is rendered from it and refers to it.
 
 The local publish target is such a folder, `FOLDER/vX.Y.Z/`, written under a temporary
-name and renamed when whole; the Hub upload sends a staged one.
+name and renamed when whole. It shares no file (inode) with the build: a build file
+overwritten in place later (`cp other.mp4 build/clips/...`) must not change a published
+release. The Hub upload sends a staged folder (`BUILD/.release/vX.Y.Z`, hard links where
+the filesystem allows): it lives only for the upload, and the upload is verified by
+content against it before the tag is made.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +50,14 @@ from vlm_autodrive.builders.dataset.card import (
 )
 from vlm_autodrive.builders.dataset.folder import CARD, PROVENANCE
 from vlm_autodrive.builders.release.changelog import Changelog, compare
+from vlm_autodrive.builders.release.checksums import SHA256SUMS, write_sums
 from vlm_autodrive.builders.release.semver import Version, version_from_tag
 
 CHANGELOG = "changelog.json"
-GENERATED = (CARD, PROVENANCE, CHANGELOG, LICENSE_FILE)
+GENERATED = (CARD, PROVENANCE, CHANGELOG, LICENSE_FILE, SHA256SUMS)
 ASSIGNMENT = "split/assignment.parquet"
+AUDIT_REPORT = "audit/report.json"
+AUDIT_MARKDOWN = "audit/report.md"
 STAGING = ".release"
 
 
@@ -56,12 +67,15 @@ class ReleaseError(ValueError):
 
 @dataclass
 class ReleaseFiles:
-    """The files of a release taken from the build folder (sorted), and their size."""
+    """The files of a release taken from the build folder (sorted), and their size.
+    `sha256`: the hashes of those files already verified against what their stage
+    recorded (data files here, clips by verify.py), so SHA256SUMS need not hash them."""
 
     build_dir: Path
     prov: dict[str, Any]
     files: list[str]
     size: int
+    sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def all_paths(self) -> list[str]:
@@ -86,15 +100,20 @@ def release_files(build_dir: Path) -> ReleaseFiles:
     files: set[str] = set()
     clips: set[str] = set()
     changed = []
+    verified: dict[str, str] = {}
     for entry in prov["configs"].values():
         for split in entry["splits"].values():
             files.add(split["path"])
             path = build_dir / split["path"]
             if not path.is_file():
                 continue
-            if split.get("sha256") and file_sha256(path) != split["sha256"]:
+            sha = file_sha256(path) if split.get("sha256") else None
+            if sha is not None and sha != split["sha256"]:
                 changed.append(split["path"])
-            elif "video" in pq.read_schema(path).names:
+                continue
+            if sha is not None:
+                verified[split["path"]] = sha
+            if "video" in pq.read_schema(path).names:
                 col = pq.read_table(path, columns=["video"]).column("video").unique()
                 clips.update(v for v in col.to_pylist() if v)
     if changed:
@@ -111,6 +130,7 @@ def release_files(build_dir: Path) -> ReleaseFiles:
             "release; run `autodrive build` (the rule splits write it)"
         )
     files.add(ASSIGNMENT)
+    files |= audit_files(build_dir)
     missing = sorted(f for f in files if not (build_dir / f).is_file())
     missing_clips = sorted(c for c in clips if not (build_dir / c).is_file())
     empty_clips = sorted(
@@ -132,7 +152,19 @@ def release_files(build_dir: Path) -> ReleaseFiles:
         raise ReleaseError("\n".join(lines))
     allf = sorted(files | clips)
     size = sum((build_dir / f).stat().st_size for f in allf)
-    return ReleaseFiles(build_dir, prov, allf, size)
+    return ReleaseFiles(build_dir, prov, allf, size, verified)
+
+
+def audit_files(build_dir: Path) -> set[str]:
+    """The build's audit as a release carries it: report.json, report.md and the plots
+    the report lists; none when the build has no audit (verify.py refuses a stale one)."""
+    try:
+        report = read_json(Path(build_dir) / AUDIT_REPORT)
+    except (OSError, ValueError):
+        return set()
+    plots = report.get("plots") if isinstance(report, dict) else None
+    shown = {p for p in plots or [] if isinstance(p, str) and p.startswith("audit/")}
+    return {AUDIT_REPORT, AUDIT_MARKDOWN, *shown}
 
 
 def _read_provenance(build_dir: Path) -> dict[str, Any]:
@@ -232,12 +264,15 @@ def stage_release(
     repo: str | None,
     license: str,
     previous: tuple[str, Path] | None,
+    link: bool = False,
 ) -> Changelog:
     """Fill `dest` with the release (see the module docstring); return its changelog.
 
     `previous` is (version, folder) of the release to compare with, or None for the
     first. Files already in `dest` from an earlier attempt are replaced, and files that
     are no longer part of the release are removed, so a re-run stages exactly this one.
+    `link`: hard-link the build's files where the filesystem allows (the Hub's temporary
+    staging folder only); else every file is a copy of its own.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -251,9 +286,16 @@ def stage_release(
         elif p.is_dir() and not any(p.iterdir()):
             p.rmdir()
     prov = scrub_provenance(rf.prov, rf.build_dir)
+    rewritten = _scrubbed_audit(rf.build_dir, dest, set(rf.files))
     for rel in rf.files:
-        if not _scrubbed_copy(rf.build_dir, rel, dest, prov):
+        if rel in rewritten:
+            continue
+        if _scrubbed_copy(rf.build_dir, rel, dest, prov):
+            rewritten.add(rel)
+        elif link:
             _link_or_copy(rf.build_dir / rel, dest / rel)
+        else:
+            _copy(rf.build_dir / rel, dest / rel)
     log = compare(dest, previous[1] if previous else None, str(version), _prev(previous))
     log.write(dest / CHANGELOG)
     prov["release"] = {
@@ -268,6 +310,8 @@ def stage_release(
     atomic_write_text(dest / LICENSE_FILE, license_text(license).replace("## ", "# ", 1))
     release = Release(str(version), repo=repo, license=license, changelog=log)
     atomic_write_text(dest / CARD, render_card(dest, prov, release))
+    known = {r: sha for r, sha in rf.sha256.items() if r not in rewritten}
+    write_sums(dest, [*rf.files, *GENERATED], known)  # last: it hashes the files above
     return log
 
 
@@ -320,9 +364,41 @@ def _prev(previous: tuple[str, Path] | None) -> str | None:
     return previous[0] if previous else None
 
 
+def _copy(src: Path, dst: Path) -> None:
+    """A copy of its own (copied in the kernel where it can): an existing `dst`, maybe a
+    hard link into the build from an earlier staging, is removed first, never written
+    through."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    shutil.copy2(src, dst)
+
+
+def _scrubbed_audit(build_dir: Path, dest: Path, files: set[str]) -> set[str]:
+    """Write the audit's report.json and report.md into `dest` without the machine's
+    paths or server URLs (a duplicate group names its sources' paths): when scrubbing
+    changes the report, report.md is made again from the scrubbed one. Returns the paths
+    written ({} when the release has no audit, or nothing needed scrubbing: then they
+    are copied as they are)."""
+    if AUDIT_REPORT not in files:
+        return set()
+    from vlm_autodrive.builders.audit.report import AuditReport
+
+    report = read_json(build_dir / AUDIT_REPORT)
+    clean = scrub_provenance(report, build_dir)
+    if clean == report:
+        return set()
+    for rel in (AUDIT_REPORT, AUDIT_MARKDOWN):
+        (dest / rel).unlink(missing_ok=True)  # never write through a hard link
+    (dest / AUDIT_REPORT).parent.mkdir(parents=True, exist_ok=True)
+    write_json(dest / AUDIT_REPORT, clean)
+    atomic_write_text(dest / AUDIT_MARKDOWN, AuditReport.from_dict(clean).markdown())
+    return {AUDIT_REPORT, AUDIT_MARKDOWN}
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard link (clips are never modified in place: the chunker writes new files and
-    renames them), else copy; an existing `dst` of the same file is left alone."""
+    """Hard link, else copy; an existing `dst` of the same file is left alone. For the
+    Hub's staging folder only (temporary, verified by content after the upload): a
+    local release must not share its files with the build (see the module)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
         if os.path.samefile(src, dst):
