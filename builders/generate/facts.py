@@ -1,17 +1,24 @@
 """The facts of a clip, and which of them a free text states: the checks of `short_qa`,
-`caption_augmented` and `reasoning_revised`.
+`vqa`, `caption_augmented` and the reasoning splits.
 
 In: the taxonomy, `prompts/checks/fact_words.yaml` (words that state each value of its
-vocabulary) and `prompts/checks/revision_leaks.txt` (phrases of a trace told its answer),
-both found in the recipe's prompts folder first. Out: `Lexicon.mentions(text)`, the
-(field, value) pairs a text states, found on whole words, longest phrase first and
-without overlaps, so "turning left" is a motion and its "left" is no impact side; and
-`clip_facts`, what the metadata says about a clip, clip-aware as the rule caption is (the
-event facts only for the clip that holds the event).
+vocabulary; `answers:`, the bare words an answer to a question on a field may use, such
+as "Rear"; `subjects:`, the words that name the ego vehicle or another road user),
+`prompts/checks/revision_leaks.txt` (phrases of a trace told its answer) and
+`prompts/checks/text_leaks.txt` (phrases of a trace written from text, not from the
+video), all found in the recipe's prompts folder first. Out: `Lexicon.mentions(text)`,
+the (field, value) pairs a text states, found on whole words, longest phrase first and
+without overlaps, so "turning left" is a motion and its "left" is no impact side;
+`Lexicon.subject(text)`, whether a question is about the ego vehicle or the other road
+user; `clip_facts`, what the metadata says about a clip, clip-aware as the rule caption
+is (the event facts only for the clip that holds the event), with the motion and impact
+side of the ego (`ego.motion`) and of the other road users (`other.motion`) apart; and
+`contrary`, the stated values the facts contradict.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 
 WORDS_FILE = "checks/fact_words.yaml"
 LEAKS_FILE = "checks/revision_leaks.txt"
+TEXT_LEAKS_FILE = "checks/text_leaks.txt"
 # Fields checked, and the taxonomy vocabulary list each takes its values from.
 FIELDS = {
     "event_type": None,  # the classes
@@ -40,6 +48,17 @@ FIELDS = {
 }
 EVENT_FIELDS = ("event_type", "impact_side", "blame", "evasive_action")
 ACTOR_FIELDS = ("actor_type", "motion")
+# The fields told per road user: `clip_facts` also keeps them per role, as `ego.motion`.
+ROLES = ("ego", "other")
+ROLE_FIELDS = ("motion", "impact_side")
+# What a clip without an event can state of the event fields: nothing, but "no evasive
+# action" (a Normal Driving clip has no impact, no one at fault, nothing to avoid).
+NO_EVENT_ALLOWS = {"impact_side": set(), "blame": set(), "evasive_action": {"none"}}
+
+
+def role_key(role: str, field: str) -> str:
+    """The facts' key of a field told per road user: `ego.motion`, `other.impact_side`."""
+    return f"{role}.{field}"
 
 
 def find_file(name: str, folders: Sequence[Path]) -> Path:
@@ -51,29 +70,75 @@ def find_file(name: str, folders: Sequence[Path]) -> Path:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """Phrases per (field, value), and the leak phrases of revised traces."""
+    """Phrases per (field, value), the bare answer words per field, the subject words,
+    the leak phrases of revised traces and the phrases of traces written from text."""
 
     phrases: tuple[tuple[str, str, str], ...]  # (phrase lowercased, field, value), longest first
     leaks: tuple[str, ...]
     pattern: re.Pattern
+    answers: tuple[tuple[str, str, str], ...] = ()  # (phrase, field, value) of `answers:`
+    subjects: tuple[tuple[str, str], ...] = ()  # (phrase, role) of `subjects:`
+    text_leaks: tuple[str, ...] = ()
 
-    def mentions(self, text: str) -> dict[str, set[str]]:
-        """{field: values} the text states (case-insensitive, whole words, no overlaps)."""
+    def mentions(self, text: str, asked: str | None = None) -> dict[str, set[str]]:
+        """{field: values} the text states (case-insensitive, whole words, no overlaps);
+        `asked`: the field a question asks about, whose bare answer words (`answers:`,
+        "Rear" for an impact side) count too and win over the other fields' phrases."""
         out: dict[str, set[str]] = {}
-        lookup = {p: (f, v) for p, f, v in reversed(self.phrases)}  # first listed wins
-        for m in self.pattern.finditer(text.lower()):
+        phrases = self.phrases
+        if asked:
+            phrases = tuple(a for a in self.answers if a[1] == asked) + phrases
+        lookup: dict[str, tuple[str, str]] = {}
+        for p, f, v in phrases:
+            lookup.setdefault(p, (f, v))  # first listed wins
+        for m in _pattern(tuple(lookup)).finditer(text.lower()):
             field, value = lookup[m.group(0)]
             out.setdefault(field, set()).add(value)
         return out
+
+    def roles(self, text: str) -> set[str]:
+        """The road users a text names: `ego` (the ego vehicle, by `subjects:`), `other`
+        (another road user, by `subjects:` or its type); "ego car" is the ego alone."""
+        lookup = {p: r for p, r in self.subjects}
+        for p, f, _ in self.phrases:
+            if f == "actor_type":
+                lookup.setdefault(p, "other")
+        return {lookup[m.group(0)] for m in _pattern(tuple(lookup)).finditer(text.lower())}
+
+    def subject(self, question: str, answer: str = "") -> str | None:
+        """`ego` or `other`: the one road user a question is about, when the question
+        names one and its answer names no other; else None. A question that names both
+        ("Which part of the ego vehicle does the bus hit?" reads like "Where does the
+        bus hit the ego vehicle?" to words alone) or neither tells no subject."""
+        asked = self.roles(question)
+        if len(asked) != 1 or not self.roles(answer) <= asked:
+            return None
+        return asked.pop()
 
     def leak(self, text: str) -> str | None:
         """The first leak phrase the text contains, or None."""
         low = " ".join(text.lower().split())
         return next((p for p in self.leaks if p in low), None)
 
+    def text_leak(self, text: str) -> str | None:
+        """The first phrase of `text_leaks.txt` the text contains on whole words, or None."""
+        low = " ".join(text.lower().split())
+        return next(
+            (p for p in self.text_leaks if re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", low)),
+            None,
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(phrases: tuple[str, ...]) -> re.Pattern:
+    """One regex of the phrases on whole words, longest first (an alternation takes the
+    first alternative that matches, so "turning left" wins over "left")."""
+    alternation = "|".join(re.escape(p) for p in sorted(phrases, key=lambda p: -len(p)))
+    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])")
+
 
 def load_lexicon(folders: Sequence[Path], taxonomy: Taxonomy) -> Lexicon:
-    """Read and check both files; InputError naming the file and key when one is bad."""
+    """Read and check the three files; InputError naming the file and key when one is bad."""
     path = find_file(WORDS_FILE, folders)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -88,27 +153,63 @@ def load_lexicon(folders: Sequence[Path], taxonomy: Taxonomy) -> Lexicon:
         if values and not isinstance(table, dict):
             raise InputError(path, "missing (a list of phrases per value)", field)
         for value in values:
-            words = table.get(value)
-            if (
-                not isinstance(words, list)
-                or not words
-                or not all(isinstance(w, str) and w.strip() for w in words)
-            ):
-                raise InputError(path, "need a non-empty list of phrases", f"{field}.{value}")
-            phrases += [(" ".join(w.lower().split()), field, value) for w in words]
-    unknown = sorted(set(data) - set(FIELDS))
+            phrases += [
+                (w, field, value) for w in _words(path, table.get(value), f"{field}.{value}")
+            ]
+    unknown = sorted(set(data) - set(FIELDS) - {"answers", "subjects"})
     if unknown:
         raise InputError(path, f"unknown fields {unknown} (known: {sorted(FIELDS)})")
+    answers: list[tuple[str, str, str]] = []
+    for field in _table(path, data, "answers"):
+        if field not in FIELDS:
+            raise InputError(path, f"not a field (known: {sorted(FIELDS)})", f"answers.{field}")
+        values = taxonomy.names if FIELDS[field] is None else taxonomy.vocab.get(FIELDS[field], [])
+        for value, words in _table(path, data["answers"], field).items():
+            if value not in values:
+                raise InputError(path, f"not a value of {field} {values}", f"answers.{field}")
+            answers += [(w, field, value) for w in _words(path, words, f"answers.{field}.{value}")]
+    subjects: list[tuple[str, str]] = []
+    for role, words in _table(path, data, "subjects").items():
+        if role not in ROLES:
+            raise InputError(path, f"need {list(ROLES)}", f"subjects.{role}")
+        subjects += [(w, role) for w in _words(path, words, f"subjects.{role}")]
     phrases.sort(key=lambda p: -len(p[0]))
-    alternation = "|".join(re.escape(p) for p, _, _ in phrases)
-    pattern = re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])")
-    leaks_path = find_file(LEAKS_FILE, folders)
-    leaks = tuple(
+    return Lexicon(
+        tuple(phrases),
+        _lines(find_file(LEAKS_FILE, folders)),
+        _pattern(tuple(p for p, _, _ in phrases)),
+        tuple(answers),
+        tuple(subjects),
+        _lines(find_file(TEXT_LEAKS_FILE, folders)),
+    )
+
+
+def _words(path: Path, words: Any, key: str) -> list[str]:
+    """A non-empty list of phrases, lowercased with single spaces; else InputError."""
+    if (
+        not isinstance(words, list)
+        or not words
+        or not all(isinstance(w, str) and w.strip() for w in words)
+    ):
+        raise InputError(path, "need a non-empty list of phrases", key)
+    return [" ".join(w.lower().split()) for w in words]
+
+
+def _table(path: Path, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """An optional mapping under `key` ({} when absent); else InputError."""
+    table = data.get(key) or {}
+    if not isinstance(table, dict):
+        raise InputError(path, "need a mapping", key)
+    return table
+
+
+def _lines(path: Path) -> tuple[str, ...]:
+    """The phrases of a list file: one a line, lowercased, `#` comments and blanks skipped."""
+    return tuple(
         " ".join(line.lower().split())
-        for line in leaks_path.read_text(encoding="utf-8").splitlines()
+        for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     )
-    return Lexicon(tuple(phrases), leaks, pattern)
 
 
 def clip_facts(
@@ -128,27 +229,62 @@ def clip_facts(
     for f in ("weather", "light", "road", "scene"):
         add(f, video_inputs.get(f))
     event = taxonomy.is_event(label)
-    actors = [a for a in [video_inputs.get("ego"), *video_inputs.get("others", [])] if a]
+    ego, others = video_inputs.get("ego"), [a for a in video_inputs.get("others", []) if a]
+    by_role = {"ego": [ego] if ego else [], "other": others}
+
+    def add_actors(field: str, key: str) -> None:
+        # Merged under `field` (a text that names no road user may state any one's
+        # value) and per role under `ego.field` / `other.field`.
+        for role, actors in by_role.items():
+            for a in actors:
+                add(field, a.get(key))
+                if field in ROLE_FIELDS and a.get(key) in vocab[field]:
+                    facts.setdefault(role_key(role, field), set()).add(a[key])
+
     if event or not video_has_event:
-        for a in video_inputs.get("others", []):
+        for a in others:
             add("actor_type", a.get("type"))
-        for a in actors:
-            add("motion", a.get("motion"))
+        add_actors("motion", "motion")
     facts["event_type"] = {label}  # the label is known for every clip
     if event:
-        for a in actors:
-            add("impact_side", a.get("impact_side"))
+        add_actors("impact_side", "impact_side")
         add("blame", video_inputs.get("blame"))
         add("evasive_action", video_inputs.get("evasive_action"))
     return {f: tuple(sorted(v)) for f, v in sorted(facts.items())}
 
 
-def contrary(stated: Mapping[str, Iterable[str]], facts: Mapping[str, Iterable[str]]) -> list[str]:
-    """`field: value` of each stated value that contradicts the facts of its field
-    (a field the facts say nothing about contradicts nothing)."""
+def subject_facts(
+    facts: Mapping[str, tuple[str, ...]], role: str | None
+) -> dict[str, tuple[str, ...]]:
+    """The facts as they hold for a text about one road user: the motion and impact side
+    of `role` alone (none when the metadata has none for it). With `role` None, or facts
+    without per-role keys (made before roles were kept), the merged facts: lenient, any
+    road user's value passes, as the subject cannot be told."""
+    out = {f: v for f, v in facts.items() if "." not in f}
+    if role is None or not any("." in f for f in facts):
+        return out
+    for field in ROLE_FIELDS:
+        out.pop(field, None)
+        if values := facts.get(role_key(role, field)):
+            out[field] = values
+    return out
+
+
+def contrary(
+    stated: Mapping[str, Iterable[str]],
+    facts: Mapping[str, Iterable[str]],
+    event: bool | None = None,
+) -> list[str]:
+    """`field: value` of each stated value that contradicts the facts of its field (a
+    field the facts say nothing about contradicts nothing); with `event` False (the clip's
+    label is no event class), also each impact side, fault or evasive action but "none"
+    stated: a clip without an event has none of them (`NO_EVENT_ALLOWS`)."""
     out = []
     for field, values in sorted(stated.items()):
         known = set(facts.get(field, ()))
-        if known:
+        if event is False and field in NO_EVENT_ALLOWS:
+            known = NO_EVENT_ALLOWS[field]
+            out += [f"{field}: {v!r} (no event)" for v in sorted(set(values) - known)]
+        elif known:
             out += [f"{field}: {v!r}" for v in sorted(set(values) - known)]
     return out

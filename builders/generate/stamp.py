@@ -82,9 +82,21 @@ def model_splits_key(
 
 
 def word_lists(split: Any) -> str | None:
-    """The content of the word lists a split's parser read in `prepare` (facts.py)."""
+    """The content of the word lists a split's parser read in `prepare` (facts.py): the
+    fact phrases, the answer and subject words (`prompts/checks/fact_words.yaml`), the
+    revision leaks and the text leaks (`checks/revision_leaks.txt`, `checks/text_leaks.txt`)."""
     lex = getattr(split, "lexicon", None)
-    return content_key({"phrases": lex.phrases, "leaks": lex.leaks}) if lex else None
+    if lex is None:
+        return None
+    return content_key(
+        {
+            "phrases": lex.phrases,
+            "leaks": lex.leaks,
+            "answers": lex.answers,
+            "subjects": lex.subjects,
+            "text_leaks": lex.text_leaks,
+        }
+    )
 
 
 def _clip_file_states(build_dir: Path, states: dict[str, str] | None = None) -> str:

@@ -156,6 +156,19 @@ class Filtered(ValueError):
     """A well-formed output that the split's rule does not keep (e.g. a wrong answer)."""
 
 
+TEXT_LEAK = "the trace cites the text it was written from"  # start of the filter's reason
+
+
+def reject_text_leak(lexicon: Any, trace: str) -> None:
+    """Filtered when a reasoning trace holds a phrase of `prompts/checks/text_leaks.txt`
+    ("the description", "according to the caption"): the LLM wrote it from the captions,
+    and a model trained on it learns to cite a description it never sees. `lexicon`: the
+    split's `facts.Lexicon`, loaded in `prepare`."""
+    assert lexicon is not None, "prepare() loads the phrase lists first"
+    if phrase := lexicon.text_leak(trace):
+        raise Filtered(f"{TEXT_LEAK}: {phrase!r}")
+
+
 @dataclass(slots=True)
 class ReasoningRow(SplitRow):
     """A row answered with reasoning: the question as asked (lettered options), the

@@ -4,11 +4,14 @@ In: the clip's detailed caption, its VLM caption when built, and its MCQ (the `m
 config's question, so the options are in the same order). Out: one
 `ReasoningRow` per sample whose answer is the ground truth (the paper's filter);
 samples with another answer are `Filtered` (kept in `failures`, kind `filtered`), so
-`yield = rows / samples` is reported.
+`yield = rows / samples` is reported. A trace that cites the text it was written from
+(a phrase of `prompts/checks/text_leaks.txt`, such as "the description") is `filtered`
+too, with its reason.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.answers import option_letters
@@ -16,6 +19,7 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.backends.base import split_reasoning
 from vlm_autodrive.builders.generate.degenerate import check_content
+from vlm_autodrive.builders.generate.facts import Lexicon, load_lexicon
 from vlm_autodrive.builders.generate.parsing import extract_answer_letter, require
 from vlm_autodrive.builders.generate.tasks.base import (
     REASONING_SCHEMA,
@@ -24,6 +28,7 @@ from vlm_autodrive.builders.generate.tasks.base import (
     ModelSplit,
     ReasoningRow,
     cosmos_target,
+    reject_text_leak,
 )
 
 
@@ -45,6 +50,10 @@ class ReasoningMcq(ModelSplit):
         "written by a reasoning LLM from the clip's captions; kept only when the answer "
         "is the ground truth."
     )
+    lexicon: Lexicon | None = None
+
+    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
+        self.lexicon = load_lexicon(folders, taxonomy)
 
     def question(self, clip: ClipInput) -> tuple[str | None, tuple[str, ...], str | None]:
         """The question asked, its options and the ground-truth letter (the clip's MCQ)."""
@@ -75,6 +84,7 @@ class ReasoningMcq(ModelSplit):
         check_content(reasoning, "reasoning")
         if letter != truth:
             raise Filtered(f"answered {letter}, the ground truth is {truth}")
+        reject_text_leak(self.lexicon, reasoning)
         answer = f"{letter}. {options[letters.index(letter)]}"
         target = cosmos_target(reasoning, letter)
         return [

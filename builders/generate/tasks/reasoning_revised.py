@@ -1,11 +1,14 @@
 """The `reasoning_revised` split: wrong reasoning traces of `reasoning_mcq`, revised.
 
-In: every `reasoning_mcq` sample of this run that failed as `filtered` (a well-formed
-trace with the wrong answer; identical traces of one clip once), with the clip's
+In: every `reasoning_mcq` sample of this run that failed as `filtered` for its wrong
+answer (a well-formed trace; identical traces of one clip once; a trace filtered with the
+right answer, for citing its text, is not revised: the reviser is told the answer is
+wrong), with the clip's
 detailed and VLM captions, its MCQ and the ground-truth answer. The reviser writes a
 corrected trace that reasons from the evidence to the answer. Kept only when (1) it
 ends in the ground-truth answer; (2) it does not cite being told the answer (a phrase
-of `prompts/checks/revision_leaks.txt`, such as "ground truth"); (3) with `check:` in
+of `prompts/checks/revision_leaks.txt`, such as "ground truth"), nor the text it was
+written from (`prompts/checks/text_leaks.txt`, "the description"); (3) with `check:` in
 the split's config, an independent model asked the question with the revised trace and
 no answer concludes the ground truth (`RevisionCheck`, run by the stage on the kept
 rows; `check: null` turns it off). Rows carry `revised: true` and `revises`, the id of
@@ -34,6 +37,7 @@ from vlm_autodrive.builders.generate.tasks.base import (
     ModelSplit,
     ReasoningRow,
     cosmos_target,
+    reject_text_leak,
 )
 from vlm_autodrive.builders.generate.tasks.reasoning_mcq import answer_regex
 
@@ -52,6 +56,14 @@ REVISED_SCHEMA = pa.schema([*REASONING_SCHEMA, ("revised", pa.bool_()), ("revise
 def _answer(clip: ClipInput) -> str:
     letters = option_letters(len(clip.mcq_options))
     return f"{clip.mcq_answer_letter}. {clip.mcq_options[letters.index(clip.mcq_answer_letter)]}"
+
+
+def _letter(answer: str, options: tuple[str, ...]) -> str | None:
+    """The answer letter of a failed trace, or None when it has none to read."""
+    try:
+        return extract_answer_letter(answer, list(options))
+    except ParseError:
+        return None
 
 
 class ReasoningRevised(ModelSplit):
@@ -81,6 +93,8 @@ class ReasoningRevised(ModelSplit):
             if clip is None or not clip.mcq_answer_letter:
                 continue
             reasoning, answer = split_reasoning(f.raw_output or "", f.reasoning)
+            if _letter(answer, clip.mcq_options) == clip.mcq_answer_letter:
+                continue  # filtered for its text, not its answer: nothing to correct
             if (f.clip_id, reasoning, answer) in seen:  # the same wrong trace, revised once
                 continue
             seen.add((f.clip_id, reasoning, answer))
@@ -136,6 +150,7 @@ class ReasoningRevised(ModelSplit):
             )
         if leak := self.lexicon.leak(reasoning):
             raise Filtered(f"the revision cites being told the answer: {leak!r}")
+        reject_text_leak(self.lexicon, reasoning)
         target = cosmos_target(reasoning, letter)
         return [
             RevisedRow(

@@ -2,17 +2,21 @@
 answer and the reasons, written by a reasoning LLM from the clip's captions.
 
 Out: one `ReasoningRow` per sample; its training target is the Cosmos-Reason1 form
-with the reasons (numbered) as the thinking.
+with the reasons (numbered) as the thinking. Reasons that cite the text they were
+written from (a phrase of `prompts/checks/text_leaks.txt`, such as "the description")
+are `filtered`, with the reason.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.degenerate import check_content, check_mcq, check_reasons
+from vlm_autodrive.builders.generate.facts import Lexicon, load_lexicon
 from vlm_autodrive.builders.generate.parsing import extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import (
     REASONING_SCHEMA,
@@ -21,6 +25,7 @@ from vlm_autodrive.builders.generate.tasks.base import (
     ReasoningRow,
     cosmos_target,
     lettered,
+    reject_text_leak,
 )
 
 LETTERS = option_letters(4)  # a reasoning VQA question has four options
@@ -57,6 +62,10 @@ class ReasoningVqa(ModelSplit):
         "One multi-step question per clip with four options, its answer and the reasons, "
         "written by a reasoning LLM from the clip's captions."
     )
+    lexicon: Lexicon | None = None
+
+    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
+        self.lexicon = load_lexicon(folders, taxonomy)
 
     def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
         if not clip.caption:
@@ -97,6 +106,7 @@ class ReasoningVqa(ModelSplit):
         opts = [o.strip() for o in opts]
         reasoning = "\n".join(f"{i + 1}. {r}" for i, r in enumerate(steps))
         check_content(reasoning, "reasoning")
+        reject_text_leak(self.lexicon, reasoning)
         question = lettered(q, opts, INSTRUCTION)
         target = cosmos_target(reasoning, letter)
         return [

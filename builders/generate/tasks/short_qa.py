@@ -6,7 +6,9 @@ those may be asked: a question the metadata cannot check is not asked). Out: one
 constraint); every answer must name its dimension's value in the metadata, in the words
 of `prompts/checks/fact_words.yaml`, and no other value of the taxonomy's vocabulary that
 the metadata contradicts (an answer "in the rain" for a clear-weather clip is
-`filtered`, with the reason).
+`filtered`, with the reason). An answer on a road user's motion or impact side is
+checked against the road user its question names: "How is the ego vehicle moving?" ->
+"It is turning right." is filtered when only the other road user turns right.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import pyarrow as pa
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.degenerate import check_open_qa
-from vlm_autodrive.builders.generate.facts import FIELDS, Lexicon, contrary, load_lexicon
+from vlm_autodrive.builders.generate.facts import (
+    FIELDS,
+    ROLE_FIELDS,
+    Lexicon,
+    contrary,
+    load_lexicon,
+    subject_facts,
+)
 from vlm_autodrive.builders.generate.parsing import extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
 
@@ -142,9 +151,9 @@ class ShortQa(ModelSplit):
             require(isinstance(pair, dict), f"pair {k + 1} is not an object")
             dim, q, a = (pair.get(f) for f in ("dimension", "question", "answer"))
             require(
-                isinstance(dim, str) and dim in clip.facts,
+                isinstance(dim, str) and dim in FIELDS and dim in clip.facts,
                 f"pair {k + 1}: dimension {dim!r} is not one the clip's metadata can check "
-                f"({sorted(clip.facts)})",
+                f"({self._dimensions(clip)})",
             )
             require(dim not in seen_dims, f"dimension {dim!r} repeats")
             seen_dims.add(dim)
@@ -160,19 +169,34 @@ class ShortQa(ModelSplit):
                 words <= MAX_ANSWER_WORDS,
                 f"pair {k + 1}: answer of {words} words (at most {MAX_ANSWER_WORDS})",
             )
+            # Whole-sentence phrases only: the bare answer words (`answers:`, "ego" for
+            # a fault) would misread a sentence ("The truck is at fault for hitting the
+            # ego vehicle.").
             stated = self.lexicon.mentions(a)
-            truth = clip.facts[dim]
-            if bad := contrary(stated, clip.facts):
+            # The motion or impact side of the road user the question names ("How is the
+            # ego vehicle moving?"); a question that names none or both is checked
+            # against every road user's (lenient: the subject cannot be told). Other
+            # dimensions are checked against every road user's: "A bus turning right
+            # hits it." answers "What happens to the ego vehicle?" rightly.
+            role = self.lexicon.subject(q, a) if dim in ROLE_FIELDS else None
+            facts = subject_facts(clip.facts, role)
+            who = f" of the {'ego vehicle' if role == 'ego' else 'other road user'}" if role else ""
+            truth = facts.get(dim, ())
+            if bad := contrary(stated, facts, taxonomy.is_event(clip.label)):
                 raise Filtered(
                     f"pair {k + 1} ({dim}): the answer {a!r} contradicts the metadata "
-                    f"({'; '.join(bad)}; the metadata: "
-                    + "; ".join(f"{f} {', '.join(clip.facts[f])}" for f in sorted(stated))
+                    f"({'; '.join(bad)}; the metadata{who}: "
+                    + "; ".join(
+                        f"{f} {', '.join(facts.get(f, ())) or 'none'}" for f in sorted(stated)
+                    )
                     + ")"
                 )
+            if not truth:
+                raise Filtered(f"pair {k + 1} ({dim}): the metadata has no {dim}{who} to check")
             if not set(stated.get(dim, ())) & set(truth):
                 raise Filtered(
                     f"pair {k + 1} ({dim}): the answer {a!r} does not name the metadata's "
-                    f"value {', '.join(truth)}"
+                    f"value{who} {', '.join(truth)}"
                 )
             rows.append(
                 ShortQaRow(

@@ -3,12 +3,21 @@
 In: the clip's detailed caption and label. Out: one `VqaRow` per question; the output
 must be a JSON object (sent as a JSON-schema constraint) whose items have distinct
 dimensions, 3-4 options, an answer within the options, and one `event_type` question
-whose options are the classes and whose answer is the clip's label.
+whose options are the classes and whose answer is the clip's label. Every other answer
+is checked against the clip's metadata (`builders/generate/facts.py`, the words of
+`prompts/checks/fact_words.yaml`): an output with an answer that states a value the
+metadata contradicts ("Heavy snow" for a clear-weather clip, "Rear" for the impact side
+of a clip hit on the front, any impact side for a Normal Driving clip) is `filtered`
+whole, with the question and the reason. Whole, not the one question: the questions
+come from one output, and a model that contradicts the metadata in one answer wrote it
+from something other than the caption, so its other answers are no better than guesses
+that happened to pass (short_qa rejects the same way).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,8 +30,9 @@ from vlm_autodrive.builders.generate.degenerate import (
     check_options,
     check_question,
 )
+from vlm_autodrive.builders.generate.facts import Lexicon, contrary, load_lexicon, subject_facts
 from vlm_autodrive.builders.generate.parsing import ParseError, extract_json, require
-from vlm_autodrive.builders.generate.tasks.base import ClipInput, ModelSplit, lettered
+from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit, lettered
 
 DIMENSIONS = [
     "event_type",
@@ -36,6 +46,20 @@ DIMENSIONS = [
     "blame",
     "evasive_action",
 ]
+# The metadata field each dimension asks about, and whose road user: `ego`, `other`, or
+# None (every road user's values; for the impact side, the one the question names).
+DIMENSION_FIELDS = {
+    "event_type": ("event_type", None),
+    "weather": ("weather", None),
+    "lighting": ("light", None),
+    "road_type": ("road", None),
+    "scene": ("scene", None),
+    "ego_motion": ("motion", "ego"),
+    "other_actor": ("actor_type", "other"),
+    "impact_side": ("impact_side", None),
+    "blame": ("blame", None),
+    "evasive_action": ("evasive_action", None),
+}
 MIN_QUESTIONS, MAX_QUESTIONS = 5, 7
 INSTRUCTION = "Answer with the letter of the correct option."
 
@@ -126,8 +150,13 @@ class Vqa(ModelSplit):
     description = (
         "Multiple-choice questions about each clip on distinct dimensions (weather, road, "
         "motion, impact side, blame, ...), always including the event type, written by a "
-        "text LLM from the clip's detailed caption."
+        "text LLM from the clip's detailed caption; every answer checked against the "
+        "clip's metadata."
     )
+    lexicon: Lexicon | None = None
+
+    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
+        self.lexicon = load_lexicon(folders, taxonomy)
 
     def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
         if not clip.caption:
@@ -228,7 +257,32 @@ class Vqa(ModelSplit):
             raise ParseError(
                 f"event question answered {event_answer!r}, the clip is {clip.label!r}"
             )
+        for row in rows:
+            self._check_facts(row, clip, taxonomy)
         return rows
+
+    def _check_facts(self, row: VqaRow, clip: ClipInput, taxonomy: Taxonomy) -> None:
+        """Filtered when the row's answer states a value the clip's metadata contradicts
+        (the event question is checked against the label exactly, above)."""
+        assert self.lexicon is not None, "prepare() loads the word lists first"
+        if row.dimension == "event_type":
+            return
+        field, role = DIMENSION_FIELDS[row.dimension]
+        answer = row.options[ord(row.answer_letter) - ord("A")]
+        question = row.question.rsplit("\n", len(row.options) + 1)[0]  # without the options
+        if field == "impact_side":  # "Which side of the bus is hit?"
+            role = self.lexicon.subject(question, answer)
+        facts = subject_facts(clip.facts, role)
+        stated = self.lexicon.mentions(answer, asked=field)
+        if bad := contrary(stated, facts, taxonomy.is_event(clip.label)):
+            truth = "; ".join(
+                f"{f} {', '.join(facts.get(f, ())) or 'none'}" for f in sorted(stated)
+            )
+            who = {"ego": " of the ego vehicle", "other": " of the other road users"}.get(role, "")
+            raise Filtered(
+                f"question {row.item + 1} ({row.dimension}): the answer {answer!r} contradicts "
+                f"the metadata ({'; '.join(bad)}; the metadata{who}: {truth})"
+            )
 
 
 SPLIT = Vqa()

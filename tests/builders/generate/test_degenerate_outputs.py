@@ -61,7 +61,7 @@ GOOD_RVQA = {
     "reasons": [
         "The truck ahead starts changing lanes while the ego goes straight.",
         "The gap closes faster than the ego can stop, so it brakes hard.",
-        "No pedestrian, light or ice is mentioned in the captions.",
+        "No pedestrian, traffic light or ice is visible in the clip.",
     ],
 }
 
@@ -111,7 +111,7 @@ def vqa(k: int = 1, **change):
 
 
 GOOD_TRACE = (
-    "<think>\nThe captions say the ego vehicle goes straight on a highway at night and a "
+    "<think>\nThe clip shows the ego vehicle going straight on a highway at night and a "
     "truck changes lanes in front of it. About 2.5 seconds in, the two vehicles touch: the "
     "front of the ego and the left side of the truck. Contact means a collision, not a "
     "near miss.\n</think>\n\n<answer>\nB\n</answer>"

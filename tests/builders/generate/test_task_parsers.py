@@ -15,8 +15,11 @@ from vlm_autodrive.builders.generate.tasks.caption_vlm import SPLIT as CAPTION_V
 from vlm_autodrive.builders.generate.tasks.reasoning_mcq import SPLIT as REASONING_MCQ
 from vlm_autodrive.builders.generate.tasks.reasoning_vqa import SPLIT as REASONING_VQA
 from vlm_autodrive.builders.generate.tasks.vqa import SPLIT as VQA
+from vlm_autodrive.resources import bundled
 
 TAX = load_taxonomy()
+for _split in (VQA, REASONING_MCQ, REASONING_VQA):
+    _split.prepare([bundled("prompts")], TAX)
 CLIP = ClipInput(
     clip_id="v1_0005500",
     video_id="v1",
