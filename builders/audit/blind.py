@@ -7,7 +7,9 @@ cause_vqa, short_qa where it has options). Out: `BaselineScore` rows per config,
 baseline and class, and a `LeakFlag` with the leaking row ids per flagged (config,
 baseline). Baselines that never see the video:
 
-- `majority_letter`: the most frequent answer letter of the train side, scored on test;
+- `majority_letter`: the most frequent answer letter of the train side, scored on test
+  (what that letter scores on train itself, the letter prior a model trained there
+  learns, is letters.py's check: a class-balanced test side hides it);
 - `longest_option`: the option with the most characters;
 - `most_shared_words`: the option sharing most words with the question;
 - `option_in_question`: the option the largest share of whose words the question holds;

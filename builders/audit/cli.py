@@ -12,13 +12,16 @@ def add_audit_parser(sub: argparse._SubParsersAction) -> None:
     """`autodrive audit BUILD [--threshold T] [--bytes-only] [--no-plots]`."""
     a = sub.add_parser(
         "audit",
-        help="is the dataset any good: blind baselines, duplicates, statistics",
+        help="is the dataset any good: blind baselines, answer letters, duplicates, statistics",
         description="Audit a build folder and write BUILD/audit/ (report.json, report.md, "
         "PNG plots). Blind answerability of every multiple-choice config: baselines that "
         "never see the video (most frequent letter, longest option, option sharing most "
         "words with the question, option whose words the question holds) against chance "
         "with 95% intervals, per config and class; a config over chance + 5 points is "
-        "flagged with its leaking rows. Duplicates: byte-identical sources and clips, "
+        "flagged with its leaking rows. Answer letters per config and side: a letter 5 "
+        "points or more over its share under a uniform draw among the options, its 95% "
+        "interval above it, is flagged (a model trained on it learns the letter). "
+        "Duplicates: byte-identical sources and clips, "
         "near-duplicate sources (a perceptual hash of 8 frames), repeated questions. "
         "Statistics per config, side and class: rows, generation yield and failures, "
         "token lengths, answer-letter balance, distinct n-grams, hours of video, clips "
