@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -143,3 +144,45 @@ def test_the_released_audit_names_no_path_of_the_machine(tmp_path):
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def test_a_hub_upload_unlike_its_sha256sums_is_not_tagged(tmp_path):
+    """The Hub's staging folder hard-links the build's files: a clip changed in the build
+    after staging is uploaded as changed, but SHA256SUMS records the staged one; the
+    verify step compares the Hub's files with SHA256SUMS and makes no tag."""
+    from tests.builders.release.test_publish_hub import REPO, TOKEN
+    from tests.doubles.hub_server import start_hub_server
+
+    build = rule_build(tmp_path / "build", videos=16)
+    clip = build / next(f for f in release_files(build).files if f.startswith("clips/"))
+    with start_hub_server(tmp_path / "hub", TOKEN) as hub:
+        proc = subprocess.run(
+            [sys.executable, "-c", CHANGED_MEANWHILE, str(build), str(clip), REPO],
+            env=hub.client_env(tmp_path / "client", token=TOKEN),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert "not the file SHA256SUMS records" in proc.stdout and "No tag" in proc.stdout
+        assert hub.refs(REPO)["tags"] == {}
+
+
+# The client, in a process of its own (the Hub's address is read when huggingface_hub is
+# imported): it changes the clip in place, through the staged hard link, then uploads.
+CHANGED_MEANWHILE = """
+import sys
+from huggingface_hub import HfApi
+from vlm_autodrive.builders.release.publish import PublishError, publish
+
+class ChangedMeanwhile(HfApi):
+    def upload_folder(self, **kwargs):
+        with open(sys.argv[2], "r+b") as f:
+            f.write(b"X")
+        return super().upload_folder(**kwargs)
+
+try:
+    publish(sys.argv[1], "0.1.0", repo=sys.argv[3], api=ChangedMeanwhile())
+except PublishError as e:
+    print(e)
+"""
