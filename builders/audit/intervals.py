@@ -5,7 +5,8 @@ Wilson's score interval over the rows and a percentile bootstrap that resamples 
 videos (the questions of one clip, and the clips of one video, are correlated: treating
 them as independent would make the interval too narrow). Wilson keeps a few rows with
 all answers right from getting a zero-width interval, which the bootstrap gives them.
-Deterministic: the bootstrap's generator is seeded.
+Deterministic: the bootstrap's generator is seeded. `wilson_corrected` (Wilson's with
+continuity correction) is the answer-letter check's interval (letters.py).
 """
 
 from __future__ import annotations
