@@ -17,8 +17,10 @@ The order is the contract, written down as a plan before anything runs (`hub_pla
    resume by re-running the same command;
 5. delete files on the Hub that the release no longer has;
 6. verify that the head commit holds every file of the release with the local content
-   (size and sha256 of LFS files, git blob id of the others: builders/release/remote.py),
-   and only then tag that commit. Any failure stops the run with a message saying what
+   (size and sha256 of LFS files, git blob id of the others: builders/release/remote.py)
+   and with the sha256 the release's `SHA256SUMS` records (checksums.py; the staged
+   files are hard links into the build, so a build file changed after staging shows
+   here), and only then tag that commit. Any failure stops the run with a message saying what
    happened and that no tag was made; nothing is ever tagged half-uploaded.
 
 What it prints (`PublishResult.format`): the steps, and for the steps that move files a
@@ -163,7 +165,8 @@ def hub_plan(repo: str, version: Version, rf: ReleaseFiles, *, private: bool = F
         Op(
             "verify",
             f"datasets/{repo}",
-            "the head commit holds every file above, same size and sha256 (else no tag)",
+            "the head commit holds every file above, same size and sha256, as SHA256SUMS "
+            "records them (else no tag)",
         ),
         Op("tag", f"datasets/{repo}", f"{version.tag} at that commit"),
     ]

@@ -49,6 +49,7 @@ from vlm_autodrive.builders.dataset.card import (
     render_card,
 )
 from vlm_autodrive.builders.dataset.folder import CARD, PROVENANCE
+from vlm_autodrive.builders.release.audit_files import audit_files, write_scrubbed_audit
 from vlm_autodrive.builders.release.changelog import Changelog, compare
 from vlm_autodrive.builders.release.checksums import SHA256SUMS, write_sums
 from vlm_autodrive.builders.release.semver import Version, version_from_tag
@@ -56,8 +57,6 @@ from vlm_autodrive.builders.release.semver import Version, version_from_tag
 CHANGELOG = "changelog.json"
 GENERATED = (CARD, PROVENANCE, CHANGELOG, LICENSE_FILE, SHA256SUMS)
 ASSIGNMENT = "split/assignment.parquet"
-AUDIT_REPORT = "audit/report.json"
-AUDIT_MARKDOWN = "audit/report.md"
 STAGING = ".release"
 
 
@@ -153,18 +152,6 @@ def release_files(build_dir: Path) -> ReleaseFiles:
     allf = sorted(files | clips)
     size = sum((build_dir / f).stat().st_size for f in allf)
     return ReleaseFiles(build_dir, prov, allf, size, verified)
-
-
-def audit_files(build_dir: Path) -> set[str]:
-    """The build's audit as a release carries it: report.json, report.md and the plots
-    the report lists; none when the build has no audit (verify.py refuses a stale one)."""
-    try:
-        report = read_json(Path(build_dir) / AUDIT_REPORT)
-    except (OSError, ValueError):
-        return set()
-    plots = report.get("plots") if isinstance(report, dict) else None
-    shown = {p for p in plots or [] if isinstance(p, str) and p.startswith("audit/")}
-    return {AUDIT_REPORT, AUDIT_MARKDOWN, *shown}
 
 
 def _read_provenance(build_dir: Path) -> dict[str, Any]:
@@ -286,7 +273,7 @@ def stage_release(
         elif p.is_dir() and not any(p.iterdir()):
             p.rmdir()
     prov = scrub_provenance(rf.prov, rf.build_dir)
-    rewritten = _scrubbed_audit(rf.build_dir, dest, set(rf.files))
+    rewritten = write_scrubbed_audit(rf.build_dir, dest, set(rf.files))
     for rel in rf.files:
         if rel in rewritten:
             continue
@@ -371,28 +358,6 @@ def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.unlink(missing_ok=True)
     shutil.copy2(src, dst)
-
-
-def _scrubbed_audit(build_dir: Path, dest: Path, files: set[str]) -> set[str]:
-    """Write the audit's report.json and report.md into `dest` without the machine's
-    paths or server URLs (a duplicate group names its sources' paths): when scrubbing
-    changes the report, report.md is made again from the scrubbed one. Returns the paths
-    written ({} when the release has no audit, or nothing needed scrubbing: then they
-    are copied as they are)."""
-    if AUDIT_REPORT not in files:
-        return set()
-    from vlm_autodrive.builders.audit.report import AuditReport
-
-    report = read_json(build_dir / AUDIT_REPORT)
-    clean = scrub_provenance(report, build_dir)
-    if clean == report:
-        return set()
-    for rel in (AUDIT_REPORT, AUDIT_MARKDOWN):
-        (dest / rel).unlink(missing_ok=True)  # never write through a hard link
-    (dest / AUDIT_REPORT).parent.mkdir(parents=True, exist_ok=True)
-    write_json(dest / AUDIT_REPORT, clean)
-    atomic_write_text(dest / AUDIT_MARKDOWN, AuditReport.from_dict(clean).markdown())
-    return {AUDIT_REPORT, AUDIT_MARKDOWN}
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
