@@ -10,8 +10,10 @@ real run's. A video whose part is up to date keeps its clips as they are. A vide
 again keeps a clip's hash when its file will be the same bytes: the same source file
 (size, modification time, probe), the same encoding settings (`mode`, `crf`, `preset`),
 the same window cut the same way at the same times (cutting is deterministic; the other
-settings, a stride say, decide which windows there are, not their bytes). Any other
-clip's hash is unknown (None): its video requests are to send.
+settings, a stride say, decide which windows there are, not their bytes). A video whose
+inputs did not change but whose clips were damaged (truncated, emptied, deleted) is cut
+again into the bytes its part recorded. Any other clip's hash is unknown (None): its
+video requests are to send.
 """
 
 from __future__ import annotations
@@ -78,7 +80,15 @@ def preview_chunk(
         key = video_key(v, settings, declared)
         part = _read_part(parts / f"{v.video_id}.json")
         intact = part is not None and clips_intact(build_dir, part, memo)  # else re-cut
-        if intact and part.get("key") == key:
+        if part is not None and part.get("key") == key:
+            if intact:
+                recorded = {c["path"]: _sha(build_dir / c["path"]) for c in part["clips"]}
+            else:  # only its clips were damaged (truncated, emptied, deleted): the re-cut
+                # is made from the same inputs, so it gives the bytes the part recorded
+                preview.cut += 1
+                preview.recut += 1
+                files = part.get("files") or {}  # a part from before files were recorded: none
+                recorded = {path: size_sha[1] for path, size_sha in files.items()}
             preview.rejected += bool(part["reject"])
             preview.clips += [
                 PlannedClip(
@@ -87,7 +97,7 @@ def preview_chunk(
                     c["path"],
                     c["label"],
                     c["event_offset"],
-                    _sha(build_dir / c["path"]),
+                    recorded.get(c["path"]),
                 )
                 for c in part["clips"]
             ]

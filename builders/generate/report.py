@@ -32,6 +32,10 @@ class SplitReport:
     rows_changed: int = 0  # dry run: rows the cached responses change (added/removed/other)
     # dry run: clips whose request is to send (their rows are not known before)
     pending: set[str] = field(default_factory=set, repr=False)
+    # dry run: requests the run may send beyond `to_send`, made from outputs not made
+    # yet (reasoning_revised: the revisions of samples still to be drawn), and why
+    may_send: int = 0
+    may_send_why: str = ""
     by_class: dict[str, list[int]] = field(default_factory=dict)  # label -> [samples, kept]
     checked: int = 0  # reasoning_revised: revisions the independent check was asked about
     check_template: str = ""
@@ -135,7 +139,11 @@ def _format_dry_run(reports: list[SplitReport]) -> str:
     sends = sum(r.to_send for r in reports)
     gpus = [r.gpu_hours_est for r in reports if r.to_send and r.gpu_hours_est is not None]
     total = f"{sum(gpus):.2f} GPU-hours" if gpus else "no throughput in the recipe: no GPU-hours"
-    lines.append(f"  total: {sends} requests to send, {total}")
+    unknown = [r for r in reports if r.may_send]
+    lines += [f"  {r.name}: up to {r.may_send} more requests, {r.may_send_why}" for r in unknown]
+    more = sum(r.may_send for r in unknown)
+    bound = f" (up to {sends + more} with the {more} above)" if more else ""
+    lines.append(f"  total: {sends} requests to send{bound}, {total}")
     lines += [
         f"  {r.name} tokens, {r.prompt_tokens_from}; {r.output_tokens_from}"
         for r in reports

@@ -282,6 +282,8 @@ def run_model_splits(
                 # Only a split that reads the failures (reasoning_revised) gets them as records.
                 earlier = [] if one_input_per_clip(split) else failure_rows(_concat(failures))
                 report, rows, fails = _run_split(job, split.expand(pool, earlier), ctx, whole)
+                if dry_run and name == "reasoning_revised":
+                    _revisions_not_known(report, reports, pools.all(), gen)
                 if name == "reasoning_revised" and sgen.check is not None:
                     report, rows, fails = _check_revisions(
                         report,
@@ -413,6 +415,27 @@ def _check_revisions(report, rows, fails, clips, gen, check, template, ctx):
             "reasoning_revised samples", report.samples, report.kept, failures=fails.num_rows
         ).check()
     return report, kept, fails
+
+
+def _revisions_not_known(
+    report: SplitReport, earlier: list[SplitReport], clips: list[ClipInput], gen: GenerateConfig
+) -> None:
+    """Dry run: what reasoning_revised may send beyond its `to_send`, which counts the
+    revisions of the wrong samples the cache holds. A reasoning_mcq sample still to be
+    drawn is revised when it comes out wrong (which only the run knows), and with the
+    independent check on, each sample of a revision still to be made is checked when it
+    keeps the right answer: at most one request each (`target:` rounds not counted)."""
+    mcq = next((r for r in earlier if r.name == "reasoning_mcq"), None)
+    with_letter = {c.clip_id for c in clips if c.mcq_answer_letter}
+    drawn = gen.configs["reasoning_mcq"].n * len(mcq.pending & with_letter) if mcq else 0
+    sgen = gen.configs["reasoning_revised"]
+    checks = (report.to_send + drawn) * sgen.n if sgen.check is not None else 0
+    report.may_send = drawn + checks
+    if report.may_send:
+        report.may_send_why = (
+            f"revising those of the {drawn} reasoning_mcq samples still to be drawn that "
+            "come out wrong" + (", and checking each revision" if checks else "")
+        )
 
 
 def _memoised(job: SplitJob, ctx: RunContext) -> bool:
