@@ -247,8 +247,9 @@ def test_a_moved_project_sends_nothing_and_new_weights_send_everything(request, 
     moved_model = tmp_path / "moved" / "models" / "m"
     recipe = project(tmp_path / "moved2", tmp_path / "moved", moved_model)
     backend = Recording()
-    code, _ = build(recipe, backend, capsys)
+    code, moved = build(recipe, backend, capsys)
     assert code in (0, 3) and backend.requests == [], "a moved project re-sent requests"
+    assert "up to date: nothing changed since the last audit" in moved.text
     # Retrained into the same folder: every request of that model is sent again.
     (moved_model / "model.safetensors").write_bytes(b"weights two")
     backend = Recording()
