@@ -18,6 +18,7 @@ side of the ego (`ego.motion`) and of the other road users (`other.motion`) apar
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -79,19 +80,22 @@ class Lexicon:
     answers: tuple[tuple[str, str, str], ...] = ()  # (phrase, field, value) of `answers:`
     subjects: tuple[tuple[str, str], ...] = ()  # (phrase, role) of `subjects:`
     text_leaks: tuple[str, ...] = ()
+    # (lookup, pattern) per asked field and of the subject words, made on first use.
+    _made: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def mentions(self, text: str, asked: str | None = None) -> dict[str, set[str]]:
         """{field: values} the text states (case-insensitive, whole words, no overlaps);
         `asked`: the field a question asks about, whose bare answer words (`answers:`,
         "Rear" for an impact side) count too and win over the other fields' phrases."""
+        if asked not in self._made:
+            phrases = tuple(a for a in self.answers if a[1] == asked) + self.phrases
+            lookup: dict[str, tuple[str, str]] = {}
+            for p, f, v in phrases:
+                lookup.setdefault(p, (f, v))  # first listed wins
+            self._made[asked] = (lookup, _pattern(tuple(lookup)))
+        lookup, pattern = self._made[asked]
         out: dict[str, set[str]] = {}
-        phrases = self.phrases
-        if asked:
-            phrases = tuple(a for a in self.answers if a[1] == asked) + phrases
-        lookup: dict[str, tuple[str, str]] = {}
-        for p, f, v in phrases:
-            lookup.setdefault(p, (f, v))  # first listed wins
-        for m in _pattern(tuple(lookup)).finditer(text.lower()):
+        for m in pattern.finditer(text.lower()):
             field, value = lookup[m.group(0)]
             out.setdefault(field, set()).add(value)
         return out
@@ -99,11 +103,14 @@ class Lexicon:
     def roles(self, text: str) -> set[str]:
         """The road users a text names: `ego` (the ego vehicle, by `subjects:`), `other`
         (another road user, by `subjects:` or its type); "ego car" is the ego alone."""
-        lookup = {p: r for p, r in self.subjects}
-        for p, f, _ in self.phrases:
-            if f == "actor_type":
-                lookup.setdefault(p, "other")
-        return {lookup[m.group(0)] for m in _pattern(tuple(lookup)).finditer(text.lower())}
+        if "subjects" not in self._made:
+            lookup = {p: r for p, r in self.subjects}
+            for p, f, _ in self.phrases:
+                if f == "actor_type":
+                    lookup.setdefault(p, "other")
+            self._made["subjects"] = (lookup, _pattern(tuple(lookup)))
+        lookup, pattern = self._made["subjects"]
+        return {lookup[m.group(0)] for m in pattern.finditer(text.lower())}
 
     def subject(self, question: str, answer: str = "") -> str | None:
         """`ego` or `other`: the one road user a question is about, when the question
