@@ -315,8 +315,15 @@ def _columns_section(build_dir: Path, prov: Mapping[str, Any]) -> str:
     lines = ["## Columns\n"]
     seen: set[str] = set()
     for name, c in prov["configs"].items():
-        first = next(iter(c["splits"].values()))
-        schema = pq.read_schema(Path(build_dir) / first["path"])
+        schema = None
+        for side in c["splits"].values():  # the first file that reads (see _count_labels)
+            try:
+                schema = pq.read_schema(Path(build_dir) / side["path"])
+                break
+            except (OSError, ValueError):
+                continue
+        if schema is None:
+            continue
         lines.append(f"- `{name}`: " + ", ".join(f"`{f.name}` ({f.type})" for f in schema))
         seen.update(schema.names)
     lines.append("")
@@ -422,10 +429,16 @@ def _label_counts(build_dir: Path, prov: Mapping[str, Any]) -> dict[str, dict[st
 
 
 def _count_labels(path: Path) -> dict[str, int] | None:
-    """class -> rows of a data file; None when it has no `label` column."""
+    """class -> rows of a data file; None when it has no `label` column, or cannot be
+    read: a stage writes the card while a later stage's file is damaged or gone, and
+    that stage makes it again (and writes the card again) in the same build; publish
+    refuses any file that is not what its stage recorded."""
     import pyarrow.parquet as pq
 
-    if "label" not in pq.read_schema(path).names:
+    try:
+        if "label" not in pq.read_schema(path).names:
+            return None
+    except (OSError, ValueError):  # missing, truncated, not Parquet (ArrowInvalid)
         return None
     counts = pq.read_table(path, columns=["label"]).column("label").value_counts()
     return {d["values"]: d["counts"] for d in counts.to_pylist()}

@@ -23,17 +23,25 @@ def read_config(build_dir: Path, name: str, columns: list[str]) -> Iterator[dict
             yield from pq.read_table(path, columns=columns).to_pylist()
 
 
-def read_config_table(build_dir: Path, name: str, columns: list[str]):
+def read_config_table(
+    build_dir: Path, name: str, columns: list[str], *, skip_unreadable: bool = False
+):
     """A config's `columns` over all its data files, as one table (empty with those
-    columns, as strings, when it has none)."""
+    columns, as strings, when it has none). `skip_unreadable`: a file that cannot be
+    read (truncated, not Parquet) counts as absent, for what a stage is about to make
+    again (the dry run's rows that would change); else it raises."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = [
-        pq.read_table(build_dir / rel, columns=columns)
-        for rel in data_files(build_dir, name).values()
-        if (build_dir / rel).exists()
-    ]
+    tables = []
+    for rel in data_files(build_dir, name).values():
+        if not (build_dir / rel).exists():
+            continue
+        try:
+            tables.append(pq.read_table(build_dir / rel, columns=columns))
+        except (OSError, ValueError):  # ArrowInvalid is a ValueError
+            if not skip_unreadable:
+                raise
     if not tables:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
     return pa.concat_tables(tables)

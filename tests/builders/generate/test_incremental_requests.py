@@ -108,9 +108,10 @@ def build(recipe: Path, backend: Recording, capsys, *args: str) -> tuple[int, Pr
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(factory, "open_backend", lambda cfg, stack, **kw: backend)
         code = cli.main(["build", str(recipe), *args])
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out = printed.out
     table = Printed()
-    table.text, table.more = out, {}
+    table.text, table.more = out + printed.err, {}
     for line in out.splitlines():
         words = line.split()
         if words and words[0] in SPLITS and len(words) > 4 and words[1].isdigit():
@@ -397,6 +398,32 @@ def test_damaged_clips_are_re_cut_to_their_bytes_and_nothing_is_sent(copy, capsy
     _dry, _real, backend, diff = dry_then_real(copy, capsys)
     assert backend.requests == [] and all(not d for d in diff.values())
     assert all(c.is_file() and c.stat().st_size > 500 for c in damaged)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_model_made_data_file_is_made_again(copy, capsys, damage):
+    """A later stage's data file damaged or gone does not stop the earlier stages (they
+    write the card, which counts every file's rows): the model splits make it again,
+    the same bytes, from the cache."""
+    path = next((copy / "build" / "data" / "caption_vlm").glob("test-*.parquet"))
+    before = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(before[:100])
+    else:
+        path.unlink()
+    # and an edit the rule splits (which write the card first) must redo
+    v = event_video(copy, "Near-Collision")
+    edit_manifest(copy, v["video_id"], label="Collision")
+    recipe = copy / "recipe.yaml"
+    code, dry = build(recipe, Recording(), capsys, "--dry-run")
+    assert code == 0, dry.text
+    backend = Recording()
+    code, real = build(recipe, backend, capsys)
+    assert code in (0, 3), real.text
+    assert_predicted(dry, real)
+    edit_manifest(copy, v["video_id"], label="Near-Collision")  # back: the old rows
+    code, _again = build(recipe, Recording(), capsys)
+    assert code in (0, 3) and path.read_bytes() == before
 
 
 def test_new_build_from_a_sample_recipe(tmp_path, capsys):
