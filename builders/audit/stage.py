@@ -132,9 +132,11 @@ def run_audit(
     write_text_if_changed(out / "report.md", report.markdown())
     if key is not None:
         outputs = [f"{AUDIT_DIR}/report.json", f"{AUDIT_DIR}/report.md", *report.plots]
-        stage.commit(
-            key, outputs, {"leaks": len(report.leaks), "letter_imbalance": len(report.letter_flags)}
-        )
+        from vlm_autodrive.builders.pipeline import upstream_outputs
+
+        summary = {"leaks": len(report.leaks), "letter_imbalance": len(report.letter_flags)}
+        # what it read, for publish to compare with the upstream stamps then
+        stage.commit(key, outputs, summary, upstream_outputs("audit", build_dir))
     _rewrite_card(build_dir)
     return report
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from vlm_autodrive.builders.core.files import file_sha256, read_json, text_sha256
+from vlm_autodrive.builders.core.freshness import first_stale_stage, stage_stamps
 from vlm_autodrive.builders.core.ranking import seeded_ranks
 from vlm_autodrive.builders.core.stage import STAMP, Stage, content_key
 from vlm_autodrive.builders.dataset.folder import DATA_DIR, PROVENANCE, register_config
@@ -98,6 +99,15 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
     if not prov_path.exists():
         raise FileNotFoundError(f"{prov_path} not found: build the configs first (autodrive build)")
     prov = read_json(prov_path)
+    # Rows made from upstream outputs that changed since (relabel + `autodrive ingest` +
+    # `autodrive chunk`) would be mixed as if current: publish would refuse them later.
+    stale = first_stale_stage(stage_stamps(build_dir, mixtures=False), prov)
+    if stale is not None:
+        raise MixtureError(
+            f"{build_dir}: the {stale.stage} stage was made from an older {stale.input} "
+            f"(the {stale.upstream} stage has run since), so its rows are out of date: run "
+            f"`autodrive build RECIPE --build {build_dir}` first, then mix"
+        )
     sources = {k: v for k, v in prov.get("configs", {}).items() if not k.startswith(MIX_PREFIX)}
     columns = {
         k: pq.read_schema(build_dir / next(iter(v["splits"].values()))["path"]).names

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.files import file_sha256, read_json
+from vlm_autodrive.builders.core.freshness import STAGES, first_stale_stage, stage_stamps
 from vlm_autodrive.builders.core.stage import STAMP
 from vlm_autodrive.builders.release.staging import ReleaseError
 
-# The stages whose stamps a build folder may hold, in pipeline order.
-STAGES = ("ingest", "chunk", "rule_splits", "model_splits")
 REBUILD = "autodrive build RECIPE --build {build}"
 
 
@@ -38,27 +37,12 @@ def check_recorded(build_dir: Path, files: Iterable[str], prov: dict[str, Any]) 
     {clip: sha256} of the clips verified against their chunk part's recorded sha256 (the
     release's SHA256SUMS takes them from there instead of hashing them again)."""
     build_dir = Path(build_dir)
-    stamps = _stamps(build_dir)
+    stamps = stage_stamps(build_dir)
     _check_outputs(build_dir, stamps)
     verified = _check_clips(build_dir, [f for f in files if f.startswith("clips/")])
     _check_upstream(build_dir, stamps, prov)
     check_audit(build_dir, stamps)
     return verified
-
-
-def _stamps(build_dir: Path) -> dict[str, dict[str, Any]]:
-    """{stage: its stamp} for every stage stamp in the build (mixtures as mix/<name>)."""
-    paths = [build_dir / s / STAMP for s in STAGES]
-    paths += sorted((build_dir / "mix").glob(f"*/{STAMP}"))
-    out = {}
-    for path in paths:
-        try:
-            stamp = read_json(path)
-        except (OSError, ValueError):
-            continue
-        if isinstance(stamp, dict):
-            out[path.parent.relative_to(build_dir).as_posix()] = stamp
-    return out
 
 
 def _command(stage: str, build_dir: Path) -> str:
@@ -121,29 +105,13 @@ def _check_upstream(
     build_dir: Path, stamps: dict[str, dict[str, Any]], prov: dict[str, Any]
 ) -> None:
     """Each stage's recorded inputs against the outputs their stages record now."""
-    made_by = {
-        rel: (stage, sha)
-        for stage, stamp in stamps.items()
-        for rel, sha in (stamp.get("outputs") or {}).items()
-    }
-    read: dict[str, dict[str, str]] = {
-        stage: dict(stamp.get("inputs") or {}) for stage, stamp in stamps.items()
-    }
-    rules = ((prov.get("stages") or {}).get("rule_splits") or {}).get("inputs") or {}
-    if "rule_splits" in stamps:
-        read.setdefault("rule_splits", {}).update(
-            {rel: sha for rel, sha in rules.items() if rel in made_by}
+    stale = first_stale_stage(stamps, prov)
+    if stale is not None:
+        raise ReleaseError(
+            f"{build_dir}: the {stale.stage} stage was made from an older {stale.input} (the "
+            f"{stale.upstream} stage has run since): run `{_command(stale.stage, build_dir)}` "
+            f"to make the {stale.stage} stage again from it, then publish"
         )
-    for stage in (*STAGES, *sorted(s for s in read if s.startswith("mix/"))):
-        for rel, sha in sorted(read.get(stage, {}).items()):
-            upstream = made_by.get(rel)
-            if upstream is None or upstream[1] == sha:
-                continue
-            raise ReleaseError(
-                f"{build_dir}: the {stage} stage was made from an older {rel} (the "
-                f"{upstream[0]} stage has run since): run `{_command(stage, build_dir)}` to "
-                f"make the {stage} stage again from it, then publish"
-            )
 
 
 AUDIT = "audit"
@@ -164,7 +132,7 @@ def check_audit(build_dir: Path, stamps: dict[str, dict[str, Any]] | None = None
     report_path = build_dir / AUDIT / "report.json"
     if not report_path.is_file():
         return
-    stamps = _stamps(build_dir) if stamps is None else stamps
+    stamps = stage_stamps(build_dir) if stamps is None else stamps
     fix = AUDIT_FIX.format(build=build_dir)
     try:
         stamp = read_json(build_dir / AUDIT / STAMP)

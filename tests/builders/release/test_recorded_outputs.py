@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from tests.builders.real_builds import autodrive, tiny_recipe
 from vlm_autodrive.builders.dataset.folder import data_path
+from vlm_autodrive.resources import bundled
 
 
 def publish(capsys, build, to, version="0.1.0"):
@@ -46,6 +47,11 @@ def test_relabel_ingest_chunk_then_publish_is_refused_naming_the_rule_splits(tmp
     assert autodrive(capsys, "ingest", manifest, "--build", build)[0] == 0
     code, text = autodrive(capsys, "chunk", "--build", build, "--recipe", recipe)
     assert code == 0 and "(cut now 1, of them re-cut after a change 1;" in text, text
+
+    mixture = bundled("recipes", "mixtures/quickstart.yaml")
+    code, text = autodrive(capsys, "mix", mixture, "--build", build)  # nor mixed as current
+    assert code == 2 and "the rule_splits stage was made from an older chunk/" in text, text
+    assert f"autodrive build RECIPE --build {build}` first, then mix" in text
 
     code, text = publish(capsys, build, tmp_path / "pub")
     assert code == 2, text
