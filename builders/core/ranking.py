@@ -9,6 +9,7 @@ by the train/test assignment, the MCQ option order and the mixture's row draws.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 _SEP = "\x1f"
@@ -33,3 +34,17 @@ def seeded_ranks(seed: int, ids: Sequence[str]):
         h.update(str(rid).encode())
         digests.append(h.digest())
     return np.frombuffer(b"".join(digests), ">u8").astype(np.uint64)
+
+
+def seeded_permutation(n: int, seed: int, *parts: object) -> list[int]:
+    """A permutation of range(n) drawn from (seed, parts): uniform over the n! orders,
+    the same for the same arguments (option orders of MCQ rows, by row or clip id)."""
+    # A permutation index from a 64-bit hash, decoded as a Lehmer code (the modulo bias
+    # is below 1e-17 for any realistic n).
+    k = seeded_rank(seed, *parts) % math.factorial(n)
+    pool = list(range(n))
+    order = []
+    for i in range(n, 0, -1):
+        j, k = divmod(k, math.factorial(i - 1))
+        order.append(pool.pop(j))
+    return order

@@ -12,7 +12,6 @@ is the same in every rebuild.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import pyarrow as pa
 
 from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.jinja_env import LoadedTemplate, load_template
-from vlm_autodrive.builders.core.ranking import seeded_rank
+from vlm_autodrive.builders.core.ranking import seeded_permutation
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
 from vlm_autodrive.builders.rules.captions import render_or_explain
@@ -74,15 +73,7 @@ def option_order(policy: str, n: int, seed: int, clip_id: str) -> list[int]:
         return list(range(n))
     if policy != "balanced":
         raise ValueError(f"unknown option policy {policy!r}; use fixed or balanced")
-    # A permutation index from a 64-bit hash, decoded as a Lehmer code: uniform over
-    # the n! orders (the modulo bias is below 1e-17 for any realistic n).
-    k = seeded_rank(seed, clip_id) % math.factorial(n)
-    pool = list(range(n))
-    order = []
-    for i in range(n, 0, -1):
-        j, k = divmod(k, math.factorial(i - 1))
-        order.append(pool.pop(j))
-    return order
+    return seeded_permutation(n, seed, clip_id)
 
 
 def _options(taxonomy: Taxonomy, order: list[int]) -> list[dict[str, str]]:

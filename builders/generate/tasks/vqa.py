@@ -3,7 +3,9 @@
 In: the clip's detailed caption and label. Out: one `VqaRow` per question; the output
 must be a JSON object (sent as a JSON-schema constraint) whose items have distinct
 dimensions, 3-4 options, an answer within the options, and one `event_type` question
-whose options are the classes and whose answer is the clip's label. Every other answer
+whose options are the classes and whose answer is the clip's label. Each question's
+options are shown in an order seeded by its row id (`shown_order`), so answer letters are
+balanced whatever order the model wrote them in. Every other answer
 is checked against the clip's metadata (`builders/generate/facts.py`, the words of
 `prompts/checks/fact_words.yaml`): an output with an answer that states a value the
 metadata contradicts ("Heavy snow" for a clear-weather clip, "Rear" for the impact side
@@ -16,6 +18,7 @@ that happened to pass (short_qa rejects the same way).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from vlm_autodrive.builders.core.answers import option_letters
+from vlm_autodrive.builders.core.ranking import seeded_permutation
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.degenerate import (
@@ -141,6 +145,26 @@ def clip_schema(classes: list[str], label: str) -> dict[str, Any]:
     return {**JSON_SCHEMA, "properties": {"questions": questions}}
 
 
+# An option that points at others ("All of the above", "Both A and B") means what it
+# says only in the order written: such a question keeps that order.
+_REFERS_TO_OPTIONS = re.compile(
+    r"\b(above|below|previous|following)\b|\b(both|neither|either)\b.*\b(and|nor|or)\b"
+    r"|\b[A-D]\s*(and|or|&)\s*[A-D]\b",
+    re.IGNORECASE,
+)
+
+
+def shown_order(options: list[str], row: str) -> list[str]:
+    """`options` in the order a row shows them: a permutation seeded by the row's id,
+    uniform over the orders, so each letter is the answer about as often as any other
+    (the event question's options come in the classes' order, so its answer's letter
+    would follow the class; a model's own questions favour some letters). A question
+    with an option that refers to the others keeps the order written."""
+    if any(_REFERS_TO_OPTIONS.search(o) for o in options):
+        return list(options)
+    return [options[i] for i in seeded_permutation(len(options), 0, row)]
+
+
 class Vqa(ModelSplit):
     name = "vqa"
     prompt = "vqa.jinja"
@@ -236,6 +260,8 @@ class Vqa(ModelSplit):
             check_answer_not_in_question(q, opts, letters.index(letter), f"question {k + 1}")
             if dim == "event_type":
                 event_answer = answer_text
+            opts = shown_order(opts, row_id(self.name, clip.clip_id, sample, k))
+            letter = letters[opts.index(answer_text)]
             question = lettered(q, opts, INSTRUCTION)
             answer = f"{letter}. {answer_text}"
             rows.append(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -44,8 +46,8 @@ COMMON = {
 }
 
 
-def parse(split, text, finish="stop", reasoning=None):
-    return split.parse(Completion(text, reasoning, finish, 10), CLIP, 0, dict(COMMON), TAX)
+def parse(split, text, finish="stop", reasoning=None, clip=CLIP):
+    return split.parse(Completion(text, reasoning, finish, 10), clip, 0, dict(COMMON), TAX)
 
 
 def vqa_json(**change):
@@ -90,10 +92,28 @@ def vqa_json(**change):
 def test_vqa_good_output_in_a_code_fence_with_chatter():
     rows = parse(VQA, "Sure! Here you go:\n```json\n" + vqa_json() + "\n```\nHope it helps.")
     assert [r.dimension for r in rows][:2] == ["event_type", "weather"]
-    assert rows[0].answer == "B. Near-Collision" and rows[3].answer == "B. a truck"
+    # each row shows its options in an order seeded by its id; the answer follows them
+    assert rows[0].answer.endswith(". Near-Collision") and rows[3].answer.endswith(". a truck")
+    for r in rows:
+        assert f"\n{r.answer}\n" in r.question and r.answer.startswith(r.answer_letter + ". ")
     assert rows[1].question.endswith("Answer with the letter of the correct option.")
-    assert "\nB. rain\n" in rows[1].question
     assert len({r.id for r in rows}) == 5
+
+
+def test_vqa_answer_letters_are_balanced_whatever_order_the_model_wrote():
+    """The model writes every answer as A (and the event question's options come in the
+    classes' order): the rows' letters are spread over the options, the same for the
+    same row, and a question whose options refer to each other keeps its order."""
+    letters = Counter()
+    for k in range(60):
+        rows = parse(VQA, vqa_json(), clip=replace(CLIP, clip_id=f"c{k:03d}"))
+        letters.update(r.answer_letter for r in rows)
+        again = parse(VQA, vqa_json(), clip=replace(CLIP, clip_id=f"c{k:03d}"))
+        assert [r.question for r in again] == [r.question for r in rows]
+    assert set(letters) >= {"A", "B", "C"} and max(letters.values()) < 0.45 * sum(letters.values())
+    above = ["rain", "fog", "all of the above"]
+    (kept,) = [r for r in parse(VQA, vqa_json(q1__options=above)) if r.dimension == "weather"]
+    assert kept.options == above
 
 
 @pytest.mark.parametrize(
