@@ -220,10 +220,16 @@ def _check_mixtures_fresh(prov: dict[str, Any]) -> None:
     for info in prov.get("stages", {}).values():
         if info.get("kind") != "mixture" or info.get("config") not in prov["configs"]:
             continue
-        for config, sides in info.get("inputs", {}).items():
-            now = prov["configs"].get(config, {}).get("splits", {})
-            if any(now.get(s, {}).get("sha256") != sha for s, sha in sides.items()):
-                stale.append(f"{info['config']} (made from older {config} rows)")
+        older = [
+            config
+            for config, sides in info.get("inputs", {}).items()
+            if any(
+                prov["configs"].get(config, {}).get("splits", {}).get(s, {}).get("sha256") != sha
+                for s, sha in sides.items()
+            )
+        ]
+        if older:  # one line a mixture, naming every config it read older rows of
+            stale.append(f"{info['config']} (made from older {', '.join(older)} rows)")
     if stale:
         raise ReleaseError(
             "mixtures out of date: " + "; ".join(stale) + ". Run `autodrive mix RECIPE "

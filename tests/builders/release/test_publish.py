@@ -133,3 +133,23 @@ def test_a_stale_mixture_or_missing_clip_blocks_the_release(build, tmp_path):
                     template="t", stage="rule_splits", stage_info={})  # fmt: skip
     with pytest.raises(ReleaseError, match="mixtures out of date: mix-m"):
         publish(build, "0.1.0", to=tmp_path / "pub")
+
+
+def test_a_stale_mixture_is_named_once_with_every_config_it_read_older_rows_of():
+    from vlm_autodrive.builders.release.staging import _check_mixtures_fresh
+
+    now = {"splits": {"train": {"sha256": "new"}}}
+    prov = {
+        "configs": {"mcq": now, "vqa": now, "caption_metadata": now, "mix-m": {}},
+        "stages": {
+            "mix-m": {
+                "kind": "mixture",
+                "config": "mix-m",
+                "inputs": {c: {"train": "old"} for c in ("mcq", "vqa")}
+                | {"caption_metadata": {"train": "new"}},
+            }
+        },
+    }
+    with pytest.raises(ReleaseError) as e:
+        _check_mixtures_fresh(prov)
+    assert str(e.value).startswith("mixtures out of date: mix-m (made from older mcq, vqa rows).")
