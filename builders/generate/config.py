@@ -8,13 +8,31 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
 from vlm_autodrive.builders.core.fingerprint import FILE_INPUT, NOT_AN_INPUT
 from vlm_autodrive.builders.core.private import shown_model_name
 from vlm_autodrive.builders.core.strict import Strict
+
+
+def _http_url(value: str) -> str:
+    """`value` when it is an http(s) URL with a host; ValueError otherwise. Checked when
+    the recipe loads, with the key (`base_urls.0`), not after ingest and chunking when
+    the first request fails on it."""
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0  # reading .port checks it
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"not an http(s) URL: {value!r} (one per replica, e.g. http://h:8000/v1)")
+    return value
+
+
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 
 
 class RayModelSettings(Strict):
@@ -62,7 +80,7 @@ class ModelConfig(Strict):
     served_model_name: str | None = Field(
         None, description="name the server knows it by", json_schema_extra=NOT_AN_INPUT
     )
-    base_urls: list[str] = Field(
+    base_urls: list[HttpUrlText] = Field(
         default_factory=list,
         description="openai: one URL per replica, e.g. http://h:8000/v1",
         json_schema_extra=NOT_AN_INPUT,
