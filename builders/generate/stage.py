@@ -545,7 +545,7 @@ def _run_split(
             report.prompt_tokens_est = sum(estimate_tokens(r) for r in misses)
         if progress and not dry_run:
             tqdm.write(
-                f"{split.name}: {report.clips} clips, {report.requests} requests: "
+                f"{_shown_name(split)}: {report.clips} clips, {report.requests} requests: "
                 f"{report.cached} cached, {report.to_send} to send"
             )
         if misses and not dry_run:
@@ -631,10 +631,16 @@ def _lookup(keyed, cache, sgen) -> dict[str, GenerationResponse]:
     return {k: checked(r, sgen.n, sgen.max_output_chars) for k, r in by_key.items()}
 
 
+def _shown_name(split: ModelSplit) -> str:
+    """A split's name in progress lines; the revision check is told apart from the
+    revisions it checks (both are reasoning_revised's)."""
+    return f"{split.name} (independent check)" if split is CHECK else split.name
+
+
 def _send(job, misses, ctx, report) -> dict[str, GenerationResponse]:
     split, sgen = job.split, job.sgen
     return send_misses(
-        split.name,
+        _shown_name(split),
         ctx.backend_for(job.model_cfg),
         [local_paths(r, ctx.build_dir) if split.needs_video else r for r in misses],
         ctx.cache,

@@ -380,6 +380,7 @@ def test_new_build_is_planned_from_the_manifest(tmp_path, base, capsys):
     # revised, which the dry run could only bound (no sample drawn yet).
     assert dry["reasoning_revised"][4] == "0" and int(real["reasoning_revised"][4]) > 0
     assert dry.more["reasoning_revised"] >= int(real["reasoning_revised"][4])
+    assert "reasoning_revised (independent check): " in real.text  # told apart from the revisions
     # docs/regenerate.md shows these two lines of this dry run
     page = (Path(__file__).parents[3] / "docs" / "regenerate.md").read_text()
     shown = [ln for ln in page.splitlines() if "with the 28 above" in ln or "up to 28" in ln]
