@@ -34,6 +34,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import (
     UNSAFE_FUNCTION_ATTRIBUTES,
     UNSAFE_GENERATOR_ATTRIBUTES,
@@ -105,7 +106,10 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
     included into every row. (`..` and absolute names Jinja refuses itself.)"""
 
     def get_source(self, environment, template):
-        source, filename, uptodate = super().get_source(environment, template)
+        try:
+            source, filename, uptodate = super().get_source(environment, template)
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(template, e) from None
         real = Path(filename).resolve()
         if not any(real.is_relative_to(Path(f).resolve()) for f in self.searchpath):
             raise TemplateLoadError(
@@ -113,6 +117,17 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
                 f"({', '.join(self.searchpath)}): copy the file into the folder instead"
             )
         return source, filename, uptodate
+
+    def _not_utf8(self, template: str, err: UnicodeDecodeError) -> TemplateLoadError:
+        """The file Jinja could not decode (the first one on the search path, as Jinja
+        looks) and the line of the first bad byte: Jinja's own error names neither."""
+        for folder in self.searchpath:
+            path = Path(folder, *split_template_path(template))
+            if path.is_file():
+                line = path.read_bytes()[: err.start].count(b"\n") + 1
+                bad = err.object[err.start]
+                return TemplateLoadError(f"{path}:{line}: not UTF-8 text (byte {bad:#04x})")
+        return TemplateLoadError(f"{template}: not UTF-8 text")
 
 
 @functools.lru_cache(maxsize=16)

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from vlm_autodrive.builders.core.errors import InputError
+from vlm_autodrive.builders.core.strict import read_text_file
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 
 WORDS_FILE = "checks/fact_words.yaml"
@@ -148,7 +149,7 @@ def load_lexicon(folders: Sequence[Path], taxonomy: Taxonomy) -> Lexicon:
     """Read and check the three files; InputError naming the file and key when one is bad."""
     path = find_file(WORDS_FILE, folders)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text_file(path, "word list"))
     except yaml.YAMLError as e:
         raise InputError(path, f"not YAML: {e}") from None
     if not isinstance(data, dict):
@@ -214,7 +215,7 @@ def _lines(path: Path) -> tuple[str, ...]:
     """The phrases of a list file: one a line, lowercased, `#` comments and blanks skipped."""
     return tuple(
         " ".join(line.lower().split())
-        for line in path.read_text(encoding="utf-8").splitlines()
+        for line in read_text_file(path, "phrase list").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     )
 

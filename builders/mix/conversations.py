@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vlm_autodrive.builders.core.strict import read_text_file
 from vlm_autodrive.resources import bundled
 
 REQUIRED = ("question", "answer", "video")
@@ -204,7 +205,7 @@ def load_system_prompt(name: str, base: Path | None = None) -> str:
         raise FileNotFoundError(
             f"system prompt {name!r} not found ({path}); bundled ones: {', '.join(bundled_names)}"
         )
-    text = path.read_text(encoding="utf-8").strip()
+    text = read_text_file(path, "system prompt").strip()  # not UTF-8: file and line named
     if not text:
         raise ValueError(f"system prompt {name!r} ({path}) is empty")
     return text
