@@ -288,3 +288,11 @@ def test_markers_are_read_with_their_options_and_outputs():
     first, second = runnable_blocks(text)
     assert (first.kind, first.options, first.text) == ("file", {"file": "r.yaml"}, "a: 1\n")
     assert (second.kind, second.options, second.output) == ("bash", {"exit": "2"}, "no\n")
+
+
+def test_the_readme_audit_line_is_the_one_the_audit_page_runs():
+    """README quotes one line the audit page's runnable example prints (and checks)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    page = (ROOT / "docs" / "look" / "audit.md").read_text(encoding="utf-8").splitlines()
+    quoted = [line for line in readme if line.startswith("  LETTERS ")]
+    assert quoted and all(line in page for line in quoted)
