@@ -14,7 +14,9 @@ or imports. A template that cannot work fails here, at load, with its file and l
 Templates are files users share and download, so they render in Jinja's immutable
 sandbox: no attribute starting with `_`, no method that changes a list or dict, no
 Python object reachable from a template. A template that tries (`cycler.__init__...`)
-fails while its samples render, at load, as a TemplateLoadError naming its file and line.
+fails while its samples render, at load, as a TemplateLoadError naming its file and line;
+so does one past the sandbox's bounds on size and loop iterations (core/sandbox.py), and
+a template file that is not UTF-8 (the line of its first bad byte).
 
 Output text is the template's own; callers strip the ends. Templates that produce
 prose wrap themselves in `{% filter prose %}` to collapse whitespace (see the filters).
@@ -39,9 +41,10 @@ from jinja2.sandbox import (
     UNSAFE_FUNCTION_ATTRIBUTES,
     UNSAFE_GENERATOR_ATTRIBUTES,
     UNSAFE_METHOD_ATTRIBUTES,
-    ImmutableSandboxedEnvironment,
     modifies_known_mutable,
 )
+
+from vlm_autodrive.builders.core.sandbox import BoundedSandbox, one_render
 
 # Names every template may use without declaring them: Jinja's own globals.
 _JINJA_NAMES = {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop", "super"}
@@ -136,9 +139,10 @@ def environment(folders: tuple[str, ...]) -> jinja2.Environment:
 
     Cached so that every template of one folder set shares one environment and its
     compiled-template cache. `autoescape` is off: the output is text, not HTML. The
-    sandbox keeps a shared template from reading files or running code.
+    sandbox keeps a shared template from reading files or running code, and bounds
+    what one render may cost (builders/core/sandbox.py).
     """
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         loader=_ConfinedLoader(list(folders)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -173,16 +177,19 @@ class LoadedTemplate:
     def render(self, context: Mapping[str, Any]) -> str:
         """The whole template rendered, ends stripped."""
         try:
-            return self.template.render(context).strip()
+            with one_render():
+                return self.template.render(context).strip()
         except SecurityError as e:
             raise self._refused(e) from None
 
     def render_block(self, block: str, context: Mapping[str, Any]) -> str:
         """One `{% block %}` rendered on its own, ends stripped."""
         ctx = self.template.new_context(dict(context))
+        env = self.template.environment
         try:
             try:
-                return "".join(self.template.blocks[block](ctx)).strip()
+                with one_render():
+                    return env.concat(self.template.blocks[block](ctx)).strip()
             except Exception:
                 # As Template.render does: rewrite the traceback so that its template frames
                 # carry the template's own lines, not those of the compiled Python.
@@ -193,9 +200,11 @@ class LoadedTemplate:
 
     def _refused(self, err: SecurityError) -> TemplateLoadError:
         """What the sandbox stopped at render time (a name computed past the load-time
-        check): a bad-input error naming the template's file and line, as at load."""
+        check, a bound of core/sandbox.py a row's values passed): a bad-input error naming
+        the template's file and line, as at load."""
         file, line = _template_frame(err, self.sources)
-        where = f"{_where(self.template.environment, file)}:{line}" if file else self.name
+        env = self.template.environment
+        where = f"{_where(env, file)}:{line}" if file else _where(env, self.name)
         return TemplateLoadError(f"{where}: SecurityError: {err} (templates render in a sandbox)")
 
 
@@ -383,6 +392,8 @@ def _try_render(
                 t.render_block(b, sample)
         else:
             t.render(sample)
+    except TemplateLoadError:
+        raise  # what the sandbox stopped: named with its file and line already
     except Exception as e:  # a template's own fault: 1/0, a bad filter argument, ...
         file, line = _template_frame(e, t.sources)
         where = f"{_where(env, file)}:{line}" if file else _where(env, t.name)
