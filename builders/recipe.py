@@ -13,10 +13,11 @@ working directory.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.fingerprint import FILE_INPUT, NOT_AN_INPUT
@@ -113,10 +114,55 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> BuildRe
     rename_old_keys(data, path)
     if not _is_bundled(Path(path)):
         resolve_recipe_paths(data, Path(path).resolve().parent)
+    from_file = copy.deepcopy(data)
+    given: list[tuple[tuple[str, ...], str]] = []  # (key path, the --set item), for messages
     for item in overrides or []:
-        apply_override(data, renamed_override(item))
+        renamed = renamed_override(item)
+        apply_override(data, renamed)
+        given.append((tuple(renamed.partition("=")[0].split(".")), item))
     rename_old_keys(data, "--set")  # a whole section given by --set, in its old words
-    return validate_model(path, BuildRecipe, data)
+    if not given:
+        return validate_model(path, BuildRecipe, data)
+    try:
+        return BuildRecipe.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(_blamed(e, path, from_file, given)) from None
+
+
+def _blamed(err: ValidationError, path: str | Path, from_file: dict, given: list) -> str:
+    """One line per problem of a recipe with `--set` values, each naming where the bad
+    value came from: `--set chunk.window=abc: chunk.window: ...` for a key a --set gave
+    (or a section only a --set made: `--set nosuch.key=1: nosuch: ...`), the file for
+    the file's keys, and both for a section that mixes them (a check across its keys)."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        where = ".".join(loc) or "(top level)"
+        message = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{_source_of(loc, path, from_file, given)}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def _source_of(loc: tuple[str, ...], path: str | Path, from_file: dict, given: list) -> str:
+    for keys, item in reversed(given):  # the last --set of a key is the one kept
+        if loc[: len(keys)] == keys:
+            return f"--set {item}"
+    below = [item for keys, item in given if keys[: len(loc)] == loc]
+    if below and not _in(from_file, loc):
+        return f"--set {below[-1]}"
+    return f"{path} with --set {below[-1]}" if below else str(path)
+
+
+def _in(data: object, loc: tuple[str, ...]) -> bool:
+    """Whether the key path `loc` (pydantic's, list indexes as text) is in `data`."""
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return False
+    return True
 
 
 def rename_old_keys(data: dict, source: str | Path) -> None:
