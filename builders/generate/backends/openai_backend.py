@@ -30,6 +30,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.generate.backends.base import (
     Completion,
     GenerationRequest,
@@ -108,7 +109,8 @@ class OpenAIBackend:
 
     def check(self, timeout: float = 10.0) -> None:
         """Raise `BackendUnavailable` naming the URL when a replica does not answer
-        `GET /models` or does not serve `model`."""
+        `GET /models`, and InputError naming the models it serves when it does not serve
+        `model`."""
         for url in self.base_urls:
             req = urllib.request.Request(
                 f"{url}/models", headers={"Authorization": f"Bearer {self.api_key}"}
@@ -124,8 +126,12 @@ class OpenAIBackend:
                 ) from e
             served = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
             if served and self.model not in served:
-                raise BackendUnavailable(
-                    f"model server at {url} does not serve {self.model!r}; it serves {served}"
+                # It answered: the recipe names a model it lacks (bad input, exit 2).
+                raise InputError(
+                    f"model server at {url}",
+                    f"does not serve the model {self.model!r}; it serves "
+                    f"{', '.join(repr(m) for m in served)}: name one of them in the recipe's "
+                    "model (or served_model_name)",
                 )
         self._checked = True
 

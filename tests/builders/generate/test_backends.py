@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.doubles.fake_server import DEFAULT_ANSWER, FakeOpenAIServer
+from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.generate.backends.base import GenerationRequest, Sampling
 from vlm_autodrive.builders.generate.backends.common import fold_system_prompt
 from vlm_autodrive.builders.generate.backends.local_server import LocalVLLMServer, free_port
@@ -266,7 +267,7 @@ def test_reasoning_parser_branch_reads_the_servers_reasoning_field(tiny_model, t
 @pytest.mark.slow
 @needs_vllm
 def test_openai_backend_names_a_model_the_server_lacks(vllm_server: LocalVLLMServer):
-    with pytest.raises(BackendUnavailable, match="does not serve 'other'"):
+    with pytest.raises(InputError, match="does not serve the model 'other'"):
         OpenAIBackend("other", [vllm_server.base_url]).check()
 
 
