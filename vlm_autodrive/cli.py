@@ -11,7 +11,7 @@ the same command resumes. A bad-input message begins `autodrive: `, an error's `
 Global options (before or after the command): `-v/--verbose` (debug logging; commands
 that list files list them all), `-q/--quiet` (no progress bars, warnings and errors
 only), `--log-file PATH` (Python logging: the command line, library logs, the failure
-and its exit code, the traceback of an unexpected error).
+and its exit code, the traceback of an unexpected error or a worker process's death).
 
 Over 400 lines: the argument parsers of every subcommand and their thin handlers, kept
 in one place so `autodrive --help` and the README's command table are checked side by
@@ -79,15 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
-    with Verbosity(args):
+    verbosity = Verbosity(args)
+    try:
+        verbosity.__enter__()
+    except (ValueError, OSError) as e:  # --log-file: a folder, or under a file
+        return _report_failure(e)
+    try:
         LOG.info("command: autodrive %s", " ".join(sys.argv[1:] if argv is None else argv))
         code = _run(args)
         LOG.info("exit code %d", code)
         return code
+    finally:
+        verbosity.__exit__(None, None, None)
 
 
 def _run(args) -> int:
     """The handler, its exceptions mapped to the exit code table (exit_codes.py)."""
+    from concurrent.futures.process import BrokenProcessPool
+
     from vlm_autodrive.builders.generate.backends.common import BackendUnavailable
     from vlm_autodrive.builders.release.hub_ids import HubUnreachable
 
@@ -98,24 +107,76 @@ def _run(args) -> int:
     except (BackendUnavailable, HubUnreachable) as e:
         _print_error(e)
         return EXIT_UNAVAILABLE
-    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
-        # Bad input (InputError and the other ValueErrors name the file and key or line):
-        # one `autodrive: file: where: message` line per problem, never a traceback.
-        _print_bad_input(e)
-        return EXIT_BAD_INPUT
-    except OSError as e:  # the machine's (disk full, permissions), not the inputs'
-        _print_error(e)
-        return UNEXPECTED
+    except (ValueError, OSError) as e:
+        return _report_failure(e)
     except KeyboardInterrupt as e:
         what = "interrupted (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"{what}: finished work is kept; run the same command to resume", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    except BrokenProcessPool:
+        # A worker was killed (the kernel's OOM killer, `kill -9`): the machine's, not the
+        # inputs'. The stages keep what they finished (chunk: each video as it comes), so
+        # the same command resumes; the traceback goes to --log-file only.
+        LOG.exception("a worker process died (exit 1)", extra={"log_file_only": True})
+        print(f"error: {WORKER_DIED}", file=sys.stderr)
+        return UNEXPECTED
     except Exception:
         LOG.exception("unexpected error (exit 1)", extra={"log_file_only": True})
         raise
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+WORKER_DIED = (
+    "a worker process died (killed, or out of memory?): the work finished so far is kept; "
+    "run the same command again to resume"
+)
+
+
+def _report_failure(e: ValueError | OSError) -> int:
+    """Print `e` as the exit code table says and return its code: bad input (2) for a
+    ValueError (InputError and the others name the file and key or line), a missing
+    file, a folder where a file goes or a file where a folder goes; else the machine's
+    error (1: disk full, permissions)."""
+    in_the_way = _file_in_the_way(e) if isinstance(e, OSError) else None
+    if in_the_way:
+        _print_bad_input(ValueError(in_the_way))
+        return EXIT_BAD_INPUT
+    if isinstance(e, (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        _print_bad_input(e)
+        return EXIT_BAD_INPUT
+    _print_error(e)
+    return UNEXPECTED
+
+
+# The functions that make folders: an error raised in one of them is about preparing an
+# output path (pathlib's Path.mkdir, os.makedirs, which shutil.copytree also calls).
+_MAKES_FOLDERS = {("pathlib.py", "mkdir"), ("os.py", "makedirs")}
+
+
+def _file_in_the_way(e: OSError) -> str | None:
+    """When `e` is making a folder fail because a file is where the folder, or one of its
+    parents, goes (`--build FILE`, `--out FILE`, `--html FILE/page.html`): a message
+    naming that file. None for anything else: a FileExistsError of an exclusive create or
+    a link is the machine's (a race, a stale file), not the user's."""
+    if not isinstance(e, (FileExistsError, NotADirectoryError)) or not e.filename:
+        return None
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code if tb is not None else None
+    if code is None or (Path(code.co_filename).name, code.co_name) not in _MAKES_FOLDERS:
+        return None
+    wanted = Path(e.filename)
+    for path in (wanted, *wanted.parents):
+        if path.exists() and not path.is_dir():
+            also = "" if path == wanted else f" (to hold {wanted})"
+            return (
+                f"{path}: is a file, but a folder is needed there{also}; "
+                "move it, or choose another path"
+            )
+    return None
 
 
 def _progress(args) -> bool:

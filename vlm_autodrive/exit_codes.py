@@ -31,7 +31,9 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(DONE, "done", ""),
     ExitCode(
         UNEXPECTED,
-        "the machine's error or an unexpected one (disk full, permissions, a failed upload)",
+        "the machine's error or an unexpected one (disk full, permissions, a failed upload, "
+        "a worker process killed or out of memory: the finished work is kept, the same "
+        "command resumes)",
         "error: ",
     ),
     ExitCode(

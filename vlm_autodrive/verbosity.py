@@ -4,9 +4,10 @@ In: the parsed arguments (`verbose`, `quiet`, `log_file`). While a `Verbosity` i
 entered: a stderr handler on the root logger (warnings; -v: debug; -q: errors only), a
 file handler with --log-file (info; -v: debug; records marked `log_file_only` go only
 there: the command line, the failure message and exit code, an unexpected error's
-traceback; Python warnings go there too), and with -q the progress bars of tqdm,
-huggingface_hub and datasets off through their environment variables. All of it is
-undone on exit (tests call main() many times in one process).
+traceback; Python warnings go there too; a folder there is an InputError), and with
+-q the progress bars of tqdm, huggingface_hub and datasets off through their
+environment variables. All of it is undone on exit (tests call main() many times in
+one process).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Verbosity:
         stderr.addFilter(lambda r: not getattr(r, "log_file_only", False))
         self.handlers.append(stderr)
         if self.log_file is not None:
+            if Path(self.log_file).expanduser().is_dir():
+                from vlm_autodrive.builders.core.errors import InputError
+
+                raise InputError(self.log_file, "is a folder, but --log-file names a file")
             Path(self.log_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
             f = logging.FileHandler(Path(self.log_file).expanduser(), encoding="utf-8")
             f.setLevel(logging.DEBUG if self.verbose else logging.INFO)
