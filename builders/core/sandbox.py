@@ -12,12 +12,15 @@ reports with the template's file and line:
 - `*` and `**` on whole numbers whose result would take over MAX_INT_BITS bits;
 - over MAX_ITERATIONS loop iterations in one render (`for` loops and recursive
   `loop(...)` calls, all templates of the render together, includes too);
-- a render whose output is over MAX_TEXT characters.
+- a render whose output is over MAX_TEXT characters, or whose `{{ ... }}` together
+  print over MAX_TEXT characters (counted where they print, inside `{% filter %}`,
+  `{% set %}` blocks and macros too, before their output is joined).
 
 The bounds are far above what a caption or prompt template needs (the bundled ones
 render a few hundred characters in a few dozen iterations). They bound what the common
 operators make, not every allocation a filter could make (a huge `%` or `format`
-width, say); the machine's own limits remain the last line.
+width, say), and a loop's literal text is bounded by the iterations only; the machine's
+own limits remain the last line.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import nodes
@@ -39,21 +43,41 @@ MAX_ITEMS = 100_000  # items of a list or tuple made by `*` or `+` (as Jinja's M
 MAX_INT_BITS = 100_000  # bits of a whole number made by `*` or `**` (~30,000 digits)
 MAX_ITERATIONS = 1_000_000  # loop iterations in one render
 
-# The loop iterations left to the render under way; None outside `one_render()` (then
-# each loop has MAX_ITERATIONS of its own).
-_iterations_left: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "template_iterations_left", default=None
+
+@dataclass
+class _Budget:
+    """What the render under way may still spend."""
+
+    iterations: int
+    printed: int
+
+
+# None outside `one_render()`: then each loop has MAX_ITERATIONS of its own, and only the
+# output as a whole is bounded.
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "template_render_budget", default=None
 )
 
 
 @contextlib.contextmanager
 def one_render() -> Iterator[None]:
-    """Everything rendered inside shares one budget of MAX_ITERATIONS loop iterations."""
-    token = _iterations_left.set([MAX_ITERATIONS])
+    """Everything rendered inside shares one budget: MAX_ITERATIONS loop iterations and
+    MAX_TEXT characters printed by `{{ ... }}`."""
+    token = _budget.set(_Budget(MAX_ITERATIONS, MAX_TEXT))
     try:
         yield
     finally:
-        _iterations_left.reset(token)
+        _budget.reset(token)
+
+
+def _counted_print(value: Any) -> Any:
+    """`finalize` of every `{{ ... }}`: its text taken from the render's budget."""
+    budget = _budget.get()
+    if budget is not None:
+        budget.printed -= len(value) if isinstance(value, str) else len(str(value))
+        if budget.printed < 0:
+            raise SecurityError(f"prints over the sandbox's {MAX_TEXT:,} characters in one render")
+    return value
 
 
 def _refuse_size(kind: str, size: int) -> None:
@@ -154,6 +178,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        self.finalize = _counted_print
         self.filters.update({"join": _join, "center": _center})
 
     def call_binop(self, context, op: str, left: Any, right: Any) -> Any:
@@ -169,10 +194,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     @staticmethod
     def counted_iterations(iterable: Iterable[Any]) -> Iterator[Any]:
         """`iterable`'s items, each taken from the render's budget of iterations."""
-        left = _iterations_left.get() or [MAX_ITERATIONS]
+        budget = _budget.get() or _Budget(MAX_ITERATIONS, MAX_TEXT)
         for item in iterable:
-            left[0] -= 1
-            if left[0] < 0:
+            budget.iterations -= 1
+            if budget.iterations < 0:
                 raise SecurityError(
                     f"over the sandbox's {MAX_ITERATIONS:,} loop iterations in one render"
                 )

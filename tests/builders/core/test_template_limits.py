@@ -72,10 +72,22 @@ def test_a_recursive_loop_counts_its_inner_calls(tmp_path, monkeypatch):
 
 
 def test_an_output_past_the_size_bound_names_the_template(tmp_path):
-    path = write(tmp_path, "t.jinja", "{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}")
+    # Literal text in a loop: no `{{ }}` prints it; the output as a whole is bounded.
+    path = write(
+        tmp_path, "t.jinja", "{% for i in range(100000) %}twenty characters...{% endfor %}"
+    )
     with pytest.raises(TemplateLoadError) as e:
         load_template("t.jinja", [tmp_path], [], samples=[{}])
     assert str(e.value).startswith(f"{path}: SecurityError: renders over the sandbox's 1,000,000")
+
+
+def test_what_buffered_blocks_print_is_counted_as_it_prints(tmp_path):
+    # Inside `{% filter %}` the output is joined only at the end: counted per `{{ }}`.
+    text = "{% filter upper %}{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}{% endfilter %}"
+    write(tmp_path, "t.jinja", text)
+    with pytest.raises(TemplateLoadError) as e:
+        load_template("t.jinja", [tmp_path], [], samples=[{}])
+    assert str(e.value).startswith(f"{tmp_path / 't.jinja'}:1: SecurityError: prints over")
 
 
 def test_what_a_row_makes_too_big_is_refused_as_it_renders(tmp_path):
