@@ -192,6 +192,29 @@ def clip_path(source: ExportSource, clip: str, clip_root: str | None) -> str:
     return str(source.root / clip)
 
 
+def refuse_overwriting(out: Path, fmt: str, names: list[str]) -> None:
+    """ValueError, before anything is written, when `out` holds one of `names` (files this
+    export writes) or an `export.json` and is not an earlier export of format `fmt`: the
+    file may be the user's, or another format's export (llava and llamafactory both
+    write `<config>_<split>.json`). An earlier export of `fmt` is replaced file by file."""
+    meta = out / META
+    if meta.is_file():
+        try:
+            earlier = json.loads(meta.read_text(encoding="utf-8")).get("format")
+        except (ValueError, AttributeError):
+            earlier = None
+        if earlier == fmt:
+            return
+        what = f"an export of {earlier}" if isinstance(earlier, str) else "not an export"
+        raise ValueError(f"{meta}: {out} is {what}, not {fmt}; export into another folder")
+    for name in names:
+        if (out / name).exists() or (out / name).is_symlink():
+            raise ValueError(
+                f"{out / name}: exists, and {out} is not an earlier {fmt} export (no "
+                f"{META}); export into another folder, or remove the file"
+            )
+
+
 def write_meta(out: Path, result: ExportResult, source: ExportSource, **extra: Any) -> None:
     """`OUT/export.json`: what was exported from where, for whoever finds the folder."""
     meta = {

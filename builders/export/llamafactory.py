@@ -34,6 +34,7 @@ from vlm_autodrive.builders.core.strict import read_text_file
 from vlm_autodrive.builders.export.base import (
     ExportResult,
     ExportSource,
+    refuse_overwriting,
     row_turns,
     write_json,
     write_meta,
@@ -67,6 +68,7 @@ def export(source: ExportSource, out: Path, *, clip_root: str | None = None) -> 
             videos += [f"{clip_root.rstrip('/')}/{v}" if clip_root else v for v in turn.videos]
         rows.append({"id": row.get("id"), "messages": messages, "videos": videos})
     require_folder_path(out, "the export folder")
+    refuse_overwriting(out, NAME, [])  # another format's export.json; the rest below
     registry = merged_registry(out, name)
     links = [] if clip_root else planned_links(source, out, rows, registry, name)
     out.mkdir(parents=True, exist_ok=True)

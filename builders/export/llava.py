@@ -22,6 +22,7 @@ from pathlib import Path
 from vlm_autodrive.builders.export.base import (
     ExportResult,
     ExportSource,
+    refuse_overwriting,
     row_turns,
     write_json,
     write_meta,
@@ -54,6 +55,7 @@ def export(source: ExportSource, out: Path, *, clip_root: str | None = None) -> 
         if videos:
             entry["video"] = videos[0] if len(videos) == 1 else videos
         rows.append(entry)
+    refuse_overwriting(out, NAME, [f"{name}.json"])
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"{name}.json", rows)
     data_path = clip_root or str(source.root)

@@ -33,7 +33,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from vlm_autodrive.builders.export.base import ExportResult, ExportSource, write_meta
+from vlm_autodrive.builders.export.base import (
+    ExportResult,
+    ExportSource,
+    refuse_overwriting,
+    write_meta,
+)
 
 NAME = "lmms-eval"
 DEFAULT_CONFIG = "mcq"
@@ -100,8 +105,9 @@ def export(source: ExportSource, out: Path, *, clip_root: str | None = None) -> 
             "multiple-choice config such as `mcq`"
         )
     taxonomy, _ = eval_taxonomy(None, source.root)
-    out.mkdir(parents=True, exist_ok=True)
     task = f"autodrive_{source.config}".replace("-", "_")
+    refuse_overwriting(out, NAME, [SETTINGS, "utils.py", *(f"{task}_{m}.yaml" for m in MODES)])
+    out.mkdir(parents=True, exist_ok=True)
     settings = {
         "dataset_root": clip_root or str(source.root),
         "normal": taxonomy.normal,

@@ -103,3 +103,28 @@ def test_a_clips_link_other_datasets_use_is_not_repointed(build, tmp_path, capsy
     assert snapshot(out) == before and (out / "clips").resolve() == elsewhere
     assert export(build, out, "mcq") == 0  # only its own entry: the link is re-pointed
     assert (out / "clips").resolve() == (build / "clips").resolve()
+
+
+def test_another_formats_export_or_the_users_file_is_not_overwritten(build, tmp_path, capsys):
+    # llava and llamafactory both write <config>_<split>.json: one folder, two formats
+    # would replace one's data file with the other's.
+    out = tmp_path / "u"
+    assert export(build, out, "mcq") == 0
+    before = snapshot(out)
+    argv = ["export", str(build), "--config", "mcq", "--out", str(out)]
+    assert main([*argv, "--format", "llava"]) == 2
+    assert f"{out / 'export.json'}: {out} is an export of llamafactory, not llava" in (
+        capsys.readouterr().err
+    )
+    assert snapshot(out) == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "utils.py").write_text("# the user's\n")
+    assert main(["export", str(build), "--format", "lmms-eval", "--out", str(mine)]) == 2
+    assert f"{mine / 'utils.py'}: exists, and {mine} is not an earlier lmms-eval export" in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in mine.iterdir()) == ["utils.py"]
+    llava = ["export", str(build), "--config", "mcq", "--format", "llava", "--out"]
+    assert main([*llava, str(tmp_path / "v")]) == 0
+    assert main([*llava, str(tmp_path / "v")]) == 0  # an earlier llava export: replaced
