@@ -123,17 +123,27 @@ def _check_binop(op: str, left: Any, right: Any) -> None:
 
 class _BoundedCodeGenerator(CodeGenerator):
     """Jinja's code generator with every `for` loop's iterable counted and every `~`
-    bounded (both through methods of the environment the template is compiled for)."""
+    bounded, through methods of the environment the template is compiled for, called
+    directly (they are the sandbox's own, not the template's to call)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loop_iterables: set[int] = set()  # ids of the `for` iterables being written
 
     def visit_For(self, node: nodes.For, frame) -> None:
-        counted = nodes.Call(
-            nodes.EnvironmentAttribute("counted_iterations"), [node.iter], [], None, None
-        )
-        counted.set_lineno(node.lineno).set_environment(self.environment)
-        fields = [counted if f == "iter" else getattr(node, f) for f in node.fields]
-        wrapped = nodes.For(*fields, lineno=node.lineno)
-        wrapped.environment = self.environment
-        super().visit_For(wrapped, frame)
+        self._loop_iterables.add(id(node.iter))
+        try:
+            super().visit_For(node, frame)
+        finally:
+            self._loop_iterables.discard(id(node.iter))
+
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if id(node) not in self._loop_iterables:
+            return super().visit(node, *args, **kwargs)
+        self.write("environment.counted_iterations(")
+        super().visit(node, *args, **kwargs)
+        self.write(")")
+        return None
 
     def visit_Concat(self, node: nodes.Concat, frame) -> None:
         self.write("environment.bounded_concat((")
