@@ -11,7 +11,8 @@ silently. Each finished video leaves
 `chunk/parts/<video_id>.json` (its clips, and each clip file's size, modification time and
 sha256); a re-run skips those whose clips are intact, so a killed job resumes where it
 stopped, a finished one does no work, and a missing, empty or changed clip is cut again.
-A video to cut whose source file is missing stops the stage before anything is deleted.
+A video to cut whose source file is missing, empty or not a regular file stops the stage
+before anything is deleted.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from vlm_autodrive.builders.core.stage import (
 )
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.ingest.records import VideoRecord, read_videos
-from vlm_autodrive.builders.ingest.sources import missing_sources, refuse_missing
+from vlm_autodrive.builders.ingest.sources import refuse_unavailable, unavailable_sources
 
 INGEST_TABLE = "ingest/videos.parquet"
 
@@ -143,11 +144,12 @@ def run_chunk(
                 continue
             changed += 1
         todo.append(v)
-    # Sources that went missing (an unmounted disk) stop the stage before it deletes
-    # anything: their clips are kept until ingest drops them on purpose.
-    refuse_missing(
+    # Sources that went missing (an unmounted disk), or became empty or no regular file,
+    # stop the stage before it deletes anything: their clips are kept until ingest
+    # drops them on purpose.
+    refuse_unavailable(
         build_dir / INGEST_TABLE,
-        missing_sources([v.path for v in todo]),
+        unavailable_sources([v.path for v in todo]),
         len(videos),
         "run `autodrive ingest MANIFEST --build BUILD --prune-missing` (or `autodrive build "
         "RECIPE --prune-missing`)",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vlm_autodrive.builders.core.stage import RejectRecord
-from vlm_autodrive.builders.core.terminal import printable
+from vlm_autodrive.builders.core.terminal import one_line, printable
 
 # What varies between rejects of one kind: quoted values, paths, numbers.
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -62,8 +62,9 @@ def format_rejects(
         pad = f"{indent}  {'':>{width}}    "
         for r in members[:examples]:
             where = f"{r.source}:{r.line}" if r.line else r.source
-            # a manifest's values (ids, paths) may hold control characters: escaped
-            lines.append(printable(f"{pad}{r.video_id or '?'} ({where}): {r.reason}"))
+            # a manifest's values (ids, paths) may hold control characters, line feeds
+            # included: escaped, one line per example
+            lines.append(pad + one_line(f"{r.video_id or '?'} ({where}): {r.reason}"))
         if len(members) > examples:
             lines.append(f"{pad}... and {len(members) - examples} more")
     return "\n".join(lines)

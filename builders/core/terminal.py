@@ -5,7 +5,8 @@ C0 and C1 control characters (ESC starts the sequences that clear the screen, mo
 cursor or retitle the window; CR overwrites the line), DEL, the bidirectional overrides
 and isolates (which reorder what is shown), and lone surrogates (invalid Unicode). Each
 becomes its Python escape (`\\x1b`, `\\u202e`), so a row prints as what it holds. Line
-feeds and tabs are kept: they only lay text out.
+feeds and tabs are kept: they only lay text out. `one_line(text)` escapes them too, for a
+value that must stay on its line (an id or path in a list of rejects).
 """
 
 from __future__ import annotations
@@ -23,3 +24,9 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """`text` with control characters escaped: `"a\\x1b[2Jb"` -> `"a\\\\x1b[2Jb"`."""
     return _HIDDEN.sub(_escape, text)
+
+
+def one_line(text: str) -> str:
+    """`printable(text)` with line feeds and tabs escaped too (`\\n`, `\\t`): a value
+    that holds one (a CSV cell with an unclosed quote) cannot break the line it is on."""
+    return printable(text).replace("\n", "\\n").replace("\t", "\\t")

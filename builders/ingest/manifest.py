@@ -55,16 +55,14 @@ def read_manifest(
     known = set(labels)
     for line, raw in _raw_rows(path):
         if isinstance(raw, Exception):
-            rejects.append(RejectRecord("ingest", str(path), line, None, f"unreadable row: {raw}"))
+            vid = getattr(raw, "video_id", None)
+            rejects.append(RejectRecord("ingest", str(path), line, vid, f"unreadable row: {raw}"))
             continue
         vid = raw.get("video_id") if isinstance(raw, dict) else None
         try:
             entry = ManifestEntry.model_validate(raw)
         except ValidationError as e:
-            reason = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}"
-                for err in e.errors()
-            )
+            reason = "; ".join(_error_text(err) for err in e.errors())
             rejects.append(RejectRecord("ingest", str(path), line, _str_or_none(vid), reason))
             continue
         if entry.label not in known:
@@ -100,7 +98,31 @@ def read_manifest(
         first_line[entry.video_id] = line
         entry.path = resolved
         rows.append(ManifestRow(entry, line))
+    if not rows and not rejects:
+        raise InputError(path, "no rows: the manifest lists no video (is it the right file?)")
     return rows, rejects
+
+
+def _error_text(err: dict) -> str:
+    """`key.path: message`, with the value given when its type is wrong (`true` for a
+    number: which key holds it is not enough to find it)."""
+    where = ".".join(str(p) for p in err["loc"]) or "row"
+    text = f"{where}: {err['msg']}"
+    if err["type"] in _TYPE_ERRORS:
+        given = json.dumps(err["input"]) if _jsonable(err["input"]) else repr(err["input"])
+        text += f" (got {given[:60]})"
+    return text
+
+
+_TYPE_ERRORS = ("float_type", "int_type", "string_type", "bool_type", "list_type")
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _resolve(folder: Path, video: str) -> tuple[str, str | None]:
@@ -170,11 +192,38 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
                 yield i, bad
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as e:
                 yield i, ValueError(f"not valid JSON ({e.msg} at column {e.colno})")
                 continue
+            except ValueError as e:  # a key given twice: name the row by its id
+                yield i, _RowProblem(str(e), _last_id(text))
+                continue
             yield i, obj if isinstance(obj, dict) else ValueError("a row must be a JSON object")
+
+
+class _RowProblem(ValueError):
+    """A row that cannot be read, with its `video_id` when it can still be told."""
+
+    def __init__(self, message: str, video_id: str | None) -> None:
+        super().__init__(message)
+        self.video_id = video_id
+
+
+def _last_id(text: str) -> str | None:
+    obj = json.loads(text)  # parsed before, with the duplicate-key check
+    return _str_or_none(obj.get("video_id")) if isinstance(obj, dict) else None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; ValueError naming a key given twice (json keeps
+    the last silently: which value the writer meant is unknown)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} is given twice")
+        out[key] = value
+    return out
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
@@ -200,7 +249,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
             try:
                 yield line, _from_flat(row)
             except ValueError as e:
-                yield line, e
+                yield line, _RowProblem(str(e), _str_or_none(row.get("video_id")))
 
 
 def _from_flat(row: dict[str, str | None]) -> dict[str, Any]:
@@ -216,11 +265,20 @@ def _from_flat(row: dict[str, str | None]) -> dict[str, Any]:
             meta[key] = _json_cell(key, value)
         elif key in _METADATA_FIELDS:
             meta[key] = value
+        elif key in _TIME_FIELDS:  # a CSV cell is text: the number it writes
+            out[key] = _number_cell(key, value)
         else:
             out[key] = value
     if meta:
         out["metadata"] = meta
     return out
+
+
+def _number_cell(key: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{key}: {value!r} is not a number of seconds") from None
 
 
 def _json_cell(key: str, value: str) -> Any:

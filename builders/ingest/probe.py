@@ -22,11 +22,37 @@ fails the run instead of being recorded as a reject.
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
+import stat
 import statistics
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+
+# What a path that is not a regular file is, by its stat mode (a FIFO blocks whoever
+# opens it; a directory or device is no video either).
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def not_regular(mode: int) -> str | None:
+    """`not a regular file: a FIFO` (or a directory, socket, device) for a stat mode
+    that is not a regular file's; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    return f"not a regular file: {kind}"
+
+
+# stat errors that mean "no such file" (as Path.exists reads them), not the machine's
+_NOT_THERE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
 
 
 class ProbeError(Exception):
@@ -71,9 +97,16 @@ def probe_video(path: str | Path, full_decode: bool = True) -> StreamFacts:
     import av
 
     p = Path(path)
-    if not p.exists():
-        raise ProbeError(f"file not found: {p}")
-    if p.stat().st_size == 0:
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        if e.errno not in _NOT_THERE:
+            raise
+        raise ProbeError(f"file not found: {p}") from None
+    kind = not_regular(st.st_mode)
+    if kind:  # checked before opening: a FIFO would block the open for ever
+        raise ProbeError(f"{kind}: {p}")
+    if st.st_size == 0:
         raise ProbeError(f"empty file (0 bytes): {p}")
     try:
         container = av.open(str(p))

@@ -43,7 +43,8 @@ class CauseQuestion(BaseModel):
 
     question: str | None = None
     options: list[str] = Field(min_length=2)
-    answer: int = Field(ge=0, description="index of the right option in `options`")
+    # strict: `true` or `"1"` is not an index (lax validation would read it as 1)
+    answer: int = Field(ge=0, strict=True, description="index of the right option in `options`")
 
     @model_validator(mode="after")
     def _options_and_answer(self) -> CauseQuestion:
@@ -99,9 +100,11 @@ class ManifestEntry(BaseModel):
     video_id: str
     path: str
     label: str
-    event_start: float | None = None
-    event_time: float | None = None
-    event_end: float | None = None
+    # strict: a JSON `true` or `"5"` is not a time (lax validation would read 1.0 and
+    # 5.0); a CSV cell, text by nature, is made a number where it is read (manifest.py)
+    event_start: float | None = Field(None, strict=True)
+    event_time: float | None = Field(None, strict=True)
+    event_end: float | None = Field(None, strict=True)
     source: str = "manifest"
     metadata: VideoMetadata = Field(default_factory=VideoMetadata)
 

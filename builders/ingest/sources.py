@@ -3,9 +3,11 @@
 In: the validated manifest rows (`ManifestRow`, absolute paths) and the ingest folder.
 Out:
 
-- `missing_sources`: the rows whose file is not there. Ingest (and chunk) stop on them with
-  `MissingSources` (exit 2) before changing anything, unless the user prunes: a source
-  folder that is briefly unmounted or renamed must not delete a build's clips.
+- `unavailable_sources`: the files that are not there, empty, or not regular files (by
+  their stat; nothing is opened). Ingest (and chunk) stop on those of videos they
+  recorded with `MissingSources` (exit 2, `refuse_unavailable`) before changing
+  anything, unless the user prunes: a source folder that is briefly unmounted or
+  renamed, or a file being copied again, must not delete a build's clips.
 - `hash_sources`: every file's size and sha256, memoised across runs by path, size and
   modification time in `ingest/source_hashes.json`, so a re-run reads only new or
   changed files.
@@ -24,13 +26,15 @@ from __future__ import annotations
 
 import base64
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 from pathlib import Path
 
 from vlm_autodrive.builders.core.errors import InputError
 from vlm_autodrive.builders.core.files import file_sha256, read_json, write_json_if_changed
 from vlm_autodrive.builders.core.stage import RejectRecord
 from vlm_autodrive.builders.ingest.manifest import ManifestRow
+from vlm_autodrive.builders.ingest.probe import not_regular
 
 HASH_MEMO = "source_hashes.json"
 DUPLICATES = ("reject", "group")
@@ -39,35 +43,54 @@ PHASH_MODULE = "vlm_autodrive.builders.audit.phash"
 
 
 class MissingSources(InputError):
-    """Video files the manifest lists are not there; nothing was changed."""
+    """Video files the manifest lists are not there (or can no longer be read); nothing
+    was changed."""
 
 
-def missing_sources(paths: list[str]) -> list[str]:
-    """The video files of `paths` that do not exist (or cannot be read for their size)."""
-    out = []
-    for path in paths:
-        try:
-            os.stat(path)
-        except OSError:
-            out.append(path)
-    return out
+MISSING = "missing"
 
 
-def refuse_missing(source: Path, missing: list[str], total: int, rerun: str) -> None:
-    """Raise `MissingSources` naming how many files are missing and the first few.
+def source_problem(path: str) -> str | None:
+    """Why the file at `path` cannot be a source as it stands, from its stat alone (no
+    open: a FIFO or a stalled mount would block): `missing`, `not a regular file: ...`,
+    `empty (0 bytes)`; None when it is a non-empty regular file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return MISSING
+    return not_regular(st.st_mode) or ("empty (0 bytes)" if st.st_size == 0 else None)
+
+
+def unavailable_sources(paths: list[str]) -> dict[str, str]:
+    """{path: why} for the files of `paths` that are missing, not regular files or empty."""
+    found = {p: source_problem(p) for p in paths}
+    return {p: why for p, why in found.items() if why}
+
+
+def refuse_unavailable(source: Path, problems: dict[str, str], total: int, rerun: str) -> None:
+    """Raise `MissingSources` naming how many files are missing or can no longer be read
+    (`problems`: {path: why}, `MISSING` for a file that is not there) and the first few.
 
     `rerun` is the command (or option) that drops them on purpose."""
-    if not missing:
+    if not problems:
         return
-    first = ", ".join(missing[:3])
-    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    n = len(problems)
+    more = f" and {n - 3} more" if n > 3 else ""
+    if all(why == MISSING for why in problems.values()):
+        what = f"{n} of {total} video files are missing ({', '.join(list(problems)[:3])}{more})"
+    else:
+        first = ", ".join(f"{p}: {_short(why)}" for p, why in list(problems.items())[:3])
+        what = f"{n} of {total} video files are missing or can no longer be read ({first}{more})"
     raise MissingSources(
         source,
-        f"{len(missing)} of {total} video files are missing ({first}{more}); nothing was "
-        "changed and no clip was deleted. If their folder is unmounted, renamed or moved, "
-        f"bring it back and run the same command again; to drop these videos and delete "
-        f"their clips, {rerun}",
+        f"{what}; nothing was changed and no clip was deleted. If their folder is "
+        "unmounted, renamed or moved, or a file was damaged, bring it back and run the same "
+        f"command again; to drop these videos and delete their clips, {rerun}",
     )
+
+
+def _short(why: str, limit: int = 100) -> str:
+    return why if len(why) <= limit else why[: limit - 3] + "..."
 
 
 def read_memo(ingest_dir: Path) -> dict[str, list]:
@@ -86,13 +109,17 @@ def hash_sources(
     """({video_id: [size, sha256], or None when the file cannot be read}, the new memo).
 
     A file whose path, size and modification time match the memo is not read again; the
-    others are hashed in `workers` threads (hashlib releases the GIL on large blocks)."""
+    others are hashed in `workers` threads (hashlib releases the GIL on large blocks).
+    Only regular files are opened (a FIFO would block its reader); the threads are
+    daemons, so a signal ends the run even while one is blocked in a read."""
     stats: dict[str, os.stat_result | None] = {}
     for r in rows:
         try:
-            stats[r.entry.path] = os.stat(r.entry.path)
+            st = os.stat(r.entry.path)
         except OSError:
-            stats[r.entry.path] = None
+            st = None
+        # only regular files are opened: a FIFO or a device would block the reader
+        stats[r.entry.path] = st if st is not None and not not_regular(st.st_mode) else None
     todo = []
     new_memo: dict[str, list] = {}
     for path, st in stats.items():
@@ -103,11 +130,10 @@ def hash_sources(
             new_memo[path] = old
         else:
             todo.append(path)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for path, sha in zip(todo, pool.map(_sha_or_none, todo)):
-            if sha is not None:
-                st = stats[path]
-                new_memo[path] = [st.st_size, st.st_mtime_ns, sha]
+    for path, sha in zip(todo, _map_in_daemon_threads(_sha_or_none, todo, workers)):
+        if sha is not None:
+            st = stats[path]
+            new_memo[path] = [st.st_size, st.st_mtime_ns, sha]
     files = {}
     for r in rows:
         m = new_memo.get(r.entry.path)
@@ -117,6 +143,52 @@ def hash_sources(
 
 def write_memo(ingest_dir: Path, memo: dict[str, list]) -> None:
     write_json_if_changed(Path(ingest_dir) / HASH_MEMO, memo)
+
+
+def _map_in_daemon_threads(fn, items: list, workers: int) -> list:
+    """[fn(item) for item in items], computed in `workers` daemon threads.
+
+    Why not a ThreadPoolExecutor: leaving one, and the interpreter's exit, wait for every
+    thread, so a thread blocked in a read (a file on a stalled network mount) would keep
+    SIGTERM or ^C from ending the run. Here the main thread waits in short steps (a
+    signal's exception is raised there), tells the threads to stop, and leaves a blocked
+    one behind: it dies with the process."""
+    results: list = [None] * len(items)
+    if not items:
+        return results
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for i in range(len(items)):
+        todo.put(i)
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((i, fn(items[i]), None))
+            except BaseException as e:  # handed to the main thread, raised there
+                done.put((i, None, e))
+
+    for _ in range(max(1, min(workers, len(items)))):
+        threading.Thread(target=work, name="hash-sources", daemon=True).start()
+    try:
+        for _ in items:
+            while True:
+                try:
+                    i, value, error = done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    continue
+            if error is not None:
+                raise error
+            results[i] = value
+    finally:
+        stop.set()
+    return results
 
 
 def _sha_or_none(path: str) -> str | None:

@@ -5,7 +5,8 @@ sha256 and, with `ingest.near_duplicates: group`, its perceptual signature),
 `ingest/rejects.jsonl` (one `RejectRecord` per unusable row or file, duplicates
 included), `ingest/source_hashes.json` (the hash and signature memo, `sources.py`) and
 `ingest/stamp.json` (the stage base, `core/stage.py`). Re-running with the same manifest,
-taxonomy and file bytes does no work; missing files stop it before any write.
+taxonomy and file bytes does no work; files of recorded videos that are missing or can
+no longer be read stop it before any write.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from vlm_autodrive.builders.ingest.records import VIDEO_SCHEMA, VideoRecord, rea
 from vlm_autodrive.builders.ingest.sources import (
     NEAR_DUPLICATES,
     hash_sources,
-    missing_sources,
     read_memo,
-    refuse_missing,
+    refuse_unavailable,
     sign_sources,
+    source_problem,
     split_duplicates,
     write_memo,
 )
@@ -64,9 +65,12 @@ def run_ingest(
 
     The stage is redone when the manifest, the taxonomy, `duplicates` or any video file's
     bytes changed since the last run (files are hashed once per size and modification
-    time, `sources.py`). A video file that is missing stops the run before anything is
+    time, `sources.py`). A video file that is missing, empty, not a regular file or no
+    longer probes (damaged, not a video any more) stops the run before anything is
     written (MissingSources, exit 2) when the last ingest had its video, unless
-    `prune_missing`: then its row is rejected and chunk deletes its clips. `duplicates`
+    `prune_missing`: then its row is rejected and chunk deletes its clips. A path that is
+    not a regular file (a FIFO, directory, socket, device) is never opened: its row is
+    a reject naming its line. `duplicates`
     ("reject" or "group"): what to do with byte-identical files under different ids
     (`sources.split_duplicates`). `near_duplicates` ("group" or "off"): "group" records
     each video's perceptual signature (`sources.sign_sources`), for the assignment to
@@ -75,12 +79,12 @@ def run_ingest(
     _check_near(near_duplicates)
     stage = Stage(build_dir, "ingest")
     rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
-    if not prune_missing:
-        refuse_missing(manifest, _missing(rows, stage), len(rows), PRUNE_HINT)
+    known = _known(stage)
+    rows = _check_sources(manifest, rows, rejects, known, prune_missing)
     files, memo = hash_sources(rows, read_memo(stage.dir), workers)
     key = _key(manifest, taxonomy, files, duplicates, near_duplicates, declared)
-    record_taxonomy(build_dir, taxonomy)  # what later commands given none use
     if stage.finished(key) is not None:
+        record_taxonomy(build_dir, taxonomy)  # what later commands given none use
         write_memo(stage.dir, memo)  # files touched but not changed: not hashed again
         videos = read_videos(stage.dir / "videos.parquet")
         rejects = stage.read_rejects()
@@ -89,7 +93,11 @@ def run_ingest(
     n_rows = len(rows) + len(rejects)
     rows, dup_rejects = split_duplicates(manifest, rows, files, duplicates)
     rejects += dup_rejects
-    videos = _records(manifest, rows, rejects, files, _probe_all(rows, workers, progress))
+    probed = list(_probe_all(rows, workers, progress))
+    if not prune_missing:  # before anything is written
+        _refuse_unreadable(manifest, probed, known, n_rows)
+    record_taxonomy(build_dir, taxonomy)
+    videos = _records(manifest, rows, rejects, files, probed)
     _sign(videos, near_duplicates, memo, workers, progress)
     write_table(videos, VIDEO_SCHEMA, stage.dir / "videos.parquet")
     rejects_rel = stage.write_rejects(rejects)
@@ -198,8 +206,8 @@ def preview_ingest(
     _check_near(near_duplicates)
     stage = Stage(build_dir, "ingest")
     rows, rejects = read_manifest(manifest, taxonomy.names, taxonomy.normal)
-    if not prune_missing:
-        refuse_missing(manifest, _missing(rows, stage), len(rows), PRUNE_HINT)
+    recorded = _known(stage)
+    rows = _check_sources(manifest, rows, rejects, recorded, prune_missing)
     files, memo = hash_sources(rows, read_memo(stage.dir), workers)  # memo not written
     key = _key(manifest, taxonomy, files, duplicates, near_duplicates, declared)
     table = stage.dir / "videos.parquet"
@@ -221,23 +229,67 @@ def preview_ingest(
         if _fingerprint(entry, facts, files[o.video_id]) == o.fingerprint:
             known[o.video_id] = StreamFacts(**facts)
     new = [r for r in rows if r.entry.video_id not in known]
-    probed = dict((r.entry.video_id, f) for r, f in _probe_all(new, workers, False))
+    fresh = list(_probe_all(new, workers, False))
+    if not prune_missing:
+        _refuse_unreadable(manifest, fresh, recorded, len(rows) + len(rejects))
+    probed = {r.entry.video_id: f for r, f in fresh}
     probed.update(known)
     videos = _records(manifest, rows, rejects, files, ((r, probed[r.entry.video_id]) for r in rows))
     _sign(videos, near_duplicates, memo, workers, False)
     return IngestPreview(videos, len(rejects), set(known), True)
 
 
-def _missing(rows: list[ManifestRow], stage: Stage) -> list[str]:
-    """The files of the rows the last ingest recorded as videos that are not there now:
-    losing them would delete clips. (A row whose file was never there is a reject.)"""
+def _known(stage: Stage) -> set[str]:
+    """The ids of the videos the last ingest recorded (losing one deletes its clips)."""
     table = stage.dir / "videos.parquet"
     if not table.exists():
-        return []
+        return set()
     import pyarrow.parquet as pq
 
-    known = set(pq.read_table(table, columns=["video_id"])["video_id"].to_pylist())
-    return missing_sources([r.entry.path for r in rows if r.entry.video_id in known])
+    return set(pq.read_table(table, columns=["video_id"])["video_id"].to_pylist())
+
+
+def _check_sources(
+    manifest: Path,
+    rows: list[ManifestRow],
+    rejects: list[RejectRecord],
+    known: set[str],
+    prune_missing: bool,
+) -> list[ManifestRow]:
+    """The rows whose path may be opened: a path that is not a regular file (a FIFO
+    would block its reader for ever; a directory, socket, device) joins `rejects`
+    naming its line, found by its stat alone. Before that, unless `prune_missing`, the
+    files of videos the last ingest recorded (`known`) that are missing, empty or not
+    regular files stop the run (MissingSources, exit 2): dropping them would delete
+    their clips. (A row whose file was never usable is an ordinary reject.)"""
+    problems = {r.entry.video_id: source_problem(r.entry.path) for r in rows}
+    if not prune_missing:
+        lost = {
+            r.entry.path: problems[r.entry.video_id]
+            for r in rows
+            if r.entry.video_id in known and problems[r.entry.video_id]
+        }
+        refuse_unavailable(manifest, lost, len(rows), PRUNE_HINT)
+    kept = []
+    for r in rows:
+        why = problems[r.entry.video_id]
+        if why and why.startswith("not a regular file"):
+            rejects.append(_reject(manifest, r, f"path: {r.entry.path}: {why}"))
+        else:
+            kept.append(r)
+    return kept
+
+
+def _refuse_unreadable(manifest: Path, probed, known: set[str], total: int) -> None:
+    """Stop (MissingSources, exit 2) when a video the last ingest recorded no longer
+    probes (damaged, truncated, not a video any more): as a missing file, dropping it
+    would delete its clips. `probed`: (row, facts or ProbeError) pairs."""
+    lost = {
+        row.entry.path: str(facts)
+        for row, facts in probed
+        if isinstance(facts, ProbeError) and row.entry.video_id in known
+    }
+    refuse_unavailable(manifest, lost, total, PRUNE_HINT)
 
 
 def _reject(manifest: Path, row: ManifestRow, reason: str) -> RejectRecord:
