@@ -72,7 +72,7 @@ COMMON = {
     "generator": "m@1",
     "template": "t@1",
 }
-for split in (REVISED, SHORT_QA, AUGMENTED):
+for split in (REVISED, SHORT_QA, AUGMENTED, CAUSE):  # the word and phrase lists their parsers read
     split.prepare(FOLDERS, TAX)
 
 
