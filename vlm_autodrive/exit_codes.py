@@ -39,7 +39,8 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(
         BAD_INPUT,
         "bad input or usage: arguments, recipe, manifest, a missing folder, a version "
-        "that is already published; nothing was done",
+        "that is already published; the step that found it changed nothing (in a build, "
+        "the stages before it keep their finished work)",
         "autodrive: ",
     ),
     ExitCode(
