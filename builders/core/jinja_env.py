@@ -20,6 +20,9 @@ a template file that is not UTF-8 (the line of its first bad byte).
 
 Output text is the template's own; callers strip the ends. Templates that produce
 prose wrap themselves in `{% filter prose %}` to collapse whitespace (see the filters).
+
+Over 400 lines: loading, the static check of inputs and the error reports that name a
+file and line are one path; the sandbox's bounds live apart (core/sandbox.py).
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ What it prints (`PublishResult.format`): the steps, and for the steps that move 
 summary (how many, their size, how many under each top folder, the first few); every
 file with `verbose` (`autodrive publish -v`): a release at the paper's size has about
 53,000. URLs name the Hub that `huggingface_hub` talks to (`HF_ENDPOINT`).
+
+Over 400 lines: the plan and the two targets it runs (Hub, folder) are kept in one file,
+so the order above reads in one place; staging, verification and the Hub checks are in
+their own modules.
 """
 
 from __future__ import annotations
