@@ -122,6 +122,7 @@ CACHE_PATH = Path("cache") / "responses.sqlite"
 CHECK_KEY = "reasoning_revised.check"  # the revision check's template in load_prompt_templates
 BLOCKS = ("system", "user")
 PENDING = "(a caption the dry run has not made yet) "
+MEASURE = 256  # cached responses a dry run reads at most to measure a split's output
 
 
 BackendOpener = Callable[[ModelConfig, ExitStack], Backend]
@@ -538,7 +539,13 @@ def _run_split(
         misses = [r for k, r in keyed.items() if k not in by_key]
         report.to_send = len(misses)
         if dry_run:
-            _estimate(report, misses, list(by_key.values()), model_cfg, sgen)
+            measured = list(by_key.values())
+            if not measured and reused is not None and len(reused.request_keys):
+                # The inputs the last run answered and this one reuses were never looked
+                # up: measure the output on (up to MEASURE) of their cached responses.
+                keys = reused.request_keys.slice(0, MEASURE).to_pylist()
+                measured = list(cache.get_many(keys, sgen.n).values())
+            _estimate(report, misses, measured, model_cfg, sgen)
             missing = {r.request_id for r in misses}
             report.pending = {c.clip_id for c, base in plan if key_of[base] in missing}
         else:

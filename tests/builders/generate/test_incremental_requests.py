@@ -292,7 +292,10 @@ def test_caption_template_edit_for_one_class(copy, capsys):
     data = recipe_dict(copy, copy / "manifest.jsonl")
     data["rules"]["templates"] = str(templates)
     recipe = write_recipe(copy, data)
-    _dry, real, backend, diff = dry_then_real(copy, capsys, recipe=recipe)
+    dry, real, backend, diff = dry_then_real(copy, capsys, recipe=recipe)
+    # the output to send is measured on the responses of the inputs kept from the last
+    # run (none of them was looked up), not guessed as max_tokens
+    assert "vqa tokens, " in dry.text and "no cached sample" not in dry.text, dry.text
     near = {c for c, lab in labels(copy).items() if lab == "Near-Collision"}
     assert diff["caption_metadata"] == near and diff["mcq"] == set()
     assert sent_clips(backend) == near  # the prompts made from the caption
