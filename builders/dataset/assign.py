@@ -122,6 +122,14 @@ def assign_splits(
         )  # fmt: skip
         held = {c["video_id"] for c in clips if a.sides[c["clip_id"]] != "train"}
         a.videos = {"train": len({c["video_id"] for c in clips}) - len(held), "test": len(held)}
+        if a.pinned is not None:  # in videos, not groups: a new video may join an old group
+            old = {c["video_id"] for c in clips if c["clip_id"] in pinned}
+            new = {c["video_id"] for c in clips} - old
+            a.pinned = {
+                "old_videos": len(old),
+                "new_videos": len(new),
+                "new_test_videos": len(new & held),
+            }
         return a
     if on_short not in ("error", "take_available"):
         raise ValueError(f"on_short must be error or take_available, not {on_short!r}")

@@ -46,3 +46,21 @@ def test_a_group_never_straddles_the_split_and_ungrouped_it_would():
         held = sum(1 for s in grouped.values() if s == {False})
         assert a.videos == {"train": 40 - held, "test": held}
     assert straddled  # without groups the same seeds split some pair: the test can fail
+
+
+def test_pinned_counts_are_videos_when_a_new_video_joins_an_old_group():
+    """A new copy of an old held-out video takes its side; the printed counts say one new
+    video, held out (they counted groups: '0 new videos')."""
+    old = clips_of(40)
+    kw = dict(per_class=6, seed=0, on_short="take_available")
+    first = assign_splits(old, CLASSES, **kw)
+    pinned = {c["clip_id"]: first.sides[c["clip_id"]] for c in old}
+    held = next(c["video_id"] for c in old if first.sides[c["clip_id"]] == "test")
+    copy = [
+        {**c, "clip_id": "new" + c["clip_id"], "video_id": "new"}
+        for c in old
+        if c["video_id"] == held
+    ]
+    a = assign_splits(old + copy, CLASSES, pinned=pinned, groups={held: held, "new": held}, **kw)
+    assert all(a.sides[c["clip_id"]] != "train" for c in copy)
+    assert a.pinned == {"old_videos": 40, "new_videos": 1, "new_test_videos": 1}
