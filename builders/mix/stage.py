@@ -163,6 +163,12 @@ def mix(recipe_path: str | Path, build_dir: str | Path, *, force: bool = False) 
         if rel is not None:
             files[side] = rel
     plot_rel, plot_key, notes = _plot(build_dir, name, report, drawn)
+    test = report["sides"].get("test")
+    if test and (copies := test["written"] - sum(test["before"].values())):
+        notes.append(
+            f"the test side holds {copies} upsampled copies of its rows: an evaluation on "
+            "it counts those rows more than once (upsampling is for training)"
+        )
     described = "; ".join(f"{c.config} ({c.amount})" for c in recipe.components)
     # Declares the new files, then removes the config's old ones (sides no longer mixed).
     register_config(

@@ -266,3 +266,14 @@ def test_the_plot_is_redrawn_only_when_its_counts_or_its_file_changed(tmp_path, 
     assert len(drawn) == 2 and png.read_bytes() == first
     mix(recipe(tmp_path, BALANCE.replace("count: 25", "count: 26")), build)  # other counts
     assert len(drawn) == 3 and png.read_bytes() != first
+
+
+def test_an_upsampled_test_side_is_pointed_out(tmp_path, build):
+    both = "name: both\nsplits: [train, test]\ncomponents:\n  - config: mcq\n"
+    res = mix(recipe(tmp_path, both + "    upsample: {Collision: 3}\n", "u.yaml"), build)
+    (note,) = [n for n in res.notes if "test side" in n]
+    test = res.report["sides"]["test"]
+    assert f"holds {test['written'] - sum(test['before'].values())} upsampled copies" in note
+    assert f"note: {note}" in res.format()
+    plain = mix(recipe(tmp_path, both + "    all: true\n", "p.yaml"), build)
+    assert not [n for n in plain.notes if "test side" in n]
