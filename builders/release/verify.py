@@ -163,9 +163,12 @@ def check_audit(build_dir: Path, stamps: dict[str, dict[str, Any]] | None = None
                 f"{made_by[rel][0]} stage has run since): run {fix} to audit the build "
                 "as it is, then publish"
             )
-    # A stamp without `inputs`: an upstream stage that wrote its stamp after the audit's
-    # made it stale, unless the audit would find nothing to do now (same key: the same
-    # upstream outputs, tables and files as it read). A mixture is no input of the audit.
+    if "inputs" in stamp:  # recorded (audits since they record them): checked exactly
+        return
+    # A stamp without `inputs` (an older audit): an upstream stage that wrote its stamp
+    # after the audit's made it stale, unless the audit would find nothing to do now (same
+    # key: the same upstream outputs, tables and files as it read). A mixture is no input
+    # of the audit.
     audited = (build_dir / AUDIT / STAMP).stat().st_mtime_ns
     newer = [
         s for s in STAGES if s in stamps and (build_dir / s / STAMP).stat().st_mtime_ns > audited

@@ -4,6 +4,8 @@ renders and its `audit/report.md` resolves); a stale audit is refused."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,6 +96,15 @@ def test_the_audit_ships_when_current_and_a_stale_one_is_refused(tmp_path, capsy
     # the audit's stamp records the upstream outputs it read: the exact refusal
     assert code == 2 and "the audit was made from an older rule_splits/" in text, text
     assert "the rule_splits stage has run since" in text
+    # an audit from before stamps recorded their inputs: judged by stamp times and key
+    stamp_path = build / "audit" / "stamp.json"
+    stamp, written = json.loads(stamp_path.read_text()), stamp_path.stat()
+    del stamp["inputs"]
+    stamp_path.write_text(json.dumps(stamp))
+    os.utime(stamp_path, ns=(written.st_atime_ns, written.st_mtime_ns))  # as it was written
+    code, text = publish(capsys, build, pub, "0.2.0")
+    assert code == 2 and "audit/report.json is out of date" in text, text
+    assert "rule_splits" in text and "ran again since the audit" in text
     assert f"autodrive audit {build}" in text and not (pub / "v0.2.0").exists()
 
     assert autodrive(capsys, "audit", build)[0] == 0  # what the message says to run
