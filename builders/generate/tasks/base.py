@@ -19,6 +19,7 @@ from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow
 from vlm_autodrive.builders.generate.backends.base import Completion
+from vlm_autodrive.builders.generate.facts import Lexicon, load_lexicon
 from vlm_autodrive.builders.generate.parsing import check_output_text
 
 
@@ -91,8 +92,16 @@ class ModelSplit:
     description: ClassVar[str]
     needs_video: ClassVar[bool] = False
 
+    # Whether the parser checks facts or phrases: then `prepare` loads the word lists
+    # (facts.py), which are inputs of the split's key (stamp.py `word_lists`).
+    reads_word_lists: ClassVar[bool] = False
+    lexicon: Lexicon | None = None
+
     def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
-        """Load what the parser needs besides the template (word lists), at build start."""
+        """Load what the parser needs besides the template (the word lists, when it reads
+        them), at build start."""
+        if self.reads_word_lists:
+            self.lexicon = load_lexicon(folders, taxonomy)
 
     def expand(self, clips: list[ClipInput], earlier: list[Any]) -> list[ClipInput]:
         """The inputs of this split: one per clip by default; `earlier` holds the rows and

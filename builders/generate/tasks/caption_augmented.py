@@ -14,7 +14,6 @@ that the metadata contradicts (a Collision on the front told as one on the rear 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -22,7 +21,7 @@ import pyarrow as pa
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import COMMON_FIELDS, SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.degenerate import check_content
-from vlm_autodrive.builders.generate.facts import Lexicon, contrary, load_lexicon
+from vlm_autodrive.builders.generate.facts import Lexicon, contrary
 from vlm_autodrive.builders.generate.parsing import require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
 
@@ -72,10 +71,7 @@ class CaptionAugmented(ModelSplit):
         "Paraphrases of each clip's detailed caption by a text LLM, for linguistic variety; "
         "kept only when every fact of the caption survives and none is contradicted."
     )
-    lexicon: Lexicon | None = None
-
-    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
-        self.lexicon = load_lexicon(folders, taxonomy)
+    reads_word_lists = True
 
     def memo_key(self, clip: ClipInput) -> tuple:
         return (clip.caption,)

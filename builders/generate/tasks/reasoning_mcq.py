@@ -11,7 +11,6 @@ too, with its reason.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.answers import option_letters
@@ -19,7 +18,6 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.backends.base import split_reasoning
 from vlm_autodrive.builders.generate.degenerate import check_content
-from vlm_autodrive.builders.generate.facts import Lexicon, load_lexicon
 from vlm_autodrive.builders.generate.parsing import extract_answer_letter, require
 from vlm_autodrive.builders.generate.tasks.base import (
     REASONING_SCHEMA,
@@ -50,10 +48,7 @@ class ReasoningMcq(ModelSplit):
         "written by a reasoning LLM from the clip's captions; kept only when the answer "
         "is the ground truth."
     )
-    lexicon: Lexicon | None = None
-
-    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
-        self.lexicon = load_lexicon(folders, taxonomy)
+    reads_word_lists = True
 
     def question(self, clip: ClipInput) -> tuple[str | None, tuple[str, ...], str | None]:
         """The question asked, its options and the ground-truth letter (the clip's MCQ)."""

@@ -18,7 +18,6 @@ the failure they revise.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -28,7 +27,6 @@ from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.backends.base import split_reasoning
 from vlm_autodrive.builders.generate.degenerate import check_content
-from vlm_autodrive.builders.generate.facts import Lexicon, load_lexicon
 from vlm_autodrive.builders.generate.parsing import ParseError, extract_answer_letter, require
 from vlm_autodrive.builders.generate.tasks.base import (
     REASONING_SCHEMA,
@@ -78,10 +76,7 @@ class ReasoningRevised(ModelSplit):
         "truth, does not cite being told it, and (when on) an independent model re-asked "
         "with the trace alone concludes it."
     )
-    lexicon: Lexicon | None = None
-
-    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
-        self.lexicon = load_lexicon(folders, taxonomy)
+    reads_word_lists = True
 
     def expand(self, clips: list[ClipInput], earlier: list[Any]) -> list[ClipInput]:
         by_id = {c.clip_id: c for c in clips}

@@ -9,14 +9,12 @@ are `filtered`, with the reason.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.answers import option_letters
 from vlm_autodrive.builders.core.taxonomy import Taxonomy
 from vlm_autodrive.builders.dataset.rows import SplitRow, content_hash, row_id
 from vlm_autodrive.builders.generate.degenerate import check_content, check_mcq, check_reasons
-from vlm_autodrive.builders.generate.facts import Lexicon, load_lexicon
 from vlm_autodrive.builders.generate.parsing import extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import (
     REASONING_SCHEMA,
@@ -62,10 +60,7 @@ class ReasoningVqa(ModelSplit):
         "One multi-step question per clip with four options, its answer and the reasons, "
         "written by a reasoning LLM from the clip's captions."
     )
-    lexicon: Lexicon | None = None
-
-    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
-        self.lexicon = load_lexicon(folders, taxonomy)
+    reads_word_lists = True
 
     def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
         if not clip.caption:

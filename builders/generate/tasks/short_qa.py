@@ -14,7 +14,6 @@ checked against the road user its question names: "How is the ego vehicle moving
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -25,9 +24,7 @@ from vlm_autodrive.builders.generate.degenerate import check_open_qa
 from vlm_autodrive.builders.generate.facts import (
     FIELDS,
     ROLE_FIELDS,
-    Lexicon,
     contrary,
-    load_lexicon,
     subject_facts,
 )
 from vlm_autodrive.builders.generate.parsing import extract_json, require
@@ -106,10 +103,7 @@ class ShortQa(ModelSplit):
         "impact was, weather, road), written by a text LLM from the detailed caption; "
         "every answer checked against the clip's metadata."
     )
-    lexicon: Lexicon | None = None
-
-    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
-        self.lexicon = load_lexicon(folders, taxonomy)
+    reads_word_lists = True
 
     def memo_key(self, clip: ClipInput) -> tuple:
         return (clip.caption, tuple(sorted(clip.facts)))

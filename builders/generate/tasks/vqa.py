@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +33,7 @@ from vlm_autodrive.builders.generate.degenerate import (
     check_options,
     check_question,
 )
-from vlm_autodrive.builders.generate.facts import Lexicon, contrary, load_lexicon, subject_facts
+from vlm_autodrive.builders.generate.facts import contrary, subject_facts
 from vlm_autodrive.builders.generate.parsing import ParseError, extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit, lettered
 
@@ -177,10 +176,7 @@ class Vqa(ModelSplit):
         "text LLM from the clip's detailed caption; every answer checked against the "
         "clip's metadata."
     )
-    lexicon: Lexicon | None = None
-
-    def prepare(self, folders: list[Path], taxonomy: Taxonomy) -> None:
-        self.lexicon = load_lexicon(folders, taxonomy)
+    reads_word_lists = True
 
     def context(self, clip: ClipInput, taxonomy: Taxonomy) -> dict[str, Any] | None:
         if not clip.caption:
