@@ -151,8 +151,9 @@ def _report_failure(e: ValueError | OSError) -> int:
 
 
 # The functions that make folders: an error raised in one of them is about preparing an
-# output path (pathlib's Path.mkdir, os.makedirs, which shutil.copytree also calls).
-_MAKES_FOLDERS = {("pathlib.py", "mkdir"), ("os.py", "makedirs")}
+# output path (pathlib's Path.mkdir, os.makedirs, which shutil.copytree also calls). By
+# name alone: pathlib's module moved between Python versions (pathlib/_local.py in 3.13).
+_MAKES_FOLDERS = {"mkdir", "makedirs"}
 
 
 def _file_in_the_way(e: OSError) -> str | None:
@@ -166,7 +167,7 @@ def _file_in_the_way(e: OSError) -> str | None:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     code = tb.tb_frame.f_code if tb is not None else None
-    if code is None or (Path(code.co_filename).name, code.co_name) not in _MAKES_FOLDERS:
+    if code is None or code.co_name not in _MAKES_FOLDERS:
         return None
     wanted = Path(e.filename)
     for path in (wanted, *wanted.parents):
