@@ -110,8 +110,10 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and SIGKILL the workers; returns when they are gone."""
+    """Cancel what has not started and SIGKILL the workers; returns when they are gone,
+    and so is the pool's manager thread."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         with contextlib.suppress(Exception):
@@ -119,6 +121,13 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     for p in processes:
         with contextlib.suppress(Exception):
             p.join(timeout=5)
+    # Why wait for the manager thread: once it sees the workers gone it closes its wakeup
+    # pipe, and Python's exit hook for process pools (3.11) writes to that pipe without
+    # the pool's lock. A process that exits while the thread is still closing it prints
+    # "OSError: Bad file descriptor" with a traceback after "interrupted".
+    if manager is not None:
+        with contextlib.suppress(Exception):
+            manager.join(timeout=5)
 
 
 # A separate small Python: waits for its parent (the toolkit) to end, then SIGTERMs the
