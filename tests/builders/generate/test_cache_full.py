@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.builders.generate.tiny_recipe import write_tiny_recipe
 from tests.disks import small_tmpfs
 from tests.doubles.fake_server import FakeOpenAIServer
 from vlm_autodrive.builders.generate.backends.base import Completion, GenerationResponse
@@ -63,23 +63,6 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def write_recipe(root: Path, base_url: str, seed: int) -> Path:
-    recipe = {
-        "manifest": str(root / "sample" / "manifest.jsonl"),
-        "build_dir": str(root / "build"),
-        "sample": {"videos": 3, "seed": 3, "duration": 4.0, "width": 64, "height": 48},
-        "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5, "mode": "copy"},
-        "rules": {"test_per_class": 1, "on_short": "take_available"},
-        "generate": {
-            "models": {"m": {"model": "fake-model", "base_urls": [base_url], "max_retries": 0}},
-            "configs": {"caption_vlm": {"model": "m", "seed": seed}},
-        },
-    }
-    path = root / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
 def stored(cache: Path) -> int:
     with contextlib.closing(sqlite3.connect(cache)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -92,13 +75,13 @@ def test_a_build_whose_cache_disk_fills_up_says_so_and_resumes(tmp_path, small_d
     cache = tmp_path / "build" / "cache" / "responses.sqlite"
     with FakeOpenAIServer() as server:
         # 3: finished, with rows rejected (a class short of a test clip): not this test's
-        assert main(["build", str(write_recipe(tmp_path, server.base_url, seed=0))]) in (0, 3)
+        assert main(["build", str(write_tiny_recipe(tmp_path, server.base_url, seed=0))]) in (0, 3)
         first = stored(cache)
         assert first > 0
         filler = fill(small_disk)
         capsys.readouterr()
         # another seed: every request misses the cache and its response must be stored
-        recipe = write_recipe(tmp_path, server.base_url, seed=1)
+        recipe = write_tiny_recipe(tmp_path, server.base_url, seed=1)
         code = main(["build", str(recipe)])
         err = capsys.readouterr().err
         assert code == 1, err

@@ -6,35 +6,15 @@ bad input (exit 2), saying which models the server serves; not "could not be rea
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
+from tests.builders.generate.tiny_recipe import write_tiny_recipe
 from tests.doubles.fake_server import FakeOpenAIServer
 from vlm_autodrive.builders.generate.backends.local_server import free_port
 from vlm_autodrive.cli import main
 
 
-def write_recipe(root: Path, base_url: str, model: str) -> Path:
-    recipe = {
-        "manifest": str(root / "sample" / "manifest.jsonl"),
-        "build_dir": str(root / "build"),
-        "sample": {"videos": 3, "seed": 3, "duration": 4.0, "width": 64, "height": 48},
-        "chunk": {"window": 2.0, "stride": 1.0, "margin": 0.5, "mode": "copy"},
-        "rules": {"test_per_class": 1, "on_short": "take_available"},
-        "generate": {
-            "models": {"m": {"model": model, "base_urls": [base_url], "max_retries": 0}},
-            "configs": {"caption_vlm": {"model": "m"}},
-        },
-    }
-    path = root / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
 def test_a_model_the_server_does_not_serve_is_bad_input(tmp_path, capsys):
     with FakeOpenAIServer(model="fake-model") as server:
-        recipe = write_recipe(tmp_path, server.base_url, "no-such-model")
+        recipe = write_tiny_recipe(tmp_path, server.base_url, model="no-such-model")
         code = main(["build", str(recipe), "-q"])
         err = capsys.readouterr().err
         asked = server.requests
@@ -48,6 +28,6 @@ def test_a_model_the_server_does_not_serve_is_bad_input(tmp_path, capsys):
 
 def test_a_server_that_does_not_answer_is_still_unreachable(tmp_path, capsys):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    code = main(["build", str(write_recipe(tmp_path, url, "fake-model")), "-q"])
+    code = main(["build", str(write_tiny_recipe(tmp_path, url)), "-q"])
     err = capsys.readouterr().err
     assert code == 4 and f"error: model server at {url} is not reachable" in err, err
