@@ -58,6 +58,15 @@ ROLE_FIELDS = ("motion", "impact_side")
 NO_EVENT_ALLOWS = {"impact_side": set(), "blame": set(), "evasive_action": {"none"}}
 
 
+# How a reason names the road user a role stands for ("the metadata of the ego vehicle").
+ROLE_NAMES = {"ego": "the ego vehicle", "other": "the other road users"}
+
+
+def whose(role: str | None) -> str:
+    """ " of the ego vehicle", " of the other road users", or "" for no role."""
+    return f" of {ROLE_NAMES[role]}" if role else ""
+
+
 def role_key(role: str, field: str) -> str:
     """The facts' key of a field told per road user: `ego.motion`, `other.impact_side`."""
     return f"{role}.{field}"
@@ -77,12 +86,17 @@ class Lexicon:
 
     phrases: tuple[tuple[str, str, str], ...]  # (phrase lowercased, field, value), longest first
     leaks: tuple[str, ...]
-    pattern: re.Pattern
+    pattern: re.Pattern = dataclasses.field(compare=False, repr=False)  # made from `phrases`
     answers: tuple[tuple[str, str, str], ...] = ()  # (phrase, field, value) of `answers:`
     subjects: tuple[tuple[str, str], ...] = ()  # (phrase, role) of `subjects:`
     text_leaks: tuple[str, ...] = ()
     # (lookup, pattern) per asked field and of the subject words, made on first use.
     _made: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def content(self) -> dict[str, Any]:
+        """What the word lists hold (every field but those made from them): the inputs of
+        a split's key that reads them (stamp.py `word_lists`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
 
     def mentions(self, text: str, asked: str | None = None) -> dict[str, set[str]]:
         """{field: values} the text states (case-insensitive, whole words, no overlaps);
@@ -296,3 +310,19 @@ def contrary(
         elif known:
             out += [f"{field}: {v!r}" for v in sorted(set(values) - known)]
     return out
+
+
+def contradiction(
+    stated: Mapping[str, Iterable[str]],
+    facts: Mapping[str, Iterable[str]],
+    event: bool | None,
+    role: str | None = None,
+) -> str | None:
+    """Why a text that states `stated` contradicts `facts` (`contrary`), with what the
+    metadata (of `role`'s road user) holds for each field stated, or None when it does
+    not: "motion: 'turning right'; the metadata of the ego vehicle: motion going straight"."""
+    bad = contrary(stated, facts, event)
+    if not bad:
+        return None
+    holds = "; ".join(f"{f} {', '.join(facts.get(f, ())) or 'none'}" for f in sorted(stated))
+    return f"{'; '.join(bad)}; the metadata{whose(role)}: {holds}"

@@ -86,17 +86,7 @@ def word_lists(split: Any) -> str | None:
     fact phrases, the answer and subject words (`prompts/checks/fact_words.yaml`), the
     revision leaks and the text leaks (`checks/revision_leaks.txt`, `checks/text_leaks.txt`)."""
     lex = getattr(split, "lexicon", None)
-    if lex is None:
-        return None
-    return content_key(
-        {
-            "phrases": lex.phrases,
-            "leaks": lex.leaks,
-            "answers": lex.answers,
-            "subjects": lex.subjects,
-            "text_leaks": lex.text_leaks,
-        }
-    )
+    return content_key(lex.content()) if lex is not None else None
 
 
 def _clip_file_states(build_dir: Path, states: dict[str, str] | None = None) -> str:

@@ -24,8 +24,9 @@ from vlm_autodrive.builders.generate.degenerate import check_open_qa
 from vlm_autodrive.builders.generate.facts import (
     FIELDS,
     ROLE_FIELDS,
-    contrary,
+    contradiction,
     subject_facts,
+    whose,
 )
 from vlm_autodrive.builders.generate.parsing import extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit
@@ -174,16 +175,11 @@ class ShortQa(ModelSplit):
             # hits it." answers "What happens to the ego vehicle?" rightly.
             role = self.lexicon.subject(q, a) if dim in ROLE_FIELDS else None
             facts = subject_facts(clip.facts, role)
-            who = f" of the {'ego vehicle' if role == 'ego' else 'other road user'}" if role else ""
+            who = whose(role)
             truth = facts.get(dim, ())
-            if bad := contrary(stated, facts, taxonomy.is_event(clip.label)):
+            if why := contradiction(stated, facts, taxonomy.is_event(clip.label), role):
                 raise Filtered(
-                    f"pair {k + 1} ({dim}): the answer {a!r} contradicts the metadata "
-                    f"({'; '.join(bad)}; the metadata{who}: "
-                    + "; ".join(
-                        f"{f} {', '.join(facts.get(f, ())) or 'none'}" for f in sorted(stated)
-                    )
-                    + ")"
+                    f"pair {k + 1} ({dim}): the answer {a!r} contradicts the metadata ({why})"
                 )
             if not truth:
                 raise Filtered(f"pair {k + 1} ({dim}): the metadata has no {dim}{who} to check")

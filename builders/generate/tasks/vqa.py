@@ -33,7 +33,7 @@ from vlm_autodrive.builders.generate.degenerate import (
     check_options,
     check_question,
 )
-from vlm_autodrive.builders.generate.facts import contrary, subject_facts
+from vlm_autodrive.builders.generate.facts import contradiction, subject_facts
 from vlm_autodrive.builders.generate.parsing import ParseError, extract_json, require
 from vlm_autodrive.builders.generate.tasks.base import ClipInput, Filtered, ModelSplit, lettered
 
@@ -296,14 +296,10 @@ class Vqa(ModelSplit):
             role = self.lexicon.subject(question, answer)
         facts = subject_facts(clip.facts, role)
         stated = self.lexicon.mentions(answer, asked=field)
-        if bad := contrary(stated, facts, taxonomy.is_event(clip.label)):
-            truth = "; ".join(
-                f"{f} {', '.join(facts.get(f, ())) or 'none'}" for f in sorted(stated)
-            )
-            who = {"ego": " of the ego vehicle", "other": " of the other road users"}.get(role, "")
+        if why := contradiction(stated, facts, taxonomy.is_event(clip.label), role):
             raise Filtered(
                 f"question {row.item + 1} ({row.dimension}): the answer {answer!r} contradicts "
-                f"the metadata ({'; '.join(bad)}; the metadata{who}: {truth})"
+                f"the metadata ({why})"
             )
 
 

@@ -98,7 +98,7 @@ def test_short_answers_about_the_right_road_user_are_kept(pair):
         ),
         (
             ("motion", "How is the bus moving?", "It goes straight ahead."),
-            r"motion: 'going straight'.*other road user: motion turning right",
+            r"motion: 'going straight'.*other road users: motion turning right",
         ),
         (
             ("impact_side", "Where is the ego car hit?", "Rear."),
