@@ -49,15 +49,20 @@ def stage_stamps(build_dir: Path, mixtures: bool = True) -> dict[str, dict[str, 
     return out
 
 
-def first_stale_stage(stamps: dict[str, dict[str, Any]], prov: dict[str, Any]) -> StaleStage | None:
-    """The first stage, in pipeline order (mixtures last), whose recorded inputs (its
-    stamp's `inputs`; for the rule splits also provenance.json's
-    `stages.rule_splits.inputs`) differ from the outputs their stages record now."""
-    made_by = {
+def recorded_outputs(stamps: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """{path in the build: (the stage that wrote it, its sha256)}, as the stamps record."""
+    return {
         rel: (stage, sha)
         for stage, stamp in stamps.items()
         for rel, sha in (stamp.get("outputs") or {}).items()
     }
+
+
+def first_stale_stage(stamps: dict[str, dict[str, Any]], prov: dict[str, Any]) -> StaleStage | None:
+    """The first stage, in pipeline order (mixtures last), whose recorded inputs (its
+    stamp's `inputs`; for the rule splits also provenance.json's
+    `stages.rule_splits.inputs`) differ from the outputs their stages record now."""
+    made_by = recorded_outputs(stamps)
     read: dict[str, dict[str, str]] = {
         stage: dict(stamp.get("inputs") or {}) for stage, stamp in stamps.items()
     }

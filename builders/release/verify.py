@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from vlm_autodrive.builders.core.files import file_sha256, read_json
-from vlm_autodrive.builders.core.freshness import STAGES, first_stale_stage, stage_stamps
+from vlm_autodrive.builders.core.freshness import (
+    STAGES,
+    first_stale_stage,
+    recorded_outputs,
+    stage_stamps,
+)
 from vlm_autodrive.builders.core.stage import STAMP
 from vlm_autodrive.builders.release.staging import ReleaseError
 
@@ -151,11 +156,7 @@ def check_audit(build_dir: Path, stamps: dict[str, dict[str, Any]] | None = None
             raise ReleaseError(
                 f"{build_dir / rel} changed since the audit wrote it: run {fix}, then publish"
             )
-    made_by = {
-        rel: (stage, sha)
-        for stage, s in stamps.items()
-        for rel, sha in (s.get("outputs") or {}).items()
-    }
+    made_by = recorded_outputs(stamps)
     for rel, sha in sorted((stamp.get("inputs") or {}).items()):
         if rel in made_by and made_by[rel][1] != sha:
             raise ReleaseError(
